@@ -1,25 +1,14 @@
-import { readdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { readMigrationDirectory } from '../../codegen/schema-files.js';
+import { migrate } from '../../src/migrate.js';
 
 const migrationsDir = fileURLToPath(new URL('../../sql/migrations/', import.meta.url));
 
-/** Applies every engine migration, in order, to the database at `url`. */
+/**
+ * Applies every engine migration to the database at `url` through the real runner. The
+ * migrations are read from `sql/migrations/` (not the bundled module), so tests always run the
+ * SQL as it is on disk; `test/engine/schema-files.test.ts` catches a stale bundle.
+ */
 export async function applySchemaForTests(url: string): Promise<void> {
-  const files = (await readdir(migrationsDir)).filter((f) => f.endsWith('.sql')).sort();
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    for (const file of files) {
-      const sql = await readFile(path.join(migrationsDir, file), 'utf8');
-      try {
-        await client.query(sql);
-      } catch (error) {
-        throw new Error(`migration ${file} failed: ${(error as Error).message}`, { cause: error });
-      }
-    }
-  } finally {
-    await client.end();
-  }
+  await migrate(url, { migrations: await readMigrationDirectory(migrationsDir) });
 }

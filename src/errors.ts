@@ -1,0 +1,233 @@
+/**
+ * Every error absurd-kit throws on purpose. Each carries a stable `code`: match on it (or on the
+ * class), never on message text. Messages say what happened, to what, and what to do next.
+ */
+import { redactDatabaseUrl } from './config.js';
+import { migrationLabel, type MigrationRef } from './engine/migration.js';
+
+/**
+ * Base class of absurd-kit's errors.
+ *
+ * @example
+ * try { await migrate(url); } catch (error) {
+ *   if (error instanceof AbsurdError && error.code === 'SCHEMA_FOREIGN') process.exitCode = 1;
+ * }
+ */
+export class AbsurdError extends Error {
+  /** Stable machine-readable code, e.g. `DATABASE_UNREACHABLE`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * True when `error` is an {@link AbsurdError}, optionally with the given code.
+ *
+ * @example
+ * if (isAbsurdError(error, 'SCHEMA_MISSING')) console.error('run `absurd init` first');
+ */
+export function isAbsurdError(error: unknown, code?: string): error is AbsurdError {
+  return error instanceof AbsurdError && (code === undefined || error.code === code);
+}
+
+/**
+ * The database could not be reached or refused the login. `url` never contains the password.
+ *
+ * @example
+ * throw new DatabaseUnreachableError('postgresql://app:secret@db/absurd', cause); // message shows app:***@db
+ */
+export class DatabaseUnreachableError extends AbsurdError {
+  declare readonly code: 'DATABASE_UNREACHABLE';
+  /** The database URL with its password redacted. */
+  readonly url: string;
+
+  constructor(url: string, cause: unknown) {
+    const safeUrl = redactDatabaseUrl(url);
+    super(
+      'DATABASE_UNREACHABLE',
+      `cannot connect to ${safeUrl}: ${describeCause(cause)} — check --database-url or ABSURD_DATABASE_URL`,
+      { cause },
+    );
+    this.url = safeUrl;
+  }
+}
+
+/**
+ * Schema `absurd` is not installed in the database.
+ *
+ * @example
+ * throw new SchemaMissingError();
+ */
+export class SchemaMissingError extends AbsurdError {
+  declare readonly code: 'SCHEMA_MISSING';
+
+  constructor() {
+    super('SCHEMA_MISSING', 'schema "absurd" is not installed in this database — run `absurd init`');
+  }
+}
+
+/**
+ * The database lacks migrations that this package has.
+ *
+ * @example
+ * throw new SchemaOutdatedError([{ version: 4, name: 'claims' }]);
+ */
+export class SchemaOutdatedError extends AbsurdError {
+  declare readonly code: 'SCHEMA_OUTDATED';
+  /** The migrations not yet applied, in order. */
+  readonly pending: readonly MigrationRef[];
+
+  constructor(pending: readonly MigrationRef[]) {
+    super(
+      'SCHEMA_OUTDATED',
+      `schema "absurd" is missing ${pending.length} migration(s) (${listMigrations(pending)}) — run \`absurd migrate\``,
+    );
+    this.pending = pending;
+  }
+}
+
+/**
+ * The database has migrations this package does not know: the package is older than the schema.
+ *
+ * @example
+ * throw new SchemaTooNewError([{ version: 9, name: 'future' }]);
+ */
+export class SchemaTooNewError extends AbsurdError {
+  declare readonly code: 'SCHEMA_TOO_NEW';
+  /** The applied migrations unknown to this package. */
+  readonly unknown: readonly MigrationRef[];
+
+  constructor(unknown: readonly MigrationRef[]) {
+    super(
+      'SCHEMA_TOO_NEW',
+      `schema "absurd" has migration(s) this version of absurd-kit does not know (${listMigrations(unknown)}) — upgrade absurd-kit`,
+    );
+    this.unknown = unknown;
+  }
+}
+
+/**
+ * Schema `absurd` exists but was not installed by absurd-kit (for example by Absurd's own
+ * `absurdctl init`); absurd-kit refuses to change it.
+ *
+ * @example
+ * throw new SchemaForeignError('0.4.0');
+ */
+export class SchemaForeignError extends AbsurdError {
+  declare readonly code: 'SCHEMA_FOREIGN';
+  /** What `absurd.get_schema_version()` returned, or null when the function does not exist. */
+  readonly schemaVersion: string | null;
+
+  constructor(schemaVersion: string | null) {
+    const version = schemaVersion === null ? 'no get_schema_version()' : `get_schema_version() = '${schemaVersion}'`;
+    super(
+      'SCHEMA_FOREIGN',
+      `schema "absurd" exists but was not installed by absurd-kit (${version}); absurd-kit will not modify it — use another database, or drop that schema if nothing uses it`,
+    );
+    this.schemaVersion = schemaVersion;
+  }
+}
+
+/**
+ * An applied migration's recorded checksum differs from the same migration in this package.
+ *
+ * @example
+ * throw new MigrationChecksumError({ version: 2, name: 'queues' }, 'ab12…', 'cd34…');
+ */
+export class MigrationChecksumError extends AbsurdError {
+  declare readonly code: 'MIGRATION_CHECKSUM_MISMATCH';
+  readonly migration: MigrationRef;
+
+  constructor(migration: MigrationRef, recorded: string, bundled: string) {
+    super(
+      'MIGRATION_CHECKSUM_MISMATCH',
+      `migration ${migrationLabel(migration)} was applied with checksum ${recorded.slice(0, 12)}… but this package has ${bundled.slice(0, 12)}…; applied migrations must never change — restore the original file and put the change in a new migration`,
+    );
+    this.migration = migration;
+  }
+}
+
+/**
+ * A migration's SQL failed; its transaction was rolled back and nothing of it was recorded.
+ *
+ * @example
+ * throw new MigrationFailedError({ version: 3, name: 'tasks' }, pgError);
+ */
+export class MigrationFailedError extends AbsurdError {
+  declare readonly code: 'MIGRATION_FAILED';
+  readonly migration: MigrationRef;
+  /** The SQLSTATE of the underlying database error, when there is one. */
+  readonly sqlState: string | undefined;
+
+  constructor(migration: MigrationRef, cause: unknown) {
+    super('MIGRATION_FAILED', `migration ${migrationLabel(migration)} failed: ${describeCause(cause)}`, { cause });
+    this.migration = migration;
+    this.sqlState = sqlStateOf(cause);
+  }
+}
+
+/** What {@link fromDatabaseError} needs to know about where an error happened. */
+export interface DatabaseErrorContext {
+  /** The database URL in use (redacted before it reaches any message). */
+  url?: string | undefined;
+}
+
+/**
+ * SQLSTATE → absurd-kit error. The single place where database errors become typed errors;
+ * add an entry (and a class above) whenever a feature needs to surface a SQLSTATE — the engine's
+ * own `AB###` codes and the contract's `P0001` cases included. Unlisted SQLSTATEs pass through
+ * unchanged as the driver's error.
+ */
+const SQLSTATE_ERRORS: ReadonlyMap<string, (cause: unknown, context: DatabaseErrorContext) => AbsurdError> = new Map(
+  [
+    '08000', // connection_exception
+    '08001', // sqlclient_unable_to_establish_sqlconnection
+    '08004', // sqlserver_rejected_establishment_of_sqlconnection
+    '08006', // connection_failure
+    '28000', // invalid_authorization_specification
+    '28P01', // invalid_password
+    '3D000', // invalid_catalog_name: the database does not exist
+    '53300', // too_many_connections
+    '57P03', // cannot_connect_now (starting up, shutting down)
+  ].map((state) => [state, (cause, context) => new DatabaseUnreachableError(context.url ?? 'the database', cause)]),
+);
+
+/**
+ * Maps a database error to its absurd-kit error through the SQLSTATE table; returns anything it
+ * does not recognise unchanged.
+ *
+ * @example
+ * try { await client.connect(); } catch (error) { throw fromDatabaseError(error, { url }); }
+ */
+export function fromDatabaseError(error: unknown, context: DatabaseErrorContext = {}): unknown {
+  const state = sqlStateOf(error);
+  const build = state === undefined ? undefined : SQLSTATE_ERRORS.get(state);
+  return build ? build(error, context) : error;
+}
+
+/** The SQLSTATE of a node-postgres error (its `code` when that is five characters). */
+function sqlStateOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** One line describing an underlying error (network errors may be AggregateErrors without a message). */
+function describeCause(cause: unknown): string {
+  if (cause instanceof AggregateError && cause.message === '' && cause.errors.length > 0) {
+    return describeCause(cause.errors[0]);
+  }
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code;
+    return cause.message || (typeof code === 'string' ? code : cause.name);
+  }
+  return String(cause);
+}
+
+function listMigrations(migrations: readonly MigrationRef[]): string {
+  const shown = migrations.slice(0, 5).map(migrationLabel).join(', ');
+  return migrations.length > 5 ? `${shown}, …` : shown;
+}
