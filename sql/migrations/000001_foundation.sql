@@ -315,7 +315,9 @@ begin
     perform 1 from absurd.disable_cron(p_queue_name);
   end if;
   foreach v_prefix in array array['i', 'w', 'e', 'c', 'r', 't'] loop
-    execute format('drop table if exists absurd.%I cascade', v_prefix || '_' || p_queue_name);
+    if to_regclass(format('absurd.%I', v_prefix || '_' || p_queue_name)) is not null then
+      execute format('drop table if exists absurd.%I cascade', v_prefix || '_' || p_queue_name);
+    end if;
   end loop;
   delete from absurd.queues q where q.queue_name = p_queue_name;
 end;
