@@ -6,7 +6,7 @@ export const migrations: readonly Migration[] = [
   {
     version: 1,
     name: 'foundation',
-    checksum: 'a6d98b581b3838f126dcb9e116fbb21ca8320bc59ff62106afe160d1a8592cf0',
+    checksum: '2a01fa24eb3ba554d313ef0a7c9586c91e80d474859b92f3d67caff56a2ddeec',
     sql: `-- absurd-kit engine, migration 000001: foundation.
 --
 -- Schema, time source, UUIDv7 helpers, queue names, the queue registry and the per-queue tables.
@@ -324,7 +324,9 @@ begin
     perform 1 from absurd.disable_cron(p_queue_name);
   end if;
   foreach v_prefix in array array['i', 'w', 'e', 'c', 'r', 't'] loop
-    execute format('drop table if exists absurd.%I cascade', v_prefix || '_' || p_queue_name);
+    if to_regclass(format('absurd.%I', v_prefix || '_' || p_queue_name)) is not null then
+      execute format('drop table if exists absurd.%I cascade', v_prefix || '_' || p_queue_name);
+    end if;
   end loop;
   delete from absurd.queues q where q.queue_name = p_queue_name;
 end;
@@ -469,6 +471,1616 @@ begin
       end loop;
     end if;
   end if;
+end;
+$$;
+`,
+  },
+  {
+    version: 2,
+    name: 'tasks',
+    checksum: 'd7c582677939924c82229c728b8360f4752e44b1b36d159c61dfec5fd36ff205',
+    sql: `-- absurd-kit engine, migration 000002: the task lifecycle.
+--
+-- spawn_task, claim_task, complete_run, schedule_run, fail_run, retry_task, cancel_task and
+-- get_task_result. A task (t_<q>) has one row per logical task; every attempt is a run (r_<q>).
+--
+-- Lock order, everywhere: run rows before their task row. complete_run and fail_run lock the run and
+-- then the task; cancel_task locks all live runs (by run_id) and then the task; claim_task skips
+-- anything locked. That single order is what keeps concurrent cancel/complete/fail free of deadlocks.
+--
+-- These runtime functions neither validate the queue name nor consult absurd.queues: a missing queue
+-- surfaces as undefined_table (42P01) from the dynamic SQL, as the contract specifies.
+
+-- spawn_task(q, name, params, options): creates a pending task with its first run (attempt 1).
+-- options: headers, max_attempts (>= 1; absent or null = unlimited), retry_strategy, cancellation,
+-- idempotency_key. With an idempotency key already used in the queue it creates nothing and returns
+-- the existing task's current run and attempt count with created = false.
+-- Locks: inserts only; an idempotency conflict waits for the other inserting transaction.
+create function absurd.spawn_task(p_queue_name text, p_task_name text, p_params jsonb,
+                                  p_options jsonb default '{}')
+returns table(task_id uuid, run_id uuid, attempt integer, created boolean)
+language plpgsql
+as $$
+declare
+  v_task_id uuid := absurd.portable_uuidv7();
+  v_run_id uuid := absurd.portable_uuidv7();
+  v_now timestamptz := absurd.current_time();
+  v_options jsonb := coalesce(p_options, '{}'::jsonb);
+  v_params jsonb := coalesce(p_params, 'null'::jsonb);
+  v_headers jsonb;
+  v_retry_strategy jsonb;
+  v_max_attempts integer;
+  v_cancellation jsonb;
+  v_key text;
+  v_option_key text;
+  v_mode text;
+  v_inserted uuid;
+  v_existing_task uuid;
+  v_existing_run uuid;
+  v_existing_attempts integer;
+begin
+  if p_task_name is null or btrim(p_task_name) = '' then
+    raise exception 'task_name must be provided';
+  end if;
+  if jsonb_typeof(v_options) = 'object' then
+    v_headers := v_options -> 'headers';
+    v_retry_strategy := v_options -> 'retry_strategy';
+    v_cancellation := v_options -> 'cancellation';
+    v_key := v_options ->> 'idempotency_key';
+    if v_options ? 'max_attempts' then
+      v_max_attempts := (v_options ->> 'max_attempts')::integer;
+      if v_max_attempts is not null and v_max_attempts < 1 then
+        raise exception 'max_attempts must be >= 1';
+      end if;
+    end if;
+  end if;
+
+  -- These values are read later by claim_task and fail_run, where a value that does not cast would
+  -- make every claim on the queue fail. Refuse them here instead, naming the offending key.
+  if jsonb_typeof(v_cancellation) = 'object' then
+    foreach v_option_key in array array['max_delay', 'max_duration'] loop
+      if (v_cancellation ->> v_option_key) !~ '^\\s*[-+]?[0-9]+\\s*$' then
+        raise exception 'cancellation.% must be a whole number of seconds, got %',
+          v_option_key, v_cancellation -> v_option_key;
+      end if;
+    end loop;
+  end if;
+  if jsonb_typeof(v_retry_strategy) = 'object' then
+    foreach v_option_key in array array['base_seconds', 'factor', 'max_seconds'] loop
+      if (v_retry_strategy ->> v_option_key) !~ '^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?\\s*$' then
+        raise exception 'retry_strategy.% must be a number, got %',
+          v_option_key, v_retry_strategy -> v_option_key;
+      end if;
+    end loop;
+  end if;
+
+  if v_key is not null then
+    select q.storage_mode into v_mode from absurd.queues q where q.queue_name = p_queue_name;
+    if coalesce(v_mode, 'unpartitioned') = 'partitioned' then
+      -- The registry row is the queue-wide uniqueness point for partitioned queues.
+      execute format(
+        'insert into absurd.%I (idempotency_key, task_id) values ($1, $2)
+         on conflict (idempotency_key) do nothing returning task_id',
+        'i_' || p_queue_name)
+        into v_inserted using v_key, v_task_id;
+      if v_inserted is null then
+        execute format(
+          'select i.task_id, t.last_attempt_run, t.attempts
+             from absurd.%I i
+             join absurd.%I t on t.task_id = i.task_id
+            where i.idempotency_key = $1
+              for key share of i',
+          'i_' || p_queue_name, 't_' || p_queue_name)
+          into v_existing_task, v_existing_run, v_existing_attempts using v_key;
+        if v_existing_task is null then
+          raise exception 'Idempotency key "%" in queue "%" is being released concurrently', v_key, p_queue_name
+            using errcode = '40001', hint = 'Retry the spawn.';
+        end if;
+        if v_existing_run is null then
+          raise exception 'Task "%" for idempotency key "%" has no run in queue "%"',
+            v_existing_task, v_key, p_queue_name;
+        end if;
+        return query select v_existing_task, v_existing_run, v_existing_attempts, false;
+        return;
+      end if;
+    else
+      execute format(
+        'insert into absurd.%I (task_id, task_name, params, headers, retry_strategy, max_attempts,
+                                cancellation, enqueue_at, first_started_at, state, attempts,
+                                last_attempt_run, completed_payload, cancelled_at, idempotency_key)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, null, ''pending'', 1, $9, null, null, $10)
+         on conflict (idempotency_key) do nothing
+         returning task_id',
+        't_' || p_queue_name)
+        into v_inserted
+        using v_task_id, p_task_name, v_params, v_headers, v_retry_strategy, v_max_attempts,
+              v_cancellation, v_now, v_run_id, v_key;
+      if v_inserted is null then
+        execute format(
+          'select t.task_id, t.last_attempt_run, t.attempts from absurd.%I t where t.idempotency_key = $1',
+          't_' || p_queue_name)
+          into v_existing_task, v_existing_run, v_existing_attempts using v_key;
+        if v_existing_task is null then
+          raise exception 'Idempotency key "%" in queue "%" is being released concurrently', v_key, p_queue_name
+            using errcode = '40001', hint = 'Retry the spawn.';
+        end if;
+        return query select v_existing_task, v_existing_run, v_existing_attempts, false;
+        return;
+      end if;
+    end if;
+  end if;
+
+  if v_inserted is null then
+    execute format(
+      'insert into absurd.%I (task_id, task_name, params, headers, retry_strategy, max_attempts,
+                              cancellation, enqueue_at, first_started_at, state, attempts,
+                              last_attempt_run, completed_payload, cancelled_at, idempotency_key)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, null, ''pending'', 1, $9, null, null, $10)',
+      't_' || p_queue_name)
+      using v_task_id, p_task_name, v_params, v_headers, v_retry_strategy, v_max_attempts,
+            v_cancellation, v_now, v_run_id, v_key;
+  end if;
+
+  execute format(
+    'insert into absurd.%I (run_id, task_id, attempt, state, available_at)
+     values ($1, $2, 1, ''pending'', $3)',
+    'r_' || p_queue_name)
+    using v_run_id, v_task_id, v_now;
+
+  return query select v_task_id, v_run_id, 1, true;
+end;
+$$;
+
+-- cancel_task(q, task): cancels a task that is not yet terminal: the task becomes cancelled, its live
+-- runs cancelled (claim cleared) and its event waits removed. A no-op on completed, failed or
+-- cancelled tasks. Locks: the task's live runs FOR UPDATE in run_id order, then the task FOR UPDATE.
+-- A concurrent complete_run/fail_run that got the run first wins; this call then sees a terminal task.
+create function absurd.cancel_task(p_queue_name text, p_task_id uuid) returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_state text;
+begin
+  execute format(
+    'select count(*) from (
+       select 1 from absurd.%I r
+        where r.task_id = $1 and r.state not in (''completed'', ''failed'', ''cancelled'')
+        order by r.run_id
+          for update) as locked',
+    'r_' || p_queue_name)
+    using p_task_id;
+
+  execute format('select t.state from absurd.%I t where t.task_id = $1 for update', 't_' || p_queue_name)
+    into v_state using p_task_id;
+  if v_state is null then
+    raise exception 'Task "%" not found in queue "%"', p_task_id, p_queue_name;
+  end if;
+  if v_state in ('completed', 'failed', 'cancelled') then
+    return;
+  end if;
+
+  execute format(
+    'with runs as (
+       update absurd.%I r
+          set state = ''cancelled'', claimed_by = null, claim_expires_at = null
+        where r.task_id = $1 and r.state not in (''completed'', ''failed'', ''cancelled'')
+     ),
+     waits as (
+       delete from absurd.%I w where w.task_id = $1
+     )
+     update absurd.%I t
+        set state = ''cancelled'', cancelled_at = coalesce(t.cancelled_at, $2)
+      where t.task_id = $1',
+    'r_' || p_queue_name, 'w_' || p_queue_name, 't_' || p_queue_name)
+    using p_task_id, v_now;
+end;
+$$;
+
+-- fail_run(q, run, reason, retry_at): records a failed attempt and decides what follows.
+-- Retries while attempts remain (max_attempts NULL = unlimited): at retry_at when given, otherwise
+-- after the task's retry_strategy delay (fixed: base_seconds, default 60; exponential: base_seconds
+-- (30) * factor (2) ^ (attempt - 1), capped by max_seconds; none/unknown: immediately), never earlier
+-- than now. The retry is a new run (attempt + 1), pending when due now and sleeping otherwise. If the
+-- task's cancellation.max_duration would be exceeded by the retry time, the task is cancelled instead.
+-- Accepts running and sleeping runs. AB001 when the run was cancelled, AB002 when it already failed.
+-- Locks: the run FOR UPDATE, then the task FOR UPDATE.
+create function absurd.fail_run(p_queue_name text, p_run_id uuid, p_reason jsonb,
+                                p_retry_at timestamptz default null)
+returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_t text := 't_' || p_queue_name;
+  v_r text := 'r_' || p_queue_name;
+  v_task_id uuid;
+  v_attempt integer;
+  v_state text;
+  v_retry_strategy jsonb;
+  v_max_attempts integer;
+  v_first_started_at timestamptz;
+  v_cancellation jsonb;
+  v_next_attempt integer;
+  v_next_available timestamptz;
+  v_kind text;
+  v_delay double precision;
+  v_max_duration bigint;
+  v_new_run uuid;
+  v_new_state text;
+begin
+  execute format('select r.task_id, r.attempt, r.state from absurd.%I r where r.run_id = $1 for update', v_r)
+    into v_task_id, v_attempt, v_state using p_run_id;
+  if v_state is null then
+    raise exception 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
+  end if;
+  if v_state = 'cancelled' then
+    raise exception 'Task has been cancelled' using errcode = 'AB001';
+  end if;
+  if v_state = 'failed' then
+    raise exception 'Run "%" has already failed in queue "%"', p_run_id, p_queue_name using errcode = 'AB002';
+  end if;
+  if v_state not in ('running', 'sleeping') then
+    raise exception 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
+  end if;
+
+  execute format(
+    'select t.retry_strategy, t.max_attempts, t.first_started_at, t.cancellation
+       from absurd.%I t where t.task_id = $1 for update', v_t)
+    into v_retry_strategy, v_max_attempts, v_first_started_at, v_cancellation using v_task_id;
+
+  execute format(
+    'with run as (
+       update absurd.%I r
+          set state = ''failed'', wake_event = null, failed_at = $2, failure_reason = $3
+        where r.run_id = $1
+     )
+     delete from absurd.%I w where w.run_id = $1',
+    v_r, 'w_' || p_queue_name)
+    using p_run_id, v_now, p_reason;
+
+  v_next_attempt := v_attempt + 1;
+  if v_max_attempts is not null and v_next_attempt > v_max_attempts then
+    execute format(
+      'update absurd.%I t set state = ''failed'', attempts = greatest(t.attempts, $2), last_attempt_run = $3
+        where t.task_id = $1', v_t)
+      using v_task_id, v_attempt, p_run_id;
+    return;
+  end if;
+
+  if p_retry_at is not null then
+    v_next_available := p_retry_at;
+  else
+    v_kind := coalesce(v_retry_strategy ->> 'kind', 'none');
+    if v_kind = 'fixed' then
+      v_delay := coalesce((v_retry_strategy ->> 'base_seconds')::double precision, 60);
+    elsif v_kind = 'exponential' then
+      v_delay := coalesce((v_retry_strategy ->> 'base_seconds')::double precision, 30)
+                 * power(coalesce((v_retry_strategy ->> 'factor')::double precision, 2),
+                         least(greatest(v_attempt - 1, 0), 1000));
+      if (v_retry_strategy ->> 'max_seconds') is not null then
+        v_delay := least(v_delay, (v_retry_strategy ->> 'max_seconds')::double precision);
+      end if;
+    else
+      v_delay := 0;
+    end if;
+    -- Keep absurd configurations (huge factors, no cap) representable: at most ~100 years.
+    v_delay := least(coalesce(v_delay, 0), 3153600000);
+    v_next_available := v_now + v_delay * interval '1 second';
+  end if;
+  v_next_available := greatest(v_next_available, v_now);
+
+  v_max_duration := (v_cancellation ->> 'max_duration')::bigint;
+  if v_max_duration is not null and v_first_started_at is not null
+     and extract(epoch from v_next_available - v_first_started_at) >= v_max_duration then
+    execute format(
+      'update absurd.%I t set state = ''cancelled'', cancelled_at = coalesce(t.cancelled_at, $2),
+                              last_attempt_run = $3
+        where t.task_id = $1', v_t)
+      using v_task_id, v_now, p_run_id;
+    return;
+  end if;
+
+  v_new_run := absurd.portable_uuidv7();
+  v_new_state := case when v_next_available > v_now then 'sleeping' else 'pending' end;
+  execute format(
+    'with run as (
+       insert into absurd.%I (run_id, task_id, attempt, state, available_at)
+       values ($2, $1, $3, $4, $5)
+     )
+     update absurd.%I t set state = $4, attempts = greatest(t.attempts, $3), last_attempt_run = $2
+      where t.task_id = $1',
+    v_r, v_t)
+    using v_task_id, v_new_run, v_next_attempt, v_new_state, v_next_available;
+end;
+$$;
+
+-- claim_task(q, worker, claim_timeout, qty): hands up to qty due runs to a worker under a lease of
+-- claim_timeout seconds (0 = no lease). Before claiming it applies the queue's upkeep:
+--   A. cancellation policies: tasks never started within cancellation.max_delay seconds of enqueue, or
+--      running longer than cancellation.max_duration seconds since first start, are cancelled;
+--   B. expired leases: up to qty running runs whose lease ended are failed with a $ClaimTimeout reason
+--      (normal retry rules apply, so the replacement run may be claimed right away in C);
+--   C. claim: due pending/sleeping runs of live tasks, oldest available_at first.
+-- Phase A reaches tasks through their live runs (r_<q>_sai), B through r_<q>_cei and C through
+-- r_<q>_cai, so none of them reads completed history.
+-- Locks: A as cancel_task; B the expired runs FOR UPDATE SKIP LOCKED, then as fail_run; C the
+-- claimed runs and their tasks FOR UPDATE SKIP LOCKED, so concurrent workers never wait on each other.
+create function absurd.claim_task(p_queue_name text, p_worker_id text, p_claim_timeout integer default 30,
+                                  p_qty integer default 1)
+returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params jsonb,
+              retry_strategy jsonb, max_attempts integer, headers jsonb, wake_event text,
+              event_payload jsonb)
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_timeout integer := greatest(coalesce(p_claim_timeout, 30), 0);
+  v_worker text := coalesce(nullif(p_worker_id, ''), 'worker');
+  v_qty integer := greatest(coalesce(p_qty, 1), 1);
+  v_claim_until timestamptz;
+  v_t text := 't_' || p_queue_name;
+  v_r text := 'r_' || p_queue_name;
+  v_id uuid;
+  v_expired record;
+begin
+  if v_timeout > 0 then
+    v_claim_until := v_now + v_timeout * interval '1 second';
+  end if;
+
+  -- A. Cancellation policies.
+  for v_id in execute format(
+    'select distinct t.task_id
+       from absurd.%I r
+       join absurd.%I t on t.task_id = r.task_id
+      where r.state in (''pending'', ''sleeping'', ''running'')
+        and t.state in (''pending'', ''sleeping'', ''running'')
+        and t.cancellation is not null
+        and ((t.cancellation ->> ''max_delay'') is not null
+              and t.first_started_at is null
+              and extract(epoch from $1 - t.enqueue_at) >= (t.cancellation ->> ''max_delay'')::bigint
+          or (t.cancellation ->> ''max_duration'') is not null
+              and t.first_started_at is not null
+              and extract(epoch from $1 - t.first_started_at) >= (t.cancellation ->> ''max_duration'')::bigint)
+      order by t.task_id',
+    v_r, v_t) using v_now
+  loop
+    perform absurd.cancel_task(p_queue_name, v_id);
+  end loop;
+
+  -- B. Expired leases.
+  for v_expired in execute format(
+    'select r.run_id, r.claimed_by, r.claim_expires_at, r.attempt
+       from absurd.%I r
+      where r.state = ''running'' and r.claim_expires_at is not null and r.claim_expires_at <= $1
+      order by r.claim_expires_at, r.run_id
+      limit $2
+        for update skip locked',
+    v_r) using v_now, v_qty
+  loop
+    perform absurd.fail_run(
+      p_queue_name,
+      v_expired.run_id,
+      jsonb_strip_nulls(jsonb_build_object(
+        'name', '$ClaimTimeout',
+        'message', 'worker did not finish task within claim interval',
+        'workerId', v_expired.claimed_by,
+        'claimExpiredAt', v_expired.claim_expires_at,
+        'attempt', v_expired.attempt)),
+      null);
+  end loop;
+
+  -- C. Claim.
+  return query execute format(
+    'with candidates as (
+       select r.run_id, r.available_at
+         from absurd.%1$I r
+         join absurd.%2$I t on t.task_id = r.task_id
+        where r.state in (''pending'', ''sleeping'')
+          and r.available_at <= $1
+          and t.state in (''pending'', ''sleeping'', ''running'')
+        order by r.available_at, r.run_id
+        limit $2
+          for update of r, t skip locked
+     ),
+     claimed as (
+       update absurd.%1$I r
+          set state = ''running'', claimed_by = $3, claim_expires_at = $4, started_at = $1,
+              available_at = $1
+         from candidates c
+        where r.run_id = c.run_id
+       returning r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload, c.available_at as claimed_from
+     ),
+     tasks as (
+       update absurd.%2$I t
+          set state = ''running'', attempts = greatest(t.attempts, c.attempt),
+              first_started_at = coalesce(t.first_started_at, $1), last_attempt_run = c.run_id
+         from claimed c
+        where t.task_id = c.task_id
+       returning t.task_id, t.task_name, t.params, t.retry_strategy, t.max_attempts, t.headers
+     ),
+     expired_waits as (
+       delete from absurd.%3$I w
+        using claimed c
+        where w.run_id = c.run_id and w.timeout_at is not null and w.timeout_at <= $1
+     )
+     select c.run_id, c.task_id, c.attempt, t.task_name, t.params, t.retry_strategy, t.max_attempts,
+            t.headers, c.wake_event, c.event_payload
+       from claimed c
+       join tasks t on t.task_id = c.task_id
+      order by c.claimed_from, c.run_id',
+    v_r, v_t, 'w_' || p_queue_name)
+    using v_now, v_qty, v_worker, v_claim_until;
+end;
+$$;
+
+-- complete_run(q, run, result): finishes a running run and its task with the given result. The run
+-- keeps claimed_by/claim_expires_at. AB001 when the run was cancelled, AB002 when it already failed
+-- (e.g. its lease expired and was swept). Locks: the run FOR UPDATE, then the task.
+create function absurd.complete_run(p_queue_name text, p_run_id uuid, p_state jsonb default null)
+returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_task_id uuid;
+  v_state text;
+begin
+  execute format('select r.task_id, r.state from absurd.%I r where r.run_id = $1 for update', 'r_' || p_queue_name)
+    into v_task_id, v_state using p_run_id;
+  if v_state is null then
+    raise exception 'Run "%" not found in queue "%"', p_run_id, p_queue_name;
+  end if;
+  if v_state <> 'running' then
+    if v_state = 'cancelled' then
+      raise exception 'Task has been cancelled' using errcode = 'AB001';
+    elsif v_state = 'failed' then
+      raise exception 'Run "%" has already failed in queue "%"', p_run_id, p_queue_name using errcode = 'AB002';
+    end if;
+    raise exception 'Run "%" is not currently running in queue "%"', p_run_id, p_queue_name;
+  end if;
+
+  execute format(
+    'with run as (
+       update absurd.%I r set state = ''completed'', completed_at = $3, result = $4 where r.run_id = $1
+     ),
+     waits as (
+       delete from absurd.%I w where w.run_id = $1
+     )
+     update absurd.%I t set state = ''completed'', completed_payload = $4, last_attempt_run = $1
+      where t.task_id = $2',
+    'r_' || p_queue_name, 'w_' || p_queue_name, 't_' || p_queue_name)
+    using p_run_id, v_task_id, v_now, p_state;
+end;
+$$;
+
+-- schedule_run(q, run, wake_at): puts a running run (and its task) to sleep until wake_at, releasing
+-- its claim; the same run is claimed again once due. Plain P0001 when the run is not running.
+-- Locks: the run FOR UPDATE, then the task.
+create function absurd.schedule_run(p_queue_name text, p_run_id uuid, p_wake_at timestamptz)
+returns void
+language plpgsql
+as $$
+declare
+  v_task_id uuid;
+begin
+  execute format(
+    'select r.task_id from absurd.%I r where r.run_id = $1 and r.state = ''running'' for update',
+    'r_' || p_queue_name)
+    into v_task_id using p_run_id;
+  if v_task_id is null then
+    raise exception 'Run "%" is not currently running in queue "%"', p_run_id, p_queue_name;
+  end if;
+  execute format(
+    'with run as (
+       update absurd.%I r
+          set state = ''sleeping'', claimed_by = null, claim_expires_at = null, available_at = $3,
+              wake_event = null
+        where r.run_id = $1
+     )
+     update absurd.%I t set state = ''sleeping'' where t.task_id = $2',
+    'r_' || p_queue_name, 't_' || p_queue_name)
+    using p_run_id, v_task_id, p_wake_at;
+end;
+$$;
+
+-- retry_task(q, task, options): gives a failed task another go. In place (default): a new pending run
+-- with attempt = attempts + 1 and max_attempts raised to options.max_attempts (default: one more than
+-- before). With options.spawn_new: a new task with the same name, params, headers, retry strategy,
+-- max_attempts (or the override) and cancellation policy, but no idempotency key or checkpoints.
+-- Locks: the task FOR UPDATE, then inserts.
+create function absurd.retry_task(p_queue_name text, p_task_id uuid, p_options jsonb default '{}')
+returns table(task_id uuid, run_id uuid, attempt integer, created boolean)
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_options jsonb := coalesce(p_options, '{}'::jsonb);
+  v_spawn_new boolean := false;
+  v_requested integer;
+  v_task record;
+  v_run_id uuid;
+  v_attempt integer;
+begin
+  if jsonb_typeof(v_options) = 'object' then
+    v_spawn_new := coalesce((v_options ->> 'spawn_new')::boolean, false);
+    if v_options ? 'max_attempts' then
+      v_requested := (v_options ->> 'max_attempts')::integer;
+      if v_requested is not null and v_requested < 1 then
+        raise exception 'max_attempts must be >= 1';
+      end if;
+    end if;
+  end if;
+
+  execute format(
+    'select t.task_name, t.params, t.headers, t.retry_strategy, t.max_attempts, t.cancellation,
+            t.state, t.attempts
+       from absurd.%I t where t.task_id = $1 for update',
+    't_' || p_queue_name)
+    into v_task using p_task_id;
+  if v_task.state is null then
+    raise exception 'Task "%" not found in queue "%"', p_task_id, p_queue_name;
+  end if;
+  if v_task.state <> 'failed' then
+    raise exception 'Task "%" is not currently failed in queue "%"', p_task_id, p_queue_name;
+  end if;
+
+  if v_spawn_new then
+    return query
+      select s.task_id, s.run_id, s.attempt, s.created
+        from absurd.spawn_task(
+               p_queue_name, v_task.task_name, v_task.params,
+               jsonb_strip_nulls(jsonb_build_object(
+                 'headers', v_task.headers,
+                 'retry_strategy', v_task.retry_strategy,
+                 'max_attempts', coalesce(v_requested, v_task.max_attempts),
+                 'cancellation', v_task.cancellation))) as s;
+    return;
+  end if;
+
+  v_requested := coalesce(v_requested, coalesce(v_task.max_attempts, v_task.attempts) + 1);
+  if v_requested <= v_task.attempts then
+    raise exception 'max_attempts (%) must be greater than current attempts (%)', v_requested, v_task.attempts;
+  end if;
+  v_run_id := absurd.portable_uuidv7();
+  v_attempt := v_task.attempts + 1;
+  execute format(
+    'with run as (
+       insert into absurd.%I (run_id, task_id, attempt, state, available_at)
+       values ($2, $1, $3, ''pending'', $4)
+     )
+     update absurd.%I t
+        set state = ''pending'', attempts = greatest(t.attempts, $3), max_attempts = $5,
+            last_attempt_run = $2, cancelled_at = null
+      where t.task_id = $1',
+    'r_' || p_queue_name, 't_' || p_queue_name)
+    using p_task_id, v_run_id, v_attempt, v_now, v_requested;
+  return query select p_task_id, v_run_id, v_attempt, false;
+end;
+$$;
+
+-- get_task_result(q, task): the task's state with its result (completed) or the failure reason of its
+-- last run (failed); no row for an unknown task. Reads only.
+create function absurd.get_task_result(p_queue_name text, p_task_id uuid)
+returns table(task_id uuid, state text, result jsonb, failure_reason jsonb)
+language plpgsql
+as $$
+begin
+  perform absurd.validate_queue_name(p_queue_name);
+  return query execute format(
+    'select t.task_id, t.state,
+            case when t.state = ''completed'' then t.completed_payload end,
+            case when t.state = ''failed'' then r.failure_reason end
+       from absurd.%I t
+       left join absurd.%I r on r.run_id = t.last_attempt_run
+      where t.task_id = $1',
+    't_' || p_queue_name, 'r_' || p_queue_name)
+    using p_task_id;
+end;
+$$;
+`,
+  },
+  {
+    version: 3,
+    name: 'checkpoints_events',
+    checksum: 'a08a75507b339b7041e61818bbac336934ade77f7950f16a221953bff01aded7',
+    sql: `-- absurd-kit engine, migration 000003: checkpoints, heartbeats and events.
+--
+-- Checkpoints (c_<q>) hold step results keyed by (task_id, checkpoint_name). Events (e_<q>) are keyed
+-- by name and immutable once emitted: payload NULL is the "not emitted yet" sentinel that await_event
+-- inserts so that it has a row to lock. Waits (w_<q>) register a sleeping run's interest in an event.
+--
+-- Lock order for events: the event row first, then runs, then tasks. await_event holds the event row
+-- FOR SHARE while it decides to suspend; emit_event's upsert needs that row exclusively, so an emission
+-- waits for an in-flight await_event and then sees its wait row: no wake-up is lost.
+
+-- set_task_checkpoint_state(q, task, step, state, owner_run, extend_claim_by): stores a step result.
+-- AB001 when the owner run's task was cancelled, AB002 when the owner run already failed. Extends the
+-- owner run's lease to now + extend_claim_by seconds when positive and the run holds a lease. An older
+-- attempt never overwrites a checkpoint written by a newer attempt (silently ignored).
+-- Locks: the checkpoint row (upsert); the run row only when extending its lease.
+create function absurd.set_task_checkpoint_state(p_queue_name text, p_task_id uuid, p_step_name text,
+                                                 p_state jsonb, p_owner_run uuid,
+                                                 p_extend_claim_by integer default null)
+returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_attempt integer;
+  v_run_state text;
+  v_task_state text;
+begin
+  if p_step_name is null or btrim(p_step_name) = '' then
+    raise exception 'step_name must be provided';
+  end if;
+  execute format(
+    'select r.attempt, r.state, t.state
+       from absurd.%I r
+       left join absurd.%I t on t.task_id = r.task_id
+      where r.run_id = $1',
+    'r_' || p_queue_name, 't_' || p_queue_name)
+    into v_attempt, v_run_state, v_task_state using p_owner_run;
+  if v_run_state is null then
+    raise exception 'Run "%" not found for checkpoint', p_owner_run;
+  end if;
+  if v_task_state = 'cancelled' then
+    raise exception 'Task has been cancelled' using errcode = 'AB001';
+  end if;
+  if v_run_state = 'failed' then
+    raise exception 'Run "%" has already failed in queue "%"', p_owner_run, p_queue_name using errcode = 'AB002';
+  end if;
+
+  if p_extend_claim_by > 0 then
+    execute format(
+      'update absurd.%I r set claim_expires_at = $2
+        where r.run_id = $1 and r.state = ''running'' and r.claim_expires_at is not null',
+      'r_' || p_queue_name)
+      using p_owner_run, v_now + p_extend_claim_by * interval '1 second';
+  end if;
+
+  execute format(
+    'insert into absurd.%1$I as c (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+     values ($1, $2, $3, ''committed'', $4, $5)
+     on conflict (task_id, checkpoint_name) do update
+        set state = excluded.state, status = ''committed'', owner_run_id = excluded.owner_run_id,
+            updated_at = excluded.updated_at
+      where coalesce((select r.attempt from absurd.%2$I r where r.run_id = c.owner_run_id), 0) <= $6',
+    'c_' || p_queue_name, 'r_' || p_queue_name)
+    using p_task_id, p_step_name, p_state, p_owner_run, v_now, v_attempt;
+end;
+$$;
+
+-- get_task_checkpoint_state(q, task, step, include_pending): the checkpoint, if committed (or any
+-- status with include_pending). Reads only.
+create function absurd.get_task_checkpoint_state(p_queue_name text, p_task_id uuid, p_step_name text,
+                                                 p_include_pending boolean default false)
+returns table(checkpoint_name text, state jsonb, status text, owner_run_id uuid, updated_at timestamptz)
+language plpgsql
+as $$
+begin
+  return query execute format(
+    'select c.checkpoint_name, c.state, c.status, c.owner_run_id, c.updated_at
+       from absurd.%I c
+      where c.task_id = $1 and c.checkpoint_name = $2 and (c.status = ''committed'' or $3)',
+    'c_' || p_queue_name)
+    using p_task_id, p_step_name, coalesce(p_include_pending, false);
+end;
+$$;
+
+-- get_task_checkpoint_states(q, task, run): every committed checkpoint of the task visible to the
+-- run's attempt (checkpoints written by later attempts are hidden), oldest first. Reads only.
+create function absurd.get_task_checkpoint_states(p_queue_name text, p_task_id uuid, p_run_id uuid)
+returns table(checkpoint_name text, state jsonb, status text, owner_run_id uuid, updated_at timestamptz)
+language plpgsql
+as $$
+declare
+  v_task_id uuid;
+  v_attempt integer;
+begin
+  execute format('select r.task_id, r.attempt from absurd.%I r where r.run_id = $1', 'r_' || p_queue_name)
+    into v_task_id, v_attempt using p_run_id;
+  if v_task_id is null then
+    raise exception 'Run "%" not found in queue "%"', p_run_id, p_queue_name;
+  end if;
+  if v_task_id <> p_task_id then
+    raise exception 'Run "%" does not belong to task "%" in queue "%"', p_run_id, p_task_id, p_queue_name;
+  end if;
+  return query execute format(
+    'select c.checkpoint_name, c.state, c.status, c.owner_run_id, c.updated_at
+       from absurd.%I c
+       left join absurd.%I r on r.run_id = c.owner_run_id
+      where c.task_id = $1 and c.status = ''committed'' and (r.attempt is null or r.attempt <= $2)
+      order by c.updated_at, c.checkpoint_name',
+    'c_' || p_queue_name, 'r_' || p_queue_name)
+    using p_task_id, v_attempt;
+end;
+$$;
+
+-- extend_claim(q, run, extend_by): heartbeat; the run's lease ends extend_by seconds from now.
+-- AB001 when the task was cancelled (checked first), AB002 when the run already failed.
+-- Locks: the run and its task FOR UPDATE, together.
+create function absurd.extend_claim(p_queue_name text, p_run_id uuid, p_extend_by integer) returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_run_state text;
+  v_expires timestamptz;
+  v_task_state text;
+begin
+  if p_extend_by is null or p_extend_by <= 0 then
+    raise exception 'extend_by must be > 0';
+  end if;
+  execute format(
+    'select r.state, r.claim_expires_at, t.state
+       from absurd.%I r
+       join absurd.%I t on t.task_id = r.task_id
+      where r.run_id = $1
+        for update of r, t',
+    'r_' || p_queue_name, 't_' || p_queue_name)
+    into v_run_state, v_expires, v_task_state using p_run_id;
+  if v_run_state is null then
+    raise exception 'Run "%" not found in queue "%"', p_run_id, p_queue_name;
+  end if;
+  if v_task_state = 'cancelled' then
+    raise exception 'Task has been cancelled' using errcode = 'AB001';
+  end if;
+  if v_run_state <> 'running' then
+    if v_run_state = 'failed' then
+      raise exception 'Run "%" has already failed in queue "%"', p_run_id, p_queue_name using errcode = 'AB002';
+    end if;
+    raise exception 'Run "%" is not currently running in queue "%"', p_run_id, p_queue_name;
+  end if;
+  if v_expires is null then
+    raise exception 'Run "%" does not have an active claim in queue "%"', p_run_id, p_queue_name;
+  end if;
+  execute format('update absurd.%I r set claim_expires_at = $2 where r.run_id = $1', 'r_' || p_queue_name)
+    using p_run_id, v_now + p_extend_by * interval '1 second';
+end;
+$$;
+
+-- await_event(q, task, run, step, event, timeout): resolves a step from an event or suspends the run.
+-- Returns (false, payload) when the step's checkpoint exists or the event was already emitted (the
+-- payload is then checkpointed); (false, NULL) when the run was resumed because its wait timed out;
+-- otherwise registers a wait, puts the run and task to sleep until the timeout (or forever) and
+-- returns (true, NULL). AB001 when the task was cancelled.
+-- Locks: the event row (sentinel inserted if missing) FOR SHARE, then the run and task FOR UPDATE.
+create function absurd.await_event(p_queue_name text, p_task_id uuid, p_run_id uuid, p_step_name text,
+                                   p_event_name text, p_timeout integer default null)
+returns table(should_suspend boolean, payload jsonb)
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_timeout_at timestamptz;
+  v_checkpoint jsonb;
+  v_event_payload jsonb;
+  v_run_state text;
+  v_run_payload jsonb;
+  v_wake_event text;
+  v_task_state text;
+  v_resolved jsonb;
+begin
+  if p_event_name is null or btrim(p_event_name) = '' then
+    raise exception 'event_name must be provided';
+  end if;
+  if p_timeout < 0 then
+    raise exception 'timeout must be non-negative';
+  end if;
+  if p_timeout is not null then
+    v_timeout_at := v_now + p_timeout * interval '1 second';
+  end if;
+
+  -- A step already resolved replays its value, whatever the task's state.
+  execute format('select c.state from absurd.%I c where c.task_id = $1 and c.checkpoint_name = $2',
+                 'c_' || p_queue_name)
+    into v_checkpoint using p_task_id, p_step_name;
+  if v_checkpoint is not null then
+    return query select false, v_checkpoint;
+    return;
+  end if;
+
+  execute format(
+    'insert into absurd.%I (event_name, payload, emitted_at) values ($1, null, ''epoch'')
+     on conflict (event_name) do nothing',
+    'e_' || p_queue_name)
+    using p_event_name;
+  execute format('select e.payload from absurd.%I e where e.event_name = $1 for share', 'e_' || p_queue_name)
+    into v_event_payload using p_event_name;
+
+  execute format(
+    'select r.state, r.event_payload, r.wake_event, t.state
+       from absurd.%I r
+       join absurd.%I t on t.task_id = r.task_id
+      where r.run_id = $1
+        for update of r, t',
+    'r_' || p_queue_name, 't_' || p_queue_name)
+    into v_run_state, v_run_payload, v_wake_event, v_task_state using p_run_id;
+  if v_run_state is null then
+    raise exception 'Run "%" not found while awaiting event', p_run_id;
+  end if;
+  if v_task_state = 'cancelled' then
+    raise exception 'Task has been cancelled' using errcode = 'AB001';
+  end if;
+
+  if v_run_payload is not null then
+    execute format('update absurd.%I r set event_payload = null where r.run_id = $1', 'r_' || p_queue_name)
+      using p_run_id;
+    if v_event_payload is not null and v_event_payload = v_run_payload then
+      v_resolved := v_event_payload;
+    end if;
+  end if;
+
+  if v_run_state <> 'running' then
+    raise exception 'Run "%" must be running to await events', p_run_id;
+  end if;
+
+  if v_resolved is null and v_event_payload is not null then
+    v_resolved := v_event_payload;
+  end if;
+
+  if v_resolved is not null then
+    execute format(
+      'insert into absurd.%I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+       values ($1, $2, $3, ''committed'', $4, $5)
+       on conflict (task_id, checkpoint_name) do update
+          set state = excluded.state, status = ''committed'', owner_run_id = excluded.owner_run_id,
+              updated_at = excluded.updated_at',
+      'c_' || p_queue_name)
+      using p_task_id, p_step_name, v_resolved, p_run_id, v_now;
+    return query select false, v_resolved;
+    return;
+  end if;
+
+  -- Claimed again because this very wait timed out: report the timeout, do not wait again.
+  if v_wake_event = p_event_name and v_run_payload is null then
+    execute format('update absurd.%I r set wake_event = null where r.run_id = $1', 'r_' || p_queue_name)
+      using p_run_id;
+    return query select false, null::jsonb;
+    return;
+  end if;
+
+  execute format(
+    'with wait as (
+       insert into absurd.%1$I (task_id, run_id, step_name, event_name, timeout_at, created_at)
+       values ($1, $2, $3, $4, $5, $6)
+       on conflict (run_id, step_name) do update
+          set event_name = excluded.event_name, timeout_at = excluded.timeout_at,
+              created_at = excluded.created_at
+     ),
+     run as (
+       update absurd.%2$I r
+          set state = ''sleeping'', claimed_by = null, claim_expires_at = null,
+              available_at = coalesce($5, ''infinity''), wake_event = $4, event_payload = null
+        where r.run_id = $2
+     )
+     update absurd.%3$I t set state = ''sleeping'' where t.task_id = $1',
+    'w_' || p_queue_name, 'r_' || p_queue_name, 't_' || p_queue_name)
+    using p_task_id, p_run_id, p_step_name, p_event_name, v_timeout_at, v_now;
+  return query select true, null::jsonb;
+end;
+$$;
+
+-- emit_event(q, event, payload): emits an event once. The first emission stores the payload (SQL NULL
+-- becomes JSON null) and wakes every run sleeping on an unexpired wait for it: the run becomes pending
+-- with the payload, the waiting step's checkpoint is written and the wait removed. Later emissions of
+-- the same name change nothing and wake nobody.
+-- Locks: the event row (upsert) first, then the waiting runs, their checkpoints and their tasks.
+create function absurd.emit_event(p_queue_name text, p_event_name text, p_payload jsonb default null)
+returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_payload jsonb := coalesce(p_payload, 'null'::jsonb);
+  v_emitted boolean;
+begin
+  if p_event_name is null or btrim(p_event_name) = '' then
+    raise exception 'event_name must be provided';
+  end if;
+
+  execute format(
+    'insert into absurd.%I as e (event_name, payload, emitted_at) values ($1, $2, $3)
+     on conflict (event_name) do update
+        set payload = excluded.payload, emitted_at = excluded.emitted_at
+      where e.payload is null
+     returning true',
+    'e_' || p_queue_name)
+    into v_emitted using p_event_name, v_payload, v_now;
+  if v_emitted is null then
+    return;  -- already emitted: first write wins
+  end if;
+
+  execute format(
+    'with expired as (
+       delete from absurd.%1$I w
+        where w.event_name = $1 and w.timeout_at is not null and w.timeout_at <= $3
+     ),
+     woken as (
+       update absurd.%2$I r
+          set state = ''pending'', available_at = $3, wake_event = null, event_payload = $2,
+              claimed_by = null, claim_expires_at = null
+         from absurd.%1$I w
+        where w.event_name = $1 and (w.timeout_at is null or w.timeout_at > $3)
+          and r.run_id = w.run_id and r.state = ''sleeping''
+       returning r.run_id, r.task_id
+     ),
+     checkpoints as (
+       insert into absurd.%3$I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+       select w.task_id, w.step_name, $2, ''committed'', w.run_id, $3
+         from absurd.%1$I w
+         join woken on woken.run_id = w.run_id
+        where w.event_name = $1
+       on conflict (task_id, checkpoint_name) do update
+          set state = excluded.state, status = ''committed'', owner_run_id = excluded.owner_run_id,
+              updated_at = excluded.updated_at
+     ),
+     tasks as (
+       update absurd.%4$I t set state = ''pending'' from woken where t.task_id = woken.task_id
+     )
+     delete from absurd.%1$I w using woken where w.run_id = woken.run_id and w.event_name = $1',
+    'w_' || p_queue_name, 'r_' || p_queue_name, 'c_' || p_queue_name, 't_' || p_queue_name)
+    using p_event_name, v_payload, v_now;
+end;
+$$;
+`,
+  },
+  {
+    version: 4,
+    name: 'cleanup',
+    checksum: 'fc93ac7b236d38180ceb1b94842965faddb740936ed1a7077a9ea3a1c318b9eb',
+    sql: `-- absurd-kit engine, migration 000004: retention.
+--
+-- There are no foreign keys, so deleting a task deletes its waits, checkpoints, runs and (for
+-- partitioned queues) its idempotency key explicitly. All deletes are bounded by a limit so that a
+-- cleanup job can run often, in short transactions, next to live traffic.
+
+-- cleanup_tasks(q, ttl_seconds, limit): deletes up to limit terminal tasks (and everything that belongs
+-- to them) whose terminal time is older than ttl_seconds: completed_at / failed_at of the task's last
+-- run, or the task's cancelled_at. Oldest first. Returns the number of tasks deleted.
+-- Locks: the chosen tasks FOR UPDATE SKIP LOCKED (a concurrent retry_task keeps its task), then deletes.
+create function absurd.cleanup_tasks(p_queue_name text, p_ttl_seconds integer, p_limit integer default 1000)
+returns integer
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_mode text;
+  v_deleted integer;
+begin
+  if p_ttl_seconds is null or p_ttl_seconds < 0 then
+    raise exception 'TTL must be a non-negative number of seconds';
+  end if;
+  select q.storage_mode into v_mode from absurd.queues q where q.queue_name = p_queue_name;
+
+  execute format(
+    'with victims as (
+       select t.task_id
+         from absurd.%1$I t
+         left join absurd.%2$I r on r.run_id = t.last_attempt_run
+        where t.state in (''completed'', ''failed'', ''cancelled'')
+          and case t.state
+                when ''completed'' then r.completed_at
+                when ''failed'' then r.failed_at
+                else t.cancelled_at
+              end < $1
+        order by case t.state
+                   when ''completed'' then r.completed_at
+                   when ''failed'' then r.failed_at
+                   else t.cancelled_at
+                 end, t.task_id
+        limit $2
+          for update of t skip locked
+     ),
+     waits as (delete from absurd.%3$I w using victims v where w.task_id = v.task_id),
+     checkpoints as (delete from absurd.%4$I c using victims v where c.task_id = v.task_id),
+     runs as (delete from absurd.%2$I r using victims v where r.task_id = v.task_id)
+     %5$s,
+     tasks as (delete from absurd.%1$I t using victims v where t.task_id = v.task_id returning 1)
+     select count(*)::integer from tasks',
+    't_' || p_queue_name, 'r_' || p_queue_name, 'w_' || p_queue_name, 'c_' || p_queue_name,
+    case when v_mode = 'partitioned'
+      then format(', keys as (delete from absurd.%I i using victims v where i.task_id = v.task_id)',
+                  'i_' || p_queue_name)
+      else '' end)
+    into v_deleted
+    using v_now - p_ttl_seconds * interval '1 second', p_limit;
+  return v_deleted;
+end;
+$$;
+
+-- cleanup_events(q, ttl_seconds, limit): deletes up to limit events emitted more than ttl_seconds ago,
+-- oldest first (never-emitted sentinels carry emitted_at = epoch and always qualify). Returns the count.
+-- Locks: the chosen event rows FOR UPDATE SKIP LOCKED, so an await_event holding one is left alone.
+create function absurd.cleanup_events(p_queue_name text, p_ttl_seconds integer, p_limit integer default 1000)
+returns integer
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_deleted integer;
+begin
+  if p_ttl_seconds is null or p_ttl_seconds < 0 then
+    raise exception 'TTL must be a non-negative number of seconds';
+  end if;
+  execute format(
+    'with victims as (
+       select e.event_name from absurd.%1$I e
+        where e.emitted_at < $1
+        order by e.emitted_at, e.event_name
+        limit $2
+          for update skip locked
+     ),
+     deleted as (delete from absurd.%1$I e using victims v where e.event_name = v.event_name returning 1)
+     select count(*)::integer from deleted',
+    'e_' || p_queue_name)
+    into v_deleted
+    using v_now - p_ttl_seconds * interval '1 second', p_limit;
+  return v_deleted;
+end;
+$$;
+
+-- cleanup_all_queues(q): applies each queue's retention policy (cleanup_ttl, cleanup_limit) once: one
+-- cleanup_tasks and one cleanup_events call per queue, in name order, reporting the counts.
+create function absurd.cleanup_all_queues(p_queue_name text default null)
+returns table(queue_name text, tasks_deleted integer, events_deleted integer)
+language plpgsql
+as $$
+declare
+  v_queue record;
+  v_ttl integer;
+begin
+  if p_queue_name is not null then
+    perform absurd.validate_queue_name(p_queue_name);
+    if not exists (select 1 from absurd.queues q where q.queue_name = p_queue_name) then
+      raise exception 'Queue "%" does not exist', p_queue_name;
+    end if;
+  end if;
+  for v_queue in
+    select q.queue_name as name, q.cleanup_ttl, q.cleanup_limit
+      from absurd.queues q
+     where p_queue_name is null or q.queue_name = p_queue_name
+     order by q.queue_name
+  loop
+    v_ttl := greatest(floor(extract(epoch from v_queue.cleanup_ttl))::integer, 0);
+    queue_name := v_queue.name;
+    tasks_deleted := absurd.cleanup_tasks(v_queue.name, v_ttl, v_queue.cleanup_limit);
+    events_deleted := absurd.cleanup_events(v_queue.name, v_ttl, v_queue.cleanup_limit);
+    return next;
+  end loop;
+end;
+$$;
+`,
+  },
+  {
+    version: 5,
+    name: 'partitions',
+    checksum: 'e34948f3e8370a07d8a6abc5d06ee46ace61092fe1bcc33b68d4ca33bb3a001a',
+    sql: `-- Partitioned storage maintenance and pg_cron helpers.
+--
+-- Partitioned queues keep t_/r_/c_/w_ as range-partitioned parents keyed by a UUIDv7 column;
+-- the functions here create the weekly children ahead of time, find old empty children that may
+-- be detached, drop detached ones, and manage the pg_cron jobs that run all of this on a schedule.
+--
+-- pg_cron is optional: every access to the cron schema goes through dynamic SQL so that these
+-- functions compile and load on a database without it. All DDL is transactional (no CONCURRENTLY
+-- here; only the cron-scheduled detach command uses it, in its own job transaction).
+--
+-- Lock order shared by every function in this file (and by drop_queue, which calls
+-- disable_cron before dropping tables): the pg_cron advisory lock, then absurd.queues rows, then
+-- the per-queue ensure_partitions advisory lock, then tables (parents in the order t_, r_, c_, w_).
+
+
+-- absurd.require_pg_cron(p_need_schedule boolean) → void
+--
+-- Raises P0001 "pg_cron is not available (missing …)" unless relation cron.job exists, function
+-- cron.schedule exists (checked only when p_need_schedule) and function cron.unschedule exists.
+-- Checks names only, so a stand-in cron schema passes too. Takes no locks.
+create function absurd.require_pg_cron(p_need_schedule boolean)
+returns void
+language plpgsql
+as $$
+begin
+  if to_regclass('cron.job') is null then
+    raise exception 'pg_cron is not available (missing cron.job)';
+  end if;
+  if p_need_schedule and not exists (
+    select 1
+      from pg_proc p
+      join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = 'cron' and p.proname = 'schedule'
+  ) then
+    raise exception 'pg_cron is not available (missing cron.schedule)';
+  end if;
+  if not exists (
+    select 1
+      from pg_proc p
+      join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = 'cron' and p.proname = 'unschedule'
+  ) then
+    raise exception 'pg_cron is not available (missing cron.unschedule)';
+  end if;
+end;
+$$;
+
+
+-- absurd.unschedule_cron_jobs(p_job_name text) → integer
+--
+-- Unschedules every pg_cron job named exactly p_job_name (oldest job id first) and returns how
+-- many there were. The caller must have checked that pg_cron is available.
+-- Locks: the pg_cron advisory lock (transaction-scoped; serialises all job management done by
+-- this schema so two callers never unschedule the same job or schedule a name twice), then the
+-- cron.job rows through cron.unschedule.
+create function absurd.unschedule_cron_jobs(p_job_name text)
+returns integer
+language plpgsql
+as $$
+declare
+  v_job_id bigint;
+  v_count integer := 0;
+begin
+  perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
+  for v_job_id in
+    execute 'select j.jobid::bigint from cron.job j where j.jobname = $1 order by j.jobid'
+      using p_job_name
+  loop
+    execute 'select cron.unschedule($1)' using v_job_id;
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end;
+$$;
+
+
+-- absurd.ensure_partitions(p_queue_name text default null) → void
+--
+-- Guarantees, for every partitioned queue (or only p_queue_name, which is validated and must
+-- exist): each of t_/r_/c_/w_ has a weekly partition <p>_<q>_<YWW> for every week from
+-- week_bucket_utc(now - partition_lookback) through week_bucket_utc(now + partition_lookahead)
+-- inclusive, bounded FROM uuidv7_floor(monday) TO uuidv7_floor(monday + 7 days) as plain uuid
+-- literals; and, while default_partition = 'enabled', a DEFAULT partition <p>_<q>_d. Existing
+-- tables are kept as they are, so re-running is safe. Unpartitioned queues are ignored.
+-- Week arithmetic is done in hours so the session TimeZone (and its DST changes) cannot move a
+-- bound away from Monday 00:00 UTC.
+-- Locks, in order: each queue's absurd.queues row FOR SHARE (waits for a concurrent
+-- set_queue_policy, so its default_partition change is seen, never undone); a per-queue
+-- transaction advisory lock (serialises concurrent callers so "missing? then create" cannot
+-- race); then, only when a partition is actually created, ACCESS EXCLUSIVE on its parent
+-- (t_, r_, c_, w_ in that order) which also validates the parent's DEFAULT partition.
+create function absurd.ensure_partitions(p_queue_name text default null)
+returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_queue record;
+  v_prefix text;
+  v_parent text;
+  v_first_week timestamptz;
+  v_last_week timestamptz;
+  v_week timestamptz;
+  v_partition text;
+begin
+  if p_queue_name is not null then
+    perform absurd.validate_queue_name(p_queue_name);
+    if not exists (select 1 from absurd.queues q where q.queue_name = p_queue_name) then
+      raise exception 'Queue "%" does not exist', p_queue_name;
+    end if;
+  end if;
+
+  for v_queue in
+    select q.queue_name, q.default_partition, q.partition_lookahead, q.partition_lookback
+      from absurd.queues q
+     where q.storage_mode = 'partitioned'
+       and (p_queue_name is null or q.queue_name = p_queue_name)
+     order by q.queue_name
+       for share
+  loop
+    perform pg_advisory_xact_lock(
+      hashtextextended('absurd.ensure_partitions:' || v_queue.queue_name, 0));
+
+    v_first_week := absurd.week_bucket_utc(v_now - v_queue.partition_lookback);
+    v_last_week := absurd.week_bucket_utc(v_now + v_queue.partition_lookahead);
+
+    foreach v_prefix in array array['t', 'r', 'c', 'w'] loop
+      v_parent := v_prefix || '_' || v_queue.queue_name;
+
+      if v_queue.default_partition = 'enabled' and not exists (
+        select 1
+          from pg_partitioned_table pt
+         where pt.partrelid = format('absurd.%I', v_parent)::regclass
+           and pt.partdefid <> 0
+      ) then
+        execute format('create table absurd.%I partition of absurd.%I default',
+                       v_parent || '_d', v_parent);
+      end if;
+
+      v_week := v_first_week;
+      while v_week <= v_last_week loop
+        v_partition := v_parent || '_' || absurd.partition_week_tag(v_week);
+        if to_regclass(format('absurd.%I', v_partition)) is null then
+          execute format(
+            'create table absurd.%I partition of absurd.%I for values from (%L) to (%L)',
+            v_partition, v_parent,
+            absurd.uuidv7_floor(v_week)::text,
+            absurd.uuidv7_floor(v_week + interval '168 hours')::text);
+        end if;
+        v_week := v_week + interval '168 hours';
+      end loop;
+    end loop;
+  end loop;
+end;
+$$;
+
+
+-- absurd.list_detach_candidates(p_queue_name text default null)
+--   → table(queue_name text, parent_table text, partition_table text)
+--
+-- Lists, for partitioned queues whose detach_mode is 'empty' (or only p_queue_name, which is
+-- validated and must exist), the attached non-DEFAULT children of t_/r_/c_/w_ whose upper bound
+-- (a v7 uuid parsed from the partition bound) lies before now - detach_min_age and which hold no
+-- rows. DEFAULT partitions are never listed. Rows come in no guaranteed order. Changes nothing.
+-- Locks: ACCESS SHARE on each old child it probes for rows (the emptiness check reads it).
+create function absurd.list_detach_candidates(p_queue_name text default null)
+returns table(queue_name text, parent_table text, partition_table text)
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_queue record;
+  v_prefix text;
+  v_parent text;
+  v_child record;
+  v_has_rows boolean;
+begin
+  if p_queue_name is not null then
+    perform absurd.validate_queue_name(p_queue_name);
+    if not exists (select 1 from absurd.queues q where q.queue_name = p_queue_name) then
+      raise exception 'Queue "%" does not exist', p_queue_name;
+    end if;
+  end if;
+
+  for v_queue in
+    select q.queue_name, q.detach_min_age
+      from absurd.queues q
+     where q.storage_mode = 'partitioned'
+       and q.detach_mode = 'empty'
+       and (p_queue_name is null or q.queue_name = p_queue_name)
+     order by q.queue_name
+  loop
+    foreach v_prefix in array array['t', 'r', 'c', 'w'] loop
+      v_parent := v_prefix || '_' || v_queue.queue_name;
+      for v_child in
+        select c.relname::text as relname,
+               absurd.uuidv7_timestamp(substring(
+                 pg_get_expr(c.relpartbound, c.oid)
+                 from 'TO \\(''([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})''')::uuid
+               ) as upper_at
+          from pg_inherits i
+          join pg_class c on c.oid = i.inhrelid
+          join pg_class p on p.oid = i.inhparent
+         where p.relnamespace = 'absurd'::regnamespace
+           and p.relname = v_parent
+           and pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+         order by c.relname
+      loop
+        continue when v_child.upper_at is null
+                   or v_child.upper_at >= v_now - v_queue.detach_min_age;
+        execute format('select exists (select 1 from absurd.%I)', v_child.relname)
+          into v_has_rows;
+        continue when v_has_rows;
+        queue_name := v_queue.queue_name;
+        parent_table := v_parent;
+        partition_table := v_child.relname;
+        return next;
+      end loop;
+    end loop;
+  end loop;
+end;
+$$;
+
+
+-- absurd.drop_detached_partition(p_partition_table text, p_unschedule_job_name text default null)
+--   → boolean
+--
+-- Drops absurd.<p_partition_table> once it is no longer attached to a parent and returns true;
+-- returns false (dropping nothing) when the table does not exist or is still attached. With a
+-- job name (the cron "drop" job passes its own) and pg_cron present, it unschedules that job and,
+-- for an absurd_drop_run_… name, the paired absurd_detach_run_… job whenever the table is gone
+-- (already missing, or dropped by this call), so a finished pipeline removes itself.
+-- Refuses (P0001) to drop a table that is not named like a queue partition (t_/r_/c_/w_ prefix),
+-- that is a registered queue's own table, or that still holds rows, so a mistyped name or a
+-- late write cannot lose data.
+-- Locks, in order: the pg_cron advisory lock (when pg_cron is present), then ACCESS EXCLUSIVE on
+-- the table, taken before re-checking that it is detached and empty.
+create function absurd.drop_detached_partition(
+  p_partition_table text,
+  p_unschedule_job_name text default null
+)
+returns boolean
+language plpgsql
+as $$
+declare
+  v_table text := btrim(p_partition_table);
+  v_detach_job text;
+  v_cron boolean;
+  v_oid oid;
+  v_has_rows boolean;
+begin
+  if p_unschedule_job_name like 'absurd!_drop!_run!_%' escape '!' then
+    v_detach_job := 'absurd_detach_run_'
+                    || substr(p_unschedule_job_name, length('absurd_drop_run_') + 1);
+  end if;
+
+  if v_table is null or v_table = '' then
+    raise exception 'partition table must be provided';
+  end if;
+
+  v_cron := to_regclass('cron.job') is not null and exists (
+    select 1
+      from pg_proc p
+      join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = 'cron' and p.proname = 'unschedule'
+  );
+  if v_cron then
+    perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
+  end if;
+
+  select c.oid into v_oid
+    from pg_class c
+   where c.relnamespace = 'absurd'::regnamespace
+     and c.relname = v_table;
+
+  if v_oid is null then
+    if p_unschedule_job_name is not null and v_cron then
+      perform absurd.unschedule_cron_jobs(p_unschedule_job_name);
+      if v_detach_job is not null then
+        perform absurd.unschedule_cron_jobs(v_detach_job);
+      end if;
+    end if;
+    return false;
+  end if;
+
+  -- Checked before locking so that a live partition is never locked exclusively for nothing.
+  if exists (select 1 from pg_inherits i where i.inhrelid = v_oid) then
+    return false;
+  end if;
+
+  if v_table !~ '^[trcw]_' or v_table = 'queues' or exists (
+    select 1
+      from absurd.queues q
+      cross join unnest(array['t', 'r', 'c', 'e', 'w', 'i']) as k(prefix)
+     where k.prefix || '_' || q.queue_name = v_table
+  ) then
+    raise exception 'Table "%" is not a queue partition; refusing to drop it', v_table;
+  end if;
+
+  execute format('lock table absurd.%I in access exclusive mode', v_table);
+  -- Attaching needs a lock on the table too, so from here on the answer cannot change.
+  if exists (select 1 from pg_inherits i where i.inhrelid = v_oid) then
+    return false;
+  end if;
+  execute format('select exists (select 1 from absurd.%I)', v_table) into v_has_rows;
+  if v_has_rows then
+    raise exception 'Partition table "%" is not empty; refusing to drop it', v_table;
+  end if;
+
+  if v_detach_job is not null and v_cron then
+    perform absurd.unschedule_cron_jobs(v_detach_job);
+  end if;
+  execute format('drop table if exists absurd.%I', v_table);
+  if p_unschedule_job_name is not null and v_cron then
+    perform absurd.unschedule_cron_jobs(p_unschedule_job_name);
+  end if;
+  return true;
+end;
+$$;
+
+
+-- absurd.schedule_detach_jobs(p_queue_name text default null)
+--   → table(job_name text, job_id bigint, queue_name text, partition_table text, job_kind text)
+--
+-- For each parent table with a detach candidate (list_detach_candidates(p_queue_name)), takes
+-- only its oldest candidate (by upper bound, then name) and schedules two every-minute pg_cron
+-- jobs: absurd_detach_run_<scope>_<parent key>_<candidate key> running
+-- "alter table absurd.<parent> detach partition absurd.<partition>" (with " concurrently" only
+-- when the parent has no DEFAULT partition, since a concurrent detach is not allowed then), and
+-- absurd_drop_run_… running drop_detached_partition, which removes both jobs once the table is
+-- gone. A parent that already has a detach or drop job of any scope is skipped: one pipeline per
+-- parent, so re-running schedules nothing new. Returns one row per job created.
+-- Locks, in order: the pg_cron advisory lock (so two planners cannot both schedule a parent),
+-- then ACCESS SHARE on the old children probed by list_detach_candidates.
+create function absurd.schedule_detach_jobs(p_queue_name text default null)
+returns table(job_name text, job_id bigint, queue_name text, partition_table text, job_kind text)
+language plpgsql
+as $$
+declare
+  v_scope text;
+  v_candidate record;
+  v_parent_key text;
+  v_candidate_key text;
+  v_detach_job text;
+  v_drop_job text;
+  v_detach_sql text;
+  v_busy boolean;
+begin
+  if p_queue_name is not null then
+    perform absurd.validate_queue_name(p_queue_name);
+  end if;
+  perform absurd.require_pg_cron(true);
+  perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
+
+  v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;
+
+  for v_candidate in
+    select distinct on (d.parent_table)
+           d.queue_name, d.parent_table, d.partition_table
+      from absurd.list_detach_candidates(p_queue_name) d
+      join pg_class c
+        on c.relnamespace = 'absurd'::regnamespace
+       and c.relname = d.partition_table
+     order by d.parent_table,
+              absurd.uuidv7_timestamp(substring(
+                pg_get_expr(c.relpartbound, c.oid)
+                from 'TO \\(''([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})''')::uuid),
+              d.partition_table
+  loop
+    v_parent_key := substr(md5(v_candidate.parent_table), 1, 8);
+    execute 'select exists (select 1 from cron.job j'
+            ' where j.jobname like $1 escape ''!'' or j.jobname like $2 escape ''!'')'
+      into v_busy
+      using 'absurd!_detach!_run!_%!_' || v_parent_key || '!_%',
+            'absurd!_drop!_run!_%!_' || v_parent_key || '!_%';
+    continue when v_busy;
+
+    v_candidate_key := substr(md5(v_candidate.parent_table || ':' || v_candidate.partition_table), 1, 12);
+    v_detach_job := format('absurd_detach_run_%s_%s_%s', v_scope, v_parent_key, v_candidate_key);
+    v_drop_job := format('absurd_drop_run_%s_%s_%s', v_scope, v_parent_key, v_candidate_key);
+
+    v_detach_sql := format('alter table absurd.%I detach partition absurd.%I',
+                           v_candidate.parent_table, v_candidate.partition_table);
+    if not exists (
+      select 1
+        from pg_partitioned_table pt
+       where pt.partrelid = format('absurd.%I', v_candidate.parent_table)::regclass
+         and pt.partdefid <> 0
+    ) then
+      v_detach_sql := v_detach_sql || ' concurrently';
+    end if;
+
+    execute 'select cron.schedule($1, $2, $3)'
+      into job_id
+      using v_detach_job, '* * * * *', v_detach_sql;
+    job_name := v_detach_job;
+    queue_name := v_candidate.queue_name;
+    partition_table := v_candidate.partition_table;
+    job_kind := 'detach';
+    return next;
+
+    execute 'select cron.schedule($1, $2, $3)'
+      into job_id
+      using v_drop_job, '* * * * *',
+            format('select absurd.drop_detached_partition(%L, %L);',
+                   v_candidate.partition_table, v_drop_job);
+    job_name := v_drop_job;
+    job_kind := 'drop';
+    return next;
+  end loop;
+end;
+$$;
+
+
+-- absurd.enable_cron(p_queue_name text default null, p_partition_schedule text default '5 * * * *',
+--   p_cleanup_schedule text default '17 * * * *', p_detach_schedule text default '29 * * * *')
+--   → table(job_name text, job_id bigint)
+--
+-- Schedules three pg_cron jobs for one queue (validated, must exist) or, without a queue, for
+-- all queues: absurd_partitions_<scope> (ensure_partitions), absurd_cleanup_<scope>
+-- (cleanup_all_queues) and absurd_detach_plan_<scope> (schedule_detach_jobs), where scope is
+-- 'all' or the first 12 hex digits of md5(queue). Jobs already bearing those names are
+-- unscheduled first, so enabling again replaces them. Returns the three new jobs in that order.
+-- Locks: the pg_cron advisory lock, then cron.job rows through cron.unschedule/cron.schedule.
+create function absurd.enable_cron(
+  p_queue_name text default null,
+  p_partition_schedule text default '5 * * * *',
+  p_cleanup_schedule text default '17 * * * *',
+  p_detach_schedule text default '29 * * * *'
+)
+returns table(job_name text, job_id bigint)
+language plpgsql
+as $$
+declare
+  v_scope text;
+  v_queue_literal text;
+  v_names text[];
+  v_schedules text[];
+  v_commands text[];
+begin
+  if p_queue_name is not null then
+    perform absurd.validate_queue_name(p_queue_name);
+    if not exists (select 1 from absurd.queues q where q.queue_name = p_queue_name) then
+      raise exception 'Queue "%" does not exist', p_queue_name;
+    end if;
+  end if;
+  if p_partition_schedule is null or btrim(p_partition_schedule) = '' then
+    raise exception 'Partition schedule must be provided';
+  end if;
+  if p_cleanup_schedule is null or btrim(p_cleanup_schedule) = '' then
+    raise exception 'Cleanup schedule must be provided';
+  end if;
+  if p_detach_schedule is null or btrim(p_detach_schedule) = '' then
+    raise exception 'Detach schedule must be provided';
+  end if;
+  perform absurd.require_pg_cron(true);
+  perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
+
+  v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;
+  v_queue_literal := case when p_queue_name is null then 'null::text' else quote_literal(p_queue_name) end;
+  v_names := array[
+    'absurd_partitions_' || v_scope,
+    'absurd_cleanup_' || v_scope,
+    'absurd_detach_plan_' || v_scope
+  ];
+  v_schedules := array[p_partition_schedule, p_cleanup_schedule, p_detach_schedule];
+  v_commands := array[
+    format('select absurd.ensure_partitions(%s);', v_queue_literal),
+    format('select * from absurd.cleanup_all_queues(%s);', v_queue_literal),
+    format('select * from absurd.schedule_detach_jobs(%s);', v_queue_literal)
+  ];
+
+  for v_i in 1 .. 3 loop
+    perform absurd.unschedule_cron_jobs(v_names[v_i]);
+    execute 'select cron.schedule($1, $2, $3)'
+      into job_id
+      using v_names[v_i], v_schedules[v_i], v_commands[v_i];
+    job_name := v_names[v_i];
+    return next;
+  end loop;
+end;
+$$;
+
+
+-- absurd.disable_cron(p_queue_name text default null) → table(job_name text, job_id bigint)
+--
+-- Unschedules the jobs of one scope ('all' without a queue, else md5-derived from the queue
+-- name, which is validated but need not exist any more): the three jobs of enable_cron and every
+-- absurd_detach_run_<scope>_… / absurd_drop_run_<scope>_… job of schedule_detach_jobs. Returns
+-- each removed job ordered by name then id; calling it again returns nothing.
+-- Locks: the pg_cron advisory lock, then cron.job rows through cron.unschedule.
+create function absurd.disable_cron(p_queue_name text default null)
+returns table(job_name text, job_id bigint)
+language plpgsql
+as $$
+declare
+  v_scope text;
+  v_job record;
+begin
+  if p_queue_name is not null then
+    perform absurd.validate_queue_name(p_queue_name);
+  end if;
+  perform absurd.require_pg_cron(false);
+  perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
+
+  v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;
+
+  for v_job in
+    execute 'select j.jobid::bigint as jobid, j.jobname::text as jobname from cron.job j'
+            ' where j.jobname = any($1)'
+            '    or j.jobname like $2 escape ''!'''
+            '    or j.jobname like $3 escape ''!'''
+            ' order by j.jobname, j.jobid'
+      using array['absurd_partitions_' || v_scope,
+                  'absurd_cleanup_' || v_scope,
+                  'absurd_detach_plan_' || v_scope],
+            'absurd!_detach!_run!_' || v_scope || '!_%',
+            'absurd!_drop!_run!_' || v_scope || '!_%'
+  loop
+    execute 'select cron.unschedule($1)' using v_job.jobid;
+    job_name := v_job.jobname;
+    job_id := v_job.jobid;
+    return next;
+  end loop;
 end;
 $$;
 `,
