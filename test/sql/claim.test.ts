@@ -97,11 +97,11 @@ describe('claim_task', () => {
 
   it('defaults to a 30 second lease and one run', async () => {
     const q = await createQueue(c, queueName('defaults'));
-    const a = await spawn(c, q);
     await spawn(c, q);
-    const { rows } = await c.query('select * from absurd.claim_task($1, $2)', [q, 'w']);
+    await spawn(c, q);
+    const { rows } = await c.query<{ run_id: string }>('select * from absurd.claim_task($1, $2)', [q, 'w']);
     expect(rows).toHaveLength(1);
-    expect((await run(c, q, a.run_id)).claim_expires_at).toEqual(plus(T0, 30));
+    expect((await run(c, q, rows[0]!.run_id)).claim_expires_at).toEqual(plus(T0, 30));
   });
 
   it('normalises NULL and out-of-range arguments', async () => {
