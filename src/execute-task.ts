@@ -1,0 +1,163 @@
+import { toJsonParam, type JsonValue } from './json.js';
+import { wakeChannel } from './notify.js';
+import * as q from './queries.js';
+import type { Queryable } from './queryable.js';
+import { isControlFlowSignal, signalFromDatabaseError } from './signals.js';
+import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime } from './task-context.js';
+import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
+
+/** Where log lines go; `console` by default. */
+export interface Log {
+  log(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+/** A registered handler with its resolved queue. */
+export interface Registration {
+  name: string;
+  queue: string;
+  handler: (params: never, ctx: TaskContext) => Promise<unknown>;
+  defaultMaxAttempts?: number | undefined;
+  defaultCancellation?: { maxDuration?: number; maxDelay?: number } | undefined;
+}
+
+/** What {@link executeClaimedTask} needs from the client. */
+export interface ExecutionHost {
+  con: Queryable;
+  queueName: string;
+  log: Log;
+  registration(name: string): Registration | undefined;
+  wrapTaskExecution?: (<T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>) | undefined;
+  contextRuntime(claimTimeout: number, onLeaseExtended: (seconds: number) => void): TaskContextRuntime;
+}
+
+/**
+ * Runs one claimed run to its end: builds the context (checkpoints preloaded), runs the handler,
+ * and completes or fails the run. Suspends, cancellations and runs that already failed end quietly.
+ * Unknown task names are deferred 15–30 s instead of failed (deploy workers before producers).
+ * A task with a parent announces its end to the parent's queue.
+ *
+ * Lease timers: a warning when the run outlives its lease, and with `fatalOnLeaseTimeout` a process
+ * exit at twice the lease (another worker has taken the run over by then). Checkpoint writes and
+ * heartbeats reset them.
+ */
+export async function executeClaimedTask(
+  host: ExecutionHost,
+  task: ClaimedTask,
+  claimTimeout: number,
+  options: { fatalOnLeaseTimeout?: boolean } = {},
+): Promise<void> {
+  const { log } = host;
+  let warnTimer: NodeJS.Timeout | undefined;
+  let fatalTimer: NodeJS.Timeout | undefined;
+  const clearTimers = () => {
+    clearTimeout(warnTimer);
+    clearTimeout(fatalTimer);
+  };
+  const scheduleLeaseTimers = (lease: number) => {
+    clearTimers();
+    if (!(lease > 0)) return;
+    const label = `task ${task.task_name} (${task.task_id})`;
+    warnTimer = setTimeout(() => log.warn(`${label} exceeded claim timeout of ${lease}s`), lease * 1000);
+    if (options.fatalOnLeaseTimeout) {
+      fatalTimer = setTimeout(() => {
+        log.error(`${label} exceeded claim timeout of ${lease}s by more than 100%; terminating process`);
+        process.exit(1);
+      }, lease * 2000);
+    }
+  };
+
+  scheduleLeaseTimers(claimTimeout);
+  try {
+    const ctx = await TaskContext.create(host.contextRuntime(claimTimeout, scheduleLeaseTimers), task);
+    const registration = host.registration(task.task_name);
+    if (!registration) {
+      await deferUnknownTask(host, task);
+      return;
+    }
+    if (registration.queue !== host.queueName) throw new Error('Misconfigured task (queue mismatch)');
+    const execute = async () => {
+      const result = await registration.handler(task.params as never, ctx);
+      await completeRun(host, task, result);
+      return result;
+    };
+    const wrap = host.wrapTaskExecution;
+    await runWithContext(ctx, () => (wrap ? wrap(ctx, execute) : execute()));
+  } catch (error) {
+    if (isControlFlowSignal(error)) return;
+    log.error('[absurd] task execution failed:', error);
+    await failRun(host, task, error);
+  } finally {
+    clearTimers();
+  }
+}
+
+/** The failure reason stored for an error: `{ name, message, stack }`, or `{ message }` for non-errors. */
+export function serializeError(error: unknown): JsonValue {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack || null };
+  return { message: String(error) };
+}
+
+async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unknown): Promise<void> {
+  try {
+    await host.con.query(q.COMPLETE_RUN, [host.queueName, task.run_id, toJsonParam(result ?? null)]);
+  } catch (error) {
+    throw signalFromDatabaseError(error);
+  }
+  await announceEnd(host, task);
+}
+
+/** Fails the run; a run already cancelled or failed (AB001/AB002) is left as it is. */
+export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unknown): Promise<void> {
+  try {
+    await host.con.query(q.FAIL_RUN, [host.queueName, task.run_id, toJsonParam(serializeError(error)), null]);
+  } catch (failError) {
+    if (isControlFlowSignal(signalFromDatabaseError(failError))) return;
+    throw failError;
+  }
+  await announceEnd(host, task);
+}
+
+async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask): Promise<void> {
+  const delay = 15 + deferJitter(task.run_id);
+  try {
+    await host.con.query(q.SCHEDULE_RUN_AFTER, [host.queueName, task.run_id, delay]);
+    host.log.warn(`claimed unknown task "${task.task_name}" (${task.task_id}); deferred run ${task.run_id} by ${delay}s`);
+  } catch (deferError) {
+    await failRun(host, task, deferError);
+  }
+}
+
+/** A deterministic 0–15 from the run id (FNV-1a), so that deferred runs spread out. */
+export function deferJitter(runId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < runId.length; i++) {
+    hash ^= runId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return Math.abs(hash) % 16;
+}
+
+/**
+ * When a task spawned by a parent ends, emits the parent's wake-up event with the final snapshot.
+ * Best effort: the parent also checks on its own, so a failure here is only logged.
+ */
+async function announceEnd(host: ExecutionHost, task: ClaimedTask): Promise<void> {
+  const parent = parentFromHeaders(task.headers);
+  if (!parent) return;
+  try {
+    const { rows } = await host.con.query(q.GET_TASK_RESULT, [host.queueName, task.task_id]);
+    const row = rows[0] as TaskResultRow | undefined;
+    if (!row || !isFinalState(row.state)) return;
+    await host.con.query(q.EMIT_EVENT, [
+      parent.queue,
+      taskResultEvent(task.task_id),
+      toJsonParam(snapshotFromRow(row)),
+      wakeChannel(parent.queue),
+    ]);
+  } catch (error) {
+    host.log.warn(`could not notify parent task ${parent.taskId} of ${task.task_id}:`, error);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * absurd-kit: durable execution for TypeScript on PostgreSQL alone.
+ *
+ * @example
+ * import { Absurd } from 'absurd-kit';
+ * const app = new Absurd({ queueName: 'orders' });
+ */
+export { Absurd } from './client.js';
+export type {
+  AbsurdHooks,
+  AbsurdOptions,
+  AwaitTaskResultOptions,
+  FetchTaskResultOptions,
+  RetryTaskOptions,
+  TaskHandler,
+  TaskRegistrationOptions,
+} from './client.js';
+export { TaskContext, getCurrentContext } from './task-context.js';
+export type {
+  AwaitEventOptions,
+  AwaitTaskResultOptions as ContextAwaitTaskResultOptions,
+  ClaimedTask,
+  StepHandle,
+  TaskHandle,
+} from './task-context.js';
+export type { Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
+export type { Log } from './execute-task.js';
+export { serializeError } from './execute-task.js';
+export type { JsonObject, JsonValue } from './json.js';
+export type { Queryable } from './queryable.js';
+export type {
+  CreateQueueOptions,
+  QueueDetachMode,
+  QueuePolicy,
+  QueuePolicyOptions,
+  QueueStorageMode,
+} from './queue-admin.js';
+export type { CancellationPolicy, RetryStrategy, SpawnOptions } from './spawn-options.js';
+export type { SpawnResult, TaskResultSnapshot, TaskResultState } from './task-result.js';
+export { CancelledTask, FailedTask, SuspendTask, isControlFlowSignal } from './signals.js';
+export {
+  AbsurdError,
+  DatabaseUnreachableError,
+  SchemaForeignError,
+  SchemaMissingError,
+  SchemaOutdatedError,
+  SchemaTooNewError,
+  TimeoutError,
+  isAbsurdError,
+} from './errors.js';
+export { validateQueueName } from './queue-name.js';
+export { wakeChannel } from './notify.js';

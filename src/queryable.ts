@@ -1,0 +1,7 @@
+import type pg from 'pg';
+
+/**
+ * Anything with node-postgres's `query`: a `pg.Pool`, a `pg.Client`, a `PoolClient` (for example
+ * one inside the caller's transaction), or an object of your own with the same method.
+ */
+export type Queryable = Pick<pg.Client, 'query'> | Pick<pg.PoolClient, 'query'>;

@@ -1,0 +1,86 @@
+import type { JsonObject } from './json.js';
+import * as q from './queries.js';
+import type { Queryable } from './queryable.js';
+
+/** How a queue stores its tables. */
+export type QueueStorageMode = 'unpartitioned' | 'partitioned';
+
+/** Whether old empty partitions are detached automatically. */
+export type QueueDetachMode = 'none' | 'empty';
+
+/** A queue's retention and partition policy; intervals are Postgres interval text such as `'30 days'`. */
+export interface QueuePolicyOptions {
+  partitionLookahead?: string;
+  partitionLookback?: string;
+  cleanupTtl?: string;
+  cleanupLimit?: number;
+  detachMode?: QueueDetachMode;
+  detachMinAge?: string;
+}
+
+/** Options of `createQueue`. */
+export interface CreateQueueOptions extends QueuePolicyOptions {
+  storageMode?: QueueStorageMode;
+}
+
+/** A queue's stored policy (intervals as Postgres text, e.g. `'28 days'`). */
+export interface QueuePolicy {
+  queueName: string;
+  storageMode: QueueStorageMode;
+  partitionLookahead: string;
+  partitionLookback: string;
+  cleanupTtl: string;
+  cleanupLimit: number;
+  detachMode: QueueDetachMode;
+  detachMinAge: string;
+}
+
+/** Creates a queue (idempotent; an error when it exists with another storage mode), then sets its policy. */
+export async function createQueue(con: Queryable, queueName: string, options: CreateQueueOptions = {}): Promise<void> {
+  const mode = options.storageMode ?? 'unpartitioned';
+  if (mode === 'unpartitioned') await con.query(q.CREATE_QUEUE, [queueName]);
+  else if (mode === 'partitioned') await con.query(q.CREATE_QUEUE_WITH_MODE, [queueName, mode]);
+  else throw new Error(`Invalid queue storage mode: ${String(mode)}`);
+  await setQueuePolicy(con, queueName, options);
+}
+
+/** Updates the given policy keys; sends nothing when none is given. */
+export async function setQueuePolicy(con: Queryable, queueName: string, options: QueuePolicyOptions = {}): Promise<void> {
+  const policy: JsonObject = {};
+  if (options.partitionLookahead !== undefined) policy.partition_lookahead = options.partitionLookahead;
+  if (options.partitionLookback !== undefined) policy.partition_lookback = options.partitionLookback;
+  if (options.cleanupTtl !== undefined) policy.cleanup_ttl = options.cleanupTtl;
+  if (options.cleanupLimit !== undefined) policy.cleanup_limit = options.cleanupLimit;
+  if (options.detachMode !== undefined) policy.detach_mode = options.detachMode;
+  if (options.detachMinAge !== undefined) policy.detach_min_age = options.detachMinAge;
+  if (Object.keys(policy).length === 0) return;
+  await con.query(q.SET_QUEUE_POLICY, [queueName, JSON.stringify(policy)]);
+}
+
+/** The queue's policy, or null when the queue does not exist. */
+export async function getQueuePolicy(con: Queryable, queueName: string): Promise<QueuePolicy | null> {
+  const { rows } = await con.query(q.GET_QUEUE_POLICY, [queueName]);
+  const row = rows[0] as Record<string, unknown> | undefined;
+  if (!row) return null;
+  return {
+    queueName: row.queue_name as string,
+    storageMode: row.storage_mode as QueueStorageMode,
+    partitionLookahead: row.partition_lookahead as string,
+    partitionLookback: row.partition_lookback as string,
+    cleanupTtl: row.cleanup_ttl as string,
+    cleanupLimit: row.cleanup_limit as number,
+    detachMode: row.detach_mode as QueueDetachMode,
+    detachMinAge: row.detach_min_age as string,
+  };
+}
+
+/** Drops a queue with all its tasks; unknown queues are ignored. */
+export async function dropQueue(con: Queryable, queueName: string): Promise<void> {
+  await con.query(q.DROP_QUEUE, [queueName]);
+}
+
+/** Every queue's name, sorted. */
+export async function listQueues(con: Queryable): Promise<string[]> {
+  const { rows } = await con.query(q.LIST_QUEUES);
+  return (rows as { queue_name: string }[]).map((row) => row.queue_name);
+}

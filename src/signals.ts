@@ -1,0 +1,54 @@
+/**
+ * Control-flow signals. A handler's durable calls throw these to stop the current execution without
+ * failing the task; the worker recognises them and returns quietly. They are not errors: a `catch`
+ * around `ctx.step`, `ctx.sleepFor`, `ctx.awaitEvent` or `ctx.awaitTaskResult` must rethrow them —
+ * test with {@link isControlFlowSignal}.
+ *
+ * @example
+ * try {
+ *   await ctx.step('charge', charge);
+ * } catch (error) {
+ *   if (isControlFlowSignal(error)) throw error;
+ *   await ctx.step('refund', refund);
+ * }
+ */
+
+/** The task suspended (sleeping, or waiting for an event or a child); it resumes later. */
+export class SuspendTask extends Error {
+  constructor() {
+    super('Task suspended');
+    this.name = 'SuspendTask';
+  }
+}
+
+/** The task was cancelled (SQLSTATE AB001); nothing more of it runs. */
+export class CancelledTask extends Error {
+  constructor() {
+    super('Task cancelled');
+    this.name = 'CancelledTask';
+  }
+}
+
+/** This run already failed, e.g. its lease expired and another worker took over (SQLSTATE AB002). */
+export class FailedTask extends Error {
+  constructor() {
+    super('Task already failed');
+    this.name = 'FailedTask';
+  }
+}
+
+/** True for {@link SuspendTask}, {@link CancelledTask} and {@link FailedTask}: rethrow these. */
+export function isControlFlowSignal(error: unknown): error is SuspendTask | CancelledTask | FailedTask {
+  return error instanceof SuspendTask || error instanceof CancelledTask || error instanceof FailedTask;
+}
+
+/**
+ * Maps the engine's "stop quietly" SQLSTATEs to their signals: AB001 → {@link CancelledTask},
+ * AB002 → {@link FailedTask}; anything else is returned unchanged.
+ */
+export function signalFromDatabaseError(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'AB001') return new CancelledTask();
+  if (code === 'AB002') return new FailedTask();
+  return error;
+}

@@ -1,0 +1,391 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { TimeoutError } from './errors.js';
+import { toJsonParam, type JsonObject, type JsonValue } from './json.js';
+import { wakeChannel } from './notify.js';
+import * as q from './queries.js';
+import { SuspendTask, signalFromDatabaseError } from './signals.js';
+import type { SpawnOptions } from './spawn-options.js';
+import { validateQueueName } from './queue-name.js';
+import {
+  isFinalState,
+  parentHeader,
+  snapshotFromRow,
+  taskResultEvent,
+  type SpawnResult,
+  type TaskResultRow,
+  type TaskResultSnapshot,
+} from './task-result.js';
+import type { Queryable } from './queryable.js';
+
+/** A run as `absurd.claim_task` hands it out (the raw row, snake_case). */
+export interface ClaimedTask {
+  run_id: string;
+  task_id: string;
+  task_name: string;
+  attempt: number;
+  params: JsonValue;
+  retry_strategy: JsonValue;
+  max_attempts: number | null;
+  headers: JsonObject | null;
+  wake_event: string | null;
+  event_payload: JsonValue | null;
+}
+
+/** A step looked up with {@link TaskContext.beginStep}: done with its stored state, or still to do. */
+export type StepHandle<T = JsonValue> = { readonly name: string; readonly checkpointName: string } & (
+  | { done: false; state?: never }
+  | { done: true; state: T }
+);
+
+/** Options of {@link TaskContext.awaitEvent}. */
+export interface AwaitEventOptions {
+  /** Checkpoint name; default `$awaitEvent:<eventName>`. */
+  stepName?: string;
+  /** Seconds to wait (floored); then a {@link TimeoutError}. Negative or NaN: no timeout. */
+  timeout?: number;
+}
+
+/** Options of {@link TaskContext.awaitTaskResult}. */
+export interface AwaitTaskResultOptions {
+  /** Queue of the awaited task; default the handle's queue, else this task's queue. */
+  queue?: string;
+  /** Seconds to wait in all; then a {@link TimeoutError}. Default: no limit. */
+  timeout?: number;
+  /** Checkpoint name; default `$awaitTaskResult:<taskId>`. */
+  stepName?: string;
+  /**
+   * While suspended, how often (seconds) to look at the awaited task in case nobody announces its
+   * end (a task run by another SDK does not). Default 60.
+   */
+  checkInterval?: number;
+}
+
+/** A spawned task to await: its id, and its queue when known. */
+export type TaskHandle = string | { taskID: string; queue?: string };
+
+/** What a context needs from the client and worker that run it. */
+export interface TaskContextRuntime {
+  con: Queryable;
+  queueName: string;
+  claimTimeout: number;
+  /** Spawns on this context's connection (registration rules, defaults and hooks applied). */
+  spawn(taskName: string, params: unknown, options: SpawnOptions): Promise<SpawnResult>;
+  /** Called whenever the lease was extended (checkpoint write, heartbeat), with its new length. */
+  onLeaseExtended?(seconds: number): void;
+}
+
+const currentContext = new AsyncLocalStorage<TaskContext>();
+
+/**
+ * The context of the task running in the current async scope (handlers, and anything they call),
+ * or undefined outside one.
+ *
+ * @example
+ * function audit(message: string) {
+ *   const ctx = getCurrentContext();
+ *   console.log(ctx ? `[${ctx.taskID}] ${message}` : message);
+ * }
+ */
+export function getCurrentContext(): TaskContext | undefined {
+  return currentContext.getStore();
+}
+
+/** Runs `fn` with `ctx` as the current context (see {@link getCurrentContext}). */
+export function runWithContext<T>(ctx: TaskContext, fn: () => T): T {
+  return currentContext.run(ctx, fn);
+}
+
+/**
+ * What a task handler uses to make its work durable. Every durable call is identified by a
+ * checkpoint name: the requested name the first time in an execution, `name#2`, `name#3`, … after
+ * (one counter per name, shared by steps, sleeps, event waits, child spawns and awaits), so a
+ * replay meets the same names in the same order and gets the stored results back.
+ *
+ * @example
+ * app.registerTask({ name: 'welcome' }, async (params: { email: string }, ctx) => {
+ *   const user = await ctx.step('create-user', () => createUser(params.email));
+ *   await ctx.sleepFor('grace-period', 3600);
+ *   await ctx.step('send-mail', () => sendWelcome(user));
+ * });
+ */
+export class TaskContext {
+  /** The task's id. */
+  readonly taskID: string;
+  readonly #runtime: TaskContextRuntime;
+  readonly #task: ClaimedTask;
+  readonly #cache: Map<string, JsonValue>;
+  readonly #counters = new Map<string, number>();
+  readonly #headers: Readonly<JsonObject>;
+
+  private constructor(runtime: TaskContextRuntime, task: ClaimedTask, cache: Map<string, JsonValue>) {
+    this.taskID = task.task_id;
+    this.#runtime = runtime;
+    this.#task = task;
+    this.#cache = cache;
+    this.#headers = Object.freeze({ ...(task.headers ?? {}) });
+  }
+
+  /**
+   * Builds the context of a claimed run, preloading every checkpoint visible to it (checkpoints of
+   * later attempts are hidden).
+   */
+  static async create(runtime: TaskContextRuntime, task: ClaimedTask): Promise<TaskContext> {
+    const { rows } = await runtime.con.query(q.GET_CHECKPOINT_STATES, [runtime.queueName, task.task_id, task.run_id]);
+    const cache = new Map<string, JsonValue>();
+    for (const row of rows as { checkpoint_name: string; state: JsonValue }[]) cache.set(row.checkpoint_name, row.state);
+    return new TaskContext(runtime, task, cache);
+  }
+
+  /** The current run's id. */
+  get runID(): string {
+    return this.#task.run_id;
+  }
+
+  /** The current attempt (1-based). */
+  get attempt(): number {
+    return this.#task.attempt;
+  }
+
+  /** The task's registered name. */
+  get taskName(): string {
+    return this.#task.task_name;
+  }
+
+  /** The queue the task runs on. */
+  get queueName(): string {
+    return this.#runtime.queueName;
+  }
+
+  /** The headers given at spawn (the same frozen object every time; `{}` when none). */
+  get headers(): Readonly<JsonObject> {
+    return this.#headers;
+  }
+
+  /**
+   * Runs `fn` once and checkpoints its JSON result; on replay returns the stored result without
+   * running `fn`. The name may come from a named function: `ctx.step(async function charge() {…})`.
+   * The first execution returns `fn`'s value as is; a replay returns its JSON round trip (Dates
+   * become strings, `undefined` becomes `null`). If `fn` throws, nothing is stored.
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  step<T>(fn: () => T | Promise<T>): Promise<T>;
+  async step<T>(nameOrFn: string | (() => T | Promise<T>), maybeFn?: () => T | Promise<T>): Promise<T> {
+    const [name, fn] = typeof nameOrFn === 'function' ? [nameOrFn.name, nameOrFn] : [nameOrFn, maybeFn];
+    if (!name) throw new Error('ctx.step needs a name: pass one, or a named function');
+    if (typeof fn !== 'function') throw new Error(`ctx.step("${name}") needs a function to run`);
+    const handle = await this.beginStep<T>(name);
+    if (handle.done) return handle.state;
+    const value = await fn();
+    return this.completeStep(handle, value);
+  }
+
+  /** Looks a step up without running anything; complete it later with {@link completeStep}. */
+  async beginStep<T = JsonValue>(name: string): Promise<StepHandle<T>> {
+    const checkpointName = this.#checkpointName(name);
+    const state = await this.#lookup(checkpointName);
+    return state === undefined
+      ? { name, checkpointName, done: false }
+      : { name, checkpointName, done: true, state: state as T };
+  }
+
+  /** Stores a step's result (and extends the lease); a handle that is already done keeps its state. */
+  async completeStep<T>(handle: StepHandle<T>, value: T): Promise<T> {
+    if (handle.done) return handle.state;
+    await this.#persist(handle.checkpointName, value);
+    return value;
+  }
+
+  /** Sleeps `seconds` (durably: the worker slot is released and the run resumes afterwards). */
+  async sleepFor(stepName: string, seconds: number): Promise<void> {
+    await this.sleepUntil(stepName, new Date(Date.now() + seconds * 1000));
+  }
+
+  /** Sleeps until `wakeAt`. The first wake time stored for this step wins on replay. */
+  async sleepUntil(stepName: string, wakeAt: Date): Promise<void> {
+    const checkpointName = this.#checkpointName(stepName);
+    const state = await this.#lookup(checkpointName);
+    const effective = typeof state === 'string' ? new Date(state) : wakeAt;
+    if (!state) await this.#persist(checkpointName, wakeAt.toISOString());
+    const remainingMs = effective.getTime() - Date.now();
+    if (remainingMs > 0) {
+      await this.#runtime.con.query(q.SCHEDULE_RUN_AFTER, [this.queueName, this.runID, remainingMs / 1000]);
+      throw new SuspendTask();
+    }
+  }
+
+  /**
+   * Waits for the event `eventName` on this task's queue and returns its payload. An event emitted
+   * before the wait counts. With a timeout, throws {@link TimeoutError} when it passes.
+   */
+  async awaitEvent(eventName: string, options: AwaitEventOptions = {}): Promise<JsonValue> {
+    const timeout =
+      options.timeout !== undefined && Number.isFinite(options.timeout) && options.timeout >= 0
+        ? Math.floor(options.timeout)
+        : null;
+    const checkpointName = this.#checkpointName(options.stepName ?? `$awaitEvent:${eventName}`);
+    const cached = await this.#lookup(checkpointName);
+    if (cached !== undefined) return cached;
+    if (this.#task.wake_event === eventName && this.#task.event_payload == null) {
+      this.#task.wake_event = null;
+      this.#task.event_payload = null;
+      throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
+    }
+    const row = await this.#awaitEventRow(checkpointName, eventName, timeout);
+    if (row.should_suspend) throw new SuspendTask();
+    this.#cache.set(checkpointName, row.payload);
+    this.#task.event_payload = null;
+    return row.payload;
+  }
+
+  /** Emits an event on this task's queue (first emission wins) and wakes its waiters. */
+  async emitEvent(eventName: string, payload?: JsonValue): Promise<void> {
+    if (!eventName) throw new Error('eventName must be a non-empty string');
+    await this.#runtime.con.query(q.EMIT_EVENT, [
+      this.queueName,
+      eventName,
+      toJsonParam(payload ?? null),
+      wakeChannel(this.queueName),
+    ]);
+  }
+
+  /** Extends the lease by `seconds` (default: the claim timeout) from now. */
+  async heartbeat(seconds?: number): Promise<void> {
+    const extendBy = seconds ?? this.#runtime.claimTimeout;
+    await this.#withTaskState(() => this.#runtime.con.query(q.EXTEND_CLAIM, [this.queueName, this.runID, extendBy]));
+    this.#runtime.onLeaseExtended?.(extendBy);
+  }
+
+  /**
+   * Spawns a child task exactly once: the spawn is a step, and its idempotency key is derived from
+   * this task and the step's checkpoint name, so a replay (even one that crashed between the spawn
+   * and its checkpoint) returns the same child. The child knows its parent, so when it ends it wakes
+   * a parent waiting in {@link awaitTaskResult}.
+   */
+  async spawn(taskName: string, params: unknown, options: SpawnOptions & { stepName?: string } = {}): Promise<SpawnResult> {
+    const { stepName, ...spawnOptions } = options;
+    const handle = await this.beginStep<SpawnResult>(stepName ?? `$spawn:${taskName}`);
+    if (handle.done) return handle.state;
+    const result = await this.#runtime.spawn(taskName, params, {
+      ...spawnOptions,
+      idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
+      headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
+    });
+    return this.completeStep(handle, result);
+  }
+
+  /**
+   * Waits until another task ends and returns its final snapshot, checkpointed. The wait suspends
+   * this task (its worker slot is free meanwhile) and works within one queue. A task spawned with
+   * {@link spawn} wakes this one when it ends; any other task is looked at every `checkInterval`.
+   * A timeout throws {@link TimeoutError}; a cancelled waiter stops waiting.
+   */
+  async awaitTaskResult(task: TaskHandle, options: AwaitTaskResultOptions = {}): Promise<TaskResultSnapshot> {
+    const taskID = typeof task === 'string' ? task : task.taskID;
+    const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
+    const checkInterval = Math.max(1, Math.floor(options.checkInterval ?? 60));
+    const checkpointName = this.#checkpointName(options.stepName ?? `$awaitTaskResult:${taskID}`);
+    const cached = await this.#lookup(checkpointName);
+    if (cached !== undefined) return cached as unknown as TaskResultSnapshot;
+
+    const deadline = await this.#deadline(checkpointName, options.timeout);
+    const eventName = taskResultEvent(taskID);
+    for (;;) {
+      // Woken by this wait's own timeout: consume it (the next await_event call reports it).
+      const timedOut = this.#task.wake_event === eventName && this.#task.event_payload == null;
+      const snapshot = await this.#fetchSnapshot(queue, taskID);
+      if (isFinalState(snapshot.state)) {
+        await this.#persist(checkpointName, snapshot, false);
+        return snapshot;
+      }
+      const remaining = deadline === null ? null : Math.ceil((deadline - (await this.#dbNowMs())) / 1000);
+      if (remaining !== null && remaining <= 0) {
+        throw new TimeoutError(`Timed out waiting for task "${taskID}"`);
+      }
+      const wait = remaining === null ? checkInterval : Math.min(checkInterval, remaining);
+      const row = await this.#awaitEventRow(checkpointName, eventName, wait);
+      if (row.should_suspend) throw new SuspendTask();
+      if (row.payload !== null) {
+        this.#cache.set(checkpointName, row.payload);
+        return row.payload as unknown as TaskResultSnapshot;
+      }
+      if (timedOut) {
+        this.#task.wake_event = null;
+        this.#task.event_payload = null;
+      }
+    }
+  }
+
+  #checkpointName(name: string): string {
+    const count = (this.#counters.get(name) ?? 0) + 1;
+    this.#counters.set(name, count);
+    return count === 1 ? name : `${name}#${count}`;
+  }
+
+  async #lookup(checkpointName: string): Promise<JsonValue | undefined> {
+    if (this.#cache.has(checkpointName)) return this.#cache.get(checkpointName);
+    const { rows } = await this.#runtime.con.query(q.GET_CHECKPOINT_STATE, [this.queueName, this.taskID, checkpointName]);
+    const row = rows[0] as { state: JsonValue } | undefined;
+    if (!row) return undefined;
+    this.#cache.set(checkpointName, row.state);
+    return row.state;
+  }
+
+  async #persist(checkpointName: string, value: unknown, extendLease = true): Promise<void> {
+    const extendBy = extendLease ? this.#runtime.claimTimeout : null;
+    await this.#withTaskState(() =>
+      this.#runtime.con.query(q.SET_CHECKPOINT_STATE, [
+        this.queueName,
+        this.taskID,
+        checkpointName,
+        toJsonParam(value),
+        this.runID,
+        extendBy,
+      ]),
+    );
+    const text = toJsonParam(value);
+    this.#cache.set(checkpointName, text === null ? null : (JSON.parse(text) as JsonValue));
+    if (extendBy) this.#runtime.onLeaseExtended?.(extendBy);
+  }
+
+  async #awaitEventRow(checkpointName: string, eventName: string, timeout: number | null) {
+    const { rows } = await this.#withTaskState(() =>
+      this.#runtime.con.query(q.AWAIT_EVENT, [this.queueName, this.taskID, this.runID, checkpointName, eventName, timeout]),
+    );
+    const row = rows[0] as { should_suspend: boolean; payload: JsonValue } | undefined;
+    if (!row) throw new Error(`absurd.await_event returned no row for event "${eventName}"`);
+    return row;
+  }
+
+  async #fetchSnapshot(queue: string, taskID: string): Promise<TaskResultSnapshot> {
+    const { rows } = await this.#runtime.con.query(q.GET_TASK_RESULT, [queue, taskID]);
+    const row = rows[0] as TaskResultRow | undefined;
+    if (!row) throw new Error(`Task "${taskID}" not found in queue "${queue}"`);
+    return snapshotFromRow(row);
+  }
+
+  /** The absolute deadline (ms, database clock) of a timed wait, stored on first use so it survives suspends. */
+  async #deadline(checkpointName: string, timeout: number | undefined): Promise<number | null> {
+    if (timeout === undefined || timeout === Infinity) return null;
+    if (!Number.isFinite(timeout) || timeout < 0) throw new Error('timeout must be a finite non-negative number');
+    const key = `${checkpointName}$deadline`;
+    const stored = await this.#lookup(key);
+    if (typeof stored === 'string') return Date.parse(stored);
+    const deadline = (await this.#dbNowMs()) + timeout * 1000;
+    await this.#persist(key, new Date(deadline).toISOString(), false);
+    return deadline;
+  }
+
+  async #dbNowMs(): Promise<number> {
+    const { rows } = await this.#runtime.con.query(q.CURRENT_TIME);
+    return new Date((rows[0] as { now: Date }).now).getTime();
+  }
+
+  async #withTaskState<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw signalFromDatabaseError(error);
+    }
+  }
+}
+

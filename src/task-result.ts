@@ -1,0 +1,67 @@
+import type { JsonObject, JsonValue } from './json.js';
+
+/** The states of a task. */
+export type TaskResultState = 'pending' | 'running' | 'sleeping' | 'completed' | 'failed' | 'cancelled';
+
+/**
+ * A task's state with its outcome: `result` when completed, `failure` (the last run's failure
+ * reason) when failed. Both fields can be read on any snapshot; they are undefined where they do
+ * not apply.
+ */
+export type TaskResultSnapshot =
+  | { state: 'pending' | 'running' | 'sleeping' | 'cancelled'; result?: undefined; failure?: undefined }
+  | { state: 'completed'; result: JsonValue | null; failure?: undefined }
+  | { state: 'failed'; failure: JsonValue | null; result?: undefined };
+
+/** What a spawn returns. `created` is false when an idempotency key matched an existing task. */
+export interface SpawnResult {
+  taskID: string;
+  runID: string;
+  attempt: number;
+  created: boolean;
+}
+
+/** A row of `absurd.get_task_result`. */
+export interface TaskResultRow {
+  state: TaskResultState;
+  result: JsonValue | null;
+  failure_reason: JsonValue | null;
+}
+
+/** Builds the snapshot of a `get_task_result` row (the same JSON shape the Absurd SDKs checkpoint). */
+export function snapshotFromRow(row: TaskResultRow): TaskResultSnapshot {
+  if (row.state === 'completed') return { state: 'completed', result: row.result };
+  if (row.state === 'failed') return { state: 'failed', failure: row.failure_reason };
+  return { state: row.state };
+}
+
+/** True when the task will not change any more (short of an operator's retry). */
+export function isFinalState(state: TaskResultState): boolean {
+  return state === 'completed' || state === 'failed' || state === 'cancelled';
+}
+
+/**
+ * The header a child task carries to find its parent: `{ queue, taskId }`. A worker that ends a
+ * task carrying it emits {@link taskResultEvent} on the parent's queue.
+ */
+export const PARENT_HEADER = 'absurd.parent';
+
+/** The header object naming a parent task. */
+export function parentHeader(queue: string, taskID: string): JsonObject {
+  return { [PARENT_HEADER]: { queue, taskId: taskID } };
+}
+
+/** Reads the parent named by a task's headers, if any. */
+export function parentFromHeaders(headers: JsonObject | null | undefined): { queue: string; taskId: string } | undefined {
+  const value = headers?.[PARENT_HEADER];
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const { queue, taskId } = value;
+    if (typeof queue === 'string' && typeof taskId === 'string') return { queue, taskId };
+  }
+  return undefined;
+}
+
+/** The event announcing that a task ended; its payload is the task's final snapshot. */
+export function taskResultEvent(taskID: string): string {
+  return `$taskResult:${taskID}`;
+}

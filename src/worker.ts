@@ -1,0 +1,181 @@
+import { hostname } from 'node:os';
+import type { ClaimedTask } from './task-context.js';
+
+/** Options of `startWorker`. */
+export interface WorkerOptions {
+  /** Recorded as `claimed_by`; default `<hostname>:<pid>`. */
+  workerId?: string;
+  /** Lease in seconds, renewed by every checkpoint and heartbeat; default 120. 0 = no lease. */
+  claimTimeout?: number;
+  /** Runs claimed per claim call; default `concurrency`. */
+  batchSize?: number;
+  /** Runs executed at once; default 1. */
+  concurrency?: number;
+  /** Seconds between polls when idle; default 0.25. Notifications wake the worker sooner. */
+  pollInterval?: number;
+  /** Receives claim errors and unexpected execution errors; default logs them. */
+  onError?: (error: Error) => void;
+  /** Exit the process when a task overruns its lease by 100 %; default true. */
+  fatalOnLeaseTimeout?: boolean;
+  /** Listen for wake-up notifications (spawns, events, retries); default true when possible. */
+  listen?: boolean;
+}
+
+/** Options of {@link Worker.close}. */
+export interface WorkerCloseOptions {
+  /**
+   * Seconds to wait for runs in flight; afterwards `close` returns and those runs keep their
+   * lease (another worker takes them over when it expires). Default: wait for all of them.
+   */
+  timeout?: number;
+}
+
+/** A running worker. */
+export interface Worker {
+  /** The id this worker claims with. */
+  readonly workerId: string;
+  /** Runs executing right now. */
+  readonly inFlight: number;
+  /**
+   * Stops claiming, then waits for the runs in flight to finish (up to `timeout`). Nothing is
+   * released half-done: a run still executing when the timeout passes is left to its lease.
+   */
+  close(options?: WorkerCloseOptions): Promise<void>;
+}
+
+/** What the worker loop needs from its client. Claims and executions go through these methods. */
+export interface WorkerHost {
+  claimTasks(options: { batchSize: number; claimTimeout: number; workerId: string }): Promise<ClaimedTask[]>;
+  executeTask(task: ClaimedTask, claimTimeout: number, options: { fatalOnLeaseTimeout: boolean }): Promise<void>;
+  /** Subscribes to wake-up notifications of the worker's queue; absent when not possible. */
+  subscribeToWakeups?(onWake: () => void): Promise<() => Promise<void>>;
+  /** Seconds until the queue's next run is due (null: none). */
+  secondsUntilNextRun?(): Promise<number | null>;
+}
+
+/** The defaults of the `absurd-sdk` worker. */
+export function resolveWorkerOptions(options: WorkerOptions, logError: (error: Error) => void) {
+  const concurrency = options.concurrency ?? 1;
+  return {
+    workerId: options.workerId ?? `${hostname() || 'host'}:${process.pid}`,
+    claimTimeout: options.claimTimeout ?? 120,
+    concurrency,
+    batchSize: options.batchSize ?? concurrency,
+    pollInterval: options.pollInterval ?? 0.25,
+    onError: options.onError ?? logError,
+    fatalOnLeaseTimeout: options.fatalOnLeaseTimeout ?? true,
+    listen: options.listen ?? true,
+  };
+}
+
+/**
+ * Starts the claim/execute loop in the background and returns at once.
+ *
+ * The loop claims `min(batchSize, free slots)` runs, starts them, and claims again straight away;
+ * when nothing was claimed (or no slot is free) it waits until the poll interval passes, a run
+ * finishes, a notification arrives for the queue, or the queue's next sleeping run is due.
+ */
+export async function startWorkerLoop(host: WorkerHost, options: ReturnType<typeof resolveWorkerOptions>): Promise<Worker> {
+  const { workerId, claimTimeout, concurrency, batchSize, onError, fatalOnLeaseTimeout } = options;
+  const pollMs = Math.max(0, options.pollInterval * 1000);
+  const executing = new Set<Promise<void>>();
+  let running = true;
+  let wake: (() => void) | undefined;
+  let woken = false;
+
+  const notify = () => {
+    if (wake) wake();
+    else woken = true;
+  };
+  const waitForWake = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (woken || !running) {
+        woken = false;
+        resolve();
+        return;
+      }
+      const done = () => {
+        clearTimeout(timer);
+        wake = undefined;
+        woken = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      wake = done;
+    });
+  const report = (error: unknown) => onError(error instanceof Error ? error : new Error(String(error)));
+
+  let unsubscribe: (() => Promise<void>) | undefined;
+  if (options.listen && host.subscribeToWakeups) {
+    unsubscribe = await host.subscribeToWakeups(notify).catch((error: unknown) => {
+      report(error);
+      return undefined;
+    });
+  }
+
+  // With a long poll interval, sleep only until the next sleeping run is due.
+  const idleWaitMs = async () => {
+    if (pollMs < 1000 || !host.secondsUntilNextRun) return pollMs;
+    const seconds = await host.secondsUntilNextRun().catch(() => null);
+    return seconds === null ? pollMs : Math.min(pollMs, Math.max(0, seconds * 1000) + 5);
+  };
+
+  const loop = (async () => {
+    while (running) {
+      if (executing.size >= concurrency) {
+        await waitForWake(pollMs);
+        continue;
+      }
+      const toClaim = Math.min(batchSize, concurrency - executing.size);
+      let tasks: ClaimedTask[];
+      try {
+        tasks = await host.claimTasks({ batchSize: toClaim, claimTimeout, workerId });
+      } catch (error) {
+        report(error);
+        await waitForWake(pollMs);
+        continue;
+      }
+      if (tasks.length === 0) {
+        await waitForWake(await idleWaitMs());
+        continue;
+      }
+      // Runs claimed while close() was called are executed too: they hold our lease.
+      for (const task of tasks) {
+        const execution: Promise<void> = host
+          .executeTask(task, claimTimeout, { fatalOnLeaseTimeout })
+          .catch(report)
+          .finally(() => {
+            executing.delete(execution);
+            notify();
+          });
+        executing.add(execution);
+      }
+    }
+  })();
+
+  return {
+    workerId,
+    get inFlight() {
+      return executing.size;
+    },
+    async close(closeOptions: WorkerCloseOptions = {}) {
+      running = false;
+      notify();
+      await loop;
+      await unsubscribe?.().catch(() => undefined);
+      const all = Promise.allSettled([...executing]);
+      if (closeOptions.timeout === undefined) {
+        await all;
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        all,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, closeOptions.timeout ?? 0) * 1000);
+        }),
+      ]);
+      clearTimeout(timer);
+    },
+  };
+}
