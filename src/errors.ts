@@ -231,3 +231,19 @@ function listMigrations(migrations: readonly MigrationRef[]): string {
   const shown = migrations.slice(0, 5).map(migrationLabel).join(', ');
   return migrations.length > 5 ? `${shown}, …` : shown;
 }
+
+/**
+ * A wait ran out of time: `awaitTaskResult` on the client or in a task, or `ctx.awaitEvent` with a
+ * timeout. Named `TimeoutError` like the `absurd-sdk` class it replaces.
+ *
+ * @example
+ * try { await app.awaitTaskResult(id, { timeout: 30 }); }
+ * catch (error) { if (error instanceof TimeoutError) console.log('still running'); }
+ */
+export class TimeoutError extends AbsurdError {
+  declare readonly code: 'TIMEOUT';
+
+  constructor(message: string) {
+    super('TIMEOUT', message);
+  }
+}
