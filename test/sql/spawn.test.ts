@@ -113,6 +113,22 @@ describe('spawn_task', () => {
     });
   });
 
+  it('does not validate retry_strategy or cancellation values (they are read, and may fail, later)', async () => {
+    const q = await createQueue(c, queueName('verbatim'));
+    for (const options of [
+      { retry_strategy: { kind: 'fixed', base_seconds: 'soon' } },
+      { retry_strategy: { kind: 'exponential', factor: [2] } },
+      { cancellation: { max_delay: 'later' } },
+      { cancellation: { max_duration: 1.5 } },
+    ] as Record<string, unknown>[]) {
+      const spawned = await spawn(c, q, 'job', {}, options);
+      expect(await task(c, q, spawned.task_id), JSON.stringify(options)).toMatchObject({
+        retry_strategy: options.retry_strategy ?? null,
+        cancellation: options.cancellation ?? null,
+      });
+    }
+  });
+
   it('stores a JSON null header as jsonb null, and SQL NULL params as JSON null', async () => {
     const q = await createQueue(c, queueName('nulls'));
     const spawned = await spawn(c, q, 'job', SQL_NULL, { headers: null });
