@@ -12,7 +12,7 @@ import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type CancellationPolicy, type SpawnOptions } from './spawn-options.js';
 import type { ClaimedTask, TaskContext, TaskContextRuntime } from './task-context.js';
 import { snapshotFromRow, type SpawnResult, type TaskResultRow, type TaskResultSnapshot } from './task-result.js';
-import { resolveWorkerOptions, startWorkerLoop, type Worker, type WorkerOptions } from './worker.js';
+import { resolveWorkerOptions, startWorkerLoop, type Worker, type WorkerCloseOptions, type WorkerOptions } from './worker.js';
 
 /** A task handler: gets the spawn params and the task context, returns the task's result. */
 export type TaskHandler<P = unknown, R = unknown> = (params: P, ctx: TaskContext) => Promise<R>;
@@ -308,9 +308,12 @@ export class Absurd {
     await executeClaimedTask(this.#executionHost(), task, claimTimeout, options);
   }
 
-  /** Stops the last started worker, closes the wake-up connection and, if this client owns it, the pool. */
-  async close(): Promise<void> {
-    await this.worker?.close();
+  /**
+   * Stops the last started worker (waiting for its runs in flight, up to `timeout` seconds), closes
+   * the wake-up connection and, if this client owns it, the pool.
+   */
+  async close(options: WorkerCloseOptions = {}): Promise<void> {
+    await this.worker?.close(options);
     await this.listener?.close();
     this.listener = undefined;
     if (this.ownsConnection) await (this.con as { end?: () => Promise<void> }).end?.();

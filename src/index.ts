@@ -24,6 +24,8 @@ export type {
   TaskHandle,
 } from './task-context.js';
 export type { Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
+export { closeOnSignals } from './shutdown.js';
+export type { Closable, CloseOnSignalsOptions } from './shutdown.js';
 export type { Log } from './execute-task.js';
 export { serializeError } from './execute-task.js';
 export type { JsonObject, JsonValue } from './json.js';
