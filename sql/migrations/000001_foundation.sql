@@ -300,13 +300,16 @@ $$;
 -- drop_queue(q): drops the queue's tables and registry row. Deliberately does not validate the name
 -- (queues registered before the 57-byte rule must stay droppable) and ignores unknown queues.
 -- Removes the queue's pg_cron jobs first when pg_cron is installed.
+-- Locks: the absurd.queues row FOR UPDATE, then ACCESS EXCLUSIVE on each table dropped.
 create function absurd.drop_queue(p_queue_name text) returns void
 language plpgsql
 as $$
 declare
   v_prefix text;
 begin
-  if not exists (select 1 from absurd.queues q where q.queue_name = p_queue_name) then
+  -- The registry row first, then the tables: the order ensure_partitions and set_queue_policy use.
+  perform 1 from absurd.queues q where q.queue_name = p_queue_name for update;
+  if not found then
     return;
   end if;
   if to_regclass('cron.job') is not null

@@ -102,6 +102,7 @@ begin
         return query select v_existing_task, v_existing_run, v_existing_attempts, false;
         return;
       end if;
+      v_inserted := null;  -- the key is registered; the task row itself is inserted below
     else
       execute format(
         'insert into absurd.%I (task_id, task_name, params, headers, retry_strategy, max_attempts,

@@ -6,7 +6,7 @@ export const migrations: readonly Migration[] = [
   {
     version: 1,
     name: 'foundation',
-    checksum: '2a01fa24eb3ba554d313ef0a7c9586c91e80d474859b92f3d67caff56a2ddeec',
+    checksum: 'b5d9b0692903860afd1c6d5487d14a28b2fb106207c1ed229e01c86d09eb0614',
     sql: `-- absurd-kit engine, migration 000001: foundation.
 --
 -- Schema, time source, UUIDv7 helpers, queue names, the queue registry and the per-queue tables.
@@ -309,13 +309,16 @@ $$;
 -- drop_queue(q): drops the queue's tables and registry row. Deliberately does not validate the name
 -- (queues registered before the 57-byte rule must stay droppable) and ignores unknown queues.
 -- Removes the queue's pg_cron jobs first when pg_cron is installed.
+-- Locks: the absurd.queues row FOR UPDATE, then ACCESS EXCLUSIVE on each table dropped.
 create function absurd.drop_queue(p_queue_name text) returns void
 language plpgsql
 as $$
 declare
   v_prefix text;
 begin
-  if not exists (select 1 from absurd.queues q where q.queue_name = p_queue_name) then
+  -- The registry row first, then the tables: the order ensure_partitions and set_queue_policy use.
+  perform 1 from absurd.queues q where q.queue_name = p_queue_name for update;
+  if not found then
     return;
   end if;
   if to_regclass('cron.job') is not null
@@ -478,7 +481,7 @@ $$;
   {
     version: 2,
     name: 'tasks',
-    checksum: 'd7c582677939924c82229c728b8360f4752e44b1b36d159c61dfec5fd36ff205',
+    checksum: 'a351e06f88e26c2bdbce7f42a226d5b13c62848802249ec6a7fab63b9648ef45',
     sql: `-- absurd-kit engine, migration 000002: the task lifecycle.
 --
 -- spawn_task, claim_task, complete_run, schedule_run, fail_run, retry_task, cancel_task and
@@ -583,6 +586,7 @@ begin
         return query select v_existing_task, v_existing_run, v_existing_attempts, false;
         return;
       end if;
+      v_inserted := null;  -- the key is registered; the task row itself is inserted below
     else
       execute format(
         'insert into absurd.%I (task_id, task_name, params, headers, retry_strategy, max_attempts,

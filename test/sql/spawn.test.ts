@@ -113,13 +113,29 @@ describe('spawn_task', () => {
     });
   });
 
-  it('does not validate retry_strategy or cancellation values (they are read, and may fail, later)', async () => {
+  // Deliberate difference from the reference engine, which stores these verbatim and then fails
+  // every claim_task of the queue (cancellation) or the run's fail_run (retry strategy) with a cast
+  // error: values the engine cannot use later are refused at spawn, with a message naming the key.
+  it('refuses retry_strategy and cancellation values that later reads could not use, writing nothing', async () => {
     const q = await createQueue(c, queueName('verbatim'));
+    for (const [options, message] of [
+      [{ retry_strategy: { kind: 'fixed', base_seconds: 'soon' } }, 'retry_strategy.base_seconds must be a number'],
+      [{ retry_strategy: { kind: 'exponential', factor: [2] } }, 'retry_strategy.factor must be a number'],
+      [{ cancellation: { max_delay: 'later' } }, 'cancellation.max_delay must be a whole number of seconds'],
+      [{ cancellation: { max_duration: 1.5 } }, 'cancellation.max_duration must be a whole number of seconds'],
+    ] as [Record<string, unknown>, string][]) {
+      const before = await snapshot(c, q);
+      await expectPgError(spawn(c, q, 'job', {}, options), 'P0001', message);
+      expect(await snapshot(c, q)).toEqual(before);
+    }
+  });
+
+  it('stores usable retry_strategy and cancellation values verbatim, unknown keys and kinds included', async () => {
+    const q = await createQueue(c, queueName('verbatim-ok'));
     for (const options of [
-      { retry_strategy: { kind: 'fixed', base_seconds: 'soon' } },
-      { retry_strategy: { kind: 'exponential', factor: [2] } },
-      { cancellation: { max_delay: 'later' } },
-      { cancellation: { max_duration: 1.5 } },
+      { retry_strategy: { kind: 'fixed', base_seconds: 1.5 } },
+      { retry_strategy: { kind: 'someday', factor: '2', extra: true } },
+      { cancellation: { max_delay: 60, max_duration: '120', note: 'x' } },
     ] as Record<string, unknown>[]) {
       const spawned = await spawn(c, q, 'job', {}, options);
       expect(await task(c, q, spawned.task_id), JSON.stringify(options)).toMatchObject({
