@@ -20,6 +20,12 @@ function describeVersion(version: number | null): string {
   return version === null ? 'none' : String(version).padStart(6, '0');
 }
 
+/** Progress for people watching a terminal; scripts and CI get only the result lines. */
+function progress(context: CommandContext): ((migration: MigrationRef) => void) | undefined {
+  if (!context.io.stderr.isTTY) return undefined;
+  return (migration) => context.io.stderr.write(`applying ${migrationLabel(migration)}…\n`);
+}
+
 function printApplied(context: CommandContext, verb: string, applied: readonly MigrationRef[]): void {
   for (const migration of applied) context.print(`${verb} ${migrationLabel(migration)}`);
 }
@@ -34,7 +40,7 @@ export const initCommand: CommandSpec = {
   flags: [],
   async run(context) {
     const url = context.databaseUrl();
-    const result = await initSchema(url);
+    const result = await initSchema(url, { onMigration: progress(context) });
     if (result.state === 'already-current') {
       context.print(`schema absurd is already installed and current (${describeVersion(result.version)}); nothing to do`);
     } else {
@@ -56,7 +62,7 @@ export const migrateCommand: CommandSpec = {
   flags: [{ name: 'dry-run', description: 'List the migrations that would run; change nothing' }, jsonFlag],
   async run(context) {
     const dryRun = context.flags['dry-run'] === true;
-    const { applied } = await migrate(context.databaseUrl(), { dryRun });
+    const { applied } = await migrate(context.databaseUrl(), { dryRun, onMigration: progress(context) });
     if (context.flags.json) {
       context.print(JSON.stringify({ dryRun, applied, latest: packageLatest?.version ?? null }));
     } else if (applied.length === 0) {

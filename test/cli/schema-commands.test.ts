@@ -12,12 +12,12 @@ const last = migrations.at(-1)!;
 const UNREACHABLE = 'postgresql://someone:hunter2@127.0.0.1:1/absurd';
 
 /** Runs the CLI in-process with captured output and an environment of our choosing. */
-async function cli(argv: string[], env: Record<string, string> = {}) {
+async function cli(argv: string[], env: Record<string, string> = {}, isTTY = false) {
   let stdout = '';
   let stderr = '';
   const code = await run(argv, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
+    stdout: { write: (s: string) => (stdout += s), isTTY },
+    stderr: { write: (s: string) => (stderr += s), isTTY },
     env,
   });
   return { code, stdout, stderr };
@@ -125,6 +125,13 @@ describe('absurd migrate', () => {
     );
     const again = await cli(['migrate', '-d', url]);
     expect(again.stdout).toBe(`schema absurd is already current (${migrationLabel(last)}); nothing to do\n`);
+  });
+
+  it('shows progress on stderr only when it is a terminal', async () => {
+    const url = await empty.create();
+    const result = await cli(['migrate', '-d', url], {}, true);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe(migrations.map((m) => `applying ${migrationLabel(m)}…\n`).join(''));
   });
 
   it('--json reports the applied migrations', async () => {
