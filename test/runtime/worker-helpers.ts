@@ -67,7 +67,12 @@ export function useClients(db: TestDatabase) {
 }
 
 /** A promise with its resolve function, to hold a handler until the test lets it go. */
-export function gate<T = void>() {
+export interface Gate<T = void> {
+  promise: Promise<T>;
+  open: (value: T) => void;
+}
+
+export function gate<T = void>(): Gate<T> {
   let open!: (value: T) => void;
   const promise = new Promise<T>((resolve) => {
     open = resolve;

@@ -6,6 +6,7 @@ import {
   awkwardQueueNames,
   delay,
   gate,
+  type Gate,
   queueName,
   rawSpawn,
   recordClaims,
@@ -111,7 +112,7 @@ describe('claim loop', () => {
   it('does not claim while at capacity and claims only the free slots', async () => {
     const queue = queueName('capacity');
     const app = await clients.app(queue);
-    const gates = new Map<number, ReturnType<typeof gate>>();
+    const gates = new Map<number, Gate>();
     const started: number[] = [];
     app.registerTask({ name: 'hold' }, async (params: { n: number }) => {
       started.push(params.n);
