@@ -1,0 +1,227 @@
+import { describe, expect, it } from 'vitest';
+import { wakeChannel, type Absurd } from '../../src/index.js';
+import { useTestDatabase } from '../support/db.js';
+import {
+  delay,
+  queueName,
+  rawSpawn,
+  recordClaims,
+  runRows,
+  taskRow,
+  useClients,
+  utf8QueueName57,
+  waitFor,
+  waitForTaskState,
+} from './worker-helpers.js';
+
+const db = useTestDatabase();
+const clients = useClients(db);
+
+/** An hour: any claim that happens within a test is not the poll's doing. */
+const NEVER = 3600;
+
+/** Starts a worker and returns once its first (empty) claim is done, i.e. once it is idle. */
+async function idleWorker(app: Absurd, options: Parameters<Absurd['startWorker']>[0] = {}) {
+  const claims = recordClaims(app);
+  const worker = await app.startWorker({ pollInterval: NEVER, ...options });
+  await waitFor(() => claims.length >= 1, { what: 'the first claim' });
+  await delay(50);
+  return { worker, claims };
+}
+
+/** The pid of the connection listening on the queue's wake channel (undefined when there is none). */
+async function listenerPid(queue: string): Promise<number | undefined> {
+  const { rows } = await db.pool.query<{ pid: number }>(
+    `select pid from pg_stat_activity where datname = current_database() and query ilike 'listen %' and query = $1`,
+    [`listen "${wakeChannel(queue)}"`],
+  );
+  return rows[0]?.pid;
+}
+
+describe('notifications wake an idle worker', () => {
+  it('starts a task spawned with app.spawn at once (pollInterval 3600)', async () => {
+    const queue = queueName('spawn-wake');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'job' }, async (params: { n: number }) => params.n * 2);
+    const { worker } = await idleWorker(app);
+    const { taskID } = await app.spawn('job', { n: 21 });
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: 42 });
+    await worker.close();
+  });
+
+  it('does not start it without the notification (listen: false), so the wake-up is what matters', async () => {
+    const queue = queueName('no-listen');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'job' }, async () => null);
+    const { worker, claims } = await idleWorker(app, { listen: false });
+    const { taskID } = await app.spawn('job', {});
+    await delay(1000);
+    expect((await taskRow(db.pool, queue, taskID))?.state).toBe('pending');
+    expect(claims).toHaveLength(1);
+    await worker.close();
+  });
+
+  it('wakes a worker of a 57-byte UTF-8 queue', async () => {
+    const queue = utf8QueueName57();
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'job' }, async () => 'woken');
+    const { worker } = await idleWorker(app);
+    const { taskID } = await app.spawn('job', {});
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
+    await worker.close();
+  });
+
+  it('resumes an event waiter when app.emitEvent delivers its event', async () => {
+    const queue = queueName('event-wake');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'waiter' }, async (_params, ctx) => ({ got: await ctx.awaitEvent('go') }));
+    const { worker } = await idleWorker(app);
+    const { taskID } = await app.spawn('waiter', {});
+    await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
+    await delay(200); // the claim after the suspend comes back empty; the worker is idle again
+    await app.emitEvent('go', { ok: 1 });
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: { got: { ok: 1 } } });
+    await worker.close();
+  });
+
+  it('resumes an event waiter when another task emits the event with ctx.emitEvent', async () => {
+    const queue = queueName('ctx-event-wake');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'waiter' }, async (_params, ctx) => ctx.awaitEvent('signal'));
+    const { worker } = await idleWorker(app);
+    const { taskID } = await app.spawn('waiter', {});
+    await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
+    await delay(200);
+    // The emitter runs elsewhere (one claim, no loop) after a spawn without notification: only
+    // ctx.emitEvent's notification can make the idle worker look at the queue again.
+    const other = await clients.app(queue);
+    other.registerTask({ name: 'emitter' }, async (_params, ctx) => {
+      await ctx.emitEvent('signal', 'from a task');
+      return null;
+    });
+    const emitter = await rawSpawn(db.pool, queue, 'emitter');
+    await other.workBatch('other-worker');
+    expect((await taskRow(db.pool, queue, emitter.task_id))?.state).toBe('completed');
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: 'from a task' });
+    await worker.close();
+  });
+
+  it('runs a task again at once after retryTask, in place and as a new task', async () => {
+    const queue = queueName('retry-wake');
+    const app = await clients.app(queue);
+    let fail = true;
+    app.registerTask({ name: 'flaky' }, async (_params, ctx) => {
+      if (fail) throw new Error('not yet');
+      return { attempt: ctx.attempt };
+    });
+    const { worker } = await idleWorker(app);
+    const { taskID } = await app.spawn('flaky', {}, { maxAttempts: 1 });
+    await waitForTaskState(db.pool, queue, taskID, 'failed', 8000);
+    fail = false;
+    await delay(200);
+    await app.retryTask(taskID);
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: { attempt: 2 } });
+
+    fail = true;
+    const second = await app.spawn('flaky', {}, { maxAttempts: 1 });
+    await waitForTaskState(db.pool, queue, second.taskID, 'failed', 8000);
+    fail = false;
+    await delay(200);
+    const copy = await app.retryTask(second.taskID, { spawnNewTask: true });
+    await waitForTaskState(db.pool, queue, copy.taskID, 'completed', 8000);
+    await worker.close();
+  });
+});
+
+describe('polling and timers', () => {
+  it('picks up a task spawned by plain SQL (no notification) at the next poll', async () => {
+    const queue = queueName('raw-poll');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'job' }, async (params: { from: string }) => params.from);
+    const { worker } = await idleWorker(app, { pollInterval: 0.2 });
+    const { task_id } = await rawSpawn(db.pool, queue, 'job', { from: 'psql' });
+    await waitForTaskState(db.pool, queue, task_id, 'completed', 8000);
+    expect(await app.fetchTaskResult(task_id)).toEqual({ state: 'completed', result: 'psql' });
+    await worker.close();
+  });
+
+  it('leaves a task spawned by plain SQL alone until something wakes a worker with pollInterval 3600', async () => {
+    const queue = queueName('raw-no-poll');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'job' }, async () => null);
+    const { worker } = await idleWorker(app);
+    const raw = await rawSpawn(db.pool, queue, 'job');
+    await delay(800);
+    expect((await taskRow(db.pool, queue, raw.task_id))?.state).toBe('pending');
+    // Any later wake-up claims the earlier work too.
+    const { taskID } = await app.spawn('job', {});
+    await waitForTaskState(db.pool, queue, raw.task_id, 'completed', 8000);
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
+    await worker.close();
+  });
+
+  it('resumes a task sleeping 2 s when it is due, without waiting for the 3600 s poll', async () => {
+    const queue = queueName('sleep-timer');
+    const app = await clients.app(queue);
+    let before = 0;
+    let after = 0;
+    app.registerTask({ name: 'napper' }, async (_params, ctx) => {
+      await ctx.step('before', async () => ++before);
+      await ctx.sleepFor('nap', 2);
+      return ctx.step('after', async () => ++after);
+    });
+    const { worker } = await idleWorker(app);
+    const { taskID } = await app.spawn('napper', {});
+    await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 10_000);
+    expect([before, after]).toEqual([1, 1]);
+    const runs = await runRows(db.pool, queue, taskID);
+    expect(runs).toHaveLength(1); // a sleep keeps its run
+    expect(runs[0]!.completed_at!.getTime()).toBeGreaterThanOrEqual(runs[0]!.created_at.getTime() + 2000 - 50);
+    await worker.close();
+  });
+
+  it('resumes a retry with a backoff when it is due', async () => {
+    const queue = queueName('backoff-timer');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'flaky' }, async (_params, ctx) => {
+      if (ctx.attempt === 1) throw new Error('first attempt fails');
+      return ctx.attempt;
+    });
+    const { worker } = await idleWorker(app);
+    const { taskID } = await app.spawn('flaky', {}, { retryStrategy: { kind: 'fixed', baseSeconds: 1 } });
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 10_000);
+    const runs = await runRows(db.pool, queue, taskID);
+    expect(runs.map((r) => r.state)).toEqual(['failed', 'completed']);
+    await worker.close();
+  });
+});
+
+describe('the LISTEN connection', () => {
+  it('reconnects after its backend is terminated, catches up on what it missed, and wakes the worker again', async () => {
+    const queue = queueName('listen-recover');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'job' }, async (params: { n: number }) => params.n);
+    const { worker } = await idleWorker(app);
+    const first = await waitFor(() => listenerPid(queue), { what: 'the LISTEN connection' });
+
+    const { rows } = await db.pool.query<{ ok: boolean }>('select pg_terminate_backend($1) as ok', [first]);
+    expect(rows[0]?.ok).toBe(true);
+    // Spawned while nobody listens: the notification is lost, the reconnect must make up for it.
+    const missed = await app.spawn('job', { n: 1 });
+    await waitForTaskState(db.pool, queue, missed.taskID, 'completed', 10_000);
+
+    const second = await waitFor(() => listenerPid(queue), { what: 'a new LISTEN connection' });
+    expect(second).not.toBe(first);
+    await delay(100);
+    const later = await app.spawn('job', { n: 2 });
+    await waitForTaskState(db.pool, queue, later.taskID, 'completed', 8000);
+    await worker.close();
+    await app.close();
+    expect(await listenerPid(queue)).toBeUndefined();
+  });
+});
