@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { Absurd } from '../../src/index.js';
+import { useTestDatabase } from '../support/db.js';
+import { awkwardQueue, recordingConnection, runRows, table, uniqueQueue, useRuntime, workOnce } from './helpers.js';
+
+const db = useTestDatabase();
+const rt = useRuntime(db);
+
+async function eventRow(queue: string, name: string) {
+  const { rows } = await db.pool.query(`select payload, emitted_at from ${table('e', queue)} where event_name = $1`, [name]);
+  return rows[0] as { payload: unknown; emitted_at: Date } | undefined;
+}
+
+describe('Absurd.emitEvent', () => {
+  it('refuses an empty event name before any query', async () => {
+    const { con, queries } = recordingConnection();
+    const app = new Absurd({ db: con, queueName: 'e' });
+    await expect(app.emitEvent('', { a: 1 })).rejects.toThrow(new Error('eventName must be a non-empty string'));
+    expect(queries).toHaveLength(0);
+  });
+
+  it('stores the payload on the client queue, JSON null when there is none', async () => {
+    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
+    await app.createQueue();
+    await app.emitEvent('with-payload', { ok: [1, 'two'] });
+    await app.emitEvent('no-payload');
+    expect((await eventRow(app.queueName, 'with-payload'))?.payload).toEqual({ ok: [1, 'two'] });
+    const { rows } = await db.pool.query(
+      `select jsonb_typeof(payload) as kind from ${table('e', app.queueName)} where event_name = 'no-payload'`,
+    );
+    expect(rows[0]).toEqual({ kind: 'null' });
+  });
+
+  it('first write wins: later emissions change neither payload nor emitted_at', async () => {
+    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('first') });
+    await app.createQueue();
+    await app.emitEvent('once', 'first');
+    const before = await eventRow(app.queueName, 'once');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await app.emitEvent('once', 'second');
+    await app.emitEvent('once');
+    expect(await eventRow(app.queueName, 'once')).toEqual(before);
+    expect(before?.payload).toBe('first');
+  });
+
+  it('emits on another queue when one is named; events are per queue', async () => {
+    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('here') });
+    const there = uniqueQueue('there');
+    await app.createQueue();
+    await app.createQueue(there);
+    await app.emitEvent('shared-name', 'there', there);
+    await app.emitEvent('shared-name', 'here');
+    expect((await eventRow(there, 'shared-name'))?.payload).toBe('there');
+    expect((await eventRow(app.queueName, 'shared-name'))?.payload).toBe('here');
+    await expect(app.emitEvent('x', null, '')).rejects.toThrow('Queue name must be provided');
+  });
+
+  it('wakes a task waiting for the event; a second emission wakes nobody again', async () => {
+    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('wake') });
+    await app.createQueue();
+    const received: unknown[] = [];
+    app.registerTask({ name: 'waiter' }, async (_p, ctx) => {
+      received.push(await ctx.awaitEvent('go'));
+      return 'woken';
+    });
+    const { taskID } = await app.spawn('waiter', null);
+    await workOnce(app);
+    expect((await runRows(db.pool, app.queueName, taskID))[0]).toMatchObject({ state: 'sleeping', wake_event: 'go' });
+    await app.emitEvent('go', { n: 1 });
+    expect((await runRows(db.pool, app.queueName, taskID))[0]).toMatchObject({ state: 'pending', event_payload: { n: 1 } });
+    await workOnce(app);
+    expect(received).toEqual([{ n: 1 }]);
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: 'woken' });
+    await app.emitEvent('go', { n: 2 });
+    expect(await workOnce(app)).toEqual([]);
+  });
+});
