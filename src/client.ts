@@ -1,5 +1,17 @@
 import pg from 'pg';
 import { resolveDatabaseUrl } from './config.js';
+import {
+  isEventContract,
+  isTaskContract,
+  type EventContract,
+  type Input,
+  type Output,
+  type ParamsOf,
+  type PayloadOf,
+  type ResultOf,
+  type StepsOf,
+  type TaskContract,
+} from './define.js';
 import { TimeoutError } from './errors.js';
 import { executeClaimedTask, type ExecutionHost, type Log, type Registration } from './execute-task.js';
 import { toJsonParam, type JsonValue } from './json.js';
@@ -11,11 +23,29 @@ import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type CancellationPolicy, type SpawnOptions } from './spawn-options.js';
 import type { ClaimedTask, TaskContext, TaskContextRuntime } from './task-context.js';
-import { snapshotFromRow, type SpawnResult, type TaskResultRow, type TaskResultSnapshot } from './task-result.js';
+import {
+  attachContract,
+  snapshotFromRow,
+  type SpawnResult,
+  type TaskHandle,
+  type TaskResultRow,
+  type TaskResultSnapshot,
+  type TypedTaskResultSnapshot,
+} from './task-result.js';
+import { parseWith } from './validation.js';
 import { resolveWorkerOptions, startWorkerLoop, type Worker, type WorkerCloseOptions, type WorkerOptions } from './worker.js';
 
 /** A task handler: gets the spawn params and the task context, returns the task's result. */
 export type TaskHandler<P = unknown, R = unknown> = (params: P, ctx: TaskContext) => Promise<R>;
+
+/**
+ * The handler of a task contract: gets the parsed params (the schema's output) and a context whose
+ * steps are typed by the contract, and returns the result schema's input.
+ */
+export type ContractHandler<C extends TaskContract> = (
+  params: Output<ParamsOf<C>>,
+  ctx: TaskContext<StepsOf<C>>,
+) => Promise<Input<ResultOf<C>>>;
 
 /** Options of {@link Absurd.registerTask}. */
 export interface TaskRegistrationOptions {
@@ -134,8 +164,31 @@ export class Absurd {
     return bound;
   }
 
-  /** Registers (or replaces) the handler of a task name. */
-  registerTask<P = unknown, R = unknown>(options: TaskRegistrationOptions, handler: TaskHandler<P, R>): void {
+  /**
+   * Registers (or replaces) the handler of a task: by contract (typed; params, step results and the
+   * result are validated) or by name (untyped, as in `absurd-sdk`).
+   *
+   * @example
+   * app.registerTask(fulfillOrder, async (params, ctx) => {
+   *   const payment = await ctx.step('process-payment', () => charge(params));
+   *   return { orderId: params.orderId, trackingNumber: 'T-1' };
+   * });
+   */
+  registerTask<C extends TaskContract>(contract: C, handler: ContractHandler<C>): void;
+  registerTask<P = unknown, R = unknown>(options: TaskRegistrationOptions, handler: TaskHandler<P, R>): void;
+  registerTask(options: TaskRegistrationOptions | TaskContract, handler: (params: never, ctx: never) => Promise<unknown>): void {
+    if (isTaskContract(options)) {
+      this.registry.set(options.name, {
+        name: options.name,
+        queue: options.queue,
+        handler: handler as Registration['handler'],
+        defaultMaxAttempts: options.defaults.maxAttempts,
+        defaultCancellation: options.defaults.cancellation,
+        defaultRetryStrategy: options.defaults.retryStrategy,
+        contract: options,
+      });
+      return;
+    }
     if (!options?.name) throw new Error('Task registration requires a name');
     if (options.defaultMaxAttempts !== undefined && options.defaultMaxAttempts < 1) {
       throw new Error('defaultMaxAttempts must be at least 1');
@@ -151,40 +204,54 @@ export class Absurd {
   }
 
   /**
-   * Spawns a task. A registered task goes to its queue (and gets its defaults); an unregistered one
-   * needs `options.queue`. Notifies the queue's idle workers.
+   * Spawns a task. By contract: the params are checked first (a {@link ValidationError} is thrown
+   * and nothing is written), the contract's queue and defaults apply, and the returned handle types
+   * the result. By name: a registered task goes to its queue (and gets its defaults); an
+   * unregistered one needs `options.queue`. Notifies the queue's idle workers.
+   *
+   * @example
+   * const handle = await app.spawn(fulfillOrder, { orderId: 'o-1', amount: 42, items: ['sku-1'] });
+   * const snapshot = await app.awaitTaskResult(handle, { timeout: 60 });
    */
-  async spawn<P = unknown>(taskName: string, params: P, options: SpawnOptions = {}): Promise<SpawnResult> {
-    const registration = this.registry.get(taskName);
-    let queue: string;
-    if (registration) {
-      if (options.queue !== undefined) {
-        validateQueueName(options.queue);
-        if (options.queue !== registration.queue) {
-          throw new Error(
-            `Task "${taskName}" is registered for queue "${registration.queue}" but spawn requested queue "${options.queue}".`,
-          );
-        }
-      }
-      queue = registration.queue;
-    } else {
-      if (options.queue === undefined) {
-        throw new Error(`Task "${taskName}" is not registered. Provide options.queue when spawning unregistered tasks.`);
-      }
-      queue = validateQueueName(options.queue);
+  spawn<C extends TaskContract>(task: C, params: Input<ParamsOf<C>>, options?: SpawnOptions): Promise<TaskHandle<C>>;
+  spawn<P = unknown>(taskName: string, params: P, options?: SpawnOptions): Promise<SpawnResult>;
+  async spawn(task: string | TaskContract, params: unknown, options: SpawnOptions = {}): Promise<SpawnResult | TaskHandle> {
+    const result = await this.#spawn(this.con, task, params, options);
+    if (!isTaskContract(task)) {
+      const { queue: _queue, ...plain } = result;
+      return plain;
     }
-    let effective: SpawnOptions = {
-      ...options,
-      maxAttempts: options.maxAttempts ?? registration?.defaultMaxAttempts ?? this.defaultMaxAttempts,
-    };
-    const cancellation = options.cancellation ?? registration?.defaultCancellation;
-    if (cancellation !== undefined) effective.cancellation = cancellation;
-    if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
-    return this.#spawnOn(this.con, queue, taskName, params, effective);
+    return attachContract(result, task);
   }
 
-  /** Emits an event on a queue (first emission wins; later ones are ignored) and wakes its waiters. */
-  async emitEvent(eventName: string, payload?: JsonValue, queueName?: string): Promise<void> {
+  /**
+   * Emits an event on a queue (first emission wins; later ones are ignored) and wakes its waiters.
+   * With an event contract the event is `<name>:<key>` and the payload is checked first.
+   *
+   * @example
+   * await app.emitEvent(shipmentPacked, orderId, { trackingNumber: 'T-1' }, 'orders');
+   */
+  emitEvent<E extends EventContract>(
+    event: E,
+    key: string | undefined,
+    payload: Input<PayloadOf<E>>,
+    queueName?: string,
+  ): Promise<void>;
+  emitEvent(eventName: string, payload?: JsonValue, queueName?: string): Promise<void>;
+  async emitEvent(event: string | EventContract, ...rest: unknown[]): Promise<void> {
+    let eventName: string;
+    let payload: unknown;
+    let queueName: string | undefined;
+    if (isEventContract(event)) {
+      eventName = event.eventName(rest[0] as string | undefined);
+      payload = rest[1];
+      queueName = rest[2] as string | undefined;
+      await parseWith(event.payload, payload, { subject: eventName, boundary: 'event', retryable: true });
+    } else {
+      eventName = event;
+      payload = rest[0];
+      queueName = rest[1] as string | undefined;
+    }
     if (!eventName) throw new Error('eventName must be a non-empty string');
     const queue = validateQueueName(queueName ?? this.queueName);
     await this.con.query(q.EMIT_EVENT, [queue, eventName, toJsonParam(payload ?? null), wakeChannel(queue)]);
@@ -205,27 +272,51 @@ export class Absurd {
     return toSpawnResult(rows[0]);
   }
 
-  /** The task's current snapshot, or null when there is no such task. */
-  async fetchTaskResult(taskID: string, options: FetchTaskResultOptions = {}): Promise<TaskResultSnapshot | null> {
-    const queue = validateQueueName(options.queue ?? this.queueName);
+  /**
+   * The task's current snapshot, or null when there is no such task. With a handle from a contract
+   * spawn (or {@link taskHandle}) a completed result is parsed by the contract's result schema.
+   */
+  fetchTaskResult<C extends TaskContract>(
+    task: TaskHandle<C>,
+    options?: FetchTaskResultOptions,
+  ): Promise<TypedTaskResultSnapshot<Output<ResultOf<C>>> | null>;
+  fetchTaskResult(taskID: string, options?: FetchTaskResultOptions): Promise<TaskResultSnapshot | null>;
+  async fetchTaskResult(task: string | TaskHandle, options: FetchTaskResultOptions = {}): Promise<unknown> {
+    const taskID = typeof task === 'string' ? task : task.taskID;
+    const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
     const { rows } = await this.con.query(q.GET_TASK_RESULT, [queue, taskID]);
     const row = rows[0] as TaskResultRow | undefined;
-    return row ? snapshotFromRow(row) : null;
+    if (!row) return null;
+    const snapshot = snapshotFromRow(row);
+    const contract = typeof task === 'string' ? undefined : task.contract;
+    if (!contract || snapshot.state !== 'completed') return snapshot;
+    const result = await parseWith(contract.result, snapshot.result, {
+      subject: contract.name,
+      boundary: 'result',
+      retryable: false,
+    });
+    return { ...snapshot, result };
   }
 
   /**
    * Waits until the task ends and returns its final snapshot. Polls with a backoff from 50 ms up to
-   * 1 s; throws {@link TimeoutError} after `timeout` seconds.
+   * 1 s; throws {@link TimeoutError} after `timeout` seconds. Typed and validated with a handle.
    */
-  async awaitTaskResult(taskID: string, options: AwaitTaskResultOptions = {}): Promise<TaskResultSnapshot> {
+  awaitTaskResult<C extends TaskContract>(
+    task: TaskHandle<C>,
+    options?: AwaitTaskResultOptions,
+  ): Promise<TypedTaskResultSnapshot<Output<ResultOf<C>>>>;
+  awaitTaskResult(taskID: string, options?: AwaitTaskResultOptions): Promise<TaskResultSnapshot>;
+  async awaitTaskResult(task: string | TaskHandle, options: AwaitTaskResultOptions = {}): Promise<unknown> {
     const { timeout } = options;
     if (timeout !== undefined && (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0)) {
       throw new Error('timeout must be a finite non-negative number');
     }
+    const taskID = typeof task === 'string' ? task : task.taskID;
     const deadline = timeout === undefined || timeout === Infinity ? Infinity : Date.now() + timeout * 1000;
     let delay = 50;
     for (;;) {
-      const snapshot = await this.fetchTaskResult(taskID, options);
+      const snapshot = (await this.fetchTaskResult(task as string, options)) as TaskResultSnapshot | null;
       if (!snapshot) throw new Error(`Task "${taskID}" not found`);
       if (snapshot.state === 'completed' || snapshot.state === 'failed' || snapshot.state === 'cancelled') {
         return snapshot;
@@ -319,15 +410,61 @@ export class Absurd {
     if (this.ownsConnection) await (this.con as { end?: () => Promise<void> }).end?.();
   }
 
-  async #spawnOn(con: Queryable, queue: string, taskName: string, params: unknown, options: SpawnOptions): Promise<SpawnResult> {
+  /** Resolves queue, defaults and hooks, validates contract params, and spawns on `con`. */
+  async #spawn(
+    con: Queryable,
+    task: string | TaskContract,
+    params: unknown,
+    options: SpawnOptions,
+  ): Promise<SpawnResult & { queue: string }> {
+    const taskName = isTaskContract(task) ? task.name : task;
+    const registration = this.registry.get(taskName);
+    const contract = isTaskContract(task) ? task : registration?.contract;
+    let queue: string;
+    if (isTaskContract(task)) {
+      queue = task.queue;
+      if (options.queue !== undefined && validateQueueName(options.queue) !== queue) {
+        throw new Error(`Task "${taskName}" is declared for queue "${queue}" but spawn requested queue "${options.queue}".`);
+      }
+    } else if (registration) {
+      if (options.queue !== undefined) {
+        validateQueueName(options.queue);
+        if (options.queue !== registration.queue) {
+          throw new Error(
+            `Task "${taskName}" is registered for queue "${registration.queue}" but spawn requested queue "${options.queue}".`,
+          );
+        }
+      }
+      queue = registration.queue;
+    } else {
+      if (options.queue === undefined) {
+        throw new Error(`Task "${taskName}" is not registered. Provide options.queue when spawning unregistered tasks.`);
+      }
+      queue = validateQueueName(options.queue);
+    }
+    // Checked, not transformed: the input form is stored and parsed again by the worker.
+    if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
+
+    const defaults = isTaskContract(task) ? task.defaults : undefined;
+    let effective: SpawnOptions = {
+      ...options,
+      maxAttempts:
+        options.maxAttempts ?? defaults?.maxAttempts ?? registration?.defaultMaxAttempts ?? this.defaultMaxAttempts,
+    };
+    const cancellation = options.cancellation ?? defaults?.cancellation ?? registration?.defaultCancellation;
+    if (cancellation !== undefined) effective.cancellation = cancellation;
+    const retryStrategy = options.retryStrategy ?? defaults?.retryStrategy ?? registration?.defaultRetryStrategy;
+    if (retryStrategy !== undefined) effective.retryStrategy = retryStrategy;
+    if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
+
     const { rows } = await con.query(q.SPAWN_TASK, [
       queue,
       taskName,
       toJsonParam(params),
-      JSON.stringify(spawnOptionsToJson(options)),
+      JSON.stringify(spawnOptionsToJson(effective)),
       wakeChannel(queue),
     ]);
-    return toSpawnResult(rows[0]);
+    return { ...toSpawnResult(rows[0]), queue };
   }
 
   #executionHost(): ExecutionHost {
@@ -337,12 +474,13 @@ export class Absurd {
       log: this.log,
       registration: (name) => this.registry.get(name),
       wrapTaskExecution: this.hooks.wrapTaskExecution,
-      contextRuntime: (claimTimeout, onLeaseExtended): TaskContextRuntime => ({
+      contextRuntime: (claimTimeout, onLeaseExtended, registration): TaskContextRuntime => ({
         con: this.con,
         queueName: this.queueName,
         claimTimeout,
         onLeaseExtended,
-        spawn: (taskName, params, options) => this.spawn(taskName, params, options),
+        contract: registration?.contract,
+        spawn: (task, params, options) => this.#spawn(this.con, task, params, options),
       }),
     };
   }

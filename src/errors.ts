@@ -247,3 +247,75 @@ export class TimeoutError extends AbsurdError {
     super('TIMEOUT', message);
   }
 }
+
+/** One problem found by a schema: where (`amount`, `items[0].sku`) and what. */
+export interface ValidationIssue {
+  /** Dotted path into the value; empty for the value itself. */
+  path: string;
+  message: string;
+}
+
+/** Where a payload was checked. */
+export type ValidationBoundary = 'params' | 'result' | 'step' | 'event';
+
+/**
+ * A payload did not match its schema. Thrown to the caller at spawn and emit (nothing is written),
+ * raised inside a task where a stored value is read (the task then fails without retry: a retry
+ * cannot fix stored data), and when a client reads a result.
+ *
+ * @example
+ * try { await app.spawn(fulfillOrder, params); }
+ * catch (error) { if (error instanceof ValidationError) console.log(error.issues); }
+ */
+export class ValidationError extends AbsurdError {
+  declare readonly code: 'VALIDATION';
+  /** The task or event whose schema refused the value. */
+  readonly subject: string;
+  readonly boundary: ValidationBoundary;
+  /** The step or event name for `step` and `event` boundaries. */
+  readonly detail: string | undefined;
+  readonly issues: readonly ValidationIssue[];
+  /** The refused value as JSON text, truncated. */
+  readonly received: string;
+  /** False where the value is stored data that a retry would read again. */
+  readonly retryable: boolean;
+
+  constructor(options: {
+    subject: string;
+    boundary: ValidationBoundary;
+    detail?: string;
+    issues: readonly ValidationIssue[];
+    received: string;
+    retryable: boolean;
+  }) {
+    const where = options.detail === undefined ? options.boundary : `${options.boundary} "${options.detail}"`;
+    const first = options.issues[0];
+    const path = first?.path ? `.${first.path}` : '';
+    const more = options.issues.length > 1 ? ` (and ${options.issues.length - 1} more issue(s))` : '';
+    super(
+      'VALIDATION',
+      `${options.subject}: ${where}${path}: ${first?.message ?? 'invalid value'}${more}; received ${options.received}`,
+    );
+    this.subject = options.subject;
+    this.boundary = options.boundary;
+    this.detail = options.detail;
+    this.issues = options.issues;
+    this.received = options.received;
+    this.retryable = options.retryable;
+  }
+
+  /** The failure reason stored for a task that failed on this error. */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      message: this.message,
+      code: this.code,
+      subject: this.subject,
+      boundary: this.boundary,
+      detail: this.detail ?? null,
+      issues: this.issues.map((issue) => ({ ...issue })),
+      received: this.received,
+      retryable: this.retryable,
+    };
+  }
+}

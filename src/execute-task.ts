@@ -1,3 +1,4 @@
+import type { TaskContract } from './define.js';
 import { toJsonParam, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
 import * as q from './queries.js';
@@ -5,6 +6,8 @@ import type { Queryable } from './queryable.js';
 import { isControlFlowSignal, signalFromDatabaseError } from './signals.js';
 import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime } from './task-context.js';
 import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
+import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
+import { parseWith } from './validation.js';
 
 /** Where log lines go; `console` by default. */
 export interface Log {
@@ -14,13 +17,15 @@ export interface Log {
   error(...args: unknown[]): void;
 }
 
-/** A registered handler with its resolved queue. */
+/** A registered handler with its resolved queue (and its contract, when registered by one). */
 export interface Registration {
   name: string;
   queue: string;
   handler: (params: never, ctx: TaskContext) => Promise<unknown>;
   defaultMaxAttempts?: number | undefined;
-  defaultCancellation?: { maxDuration?: number; maxDelay?: number } | undefined;
+  defaultCancellation?: CancellationPolicy | undefined;
+  defaultRetryStrategy?: RetryStrategy | undefined;
+  contract?: TaskContract | undefined;
 }
 
 /** What {@link executeClaimedTask} needs from the client. */
@@ -30,7 +35,11 @@ export interface ExecutionHost {
   log: Log;
   registration(name: string): Registration | undefined;
   wrapTaskExecution?: (<T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>) | undefined;
-  contextRuntime(claimTimeout: number, onLeaseExtended: (seconds: number) => void): TaskContextRuntime;
+  contextRuntime(
+    claimTimeout: number,
+    onLeaseExtended: (seconds: number) => void,
+    registration: Registration | undefined,
+  ): TaskContextRuntime;
 }
 
 /**
@@ -71,15 +80,23 @@ export async function executeClaimedTask(
 
   scheduleLeaseTimers(claimTimeout);
   try {
-    const ctx = await TaskContext.create(host.contextRuntime(claimTimeout, scheduleLeaseTimers), task);
     const registration = host.registration(task.task_name);
+    const ctx = await TaskContext.create(host.contextRuntime(claimTimeout, scheduleLeaseTimers, registration), task);
     if (!registration) {
       await deferUnknownTask(host, task);
       return;
     }
     if (registration.queue !== host.queueName) throw new Error('Misconfigured task (queue mismatch)');
+    const contract = registration.contract;
     const execute = async () => {
-      const result = await registration.handler(task.params as never, ctx);
+      // Stored params are checked again: the producer may be psql, another language or an old deploy.
+      const params = contract
+        ? await parseWith(contract.params, task.params, { subject: contract.name, boundary: 'params', retryable: false })
+        : task.params;
+      const result = await registration.handler(params as never, ctx);
+      if (contract) {
+        await parseWith(contract.result, result, { subject: contract.name, boundary: 'result', retryable: false });
+      }
       await completeRun(host, task, result);
       return result;
     };
@@ -94,10 +111,23 @@ export async function executeClaimedTask(
   }
 }
 
-/** The failure reason stored for an error: `{ name, message, stack }`, or `{ message }` for non-errors. */
+/**
+ * The failure reason stored for an error: `{ name, message, stack }` (plus the error's own `toJSON`
+ * fields, e.g. a ValidationError's issues), or `{ message }` for non-errors.
+ */
 export function serializeError(error: unknown): JsonValue {
-  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack || null };
+  if (error instanceof Error) {
+    const own = typeof (error as { toJSON?: unknown }).toJSON === 'function' ? (error as unknown as { toJSON(): object }).toJSON() : {};
+    return JSON.parse(
+      JSON.stringify({ ...own, name: error.name, message: error.message, stack: error.stack || null }),
+    ) as JsonValue;
+  }
   return { message: String(error) };
+}
+
+/** True for errors that declare a retry pointless (`retryable === false`), e.g. invalid stored data. */
+export function isPermanentFailure(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
 }
 
 async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unknown): Promise<void> {
@@ -109,10 +139,15 @@ async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unkno
   await announceEnd(host, task);
 }
 
-/** Fails the run; a run already cancelled or failed (AB001/AB002) is left as it is. */
+/**
+ * Fails the run (retry rules apply; a permanent failure fails the task without retry); a run already
+ * cancelled or failed (AB001/AB002) is left as it is.
+ */
 export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unknown): Promise<void> {
   try {
-    await host.con.query(q.FAIL_RUN, [host.queueName, task.run_id, toJsonParam(serializeError(error)), null]);
+    const reason = toJsonParam(serializeError(error));
+    if (isPermanentFailure(error)) await host.con.query(q.FAIL_TASK, [host.queueName, task.run_id, reason]);
+    else await host.con.query(q.FAIL_RUN, [host.queueName, task.run_id, reason, null]);
   } catch (failError) {
     if (isControlFlowSignal(signalFromDatabaseError(failError))) return;
     throw failError;

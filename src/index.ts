@@ -10,6 +10,7 @@ export type {
   AbsurdHooks,
   AbsurdOptions,
   AwaitTaskResultOptions,
+  ContractHandler,
   FetchTaskResultOptions,
   RetryTaskOptions,
   TaskHandler,
@@ -20,8 +21,9 @@ export type {
   AwaitEventOptions,
   AwaitTaskResultOptions as ContextAwaitTaskResultOptions,
   ClaimedTask,
+  NoSteps,
   StepHandle,
-  TaskHandle,
+  TaskRef,
 } from './task-context.js';
 export type { Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
 export { closeOnSignals } from './shutdown.js';
@@ -38,7 +40,29 @@ export type {
   QueueStorageMode,
 } from './queue-admin.js';
 export type { CancellationPolicy, RetryStrategy, SpawnOptions } from './spawn-options.js';
-export type { SpawnResult, TaskResultSnapshot, TaskResultState } from './task-result.js';
+export { taskHandle } from './task-result.js';
+export type {
+  SpawnResult,
+  TaskHandle,
+  TaskResultSnapshot,
+  TaskResultState,
+  TypedTaskResultSnapshot,
+} from './task-result.js';
+export { defineEvent, defineTask, isEventContract, isTaskContract } from './define.js';
+export type {
+  DefineTaskOptions,
+  EventContract,
+  Input,
+  Output,
+  ParamsOf,
+  PayloadOf,
+  ResultOf,
+  Schema,
+  StepSchemas,
+  StepsOf,
+  TaskContract,
+  TaskDefaults,
+} from './define.js';
 export { CancelledTask, FailedTask, SuspendTask, isControlFlowSignal } from './signals.js';
 export {
   AbsurdError,
@@ -48,7 +72,9 @@ export {
   SchemaOutdatedError,
   SchemaTooNewError,
   TimeoutError,
+  ValidationError,
   isAbsurdError,
 } from './errors.js';
+export type { ValidationBoundary, ValidationIssue } from './errors.js';
 export { validateQueueName } from './queue-name.js';
 export { wakeChannel } from './notify.js';

@@ -80,3 +80,6 @@ export const NEXT_WAKE = `select absurd.kit_seconds_until_next_run($1) as second
 
 /** The engine's clock (honours absurd.fake_now). */
 export const CURRENT_TIME = `select absurd.current_time() as now`;
+
+/** $1 queue, $2 run, $3 failure reason (json text): fails the run and its task, no retry. */
+export const FAIL_TASK = `select absurd.kit_fail_task($1, $2, $3)`;

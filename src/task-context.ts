@@ -1,5 +1,17 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { TimeoutError } from './errors.js';
+import {
+  isTaskContract,
+  type EventContract,
+  type Input,
+  type Output,
+  type ParamsOf,
+  type PayloadOf,
+  type ResultOf,
+  type Schema,
+  type StepSchemas,
+  type TaskContract,
+} from './define.js';
+import { TimeoutError, type ValidationBoundary } from './errors.js';
 import { toJsonParam, type JsonObject, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
 import * as q from './queries.js';
@@ -7,15 +19,19 @@ import { SuspendTask, signalFromDatabaseError } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
 import {
+  attachContract,
   isFinalState,
   parentHeader,
   snapshotFromRow,
   taskResultEvent,
   type SpawnResult,
+  type TaskHandle,
   type TaskResultRow,
   type TaskResultSnapshot,
+  type TypedTaskResultSnapshot,
 } from './task-result.js';
 import type { Queryable } from './queryable.js';
+import { parseWith } from './validation.js';
 
 /** A run as `absurd.claim_task` hands it out (the raw row, snake_case). */
 export interface ClaimedTask {
@@ -31,11 +47,24 @@ export interface ClaimedTask {
   event_payload: JsonValue | null;
 }
 
-/** A step looked up with {@link TaskContext.beginStep}: done with its stored state, or still to do. */
-export type StepHandle<T = JsonValue> = { readonly name: string; readonly checkpointName: string } & (
-  | { done: false; state?: never }
-  | { done: true; state: T }
-);
+/**
+ * A step looked up with {@link TaskContext.beginStep}: done with its stored state, or still to do.
+ * `I` is the type {@link TaskContext.completeStep} accepts (a step schema's input).
+ */
+export type StepHandle<T = JsonValue, I = T> = {
+  readonly name: string;
+  readonly checkpointName: string;
+  /** Type-only: what completeStep accepts. */
+  readonly __input?: I;
+} & ({ done: false; state?: never } | { done: true; state: T });
+
+/** No step schemas (a task registered without a contract). */
+export type NoSteps = Record<never, Schema>;
+
+/** A step name that has no schema in `S` (so the untyped overloads cannot bypass a declared one). */
+type UndeclaredStep<S, N extends string> = N & (N extends keyof S ? never : unknown);
+
+type MaybePromise<T> = T | Promise<T>;
 
 /** Options of {@link TaskContext.awaitEvent}. */
 export interface AwaitEventOptions {
@@ -60,18 +89,20 @@ export interface AwaitTaskResultOptions {
   checkInterval?: number;
 }
 
-/** A spawned task to await: its id, and its queue when known. */
-export type TaskHandle = string | { taskID: string; queue?: string };
+/** A task to await: its id, or an object with its id and queue. */
+export type TaskRef = string | { taskID: string; queue?: string };
 
 /** What a context needs from the client and worker that run it. */
 export interface TaskContextRuntime {
   con: Queryable;
   queueName: string;
   claimTimeout: number;
-  /** Spawns on this context's connection (registration rules, defaults and hooks applied). */
-  spawn(taskName: string, params: unknown, options: SpawnOptions): Promise<SpawnResult>;
+  /** Spawns on this context's connection (registration rules, defaults, hooks and params validation applied). */
+  spawn(task: string | TaskContract, params: unknown, options: SpawnOptions): Promise<SpawnResult & { queue: string }>;
   /** Called whenever the lease was extended (checkpoint write, heartbeat), with its new length. */
   onLeaseExtended?(seconds: number): void;
+  /** The task's contract when it was registered by one: its step schemas are enforced. */
+  contract?: TaskContract | undefined;
 }
 
 const currentContext = new AsyncLocalStorage<TaskContext>();
@@ -108,7 +139,7 @@ export function runWithContext<T>(ctx: TaskContext, fn: () => T): T {
  *   await ctx.step('send-mail', () => sendWelcome(user));
  * });
  */
-export class TaskContext {
+export class TaskContext<S extends StepSchemas = NoSteps> {
   /** The task's id. */
   readonly taskID: string;
   readonly #runtime: TaskContextRuntime;
@@ -129,11 +160,14 @@ export class TaskContext {
    * Builds the context of a claimed run, preloading every checkpoint visible to it (checkpoints of
    * later attempts are hidden).
    */
-  static async create(runtime: TaskContextRuntime, task: ClaimedTask): Promise<TaskContext> {
+  static async create<S extends StepSchemas = NoSteps>(
+    runtime: TaskContextRuntime,
+    task: ClaimedTask,
+  ): Promise<TaskContext<S>> {
     const { rows } = await runtime.con.query(q.GET_CHECKPOINT_STATES, [runtime.queueName, task.task_id, task.run_id]);
     const cache = new Map<string, JsonValue>();
     for (const row of rows as { checkpoint_name: string; state: JsonValue }[]) cache.set(row.checkpoint_name, row.state);
-    return new TaskContext(runtime, task, cache);
+    return new TaskContext<S>(runtime, task, cache);
   }
 
   /** The current run's id. */
@@ -164,35 +198,46 @@ export class TaskContext {
   /**
    * Runs `fn` once and checkpoints its JSON result; on replay returns the stored result without
    * running `fn`. The name may come from a named function: `ctx.step(async function charge() {…})`.
-   * The first execution returns `fn`'s value as is; a replay returns its JSON round trip (Dates
-   * become strings, `undefined` becomes `null`). If `fn` throws, nothing is stored.
+   * Without a schema, the first execution returns `fn`'s value as is and a replay its JSON round trip
+   * (Dates become strings, `undefined` becomes `null`). With a step schema in the task's contract,
+   * `fn` must return the schema's input, which is checked before it is stored (a refused value
+   * throws, stores nothing, and the task retries), and both the first run and replays return the
+   * schema's output. If `fn` throws, nothing is stored.
    */
-  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
-  step<T>(fn: () => T | Promise<T>): Promise<T>;
-  async step<T>(nameOrFn: string | (() => T | Promise<T>), maybeFn?: () => T | Promise<T>): Promise<T> {
+  step<K extends keyof S & string>(name: K, fn: () => MaybePromise<Input<S[K]>>): Promise<Output<S[K]>>;
+  step<T, N extends string = string>(name: UndeclaredStep<S, N>, fn: () => MaybePromise<T>): Promise<T>;
+  step<T>(fn: () => MaybePromise<T>): Promise<T>;
+  async step<T>(nameOrFn: string | (() => MaybePromise<T>), maybeFn?: () => MaybePromise<T>): Promise<T> {
     const [name, fn] = typeof nameOrFn === 'function' ? [nameOrFn.name, nameOrFn] : [nameOrFn, maybeFn];
     if (!name) throw new Error('ctx.step needs a name: pass one, or a named function');
     if (typeof fn !== 'function') throw new Error(`ctx.step("${name}") needs a function to run`);
-    const handle = await this.beginStep<T>(name);
-    if (handle.done) return handle.state;
+    const handle = await this.#begin(name);
+    if (handle.done) return handle.state as T;
     const value = await fn();
-    return this.completeStep(handle, value);
+    return (await this.completeStep(handle, value)) as T;
   }
 
-  /** Looks a step up without running anything; complete it later with {@link completeStep}. */
-  async beginStep<T = JsonValue>(name: string): Promise<StepHandle<T>> {
-    const checkpointName = this.#checkpointName(name);
-    const state = await this.#lookup(checkpointName);
-    return state === undefined
-      ? { name, checkpointName, done: false }
-      : { name, checkpointName, done: true, state: state as T };
+  /**
+   * Looks a step up without running anything; complete it later with {@link completeStep}. With a
+   * step schema, a stored value is parsed (a value today's schema refuses fails the task, no retry).
+   */
+  beginStep<K extends keyof S & string>(name: K): Promise<StepHandle<Output<S[K]>, Input<S[K]>>>;
+  beginStep<T = JsonValue, N extends string = string>(name: UndeclaredStep<S, N>): Promise<StepHandle<T>>;
+  beginStep(name: string): Promise<StepHandle<unknown, unknown>> {
+    return this.#begin(name);
   }
 
-  /** Stores a step's result (and extends the lease); a handle that is already done keeps its state. */
-  async completeStep<T>(handle: StepHandle<T>, value: T): Promise<T> {
+  /**
+   * Stores a step's result (and extends the lease); a handle that is already done keeps its state.
+   * With a step schema the value is checked first (a refused value throws and stores nothing) and
+   * the schema's output is returned.
+   */
+  async completeStep<T, I>(handle: StepHandle<T, I>, value: I): Promise<T> {
     if (handle.done) return handle.state;
+    const schema = this.#stepSchema(handle.name);
+    const output = schema ? await parseWith(schema, value, this.#site('step', handle.checkpointName, true)) : value;
     await this.#persist(handle.checkpointName, value);
-    return value;
+    return output as T;
   }
 
   /** Sleeps `seconds` (durably: the worker slot is released and the run resumes afterwards). */
@@ -214,31 +259,47 @@ export class TaskContext {
   }
 
   /**
-   * Waits for the event `eventName` on this task's queue and returns its payload. An event emitted
-   * before the wait counts. With a timeout, throws {@link TimeoutError} when it passes.
+   * Waits for an event on this task's queue and returns its payload; an event emitted before the
+   * wait counts. With an event contract the event is `<name>:<key>` and its stored payload is parsed
+   * (a payload the schema refuses fails the task, no retry). With a timeout, throws
+   * {@link TimeoutError} when it passes.
    */
-  async awaitEvent(eventName: string, options: AwaitEventOptions = {}): Promise<JsonValue> {
-    const timeout =
-      options.timeout !== undefined && Number.isFinite(options.timeout) && options.timeout >= 0
-        ? Math.floor(options.timeout)
-        : null;
-    const checkpointName = this.#checkpointName(options.stepName ?? `$awaitEvent:${eventName}`);
-    const cached = await this.#lookup(checkpointName);
-    if (cached !== undefined) return cached;
-    if (this.#task.wake_event === eventName && this.#task.event_payload == null) {
-      this.#task.wake_event = null;
-      this.#task.event_payload = null;
-      throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
+  awaitEvent<E extends EventContract>(
+    event: E,
+    key: string | undefined,
+    options?: AwaitEventOptions,
+  ): Promise<Output<PayloadOf<E>>>;
+  awaitEvent(eventName: string, options?: AwaitEventOptions): Promise<JsonValue>;
+  async awaitEvent(
+    event: string | EventContract,
+    keyOrOptions?: string | AwaitEventOptions,
+    maybeOptions?: AwaitEventOptions,
+  ): Promise<unknown> {
+    if (typeof event !== 'string') {
+      const eventName = event.eventName(keyOrOptions as string | undefined);
+      const payload = await this.#awaitEvent(eventName, maybeOptions ?? {});
+      return parseWith(event.payload, payload, { subject: eventName, boundary: 'event', retryable: false });
     }
-    const row = await this.#awaitEventRow(checkpointName, eventName, timeout);
-    if (row.should_suspend) throw new SuspendTask();
-    this.#cache.set(checkpointName, row.payload);
-    this.#task.event_payload = null;
-    return row.payload;
+    return this.#awaitEvent(event, (keyOrOptions as AwaitEventOptions | undefined) ?? {});
   }
 
-  /** Emits an event on this task's queue (first emission wins) and wakes its waiters. */
-  async emitEvent(eventName: string, payload?: JsonValue): Promise<void> {
+  /**
+   * Emits an event on this task's queue (first emission wins) and wakes its waiters. With an event
+   * contract the payload is checked first (a refused payload throws; nothing is emitted).
+   */
+  emitEvent<E extends EventContract>(event: E, key: string | undefined, payload: Input<PayloadOf<E>>): Promise<void>;
+  emitEvent(eventName: string, payload?: JsonValue): Promise<void>;
+  async emitEvent(event: string | EventContract, keyOrPayload?: unknown, maybePayload?: unknown): Promise<void> {
+    let eventName: string;
+    let payload: unknown;
+    if (typeof event === 'string') {
+      eventName = event;
+      payload = keyOrPayload;
+    } else {
+      eventName = event.eventName(keyOrPayload as string | undefined);
+      payload = maybePayload;
+      await parseWith(event.payload, payload, { subject: eventName, boundary: 'event', retryable: true });
+    }
     if (!eventName) throw new Error('eventName must be a non-empty string');
     await this.#runtime.con.query(q.EMIT_EVENT, [
       this.queueName,
@@ -259,27 +320,85 @@ export class TaskContext {
    * Spawns a child task exactly once: the spawn is a step, and its idempotency key is derived from
    * this task and the step's checkpoint name, so a replay (even one that crashed between the spawn
    * and its checkpoint) returns the same child. The child knows its parent, so when it ends it wakes
-   * a parent waiting in {@link awaitTaskResult}.
+   * a parent waiting in {@link awaitTaskResult}. With a task contract the params are checked first
+   * and the handle types the child's result.
    */
-  async spawn(taskName: string, params: unknown, options: SpawnOptions & { stepName?: string } = {}): Promise<SpawnResult> {
+  spawn<C extends TaskContract>(
+    task: C,
+    params: Input<ParamsOf<C>>,
+    options?: SpawnOptions & { stepName?: string },
+  ): Promise<TaskHandle<C>>;
+  spawn(taskName: string, params: unknown, options?: SpawnOptions & { stepName?: string }): Promise<SpawnResult>;
+  async spawn(
+    task: string | TaskContract,
+    params: unknown,
+    options: SpawnOptions & { stepName?: string } = {},
+  ): Promise<SpawnResult | TaskHandle> {
     const { stepName, ...spawnOptions } = options;
-    const handle = await this.beginStep<SpawnResult>(stepName ?? `$spawn:${taskName}`);
-    if (handle.done) return handle.state;
-    const result = await this.#runtime.spawn(taskName, params, {
-      ...spawnOptions,
-      idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
-      headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
-    });
-    return this.completeStep(handle, result);
+    const contract = isTaskContract(task) ? task : undefined;
+    const taskName = contract ? contract.name : (task as string);
+    const handle = await this.#begin(stepName ?? `$spawn:${taskName}`);
+    let result: SpawnResult & { queue?: string };
+    if (handle.done) {
+      result = handle.state as SpawnResult & { queue?: string };
+    } else {
+      const spawned = await this.#runtime.spawn(contract ?? taskName, params, {
+        ...spawnOptions,
+        idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
+        headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
+      });
+      result = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
+      await this.#persist(handle.checkpointName, result);
+    }
+    return contract ? attachContract({ ...result, queue: result.queue ?? contract.queue }, contract) : result;
   }
 
   /**
    * Waits until another task ends and returns its final snapshot, checkpointed. The wait suspends
    * this task (its worker slot is free meanwhile) and works within one queue. A task spawned with
    * {@link spawn} wakes this one when it ends; any other task is looked at every `checkInterval`.
-   * A timeout throws {@link TimeoutError}; a cancelled waiter stops waiting.
+   * With a handle from a contract spawn, a completed result is parsed by the child's result schema
+   * (a result it refuses fails this task, no retry). A timeout throws {@link TimeoutError}; a
+   * cancelled waiter stops waiting.
    */
-  async awaitTaskResult(task: TaskHandle, options: AwaitTaskResultOptions = {}): Promise<TaskResultSnapshot> {
+  awaitTaskResult<C extends TaskContract>(
+    task: TaskHandle<C>,
+    options?: AwaitTaskResultOptions,
+  ): Promise<TypedTaskResultSnapshot<Output<ResultOf<C>>>>;
+  awaitTaskResult(task: TaskRef, options?: AwaitTaskResultOptions): Promise<TaskResultSnapshot>;
+  async awaitTaskResult(task: TaskRef | TaskHandle, options: AwaitTaskResultOptions = {}): Promise<unknown> {
+    const snapshot = await this.#awaitTaskResult(task, options);
+    const contract = typeof task === 'object' && 'contract' in task ? (task as TaskHandle).contract : undefined;
+    if (!contract || snapshot.state !== 'completed') return snapshot;
+    const result = await parseWith(contract.result, snapshot.result, {
+      subject: contract.name,
+      boundary: 'result',
+      retryable: false,
+    });
+    return { ...snapshot, result };
+  }
+
+  async #awaitEvent(eventName: string, options: AwaitEventOptions): Promise<JsonValue> {
+    const timeout =
+      options.timeout !== undefined && Number.isFinite(options.timeout) && options.timeout >= 0
+        ? Math.floor(options.timeout)
+        : null;
+    const checkpointName = this.#checkpointName(options.stepName ?? `$awaitEvent:${eventName}`);
+    const cached = await this.#lookup(checkpointName);
+    if (cached !== undefined) return cached;
+    if (this.#task.wake_event === eventName && this.#task.event_payload == null) {
+      this.#task.wake_event = null;
+      this.#task.event_payload = null;
+      throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
+    }
+    const row = await this.#awaitEventRow(checkpointName, eventName, timeout);
+    if (row.should_suspend) throw new SuspendTask();
+    this.#cache.set(checkpointName, row.payload);
+    this.#task.event_payload = null;
+    return row.payload;
+  }
+
+  async #awaitTaskResult(task: TaskRef, options: AwaitTaskResultOptions): Promise<TaskResultSnapshot> {
     const taskID = typeof task === 'string' ? task : task.taskID;
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
     const checkInterval = Math.max(1, Math.floor(options.checkInterval ?? 60));
@@ -313,6 +432,24 @@ export class TaskContext {
         this.#task.event_payload = null;
       }
     }
+  }
+
+  async #begin(name: string): Promise<StepHandle<unknown, unknown>> {
+    const checkpointName = this.#checkpointName(name);
+    const state = await this.#lookup(checkpointName);
+    if (state === undefined) return { name, checkpointName, done: false };
+    const schema = this.#stepSchema(name);
+    const value = schema ? await parseWith(schema, state, this.#site('step', checkpointName, false)) : state;
+    return { name, checkpointName, done: true, state: value };
+  }
+
+  #stepSchema(name: string): Schema | undefined {
+    const steps = this.#runtime.contract?.steps;
+    return steps && Object.hasOwn(steps, name) ? steps[name] : undefined;
+  }
+
+  #site(boundary: ValidationBoundary, detail: string, retryable: boolean) {
+    return { subject: this.#runtime.contract?.name ?? this.taskName, boundary, detail, retryable };
   }
 
   #checkpointName(name: string): string {

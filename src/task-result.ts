@@ -1,17 +1,47 @@
+import type { TaskContract } from './define.js';
 import type { JsonObject, JsonValue } from './json.js';
 
 /** The states of a task. */
 export type TaskResultState = 'pending' | 'running' | 'sleeping' | 'completed' | 'failed' | 'cancelled';
 
 /**
- * A task's state with its outcome: `result` when completed, `failure` (the last run's failure
- * reason) when failed. Both fields can be read on any snapshot; they are undefined where they do
- * not apply.
+ * A task's state with its outcome: `result` (typed `R`) when completed, `failure` (the last run's
+ * failure reason) when failed. Both fields can be read on any snapshot; they are undefined where
+ * they do not apply.
  */
-export type TaskResultSnapshot =
+export type TypedTaskResultSnapshot<R> =
   | { state: 'pending' | 'running' | 'sleeping' | 'cancelled'; result?: undefined; failure?: undefined }
-  | { state: 'completed'; result: JsonValue | null; failure?: undefined }
+  | { state: 'completed'; result: R; failure?: undefined }
   | { state: 'failed'; failure: JsonValue | null; result?: undefined };
+
+/** A snapshot of a task whose result type is not known. */
+export type TaskResultSnapshot = TypedTaskResultSnapshot<JsonValue | null>;
+
+/**
+ * A task spawned through its contract: the spawn result plus its queue, and the contract that types
+ * (and at run time parses) its result. The contract property is not enumerable, so a handle
+ * serialises as plain JSON.
+ */
+export interface TaskHandle<C extends TaskContract = TaskContract> extends SpawnResult {
+  readonly queue: string;
+  readonly contract: C;
+}
+
+/**
+ * A handle for a task of `contract` known by id (e.g. read back from your own database), to pass to
+ * `fetchTaskResult` / `awaitTaskResult` for a typed, validated result.
+ *
+ * @example
+ * const snapshot = await app.awaitTaskResult(taskHandle(fulfillOrder, savedTaskId));
+ */
+export function taskHandle<C extends TaskContract>(contract: C, taskID: string, queue?: string): TaskHandle<C> {
+  return attachContract({ taskID, runID: '', attempt: 0, created: false, queue: queue ?? contract.queue }, contract);
+}
+
+/** Adds the (non-enumerable) contract to a spawn result. */
+export function attachContract<C extends TaskContract>(result: SpawnResult & { queue: string }, contract: C): TaskHandle<C> {
+  return Object.defineProperty({ ...result }, 'contract', { value: contract, enumerable: false }) as TaskHandle<C>;
+}
 
 /** What a spawn returns. `created` is false when an idempotency key matched an existing task. */
 export interface SpawnResult {

@@ -26,3 +26,50 @@ begin
   return extract(epoch from v_next - absurd.current_time())::double precision;
 end;
 $$;
+
+-- kit_fail_task(q, run, reason): fails the run AND its task, with no retry whatever the retry
+-- strategy or attempts left. For failures that a retry cannot fix: params that do not match the
+-- task's schema, a stored checkpoint or event payload that today's code cannot read, an invalid
+-- result. Same errors as fail_run: AB001 when the run was cancelled, AB002 when it already failed,
+-- P0001 for a missing run or one that is neither running nor sleeping.
+-- Locks: the run FOR UPDATE, then the task (the order of fail_run).
+create function absurd.kit_fail_task(p_queue_name text, p_run_id uuid, p_reason jsonb) returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_task_id uuid;
+  v_attempt integer;
+  v_state text;
+begin
+  execute format('select r.task_id, r.attempt, r.state from absurd.%I r where r.run_id = $1 for update',
+                 'r_' || p_queue_name)
+    into v_task_id, v_attempt, v_state using p_run_id;
+  if v_state is null then
+    raise exception 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
+  end if;
+  if v_state = 'cancelled' then
+    raise exception 'Task has been cancelled' using errcode = 'AB001';
+  end if;
+  if v_state = 'failed' then
+    raise exception 'Run "%" has already failed in queue "%"', p_run_id, p_queue_name using errcode = 'AB002';
+  end if;
+  if v_state not in ('running', 'sleeping') then
+    raise exception 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
+  end if;
+  execute format(
+    'with run as (
+       update absurd.%1$I r
+          set state = ''failed'', wake_event = null, failed_at = $3, failure_reason = $4
+        where r.run_id = $1
+     ),
+     waits as (
+       delete from absurd.%2$I w where w.run_id = $1
+     )
+     update absurd.%3$I t
+        set state = ''failed'', attempts = greatest(t.attempts, $5), last_attempt_run = $1
+      where t.task_id = $2',
+    'r_' || p_queue_name, 'w_' || p_queue_name, 't_' || p_queue_name)
+    using p_run_id, v_task_id, v_now, p_reason, v_attempt;
+end;
+$$;

@@ -1,0 +1,191 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { toJSONSchema } from 'zod';
+import { validateQueueName } from './queue-name.js';
+import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
+
+/** Any Standard Schema validator (Zod, Valibot, ArkType, …). */
+export type Schema = StandardSchemaV1;
+
+/** The type a schema accepts (what producers send and what is stored). */
+export type Input<S extends Schema> = StandardSchemaV1.InferInput<S>;
+
+/** The type a schema produces (what handlers and readers get after parsing). */
+export type Output<S extends Schema> = StandardSchemaV1.InferOutput<S>;
+
+/** Step result schemas by step name. */
+export type StepSchemas = { readonly [step: string]: Schema };
+
+/** Spawn defaults declared by a task contract. */
+export interface TaskDefaults {
+  maxAttempts?: number;
+  retryStrategy?: RetryStrategy;
+  cancellation?: CancellationPolicy;
+}
+
+/**
+ * A task's contract: its name and queue, and the schemas of its params, result and (optionally)
+ * step results. Holds no handler code, so any service can import it.
+ */
+export interface TaskContract<
+  Name extends string = string,
+  P extends Schema = Schema,
+  R extends Schema = Schema,
+  S extends StepSchemas = StepSchemas,
+> {
+  readonly kind: 'absurd.task';
+  readonly name: Name;
+  readonly queue: string;
+  readonly params: P;
+  readonly result: R;
+  readonly steps: S;
+  readonly defaults: Readonly<TaskDefaults>;
+  /** Bumped deliberately when the contract changes incompatibly (see `absurd generate --check`). */
+  readonly version: number;
+}
+
+/** An event's contract: its name and payload schema. Emitted and awaited as `<name>:<key>`. */
+export interface EventContract<Name extends string = string, E extends Schema = Schema> {
+  readonly kind: 'absurd.event';
+  readonly name: Name;
+  readonly payload: E;
+  readonly version: number;
+  /** The engine's event name for a key: `<name>:<key>` (just `<name>` without a key). */
+  eventName(key?: string): string;
+}
+
+/** The params schema of a task contract. */
+export type ParamsOf<C> = C extends TaskContract<string, infer P, Schema, StepSchemas> ? P : never;
+/** The result schema of a task contract. */
+export type ResultOf<C> = C extends TaskContract<string, Schema, infer R, StepSchemas> ? R : never;
+/** The step schemas of a task contract. */
+export type StepsOf<C> = C extends TaskContract<string, Schema, Schema, infer S> ? S : never;
+/** The payload schema of an event contract. */
+export type PayloadOf<E> = E extends EventContract<string, infer S> ? S : never;
+
+/** Options of {@link defineTask}. */
+export interface DefineTaskOptions<Name extends string, P extends Schema, R extends Schema, S extends StepSchemas> {
+  name: Name;
+  /** Default `"default"`. */
+  queue?: string;
+  params: P;
+  result: R;
+  steps?: S;
+  defaults?: TaskDefaults;
+  /** Default 1. */
+  version?: number;
+}
+
+/**
+ * Declares a task contract. Schemas must describe JSON (what is stored is the value a producer
+ * sent, parsed again on every read): a Zod schema whose input is not representable in JSON (a
+ * `z.date()`, a `z.bigint()`, a Map…) is refused here. Use e.g. `z.iso.datetime()`, or a string
+ * with a `.transform()` to get a Date in handlers.
+ *
+ * @example
+ * export const fulfillOrder = defineTask({
+ *   name: 'order-fulfillment',
+ *   queue: 'orders',
+ *   params: z.object({ orderId: z.string(), amount: z.number().int().positive() }),
+ *   result: z.object({ trackingNumber: z.string() }),
+ *   steps: { 'process-payment': z.object({ paymentId: z.string() }) },
+ *   defaults: { maxAttempts: 5 },
+ * });
+ */
+export function defineTask<
+  const Name extends string,
+  P extends Schema,
+  R extends Schema,
+  S extends StepSchemas = Record<never, Schema>,
+>(options: DefineTaskOptions<Name, P, R, S>): TaskContract<Name, P, R, S> {
+  const subject = `defineTask(${JSON.stringify(options?.name)})`;
+  if (typeof options?.name !== 'string' || options.name.trim() === '') {
+    throw new Error('defineTask: name must be a non-empty string');
+  }
+  const queue = options.queue ?? 'default';
+  try {
+    validateQueueName(queue);
+  } catch (error) {
+    throw new Error(`${subject}: ${(error as Error).message}`);
+  }
+  checkSchema(subject, 'params', options.params);
+  checkSchema(subject, 'result', options.result);
+  const steps = (options.steps ?? {}) as S;
+  for (const [step, schema] of Object.entries(steps)) checkSchema(subject, `steps["${step}"]`, schema);
+  const maxAttempts = options.defaults?.maxAttempts;
+  if (maxAttempts !== undefined && !(Number.isInteger(maxAttempts) && maxAttempts >= 1)) {
+    throw new Error(`${subject}: defaults.maxAttempts must be an integer >= 1`);
+  }
+  return Object.freeze({
+    kind: 'absurd.task',
+    name: options.name,
+    queue,
+    params: options.params,
+    result: options.result,
+    steps: Object.freeze({ ...steps }),
+    defaults: Object.freeze({ ...options.defaults }),
+    version: checkVersion(subject, options.version),
+  });
+}
+
+/**
+ * Declares an event contract. Events are addressed by a key: `shipment.packed:<orderId>`.
+ *
+ * @example
+ * export const shipmentPacked = defineEvent({
+ *   name: 'shipment.packed',
+ *   payload: z.object({ trackingNumber: z.string() }),
+ * });
+ */
+export function defineEvent<const Name extends string, E extends Schema>(options: {
+  name: Name;
+  payload: E;
+  version?: number;
+}): EventContract<Name, E> {
+  const subject = `defineEvent(${JSON.stringify(options?.name)})`;
+  if (typeof options?.name !== 'string' || options.name.trim() === '') {
+    throw new Error('defineEvent: name must be a non-empty string');
+  }
+  checkSchema(subject, 'payload', options.payload);
+  const name = options.name;
+  return Object.freeze({
+    kind: 'absurd.event',
+    name,
+    payload: options.payload,
+    version: checkVersion(subject, options.version),
+    eventName: (key?: string) => (key === undefined ? name : `${name}:${key}`),
+  });
+}
+
+/** True for values made by {@link defineTask}. */
+export function isTaskContract(value: unknown): value is TaskContract {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'absurd.task';
+}
+
+/** True for values made by {@link defineEvent}. */
+export function isEventContract(value: unknown): value is EventContract {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'absurd.event';
+}
+
+function checkVersion(subject: string, version: number | undefined): number {
+  if (version === undefined) return 1;
+  if (!Number.isInteger(version) || version < 1) throw new Error(`${subject}: version must be an integer >= 1`);
+  return version;
+}
+
+function checkSchema(subject: string, where: string, schema: unknown): void {
+  const standard = (schema as Partial<StandardSchemaV1> | null | undefined)?.['~standard'];
+  if (!standard || typeof standard.validate !== 'function') {
+    throw new Error(`${subject}: ${where} must be a Standard Schema (e.g. a Zod schema)`);
+  }
+  // Only Zod can tell us what its input looks like; other validators are trusted to describe JSON.
+  if (standard.vendor === 'zod') {
+    try {
+      toJSONSchema(schema as Parameters<typeof toJSONSchema>[0], { io: 'input' });
+    } catch (error) {
+      throw new Error(
+        `${subject}: ${where} is not JSON-serialisable (${(error as Error).message}); ` +
+          'stored values must be JSON — use a string schema (e.g. z.iso.datetime()) and transform it if you need another type',
+      );
+    }
+  }
+}
