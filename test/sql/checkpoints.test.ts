@@ -19,6 +19,7 @@ import {
   table,
   taskRow,
   uniqueQueue,
+  connectOutsideSchema,
 } from './engine-calls.js';
 
 const db = useTestDatabase();
@@ -28,8 +29,7 @@ const T0 = '2024-05-01T10:00:00.000Z';
 const failure = JSON.stringify({ name: 'Error', message: 'boom', stack: null });
 
 beforeAll(async () => {
-  c = await db.connect();
-  await c.query(`set timezone = 'UTC'`);
+  c = await connectOutsideSchema(db);
 });
 
 beforeEach(async () => {
@@ -378,7 +378,7 @@ describe('get_task_checkpoint_states', () => {
       ['zeta', 1],
       ['alpha', 2],
       ['mid', 3],
-      ['zeta', 4],
+      ['alpha', 4],
       ['hidden', 5],
     ];
     for (const [step, second] of steps) {
@@ -388,9 +388,9 @@ describe('get_task_checkpoint_states', () => {
     await c.query(`update ${table('c', q)} set status = 'pending' where checkpoint_name = 'hidden'`);
     const rows = await getCheckpoints(q, taskId, runId);
     expect(rows.map((r) => [r.checkpoint_name, r.state, (r.updated_at as Date).toISOString()])).toEqual([
-      ['alpha', 2, at(T0, 2)],
+      ['zeta', 1, at(T0, 1)],
       ['mid', 3, at(T0, 3)],
-      ['zeta', 4, at(T0, 4)],
+      ['alpha', 4, at(T0, 4)],
     ]);
     expect(Object.keys(rows[0]!)).toEqual(['checkpoint_name', 'state', 'status', 'owner_run_id', 'updated_at']);
   });

@@ -8,6 +8,31 @@
 import pg from 'pg';
 import { expect } from 'vitest';
 
+/**
+ * A dedicated client whose search_path does not contain schema `absurd`. The test server's role
+ * is called `absurd`, so the default `"$user", public` would put the schema on the path and hide
+ * engine code that forgets to schema-qualify its own calls.
+ */
+export async function connectOutsideSchema(db: { connect(): Promise<pg.Client> }): Promise<pg.Client> {
+  const client = await db.connect();
+  await client.query(`set search_path = public`);
+  await client.query(`set timezone = 'UTC'`);
+  pids.set(client, await backendPid(client));
+  return client;
+}
+
+const pids = new WeakMap<pg.Client, number>();
+
+/**
+ * The backend pid of a client made by `connectOutsideSchema`, known without a round trip (the
+ * client may be busy with a blocked statement when it is needed).
+ */
+export function pidOf(client: pg.Client): number {
+  const pid = pids.get(client);
+  if (pid === undefined) throw new Error('pidOf needs a client made by connectOutsideSchema');
+  return pid;
+}
+
 /** Anything with pg's `query` (a dedicated client or the file's pool). */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
@@ -258,7 +283,7 @@ export async function expectSqlError(promise: Promise<unknown>, code: string, me
   return error;
 }
 
-/** The backend pid of a dedicated client. */
+/** The backend pid of a client, by asking the server. */
 export async function backendPid(c: Queryable): Promise<number> {
   const { rows } = await c.query<{ pid: number }>('select pg_backend_pid() as pid');
   return rows[0]!.pid;

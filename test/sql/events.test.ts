@@ -22,6 +22,7 @@ import {
   taskRow,
   uniqueQueue,
   waitRows,
+  connectOutsideSchema,
 } from './engine-calls.js';
 
 const db = useTestDatabase();
@@ -31,8 +32,7 @@ const T0 = '2024-07-01T12:00:00.000Z';
 const EPOCH = '1970-01-01T00:00:00.000Z';
 
 beforeAll(async () => {
-  c = await db.connect();
-  await c.query(`set timezone = 'UTC'`);
+  c = await connectOutsideSchema(db);
 });
 
 beforeEach(async () => {

@@ -17,6 +17,7 @@ import {
   spawnTask,
   taskRow,
   uniqueQueue,
+  connectOutsideSchema,
 } from './engine-calls.js';
 
 const db = useTestDatabase();
@@ -26,8 +27,7 @@ const T0 = '2024-06-03T08:00:00.000Z';
 const failure = JSON.stringify({ name: 'Error', message: 'boom', stack: null });
 
 beforeAll(async () => {
-  c = await db.connect();
-  await c.query(`set timezone = 'UTC'`);
+  c = await connectOutsideSchema(db);
 });
 
 beforeEach(async () => {

@@ -12,7 +12,6 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   at,
-  backendPid,
   checkpointRows,
   claimOne,
   claimTasks,
@@ -29,6 +28,8 @@ import {
   waitRows,
   waitUntilBlocked,
   type Claimed,
+  connectOutsideSchema,
+  pidOf,
 } from './engine-calls.js';
 
 const db = useTestDatabase();
@@ -47,11 +48,11 @@ const crowd: pg.Client[] = [];
 const CROWD = 6;
 
 beforeAll(async () => {
-  s = await db.connect();
-  a = await db.connect();
-  b = await db.connect();
-  gate = await db.connect();
-  for (let i = 0; i < CROWD; i++) crowd.push(await db.connect());
+  s = await connectOutsideSchema(db);
+  a = await connectOutsideSchema(db);
+  b = await connectOutsideSchema(db);
+  gate = await connectOutsideSchema(db);
+  for (let i = 0; i < CROWD; i++) crowd.push(await connectOutsideSchema(db));
 });
 
 beforeEach(async () => {
@@ -145,7 +146,7 @@ describe('await_event against emit_event (no lost wake-up)', () => {
     await a.query('begin');
     await a.query(awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev']);
     const emission = start(b, `select absurd.emit_event($1, 'ev', '{"n":2}')`, [q]);
-    await waitUntilBlocked(s, await backendPid(b));
+    await waitUntilBlocked(s, pidOf(b));
     await a.query('commit');
     expectOk(await emission);
 
@@ -166,7 +167,7 @@ describe('await_event against emit_event (no lost wake-up)', () => {
     await a.query(`set statement_timeout = '20s'`);
 
     const waiting = start(a, awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev']);
-    await waitUntilBlocked(s, await backendPid(a));
+    await waitUntilBlocked(s, pidOf(a));
     await b.query('commit');
     expect(expectOk(await waiting)).toEqual([{ should_suspend: false, payload: { n: 3 } }]);
     expect(await runRow(s, q, runId)).toMatchObject({ state: 'running' });
@@ -206,7 +207,7 @@ describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the
     await a.query(finishSql(kind), [q, runId]);
     await b.query('begin');
     const cancel = start(b, 'select absurd.cancel_task($1, $2)', [q, taskId]);
-    await waitUntilBlocked(s, await backendPid(b));
+    await waitUntilBlocked(s, pidOf(b));
     await a.query('commit');
     expectOk(await cancel);
     await b.query('commit');
@@ -222,7 +223,7 @@ describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the
     await b.query('select absurd.cancel_task($1, $2)', [q, taskId]);
     await a.query('begin');
     const finish = start(a, finishSql(kind), [q, runId]);
-    await waitUntilBlocked(s, await backendPid(a));
+    await waitUntilBlocked(s, pidOf(a));
     await b.query('commit');
     const outcome = await finish;
     expect(outcome.ok ? 'succeeded' : outcome.error.code).toBe('AB001');
@@ -242,10 +243,10 @@ describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the
     await gate.query(`select 1 from ${table('t', q)} where task_id = $1 for update`, [taskId]);
     await b.query('begin');
     const cancel = start(b, 'select absurd.cancel_task($1, $2)', [q, taskId]);
-    await waitUntilBlocked(s, await backendPid(b));
+    await waitUntilBlocked(s, pidOf(b));
     await a.query('begin');
     const finish = start(a, finishSql(kind), [q, runId]);
-    await waitUntilBlocked(s, await backendPid(a));
+    await waitUntilBlocked(s, pidOf(a));
 
     await gate.query('commit');
     expectOk(await cancel);
@@ -265,10 +266,10 @@ describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the
     await gate.query(`select 1 from ${table('t', q)} where task_id = $1 for update`, [taskId]);
     await a.query('begin');
     const finish = start(a, finishSql(kind), [q, runId]);
-    await waitUntilBlocked(s, await backendPid(a));
+    await waitUntilBlocked(s, pidOf(a));
     await b.query('begin');
     const cancel = start(b, 'select absurd.cancel_task($1, $2)', [q, taskId]);
-    await waitUntilBlocked(s, await backendPid(b));
+    await waitUntilBlocked(s, pidOf(b));
 
     await gate.query('commit');
     expectOk(await finish);
@@ -345,7 +346,7 @@ describe('concurrent emitters of one event', () => {
     for (const [i, client] of crowd.entries()) {
       await setNow(client, at(T0, 10 + i));
       emissions.push(start(client, 'select absurd.emit_event($1, $2, $3)', [q, 'ev', JSON.stringify({ n: i })]));
-      await waitUntilBlocked(s, await backendPid(client));
+      await waitUntilBlocked(s, pidOf(client));
     }
     await gate.query('rollback');
     for (const outcome of await Promise.all(emissions)) expectOk(outcome);
@@ -363,6 +364,7 @@ describe('concurrent emitters of one event', () => {
     expect(checkpoints[0]).toMatchObject({ checkpoint_name: 'wait-step', state: { n: winner }, owner_run_id: runId });
     expect(checkpoints[0]!.updated_at.toISOString()).toBe(wonAt);
     expect(await waitRows(s, q)).toEqual([]);
+    await setNow(s, at(T0, 60));
     expect((await claimOne(s, q)).event_payload).toEqual({ n: winner });
   });
 
