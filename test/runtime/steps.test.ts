@@ -113,7 +113,7 @@ describe('step values', () => {
     const { taskID } = await app.spawn('json', null, spawnOptions);
     await workOnce(app);
     await workOnce(app);
-    const [first, replay] = results as [Record<string, unknown>, Record<string, unknown>];
+    const [first, replay] = results as unknown as [Record<string, unknown>, Record<string, unknown>];
     expect(first.value).toBe(original);
     expect(first.nothing).toBeUndefined();
     expect(first.date).toBeInstanceOf(Date);
