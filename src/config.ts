@@ -66,3 +66,17 @@ function nonEmpty(value: string | undefined): string | undefined {
 function looksLikeUrl(value: string): boolean {
   return /^postgres(ql)?:\/\//i.test(value) || value.includes('=');
 }
+
+/**
+ * The database the user configured — the explicit URL, `ABSURD_DATABASE_URL` or `PGDATABASE` — or
+ * undefined when none is, so that a caller can fall back to an embedded database.
+ *
+ * @example
+ * const url = configuredDatabaseUrl() ?? (await startEmbeddedDatabase()).url;
+ */
+export function configuredDatabaseUrl(options: DatabaseUrlOptions = {}): string | undefined {
+  const env = options.env ?? process.env;
+  const configured =
+    nonEmpty(options.databaseUrl) ?? nonEmpty(env.ABSURD_DATABASE_URL) ?? nonEmpty(env.PGDATABASE);
+  return configured === undefined ? undefined : resolveDatabaseUrl(options);
+}

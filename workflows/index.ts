@@ -1,0 +1,1 @@
+export { fulfillOrder, sendReceipt, shipmentPacked } from './orders.js';
