@@ -30,7 +30,7 @@ export interface PostgresServerOptions {
 
 /** A running Postgres server owned by this process. */
 export interface PostgresServer {
-  /** Connection URL of the `postgres` database, e.g. `postgresql://absurd:absurd@127.0.0.1:54321/postgres`. */
+  /** Connection URL of the `postgres` database, e.g. `postgresql://postgres:absurd@127.0.0.1:54321/postgres`. */
   readonly url: string;
   readonly port: number;
   readonly dataDir: string;
@@ -42,7 +42,9 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-const USER = 'absurd';
+// Not "absurd": a role named like the schema would put schema absurd on every search_path ("$user")
+// and hide unqualified references to the engine's functions.
+const USER = 'postgres';
 const PASSWORD = 'absurd';
 
 /**
