@@ -56,6 +56,8 @@ export type StepHandle<T = JsonValue, I = T> = {
   readonly checkpointName: string;
   /** Type-only: what completeStep accepts. */
   readonly __input?: I;
+  /** Type-only: what completeStep returns (kept when `done` narrows `state` away). */
+  readonly __output?: T;
 } & ({ done: false; state?: never } | { done: true; state: T });
 
 /** No step schemas (a task registered without a contract). */
