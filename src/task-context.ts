@@ -280,7 +280,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (typeof event !== 'string') {
       const eventName = event.eventName(keyOrOptions as string | undefined);
       const payload = await this.#awaitEvent(eventName, maybeOptions ?? {});
-      return parseWith(event.payload, payload, { subject: eventName, boundary: 'event', retryable: false });
+      return parseWith(event.payload, payload, this.#site('event', eventName, false));
     }
     return this.#awaitEvent(event, (keyOrOptions as AwaitEventOptions | undefined) ?? {});
   }
@@ -300,7 +300,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     } else {
       eventName = event.eventName(keyOrPayload as string | undefined);
       payload = maybePayload;
-      await parseWith(event.payload, payload, { subject: eventName, boundary: 'event', retryable: true });
+      await parseWith(event.payload, payload, this.#site('event', eventName, true));
     }
     if (!eventName) throw new Error('eventName must be a non-empty string');
     await this.#runtime.con.query(q.EMIT_EVENT, [
