@@ -55,7 +55,10 @@ export class QueueListener {
       set.delete(onWake);
       if (set.size === 0) {
         this.#subscribers.delete(channel);
-        await this.#client?.query(`unlisten "${channel}"`).catch(() => undefined);
+        // With nobody left to wake, hold no connection: it would keep the process alive after
+        // `worker.close()` (absurd-sdk programs end their pool and expect the process to exit).
+        if (this.#subscribers.size === 0) await this.#disconnect();
+        else await this.#client?.query(`unlisten "${channel}"`).catch(() => undefined);
       }
     };
   }
@@ -63,6 +66,13 @@ export class QueueListener {
   /** Closes the connection; no more callbacks. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  async #disconnect(): Promise<void> {
     clearTimeout(this.#retryTimer);
     const client = this.#client;
     this.#client = undefined;
@@ -90,11 +100,11 @@ export class QueueListener {
     } catch (error) {
       await client.end().catch(() => undefined);
       this.#options.onError?.(error as Error);
-      if (this.#closed) return;
+      if (this.#closed || this.#subscribers.size === 0) return;
       this.#scheduleReconnect(attempt + 1);
       return;
     }
-    if (this.#closed) {
+    if (this.#closed || this.#subscribers.size === 0) {
       await client.end().catch(() => undefined);
       return;
     }
