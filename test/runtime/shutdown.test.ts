@@ -163,4 +163,14 @@ describe('closeOnSignals (worker process)', () => {
     const { rows } = await db.pool.query(`select entry from fixture_log where task_id = $1 order by at`, [taskID]);
     expect(rows.map((r) => r.entry)).toEqual(['started', 'finished']);
   });
+
+  it('exits by itself after worker.close() and ending its pool, without app.close()', async () => {
+    const queue = queueName('proc-exit');
+    await clients.app(queue);
+    const fixture = await startFixture('close-and-exit', { ABSURD_TEST_URL: db.url, ABSURD_TEST_QUEUE: queue });
+    clients.track(fixture.child);
+    const exit = await Promise.race([fixture.exited, delay(10_000).then(() => 'still running')]);
+    expect(fixture.output()).toMatch(/^closed$/m);
+    expect(exit).toEqual({ code: 0, signal: null });
+  });
 });
