@@ -18,7 +18,7 @@ create table if not exists absurd.kit_migrations (
 );
 
 -- 000001_foundation -------------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (1, 'foundation', 'b5d9b0692903860afd1c6d5487d14a28b2fb106207c1ed229e01c86d09eb0614');
+insert into absurd.kit_migrations (version, name, checksum) values (1, 'foundation', '7177dd4ec947757dbef41f57a870521fe84b65964dc91999dd8c06371de0cebb');
 
 -- absurd-kit engine, migration 000001: foundation.
 --
@@ -322,22 +322,27 @@ $$;
 -- drop_queue(q): drops the queue's tables and registry row. Deliberately does not validate the name
 -- (queues registered before the 57-byte rule must stay droppable) and ignores unknown queues.
 -- Removes the queue's pg_cron jobs first when pg_cron is installed.
--- Locks: the absurd.queues row FOR UPDATE, then ACCESS EXCLUSIVE on each table dropped.
+-- Locks: (pg_cron's advisory lock via disable_cron,) the absurd.queues row FOR UPDATE, then ACCESS
+-- EXCLUSIVE on each table dropped.
 create function absurd.drop_queue(p_queue_name text) returns void
 language plpgsql
 as $$
 declare
   v_prefix text;
 begin
-  -- The registry row first, then the tables: the order ensure_partitions and set_queue_policy use.
-  perform 1 from absurd.queues q where q.queue_name = p_queue_name for update;
-  if not found then
+  if not exists (select 1 from absurd.queues q where q.queue_name = p_queue_name) then
     return;
   end if;
   if to_regclass('cron.job') is not null
      and exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                   where n.nspname = 'cron' and p.proname = 'unschedule') then
     perform 1 from absurd.disable_cron(p_queue_name);
+  end if;
+  -- The registry row before the tables, as ensure_partitions and set_queue_policy take them (and
+  -- after disable_cron's pg_cron lock, as enable_cron takes them).
+  perform 1 from absurd.queues q where q.queue_name = p_queue_name for update;
+  if not found then
+    return;
   end if;
   foreach v_prefix in array array['i', 'w', 'e', 'c', 'r', 't'] loop
     if to_regclass(format('absurd.%I', v_prefix || '_' || p_queue_name)) is not null then
@@ -1564,7 +1569,7 @@ end;
 $$;
 
 -- 000005_partitions -------------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (5, 'partitions', 'e34948f3e8370a07d8a6abc5d06ee46ace61092fe1bcc33b68d4ca33bb3a001a');
+insert into absurd.kit_migrations (version, name, checksum) values (5, 'partitions', '633e1fdb424780a5d8cc8714a8963e17734d6c22ccce6e64d0e4ac27d69e36e3');
 
 -- Partitioned storage maintenance and pg_cron helpers.
 --
@@ -1581,12 +1586,12 @@ insert into absurd.kit_migrations (version, name, checksum) values (5, 'partitio
 -- the per-queue ensure_partitions advisory lock, then tables (parents in the order t_, r_, c_, w_).
 
 
--- absurd.require_pg_cron(p_need_schedule boolean) → void
+-- absurd.kit_require_pg_cron(p_need_schedule boolean) → void
 --
 -- Raises P0001 "pg_cron is not available (missing …)" unless relation cron.job exists, function
 -- cron.schedule exists (checked only when p_need_schedule) and function cron.unschedule exists.
 -- Checks names only, so a stand-in cron schema passes too. Takes no locks.
-create function absurd.require_pg_cron(p_need_schedule boolean)
+create function absurd.kit_require_pg_cron(p_need_schedule boolean)
 returns void
 language plpgsql
 as $$
@@ -1614,14 +1619,14 @@ end;
 $$;
 
 
--- absurd.unschedule_cron_jobs(p_job_name text) → integer
+-- absurd.kit_unschedule_cron_jobs(p_job_name text) → integer
 --
 -- Unschedules every pg_cron job named exactly p_job_name (oldest job id first) and returns how
 -- many there were. The caller must have checked that pg_cron is available.
 -- Locks: the pg_cron advisory lock (transaction-scoped; serialises all job management done by
 -- this schema so two callers never unschedule the same job or schedule a name twice), then the
 -- cron.job rows through cron.unschedule.
-create function absurd.unschedule_cron_jobs(p_job_name text)
+create function absurd.kit_unschedule_cron_jobs(p_job_name text)
 returns integer
 language plpgsql
 as $$
@@ -1843,9 +1848,9 @@ begin
 
   if v_oid is null then
     if p_unschedule_job_name is not null and v_cron then
-      perform absurd.unschedule_cron_jobs(p_unschedule_job_name);
+      perform absurd.kit_unschedule_cron_jobs(p_unschedule_job_name);
       if v_detach_job is not null then
-        perform absurd.unschedule_cron_jobs(v_detach_job);
+        perform absurd.kit_unschedule_cron_jobs(v_detach_job);
       end if;
     end if;
     return false;
@@ -1876,11 +1881,11 @@ begin
   end if;
 
   if v_detach_job is not null and v_cron then
-    perform absurd.unschedule_cron_jobs(v_detach_job);
+    perform absurd.kit_unschedule_cron_jobs(v_detach_job);
   end if;
   execute format('drop table if exists absurd.%I', v_table);
   if p_unschedule_job_name is not null and v_cron then
-    perform absurd.unschedule_cron_jobs(p_unschedule_job_name);
+    perform absurd.kit_unschedule_cron_jobs(p_unschedule_job_name);
   end if;
   return true;
 end;
@@ -1917,7 +1922,7 @@ begin
   if p_queue_name is not null then
     perform absurd.validate_queue_name(p_queue_name);
   end if;
-  perform absurd.require_pg_cron(true);
+  perform absurd.kit_require_pg_cron(true);
   perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
 
   v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;
@@ -2021,7 +2026,7 @@ begin
   if p_detach_schedule is null or btrim(p_detach_schedule) = '' then
     raise exception 'Detach schedule must be provided';
   end if;
-  perform absurd.require_pg_cron(true);
+  perform absurd.kit_require_pg_cron(true);
   perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
 
   v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;
@@ -2039,7 +2044,7 @@ begin
   ];
 
   for v_i in 1 .. 3 loop
-    perform absurd.unschedule_cron_jobs(v_names[v_i]);
+    perform absurd.kit_unschedule_cron_jobs(v_names[v_i]);
     execute 'select cron.schedule($1, $2, $3)'
       into job_id
       using v_names[v_i], v_schedules[v_i], v_commands[v_i];
@@ -2068,7 +2073,7 @@ begin
   if p_queue_name is not null then
     perform absurd.validate_queue_name(p_queue_name);
   end if;
-  perform absurd.require_pg_cron(false);
+  perform absurd.kit_require_pg_cron(false);
   perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
 
   v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;

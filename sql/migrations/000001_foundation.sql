@@ -300,22 +300,27 @@ $$;
 -- drop_queue(q): drops the queue's tables and registry row. Deliberately does not validate the name
 -- (queues registered before the 57-byte rule must stay droppable) and ignores unknown queues.
 -- Removes the queue's pg_cron jobs first when pg_cron is installed.
--- Locks: the absurd.queues row FOR UPDATE, then ACCESS EXCLUSIVE on each table dropped.
+-- Locks: (pg_cron's advisory lock via disable_cron,) the absurd.queues row FOR UPDATE, then ACCESS
+-- EXCLUSIVE on each table dropped.
 create function absurd.drop_queue(p_queue_name text) returns void
 language plpgsql
 as $$
 declare
   v_prefix text;
 begin
-  -- The registry row first, then the tables: the order ensure_partitions and set_queue_policy use.
-  perform 1 from absurd.queues q where q.queue_name = p_queue_name for update;
-  if not found then
+  if not exists (select 1 from absurd.queues q where q.queue_name = p_queue_name) then
     return;
   end if;
   if to_regclass('cron.job') is not null
      and exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
                   where n.nspname = 'cron' and p.proname = 'unschedule') then
     perform 1 from absurd.disable_cron(p_queue_name);
+  end if;
+  -- The registry row before the tables, as ensure_partitions and set_queue_policy take them (and
+  -- after disable_cron's pg_cron lock, as enable_cron takes them).
+  perform 1 from absurd.queues q where q.queue_name = p_queue_name for update;
+  if not found then
+    return;
   end if;
   foreach v_prefix in array array['i', 'w', 'e', 'c', 'r', 't'] loop
     if to_regclass(format('absurd.%I', v_prefix || '_' || p_queue_name)) is not null then

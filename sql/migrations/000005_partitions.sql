@@ -13,12 +13,12 @@
 -- the per-queue ensure_partitions advisory lock, then tables (parents in the order t_, r_, c_, w_).
 
 
--- absurd.require_pg_cron(p_need_schedule boolean) → void
+-- absurd.kit_require_pg_cron(p_need_schedule boolean) → void
 --
 -- Raises P0001 "pg_cron is not available (missing …)" unless relation cron.job exists, function
 -- cron.schedule exists (checked only when p_need_schedule) and function cron.unschedule exists.
 -- Checks names only, so a stand-in cron schema passes too. Takes no locks.
-create function absurd.require_pg_cron(p_need_schedule boolean)
+create function absurd.kit_require_pg_cron(p_need_schedule boolean)
 returns void
 language plpgsql
 as $$
@@ -46,14 +46,14 @@ end;
 $$;
 
 
--- absurd.unschedule_cron_jobs(p_job_name text) → integer
+-- absurd.kit_unschedule_cron_jobs(p_job_name text) → integer
 --
 -- Unschedules every pg_cron job named exactly p_job_name (oldest job id first) and returns how
 -- many there were. The caller must have checked that pg_cron is available.
 -- Locks: the pg_cron advisory lock (transaction-scoped; serialises all job management done by
 -- this schema so two callers never unschedule the same job or schedule a name twice), then the
 -- cron.job rows through cron.unschedule.
-create function absurd.unschedule_cron_jobs(p_job_name text)
+create function absurd.kit_unschedule_cron_jobs(p_job_name text)
 returns integer
 language plpgsql
 as $$
@@ -275,9 +275,9 @@ begin
 
   if v_oid is null then
     if p_unschedule_job_name is not null and v_cron then
-      perform absurd.unschedule_cron_jobs(p_unschedule_job_name);
+      perform absurd.kit_unschedule_cron_jobs(p_unschedule_job_name);
       if v_detach_job is not null then
-        perform absurd.unschedule_cron_jobs(v_detach_job);
+        perform absurd.kit_unschedule_cron_jobs(v_detach_job);
       end if;
     end if;
     return false;
@@ -308,11 +308,11 @@ begin
   end if;
 
   if v_detach_job is not null and v_cron then
-    perform absurd.unschedule_cron_jobs(v_detach_job);
+    perform absurd.kit_unschedule_cron_jobs(v_detach_job);
   end if;
   execute format('drop table if exists absurd.%I', v_table);
   if p_unschedule_job_name is not null and v_cron then
-    perform absurd.unschedule_cron_jobs(p_unschedule_job_name);
+    perform absurd.kit_unschedule_cron_jobs(p_unschedule_job_name);
   end if;
   return true;
 end;
@@ -349,7 +349,7 @@ begin
   if p_queue_name is not null then
     perform absurd.validate_queue_name(p_queue_name);
   end if;
-  perform absurd.require_pg_cron(true);
+  perform absurd.kit_require_pg_cron(true);
   perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
 
   v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;
@@ -453,7 +453,7 @@ begin
   if p_detach_schedule is null or btrim(p_detach_schedule) = '' then
     raise exception 'Detach schedule must be provided';
   end if;
-  perform absurd.require_pg_cron(true);
+  perform absurd.kit_require_pg_cron(true);
   perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
 
   v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;
@@ -471,7 +471,7 @@ begin
   ];
 
   for v_i in 1 .. 3 loop
-    perform absurd.unschedule_cron_jobs(v_names[v_i]);
+    perform absurd.kit_unschedule_cron_jobs(v_names[v_i]);
     execute 'select cron.schedule($1, $2, $3)'
       into job_id
       using v_names[v_i], v_schedules[v_i], v_commands[v_i];
@@ -500,7 +500,7 @@ begin
   if p_queue_name is not null then
     perform absurd.validate_queue_name(p_queue_name);
   end if;
-  perform absurd.require_pg_cron(false);
+  perform absurd.kit_require_pg_cron(false);
   perform pg_advisory_xact_lock(hashtextextended('absurd.pg_cron_jobs', 0));
 
   v_scope := case when p_queue_name is null then 'all' else substr(md5(p_queue_name), 1, 12) end;
