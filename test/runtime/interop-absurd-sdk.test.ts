@@ -8,6 +8,7 @@ import {
   runRows,
   useClients,
   utf8QueueName57,
+  waitFor,
   waitForTaskState,
 } from './worker-helpers.js';
 
@@ -220,5 +221,82 @@ describe('with the absurd-sdk package on our schema', () => {
     await worker.close();
     await sdkWorker.close();
     expect(snapshot).toMatchObject({ state: 'completed', result: { state: 'failed', failure: { message: 'child failure' } } });
+  });
+
+  describe('the awaitTaskResult checkpoint is shared', () => {
+    /** Removes the child task, so that only a stored snapshot can answer for it. */
+    async function forgetTask(queue: string, taskId: string) {
+      await db.pool.query(`delete from absurd."t_${queue}" where task_id = $1`, [taskId]);
+    }
+
+    it('our retry replays the snapshot its worker checkpointed', async () => {
+      const parents = queueName('sdk-await-parents');
+      const children = queueName('sdk-await-children');
+      const app = await clients.app(parents);
+      await app.createQueue(children);
+      const childApp = await clients.app(children);
+      childApp.registerTask({ name: 'child' }, async () => ({ answer: 42 }));
+      const sdk = sdkClient(parents);
+      sdk.registerTask({ name: 'parent' }, async (_params, ctx) => {
+        const child = await ctx.step('spawn', async () => (await sdk.spawn('child', {}, { queue: children })).taskID);
+        await ctx.awaitTaskResult(child, { queue: children, timeout: 10 });
+        throw new Error('fail after the await');
+      });
+      app.registerTask({ name: 'parent' }, async (_params, ctx) => {
+        const child = await ctx.step('spawn', async (): Promise<string> => {
+          throw new Error('the spawn step must come from the checkpoint');
+        });
+        return ctx.awaitTaskResult(child, { queue: children });
+      });
+      const childWorker = await childApp.startWorker({ pollInterval: 0.1 });
+      const sdkWorker = await sdk.startWorker({ pollInterval: 0.1 });
+      const { taskID } = await sdk.spawn('parent', {}, { retryStrategy: { kind: 'fixed', baseSeconds: 2 } });
+      await waitForTaskState(db.pool, parents, taskID, 'sleeping');
+      await sdkWorker.close();
+      await childWorker.close();
+      const childID = (await checkpoints(db.pool, parents, taskID)).spawn as string;
+      await forgetTask(children, childID);
+
+      const worker = await app.startWorker({ pollInterval: 0.1 });
+      const snapshot = await app.awaitTaskResult(taskID, { timeout: 10 });
+      await worker.close();
+      expect(snapshot).toEqual({ state: 'completed', result: { state: 'completed', result: { answer: 42 } } });
+    });
+
+    it('its retry replays the snapshot our worker checkpointed', async () => {
+      const parents = queueName('kit-await-parents');
+      const children = queueName('kit-await-children');
+      const app = await clients.app(parents);
+      const childApp = await clients.app(children);
+      childApp.registerTask({ name: 'child' }, async () => {
+        throw new Error('child failed');
+      });
+      app.registerTask({ name: 'parent' }, async (_params, ctx) => {
+        const child = await ctx.step('spawn', async () => (await app.spawn('child', {}, { queue: children, maxAttempts: 1 })).taskID);
+        await ctx.awaitTaskResult(child, { queue: children, checkInterval: 1 });
+        throw new Error('fail after the await');
+      });
+      const sdk = sdkClient(parents);
+      sdk.registerTask({ name: 'parent' }, async (_params, ctx) => {
+        const child = await ctx.step('spawn', async (): Promise<string> => {
+          throw new Error('the spawn step must come from the checkpoint');
+        });
+        return ctx.awaitTaskResult(child, { queue: children, timeout: 5 });
+      });
+      const worker = await app.startWorker({ pollInterval: 0.1 });
+      const childWorker = await childApp.startWorker({ pollInterval: 0.1 });
+      const { taskID } = await app.spawn('parent', {}, { retryStrategy: { kind: 'fixed', baseSeconds: 2 } });
+      await waitForTaskState(db.pool, parents, taskID, 'sleeping');
+      await waitFor(async () => (await runRows(db.pool, parents, taskID)).length === 2);
+      await worker.close();
+      await childWorker.close();
+      const childID = (await checkpoints(db.pool, parents, taskID)).spawn as string;
+      await forgetTask(children, childID);
+
+      const sdkWorker = await sdk.startWorker({ pollInterval: 0.1 });
+      const snapshot = await sdk.awaitTaskResult(taskID, { timeout: 10 });
+      await sdkWorker.close();
+      expect(snapshot).toMatchObject({ state: 'completed', result: { state: 'failed', failure: { message: 'child failed' } } });
+    });
   });
 });
