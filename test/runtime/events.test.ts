@@ -75,3 +75,38 @@ describe('Absurd.emitEvent', () => {
     expect(await workOnce(app)).toEqual([]);
   });
 });
+
+describe('ctx.emitEvent', () => {
+  it("emits on the task's queue, wakes waiters, and the first emission wins", async () => {
+    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
+    await app.createQueue();
+    app.registerTask({ name: 'listener' }, async (_p, ctx) => ctx.awaitEvent('signal'));
+    app.registerTask({ name: 'announcer' }, async (_p, ctx) => {
+      await ctx.emitEvent('signal', { from: ctx.taskID });
+      await ctx.emitEvent('signal', 'ignored');
+      await ctx.emitEvent('bare');
+      return null;
+    });
+    const listener = await app.spawn('listener', null);
+    await workOnce(app);
+    const announcer = await app.spawn('announcer', null);
+    await workOnce(app);
+    expect(await app.fetchTaskResult(announcer.taskID)).toEqual({ state: 'completed', result: null });
+    await workOnce(app);
+    expect(await app.fetchTaskResult(listener.taskID)).toEqual({ state: 'completed', result: { from: announcer.taskID } });
+    const { rows } = await db.pool.query(`select jsonb_typeof(payload) as kind from ${table('e', app.queueName)} where event_name = 'bare'`);
+    expect(rows).toEqual([{ kind: 'null' }]);
+  });
+
+  it('refuses an empty event name', async () => {
+    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('ctxempty') });
+    await app.createQueue();
+    app.registerTask({ name: 'bad-emit' }, async (_p, ctx) => ctx.emitEvent(''));
+    const { taskID } = await app.spawn('bad-emit', null, { maxAttempts: 1 });
+    await workOnce(app);
+    expect(await app.fetchTaskResult(taskID)).toMatchObject({
+      state: 'failed',
+      failure: { message: 'eventName must be a non-empty string' },
+    });
+  });
+});

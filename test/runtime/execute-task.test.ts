@@ -9,6 +9,7 @@ import {
   fnv1aJitter,
   recordingConnection,
   runRows,
+  table,
   taskRow,
   uniqueQueue,
   useFakeClock,
@@ -292,6 +293,83 @@ describe('runs that end quietly', () => {
     ]);
     await app.executeTask(retry!, 120);
     expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: 'attempt 2' });
+  });
+  it('a task cancelled before awaitEvent stops there (AB001 from await_event)', async () => {
+    const { app, queries } = await timedApp();
+    const caught: unknown[] = [];
+    app.registerTask({ name: 'cancel-then-wait' }, async (_p, ctx) => {
+      await app.cancelTask(ctx.taskID);
+      try {
+        await ctx.awaitEvent('anything');
+      } catch (error) {
+        caught.push(error);
+        throw error;
+      }
+    });
+    const { taskID } = await app.spawn('cancel-then-wait', null);
+    await workOnce(app);
+    expect(caught[0]).toBeInstanceOf(CancelledTask);
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'cancelled' });
+    expect(queries.some((q) => q.text.includes('absurd.fail_run'))).toBe(false);
+  });
+
+  it('a failure of a cancelled task is logged, and its AB001 from fail_run is swallowed', async () => {
+    const { app, queries } = await timedApp();
+    app.registerTask({ name: 'cancel-then-throw' }, async (_p, ctx) => {
+      await app.cancelTask(ctx.taskID);
+      throw new Error('after cancel');
+    });
+    const { taskID } = await app.spawn('cancel-then-throw', null);
+    await workOnce(app);
+    expect(queries.filter((q) => q.text.includes('absurd.fail_run'))).toHaveLength(1);
+    expect(app.recorded.messages('error')).toHaveLength(1);
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'cancelled' });
+  });
+});
+
+describe('claimTasks and workBatch', () => {
+  it('claimTasks defaults to one run, a 120 s lease and worker id "worker"', async () => {
+    const { app, pool } = await timedApp();
+    const spawned = [await app.spawn('t', 1, { queue: app.queueName }), await app.spawn('t', 2, { queue: app.queueName })];
+    const claimed = await app.claimTasks();
+    expect(claimed).toHaveLength(1);
+    expect(Object.keys(claimed[0]!).sort()).toEqual(
+      ['attempt', 'event_payload', 'headers', 'max_attempts', 'params', 'retry_strategy', 'run_id', 'task_id', 'task_name', 'wake_event'].sort(),
+    );
+    const run = (await runRows(pool, app.queueName, claimed[0]!.task_id))[0];
+    expect(run).toMatchObject({ claimed_by: 'worker', state: 'running' });
+    expect(run?.claim_expires_at.toISOString()).toBe(at(T0 + 120_000));
+    const rest = await app.claimTasks({ batchSize: 5, claimTimeout: 7, workerId: 'w-2' });
+    expect(rest.map((t) => t.task_id)).toEqual(spawned.map((s) => s.taskID).filter((id) => id !== claimed[0]!.task_id));
+    const other = (await runRows(pool, app.queueName, rest[0]!.task_id))[0];
+    expect(other).toMatchObject({ claimed_by: 'w-2' });
+    expect(other?.claim_expires_at.toISOString()).toBe(at(T0 + 7_000));
+  });
+
+  it('workBatch(workerId, claimTimeout, batchSize) claims once and runs the batch one after the other', async () => {
+    const { app, pool } = await timedApp();
+    let running = 0;
+    let most = 0;
+    const workers: string[] = [];
+    app.registerTask({ name: 'seq' }, async (_p, ctx) => {
+      running += 1;
+      most = Math.max(most, running);
+      workers.push((await runRows(pool, ctx.queueName, ctx.taskID))[0]!.claimed_by);
+      await delay(20);
+      running -= 1;
+      return null;
+    });
+    for (let i = 0; i < 4; i++) await app.spawn('seq', i);
+    await app.workBatch('batcher', 60, 3);
+    expect(workers).toEqual(['batcher', 'batcher', 'batcher']);
+    expect(most).toBe(1);
+    const states = await pool.query(`select state, count(*)::int as n from ${table('t', app.queueName)} group by state order by state`);
+    expect(states.rows).toEqual([
+      { state: 'completed', n: 3 },
+      { state: 'pending', n: 1 },
+    ]);
+    await app.workBatch();
+    expect(workers.at(-1)).toBe('worker');
   });
 });
 
