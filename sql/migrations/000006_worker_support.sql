@@ -73,3 +73,31 @@ begin
     using p_run_id, v_task_id, v_now, p_reason, v_attempt;
 end;
 $$;
+
+-- kit_claim_task(q, worker, claim_timeout, qty): claim_task, plus each claimed run's checkpoints.
+-- Returns claim_task's ten columns in claim_task's order and `checkpoints`: an object of every
+-- committed checkpoint visible to the run's attempt (as get_task_checkpoint_states returns them;
+-- checkpoints of later attempts are hidden), so that a worker needs no second round trip to start
+-- a run. Locks: those of claim_task; the checkpoints are only read.
+create function absurd.kit_claim_task(p_queue_name text, p_worker_id text, p_claim_timeout integer default 30,
+                                      p_qty integer default 1)
+returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params jsonb,
+              retry_strategy jsonb, max_attempts integer, headers jsonb, wake_event text,
+              event_payload jsonb, checkpoints jsonb)
+language plpgsql
+as $$
+begin
+  return query execute format(
+    'select c.run_id, c.task_id, c.attempt, c.task_name, c.params, c.retry_strategy, c.max_attempts,
+            c.headers, c.wake_event, c.event_payload,
+            (select coalesce(jsonb_object_agg(cp.checkpoint_name, cp.state), ''{}''::jsonb)
+               from absurd.%1$I cp
+               left join absurd.%2$I owner on owner.run_id = cp.owner_run_id
+              where cp.task_id = c.task_id and cp.status = ''committed''
+                and (owner.attempt is null or owner.attempt <= c.attempt))
+       from absurd.claim_task($1, $2, $3, $4) with ordinality as c
+      order by c.ordinality',
+    'c_' || p_queue_name, 'r_' || p_queue_name)
+    using p_queue_name, p_worker_id, p_claim_timeout, p_qty;
+end;
+$$;
