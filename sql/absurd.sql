@@ -496,7 +496,7 @@ end;
 $$;
 
 -- 000002_tasks ------------------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (2, 'tasks', 'a351e06f88e26c2bdbce7f42a226d5b13c62848802249ec6a7fab63b9648ef45');
+insert into absurd.kit_migrations (version, name, checksum) values (2, 'tasks', 'da40b2db91db6d57c796f313e641033e674f670caccd4d0347963b9c601386ed');
 
 -- absurd-kit engine, migration 000002: the task lifecycle.
 --
@@ -710,6 +710,18 @@ create function absurd.fail_run(p_queue_name text, p_run_id uuid, p_reason jsonb
 returns void
 language plpgsql
 as $$
+begin
+  perform absurd.kit_fail_run(p_queue_name, p_run_id, p_reason, p_retry_at, true);
+end;
+$$;
+
+-- kit_fail_run(q, run, reason, retry_at, retry): fail_run's implementation. With retry = false the
+-- task fails for good whatever attempts remain (kit_fail_task: failures a retry cannot fix).
+create function absurd.kit_fail_run(p_queue_name text, p_run_id uuid, p_reason jsonb,
+                                    p_retry_at timestamptz, p_retry boolean)
+returns void
+language plpgsql
+as $$
 declare
   v_now timestamptz := absurd.current_time();
   v_t text := 't_' || p_queue_name;
@@ -760,7 +772,7 @@ begin
     using p_run_id, v_now, p_reason;
 
   v_next_attempt := v_attempt + 1;
-  if v_max_attempts is not null and v_next_attempt > v_max_attempts then
+  if not p_retry or (v_max_attempts is not null and v_next_attempt > v_max_attempts) then
     execute format(
       'update absurd.%I t set state = ''failed'', attempts = greatest(t.attempts, $2), last_attempt_run = $3
         where t.task_id = $1', v_t)
@@ -2099,7 +2111,7 @@ end;
 $$;
 
 -- 000006_worker_support ---------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (6, 'worker_support', '420abcf51ff974cb038736eac29c4a4960ae25b4c63e6fd96bd6a3cac21c27de');
+insert into absurd.kit_migrations (version, name, checksum) values (6, 'worker_support', '22b54ea92e4dcee830e851ac9088b7c9de2b2d48e301cd548f504768fb345695');
 
 -- absurd-kit engine, migration 000006: functions for absurd-kit's workers.
 --
@@ -2139,41 +2151,8 @@ $$;
 create function absurd.kit_fail_task(p_queue_name text, p_run_id uuid, p_reason jsonb) returns void
 language plpgsql
 as $$
-declare
-  v_now timestamptz := absurd.current_time();
-  v_task_id uuid;
-  v_attempt integer;
-  v_state text;
 begin
-  execute format('select r.task_id, r.attempt, r.state from absurd.%I r where r.run_id = $1 for update',
-                 'r_' || p_queue_name)
-    into v_task_id, v_attempt, v_state using p_run_id;
-  if v_state is null then
-    raise exception 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
-  end if;
-  if v_state = 'cancelled' then
-    raise exception 'Task has been cancelled' using errcode = 'AB001';
-  end if;
-  if v_state = 'failed' then
-    raise exception 'Run "%" has already failed in queue "%"', p_run_id, p_queue_name using errcode = 'AB002';
-  end if;
-  if v_state not in ('running', 'sleeping') then
-    raise exception 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
-  end if;
-  execute format(
-    'with run as (
-       update absurd.%1$I r
-          set state = ''failed'', wake_event = null, failed_at = $3, failure_reason = $4
-        where r.run_id = $1
-     ),
-     waits as (
-       delete from absurd.%2$I w where w.run_id = $1
-     )
-     update absurd.%3$I t
-        set state = ''failed'', attempts = greatest(t.attempts, $5), last_attempt_run = $1
-      where t.task_id = $2',
-    'r_' || p_queue_name, 'w_' || p_queue_name, 't_' || p_queue_name)
-    using p_run_id, v_task_id, v_now, p_reason, v_attempt;
+  perform absurd.kit_fail_run(p_queue_name, p_run_id, p_reason, null, false);
 end;
 $$;
 

@@ -210,6 +210,18 @@ create function absurd.fail_run(p_queue_name text, p_run_id uuid, p_reason jsonb
 returns void
 language plpgsql
 as $$
+begin
+  perform absurd.kit_fail_run(p_queue_name, p_run_id, p_reason, p_retry_at, true);
+end;
+$$;
+
+-- kit_fail_run(q, run, reason, retry_at, retry): fail_run's implementation. With retry = false the
+-- task fails for good whatever attempts remain (kit_fail_task: failures a retry cannot fix).
+create function absurd.kit_fail_run(p_queue_name text, p_run_id uuid, p_reason jsonb,
+                                    p_retry_at timestamptz, p_retry boolean)
+returns void
+language plpgsql
+as $$
 declare
   v_now timestamptz := absurd.current_time();
   v_t text := 't_' || p_queue_name;
@@ -260,7 +272,7 @@ begin
     using p_run_id, v_now, p_reason;
 
   v_next_attempt := v_attempt + 1;
-  if v_max_attempts is not null and v_next_attempt > v_max_attempts then
+  if not p_retry or (v_max_attempts is not null and v_next_attempt > v_max_attempts) then
     execute format(
       'update absurd.%I t set state = ''failed'', attempts = greatest(t.attempts, $2), last_attempt_run = $3
         where t.task_id = $1', v_t)

@@ -36,41 +36,8 @@ $$;
 create function absurd.kit_fail_task(p_queue_name text, p_run_id uuid, p_reason jsonb) returns void
 language plpgsql
 as $$
-declare
-  v_now timestamptz := absurd.current_time();
-  v_task_id uuid;
-  v_attempt integer;
-  v_state text;
 begin
-  execute format('select r.task_id, r.attempt, r.state from absurd.%I r where r.run_id = $1 for update',
-                 'r_' || p_queue_name)
-    into v_task_id, v_attempt, v_state using p_run_id;
-  if v_state is null then
-    raise exception 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
-  end if;
-  if v_state = 'cancelled' then
-    raise exception 'Task has been cancelled' using errcode = 'AB001';
-  end if;
-  if v_state = 'failed' then
-    raise exception 'Run "%" has already failed in queue "%"', p_run_id, p_queue_name using errcode = 'AB002';
-  end if;
-  if v_state not in ('running', 'sleeping') then
-    raise exception 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
-  end if;
-  execute format(
-    'with run as (
-       update absurd.%1$I r
-          set state = ''failed'', wake_event = null, failed_at = $3, failure_reason = $4
-        where r.run_id = $1
-     ),
-     waits as (
-       delete from absurd.%2$I w where w.run_id = $1
-     )
-     update absurd.%3$I t
-        set state = ''failed'', attempts = greatest(t.attempts, $5), last_attempt_run = $1
-      where t.task_id = $2',
-    'r_' || p_queue_name, 'w_' || p_queue_name, 't_' || p_queue_name)
-    using p_run_id, v_task_id, v_now, p_reason, v_attempt;
+  perform absurd.kit_fail_run(p_queue_name, p_run_id, p_reason, null, false);
 end;
 $$;
 

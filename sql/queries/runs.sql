@@ -1,0 +1,40 @@
+/*
+  Runs: what a worker does with the runs it executes.
+
+  ClaimTasks               claims up to `quantity` due runs of a queue for `claimTimeout` seconds
+                           (also sweeps expired leases and queue policies).
+  CompleteRun              stores the task's result and completes run and task.
+  FailRun                  fails a run; `retryAt` null lets the task's retry strategy decide.
+  FailTask                 fails the run and its task with no retry (absurd.kit_fail_task).
+  ScheduleRunAfter         puts a run to sleep for `seconds` on the database's clock.
+  ExtendClaim              extends the run's lease by `seconds`.
+  SecondsUntilNextRun      seconds until the queue's earliest sleeping or pending run is due
+                           (null: none), for idle workers.
+  CurrentTime              the engine's clock (honours absurd.fake_now).
+*/
+
+/* @name ClaimTasks */
+select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
+       headers, wake_event, event_payload
+  from absurd.claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!);
+
+/* @name CompleteRun */
+select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb);
+
+/* @name FailRun */
+select absurd.fail_run(:queueName!, :runId!, :reason::text::jsonb, :retryAt);
+
+/* @name FailTask */
+select absurd.kit_fail_task(:queueName!, :runId!, :reason::text::jsonb);
+
+/* @name ScheduleRunAfter */
+SELECT absurd.schedule_run(:queueName!, :runId!, absurd.current_time() + make_interval(secs => :seconds!::double precision));
+
+/* @name ExtendClaim */
+select absurd.extend_claim(:queueName!, :runId!, :seconds!);
+
+/* @name SecondsUntilNextRun */
+select absurd.kit_seconds_until_next_run(:queueName!) as seconds;
+
+/* @name CurrentTime */
+select absurd.current_time() as "now!";

@@ -1,0 +1,26 @@
+/*
+  Tasks: spawning, cancelling, retrying, reading results.
+
+  SpawnTask        creates a task and its first run (absurd.spawn_task), then notifies the queue's
+                   wake channel so that listening workers claim at once.
+  CancelTask       cancels a task that has not ended (a no-op on ended tasks).
+  RetryTask        retries a failed task in place or as a new task, then notifies the wake channel.
+  GetTaskResult    the task's state with its result or failure reason; no row for an unknown task.
+
+  JSON arguments are sent as text (`JSON.stringify`; SQL NULL for undefined), the way every Absurd
+  SDK sends them: hence the `::text::jsonb` casts.
+*/
+
+/* @name SpawnTask */
+select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", s.created as "created!", pg_notify(:channel!, '')
+  from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb) as s;
+
+/* @name CancelTask */
+select absurd.cancel_task(:queueName!, :taskId!);
+
+/* @name RetryTask */
+select r.task_id as "task_id!", r.run_id as "run_id!", r.attempt as "attempt!", r.created as "created!", pg_notify(:channel!, '')
+  from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb) as r;
+
+/* @name GetTaskResult */
+select state as "state!", result, failure_reason from absurd.get_task_result(:queueName!, :taskId!);
