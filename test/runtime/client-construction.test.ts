@@ -170,6 +170,14 @@ describe('connection defaults from the environment', () => {
     expect(connectionString(build({ queueName: 'other' }))).toBe('postgresql://pg-host/pg_db');
   });
 
+  it('turns a bare PGDATABASE name into a URL naming only the database', () => {
+    // absurd-sdk passes a bare name on verbatim, which node-postgres reads as host "base";
+    // absurd-kit leaves host, port and user to the other PG* variables instead.
+    delete process.env.ABSURD_DATABASE_URL;
+    process.env.PGDATABASE = 'orders';
+    expect(connectionString(build())).toBe('postgresql:///orders');
+  });
+
   it('falls back to postgresql://localhost/absurd', () => {
     process.env.ABSURD_DATABASE_URL = '';
     process.env.PGDATABASE = '';

@@ -127,6 +127,32 @@ describe('step values', () => {
     expect(rows).toEqual([{ sql_null: true }]);
   });
 
+  it('falsy stored values count as found on replay', async () => {
+    const app = await appWithQueue();
+    const ran: string[] = [];
+    const { handler, results } = replayTwice(async (ctx) => {
+      const values: unknown[] = [];
+      for (const [name, value] of [['f', false], ['zero', 0], ['empty', ''], ['nul', null], ['arr', []]] as const) {
+        values.push(
+          await ctx.step(name, () => {
+            ran.push(`${name}${ctx.attempt}`);
+            return value;
+          }),
+        );
+      }
+      return values;
+    });
+    app.registerTask({ name: 'falsy' }, handler);
+    await app.spawn('falsy', null, spawnOptions);
+    await workOnce(app);
+    await workOnce(app);
+    expect(results).toEqual([
+      [false, 0, '', null, []],
+      [false, 0, '', null, []],
+    ]);
+    expect(ran).toEqual(['f1', 'zero1', 'empty1', 'nul1', 'arr1']);
+  });
+
   it('a throwing step stores nothing and fails the run; a retry runs it again', async () => {
     const app = await appWithQueue();
     let calls = 0;
