@@ -3,7 +3,7 @@ import { toJsonParam, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
 import * as q from './queries.js';
 import type { Queryable } from './queryable.js';
-import { isControlFlowSignal, signalFromDatabaseError } from './signals.js';
+import { isControlFlowSignal, signalFromDatabaseError, SuspendTask } from './signals.js';
 import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime } from './task-context.js';
 import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
@@ -103,6 +103,10 @@ export async function executeClaimedTask(
     const wrap = host.wrapTaskExecution;
     await runWithContext(ctx, () => (wrap ? wrap(ctx, execute) : execute()));
   } catch (error) {
+    if (error instanceof SuspendTask) {
+      await wakeIdleWorkers(host);
+      return;
+    }
     if (isControlFlowSignal(error)) return;
     log.error('[absurd] task execution failed:', error);
     await failRun(host, task, error);
@@ -152,7 +156,17 @@ export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unk
     if (isControlFlowSignal(signalFromDatabaseError(failError))) return;
     throw failError;
   }
+  await wakeIdleWorkers(host);
   await announceEnd(host, task);
+}
+
+/**
+ * Tells the queue's idle workers that a run now waits for a time (a sleep, a timed wait, a retry
+ * backoff), so that they work out again when to look next. Without it, a worker idling with a long
+ * poll interval would not know of a run that another, busy worker put to sleep. Best effort.
+ */
+async function wakeIdleWorkers(host: ExecutionHost): Promise<void> {
+  await host.con.query(q.NOTIFY, [wakeChannel(host.queueName)]).catch(() => undefined);
 }
 
 async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask): Promise<void> {
@@ -162,7 +176,9 @@ async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask): Promise
     host.log.warn(`claimed unknown task "${task.task_name}" (${task.task_id}); deferred run ${task.run_id} by ${delay}s`);
   } catch (deferError) {
     await failRun(host, task, deferError);
+    return;
   }
+  await wakeIdleWorkers(host);
 }
 
 /** A deterministic 0–15 from the run id (FNV-1a), so that deferred runs spread out. */

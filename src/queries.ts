@@ -78,6 +78,9 @@ export const SET_QUEUE_POLICY = `select absurd.set_queue_policy($1, $2::jsonb)`;
 /** $1 queue: seconds until the earliest sleeping or pending run is due (null: none). */
 export const NEXT_WAKE = `select absurd.kit_seconds_until_next_run($1) as seconds`;
 
+/** $1 notify channel: wakes the queue's idle workers. */
+export const NOTIFY = `select pg_notify($1, '')`;
+
 /** The engine's clock (honours absurd.fake_now). */
 export const CURRENT_TIME = `select absurd.current_time() as now`;
 
