@@ -3,6 +3,7 @@ import { wakeChannel, type Absurd } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   delay,
+  gate,
   queueName,
   rawSpawn,
   recordClaims,
@@ -198,6 +199,93 @@ describe('polling and timers', () => {
     const runs = await runRows(db.pool, queue, taskID);
     expect(runs.map((r) => r.state)).toEqual(['failed', 'completed']);
     await worker.close();
+  });
+});
+
+describe('timers across workers', () => {
+  it('an idle worker resumes a sleep that started on another, busy worker', async () => {
+    const queue = queueName('sleep-elsewhere');
+    const idle = await clients.app(queue);
+    const busy = await clients.app(queue);
+    const hold = gate();
+    for (const app of [idle, busy]) {
+      app.registerTask({ name: 'napper' }, async (_params, ctx) => {
+        await ctx.sleepFor('nap', 1);
+        return 'rested';
+      });
+      app.registerTask({ name: 'blocker' }, async () => {
+        await hold.promise;
+        return null;
+      });
+    }
+    const { worker: idleWorker_ } = await idleWorker(idle);
+    // Work that no notification announces: the busy worker takes the napper, then the blocker.
+    const napper = await rawSpawn(db.pool, queue, 'napper');
+    const blocker = await rawSpawn(db.pool, queue, 'blocker');
+    const busyWorker = await busy.startWorker({ pollInterval: NEVER, listen: false });
+    await waitForTaskState(db.pool, queue, blocker.task_id, 'running', 8000);
+    await waitForTaskState(db.pool, queue, napper.task_id, 'completed', 8000);
+    hold.open();
+    await waitForTaskState(db.pool, queue, blocker.task_id, 'completed', 8000);
+    await idleWorker_.close();
+    await busyWorker.close();
+  });
+
+  it('an idle worker resumes an event wait that timed out after it started on another, busy worker', async () => {
+    const queue = queueName('event-timeout-elsewhere');
+    const idle = await clients.app(queue);
+    const busy = await clients.app(queue);
+    const hold = gate();
+    for (const app of [idle, busy]) {
+      app.registerTask({ name: 'waiter' }, async (_params, ctx) => {
+        try {
+          return await ctx.awaitEvent('never', { timeout: 1 });
+        } catch (error) {
+          if (error instanceof Error && error.name === 'TimeoutError') return 'timed out';
+          throw error;
+        }
+      });
+      app.registerTask({ name: 'blocker' }, async () => {
+        await hold.promise;
+        return null;
+      });
+    }
+    const { worker: idleWorker_ } = await idleWorker(idle);
+    const waiter = await rawSpawn(db.pool, queue, 'waiter');
+    const blocker = await rawSpawn(db.pool, queue, 'blocker');
+    const busyWorker = await busy.startWorker({ pollInterval: NEVER, listen: false });
+    await waitForTaskState(db.pool, queue, blocker.task_id, 'running', 8000);
+    await waitForTaskState(db.pool, queue, waiter.task_id, 'completed', 8000);
+    expect(await idle.fetchTaskResult(waiter.task_id)).toEqual({ state: 'completed', result: 'timed out' });
+    hold.open();
+    await idleWorker_.close();
+    await busyWorker.close();
+  });
+
+  it('an idle worker runs a retry whose backoff started on another, busy worker', async () => {
+    const queue = queueName('backoff-elsewhere');
+    const idle = await clients.app(queue);
+    const busy = await clients.app(queue);
+    const hold = gate();
+    for (const app of [idle, busy]) {
+      app.registerTask({ name: 'flaky' }, async (_params, ctx) => {
+        if (ctx.attempt === 1) throw new Error('first attempt fails');
+        return ctx.attempt;
+      });
+      app.registerTask({ name: 'blocker' }, async () => {
+        await hold.promise;
+        return null;
+      });
+    }
+    const { worker: idleWorker_ } = await idleWorker(idle);
+    const flaky = await rawSpawn(db.pool, queue, 'flaky', {}, { retry_strategy: { kind: 'fixed', base_seconds: 1 } });
+    const blocker = await rawSpawn(db.pool, queue, 'blocker');
+    const busyWorker = await busy.startWorker({ pollInterval: NEVER, listen: false });
+    await waitForTaskState(db.pool, queue, blocker.task_id, 'running', 8000);
+    await waitForTaskState(db.pool, queue, flaky.task_id, 'completed', 8000);
+    hold.open();
+    await idleWorker_.close();
+    await busyWorker.close();
   });
 });
 
