@@ -123,6 +123,26 @@ describe('ctx.awaitTaskResult', () => {
     expect(child?.headers).toEqual({ 'absurd.parent': { queue: parents, taskId: taskID } });
   });
 
+  it('finds a child that its registration routes to another queue through the handle alone', async () => {
+    const parents = queueName('routing-parents');
+    const children = queueName('routing-children');
+    const parentApp = await clients.app(parents);
+    const childApp = await clients.app(children);
+    const child = async (params: { n: number }) => params.n + 100;
+    childApp.registerTask({ name: 'routed' }, child);
+    parentApp.registerTask({ name: 'routed', queue: children }, child); // spawn routing only
+    parentApp.registerTask({ name: 'parent' }, async (_params, ctx) => ctx.awaitTaskResult(await ctx.spawn('routed', { n: 1 })));
+    const parentWorker = await parentApp.startWorker({ pollInterval: 3600 });
+    const childWorker = await childApp.startWorker({ pollInterval: 3600 });
+    const { taskID } = await parentApp.spawn('parent', {});
+    await waitForTaskState(db.pool, parents, taskID, 'completed', 8000);
+    await parentWorker.close();
+    await childWorker.close();
+    expect(await parentApp.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: { state: 'completed', result: 101 } });
+    expect(await tasksNamed(children, 'routed')).toHaveLength(1);
+    expect(await tasksNamed(parents, 'routed')).toHaveLength(0);
+  });
+
   it('gives a failed snapshot for a failed child', async () => {
     const queue = queueName('failed-child');
     const app = await clients.app(queue);
