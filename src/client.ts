@@ -175,7 +175,11 @@ export class Absurd {
    * });
    */
   registerTask<C extends TaskContract>(contract: C, handler: ContractHandler<C>): void;
-  registerTask<P = unknown, R = unknown>(options: TaskRegistrationOptions, handler: TaskHandler<P, R>): void;
+  // `kind?: never` keeps a contract whose handler does not fit out of this overload.
+  registerTask<P = unknown, R = unknown>(
+    options: TaskRegistrationOptions & { readonly kind?: never },
+    handler: TaskHandler<P, R>,
+  ): void;
   registerTask(options: TaskRegistrationOptions | TaskContract, handler: (params: never, ctx: never) => Promise<unknown>): void {
     if (isTaskContract(options)) {
       this.registry.set(options.name, {
