@@ -66,6 +66,14 @@ export type NoSteps = Record<never, Schema>;
 /** A step name that has no schema in `S` (so the untyped overloads cannot bypass a declared one). */
 type UndeclaredStep<S, N extends string> = N & (N extends keyof S ? never : unknown);
 
+/**
+ * The name type the untyped overloads fall back to when a result type is given explicitly
+ * (`ctx.step<T>(name, fn)`, where the name is not inferred): any string when `S` declares no steps,
+ * none otherwise (write `ctx.step<T, 'name'>(…)` or let `T` be inferred), so that an explicit type
+ * cannot skip a declared step's schema.
+ */
+type UntypedStepName<S> = [keyof S] extends [never] ? string : never;
+
 type MaybePromise<T> = T | Promise<T>;
 
 /** Options of {@link TaskContext.awaitEvent}. */
@@ -207,7 +215,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
    * schema's output. If `fn` throws, nothing is stored.
    */
   step<K extends keyof S & string>(name: K, fn: () => MaybePromise<Input<S[K]>>): Promise<Output<S[K]>>;
-  step<T, N extends string = string>(name: UndeclaredStep<S, N>, fn: () => MaybePromise<T>): Promise<T>;
+  step<T, N extends string = UntypedStepName<S>>(name: UndeclaredStep<S, N>, fn: () => MaybePromise<T>): Promise<T>;
   step<T>(fn: () => MaybePromise<T>): Promise<T>;
   async step<T>(nameOrFn: string | (() => MaybePromise<T>), maybeFn?: () => MaybePromise<T>): Promise<T> {
     const [name, fn] = typeof nameOrFn === 'function' ? [nameOrFn.name, nameOrFn] : [nameOrFn, maybeFn];
@@ -224,7 +232,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
    * step schema, a stored value is parsed (a value today's schema refuses fails the task, no retry).
    */
   beginStep<K extends keyof S & string>(name: K): Promise<StepHandle<Output<S[K]>, Input<S[K]>>>;
-  beginStep<T = JsonValue, N extends string = string>(name: UndeclaredStep<S, N>): Promise<StepHandle<T>>;
+  beginStep<T = JsonValue, N extends string = UntypedStepName<S>>(name: UndeclaredStep<S, N>): Promise<StepHandle<T>>;
   beginStep(name: string): Promise<StepHandle<unknown, unknown>> {
     return this.#begin(name);
   }
