@@ -9,5 +9,12 @@ export default defineConfig({
     // Two cores: more forks only add contention on the one Postgres server.
     pool: 'forks',
     maxWorkers: 2,
+    // Type tests (`expectTypeOf`, `@ts-expect-error`) run with tsc as part of every run; their own
+    // tsconfig limits the check to them and what they import.
+    typecheck: {
+      enabled: true,
+      include: ['test/types/**/*.test-d.ts'],
+      tsconfig: './test/types/tsconfig.json',
+    },
   },
 });
