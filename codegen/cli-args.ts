@@ -10,15 +10,23 @@ export interface FlagSpec {
   readonly short?: string;
   /** Placeholder of the value when the flag takes one, e.g. `url`; absent for boolean flags. */
   readonly value?: string;
+  /** A value flag that may be given several times (`-P a=1 -P b=2`); every value is kept in order. */
+  readonly repeatable?: boolean;
   readonly description: string;
 }
 
 /** Flag values by long name: strings for value flags, `true` for boolean flags that were given. */
 export type FlagValues = Readonly<Record<string, string | true | undefined>>;
 
+/** Every value of each repeatable flag, by long name, in command-line order. */
+export type FlagLists = Readonly<Record<string, readonly string[]>>;
+
 /** Flags and positional arguments of one command line. */
 export interface ParsedArgs {
+  /** The last value of each flag (for a repeatable flag too). */
   readonly flags: FlagValues;
+  /** All values of the repeatable flags. */
+  readonly lists: FlagLists;
   readonly positionals: readonly string[];
 }
 
@@ -29,13 +37,14 @@ export class UsageError extends Error {
 
 /**
  * Parses `--name value`, `--name=value`, `-n value` and boolean `--name` against `specs`;
- * everything after `--` is positional.
+ * everything after `--` is positional. Repeatable flags collect all their values in `lists`.
  *
  * @example
- * parseArgs(['--dry-run', '-d', 'postgresql://x/y'], flags); // { flags: { 'dry-run': true, 'database-url': '…' }, positionals: [] }
+ * parseArgs(['--dry-run', '-d', 'postgresql://x/y'], flags); // { flags: { 'dry-run': true, 'database-url': '…' }, lists: {}, positionals: [] }
  */
 export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): ParsedArgs {
   const flags: Record<string, string | true> = {};
+  const lists: Record<string, string[]> = {};
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i] ?? '';
@@ -60,8 +69,9 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): 
       throw new UsageError(`flag --${spec.name} needs a value <${spec.value}>`);
     }
     flags[spec.name] = value;
+    if (spec.repeatable) (lists[spec.name] ??= []).push(value);
   }
-  return { flags, positionals };
+  return { flags, lists, positionals };
 }
 
 /**
@@ -91,7 +101,9 @@ export function leadingFlagCount(argv: readonly string[], specs: readonly FlagSp
  * renderFlags(globalFlags); // ['  -d, --database-url <url>  Database to use …', …]
  */
 export function renderFlags(specs: readonly FlagSpec[]): string[] {
-  const left = specs.map((f) => `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.value ? ` <${f.value}>` : ''}`);
+  const left = specs.map(
+    (f) => `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.value ? ` <${f.value}>` : ''}${f.repeatable ? ' …' : ''}`,
+  );
   const width = Math.max(0, ...left.map((l) => l.length));
   return specs.map((f, i) => `  ${(left[i] ?? '').padEnd(width)}  ${f.description}`);
 }

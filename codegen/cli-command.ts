@@ -2,7 +2,7 @@
  * What a CLI command is: the shape of the entries of the command table in `cli.ts`.
  */
 import type { Environment } from '../src/config.js';
-import type { FlagSpec, FlagValues } from './cli-args.js';
+import type { FlagLists, FlagSpec, FlagValues } from './cli-args.js';
 
 /** Exit codes of `absurd`. Never 0 on error. */
 export const EXIT = {
@@ -33,6 +33,8 @@ export interface CliIo {
 export interface CommandContext {
   /** Parsed flags (the command's and the global ones) by long name. */
   readonly flags: FlagValues;
+  /** Every value of the command's repeatable flags (`-P a=1 -P b=2`). */
+  readonly lists: FlagLists;
   readonly positionals: readonly string[];
   readonly io: CliIo;
   /** The database URL: `--database-url`, then the environment (see `resolveDatabaseUrl`). */
@@ -53,6 +55,9 @@ export interface CommandSpec {
   readonly args?: readonly { readonly name: string; readonly required: boolean }[];
   /** The command's own flags; the global flags are always accepted too. */
   readonly flags: readonly FlagSpec[];
-  /** Does the work and returns the exit code; may throw (an `AbsurdError` becomes exit 1). */
+  /**
+   * Does the work and returns the exit code; may throw (an `AbsurdError` or any other error becomes
+   * exit 1, a `UsageError` — a flag value that does not parse — exit 2).
+   */
   run(context: CommandContext): Promise<number>;
 }

@@ -8,6 +8,8 @@ export interface EmbeddedDatabaseOptions {
   directory?: string;
   /** Database to create (if missing) and connect to. Default `absurd`. */
   database?: string;
+  /** TCP port on 127.0.0.1. Default: the port used last time if free, else any free one. */
+  port?: number;
   /** Server log lines. */
   onLog?: (line: string) => void;
 }
@@ -32,7 +34,7 @@ export interface EmbeddedDatabase {
 export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions = {}): Promise<EmbeddedDatabase> {
   const directory = path.resolve(options.directory ?? '.absurd');
   const database = options.database ?? 'absurd';
-  const server = await startPostgresServer({ dataDir: path.join(directory, 'pgdata'), onLog: options.onLog });
+  const server = await startPostgresServer({ dataDir: path.join(directory, 'pgdata'), port: options.port, onLog: options.onLog });
   try {
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
