@@ -6,7 +6,13 @@ import { resolveDatabaseUrl } from '../src/config.js';
 import { AbsurdError } from '../src/errors.js';
 import { leadingFlagCount, parseArgs, renderFlags, UsageError, type FlagSpec } from './cli-args.js';
 import { EXIT, type CliIo, type CommandSpec } from './cli-command.js';
+import { cleanupCommands } from './commands/cleanup.js';
+import { devCommands } from './commands/dev.js';
+import { queueCommands } from './commands/queue.js';
 import { schemaCommands } from './commands/schema.js';
+import { spawnCommands } from './commands/spawn.js';
+import { taskControlCommands } from './commands/task-control.js';
+import { tasksCommands } from './commands/tasks.js';
 
 export { EXIT, type CliIo, type OutputStream } from './cli-command.js';
 
@@ -22,7 +28,15 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
 ];
 
 /** The command table. New commands (queue, spawn, tasks, generate, dev) are added here. */
-export const COMMANDS: readonly CommandSpec[] = [...schemaCommands];
+export const COMMANDS: readonly CommandSpec[] = [
+  ...schemaCommands,
+  ...queueCommands,
+  ...spawnCommands,
+  ...taskControlCommands,
+  ...tasksCommands,
+  ...cleanupCommands,
+  ...devCommands,
+];
 
 /**
  * Runs the CLI on `argv` (without the node and script paths) and returns the exit code:
@@ -75,10 +89,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     return EXIT.usage;
   }
 
-  const { flags, positionals } = parsed;
+  const { flags, lists, positionals } = parsed;
   try {
     return await command.run({
       flags,
+      lists,
       positionals,
       io,
       databaseUrl: () =>
@@ -90,6 +105,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     });
   } catch (error) {
     line(io.stderr, `absurd ${command.name}: ${describeError(error)}`);
+    // A flag value that does not parse is a usage error too, found only once the command reads it.
+    if (error instanceof UsageError) {
+      io.stderr.write(commandHelp(command));
+      return EXIT.usage;
+    }
     return EXIT.failure;
   }
 }
