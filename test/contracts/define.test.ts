@@ -174,3 +174,36 @@ describe('another Standard Schema validator (Valibot) at run time', () => {
     }
   });
 });
+
+describe('a schema that validates asynchronously', () => {
+  it('is awaited at spawn and at task start', async () => {
+    const queue = queueName('async-schema');
+    const app = await clients.app(queue);
+    const coupon = defineTask({
+      name: 'coupon',
+      queue,
+      params: z.object({
+        code: z.string().refine(async (code) => {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          return code.startsWith('A');
+        }, 'unknown coupon'),
+      }),
+      result: z.null(),
+    });
+    const seen: string[] = [];
+    app.registerTask(coupon, async (params) => {
+      seen.push(params.code);
+      return null;
+    });
+
+    const refused = await validationErrorOf(app.spawn(coupon, { code: 'B-1' }));
+    expect(refused).toMatchObject({ boundary: 'params', issues: [{ path: 'code', message: 'unknown coupon' }], received: '"B-1"' });
+    expect(await countRows(db.pool, 't', queue)).toBe(0);
+    await app.spawn(coupon, { code: 'A-1' });
+    const raw = await rawSpawn(db.pool, queue, 'coupon', { code: 'C-1' }, { max_attempts: 3 });
+    await workOnce(app, 5);
+    expect(seen).toEqual(['A-1']);
+    expect((await taskRow(db.pool, queue, raw.task_id))?.state).toBe('failed');
+    expect(await runRows(db.pool, queue, raw.task_id)).toHaveLength(1);
+  });
+});
