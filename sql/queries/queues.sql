@@ -29,4 +29,4 @@ select queue_name as "queue_name!", storage_mode as "storage_mode!", partition_l
   from absurd.get_queue_policy(:queueName!);
 
 /* @name SetQueuePolicy */
-select absurd.set_queue_policy(:queueName!, :policy!::jsonb);
+select absurd.set_queue_policy(:queueName!, :policy!::text::jsonb);
