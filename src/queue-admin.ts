@@ -1,6 +1,13 @@
 import type { JsonObject } from './json.js';
-import * as q from './queries.js';
-import type { Queryable } from './queryable.js';
+import {
+  createQueue as createQueueQuery,
+  createQueueWithMode,
+  dropQueue as dropQueueQuery,
+  getQueuePolicy as getQueuePolicyQuery,
+  listQueues as listQueuesQuery,
+  setQueuePolicy as setQueuePolicyQuery,
+} from './queries/queues.queries.js';
+import { queryConnection, type Queryable } from './queryable.js';
 
 /** How a queue stores its tables. */
 export type QueueStorageMode = 'unpartitioned' | 'partitioned';
@@ -38,8 +45,8 @@ export interface QueuePolicy {
 /** Creates a queue (idempotent; an error when it exists with another storage mode), then sets its policy. */
 export async function createQueue(con: Queryable, queueName: string, options: CreateQueueOptions = {}): Promise<void> {
   const mode = options.storageMode ?? 'unpartitioned';
-  if (mode === 'unpartitioned') await con.query(q.CREATE_QUEUE, [queueName]);
-  else if (mode === 'partitioned') await con.query(q.CREATE_QUEUE_WITH_MODE, [queueName, mode]);
+  if (mode === 'unpartitioned') await createQueueQuery.run({ queueName }, queryConnection(con));
+  else if (mode === 'partitioned') await createQueueWithMode.run({ queueName, storageMode: mode }, queryConnection(con));
   else throw new Error(`Invalid queue storage mode: ${String(mode)}`);
   await setQueuePolicy(con, queueName, options);
 }
@@ -54,33 +61,32 @@ export async function setQueuePolicy(con: Queryable, queueName: string, options:
   if (options.detachMode !== undefined) policy.detach_mode = options.detachMode;
   if (options.detachMinAge !== undefined) policy.detach_min_age = options.detachMinAge;
   if (Object.keys(policy).length === 0) return;
-  await con.query(q.SET_QUEUE_POLICY, [queueName, JSON.stringify(policy)]);
+  await setQueuePolicyQuery.run({ queueName, policy: JSON.stringify(policy) }, queryConnection(con));
 }
 
 /** The queue's policy, or null when the queue does not exist. */
 export async function getQueuePolicy(con: Queryable, queueName: string): Promise<QueuePolicy | null> {
-  const { rows } = await con.query(q.GET_QUEUE_POLICY, [queueName]);
-  const row = rows[0] as Record<string, unknown> | undefined;
+  const [row] = await getQueuePolicyQuery.run({ queueName }, queryConnection(con));
   if (!row) return null;
   return {
-    queueName: row.queue_name as string,
+    queueName: row.queue_name,
     storageMode: row.storage_mode as QueueStorageMode,
-    partitionLookahead: row.partition_lookahead as string,
-    partitionLookback: row.partition_lookback as string,
-    cleanupTtl: row.cleanup_ttl as string,
-    cleanupLimit: row.cleanup_limit as number,
+    partitionLookahead: row.partition_lookahead,
+    partitionLookback: row.partition_lookback,
+    cleanupTtl: row.cleanup_ttl,
+    cleanupLimit: row.cleanup_limit,
     detachMode: row.detach_mode as QueueDetachMode,
-    detachMinAge: row.detach_min_age as string,
+    detachMinAge: row.detach_min_age,
   };
 }
 
 /** Drops a queue with all its tasks; unknown queues are ignored. */
 export async function dropQueue(con: Queryable, queueName: string): Promise<void> {
-  await con.query(q.DROP_QUEUE, [queueName]);
+  await dropQueueQuery.run({ queueName }, queryConnection(con));
 }
 
 /** Every queue's name, sorted. */
 export async function listQueues(con: Queryable): Promise<string[]> {
-  const { rows } = await con.query(q.LIST_QUEUES);
-  return (rows as { queue_name: string }[]).map((row) => row.queue_name);
+  const rows = await listQueuesQuery.run(undefined, queryConnection(con));
+  return rows.map((row) => row.queue_name);
 }

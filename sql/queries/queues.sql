@@ -7,7 +7,9 @@
   ListQueues               every queue, sorted by name.
   GetQueuePolicy           the queue's storage and cleanup policy (intervals as text); no row for an
                            unknown queue.
-  SetQueuePolicy           changes the policy: `policy` is a JSON object of the settings to change.
+  SetQueuePolicy           changes the policy: `policy` is the JSON text of an object holding the
+                           settings to change (typed `Json` because of the `::jsonb` cast; callers
+                           pass the text).
 */
 
 /* @name CreateQueue */
@@ -29,4 +31,4 @@ select queue_name as "queue_name!", storage_mode as "storage_mode!", partition_l
   from absurd.get_queue_policy(:queueName!);
 
 /* @name SetQueuePolicy */
-select absurd.set_queue_policy(:queueName!, :policy!::text::jsonb);
+select absurd.set_queue_policy(:queueName!, :policy!::jsonb);

@@ -8,19 +8,24 @@
   GetTaskResult    the task's state with its result or failure reason; no row for an unknown task.
 
   JSON arguments are sent as text (`JSON.stringify`; SQL NULL for undefined), the way every Absurd
-  SDK sends them: hence the `::text::jsonb` casts.
+  SDK sends them: hence the `::text::jsonb` casts, which type them as strings.
+
+  Parameters are numbered in order of first appearance, and callers' logs and tests see them in
+  the engine functions' argument order ($1 queue, …, the wake channel last): hence the `with`.
 */
 
 /* @name SpawnTask */
+with s as (select * from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb))
 select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", s.created as "created!", pg_notify(:channel!, '')
-  from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb) as s;
+  from s;
 
 /* @name CancelTask */
 select absurd.cancel_task(:queueName!, :taskId!);
 
 /* @name RetryTask */
+with r as (select * from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb))
 select r.task_id as "task_id!", r.run_id as "run_id!", r.attempt as "attempt!", r.created as "created!", pg_notify(:channel!, '')
-  from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb) as r;
+  from r;
 
 /* @name GetTaskResult */
 select state as "state!", result, failure_reason from absurd.get_task_result(:queueName!, :taskId!);

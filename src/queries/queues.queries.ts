@@ -3,6 +3,8 @@
 
 import { PreparedQuery } from '@pgtyped/runtime';
 
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
 /** 'CreateQueue' parameters type */
 export interface ICreateQueueParams {
   queueName: string;
@@ -144,7 +146,7 @@ export const getQueuePolicy = new PreparedQuery<IGetQueuePolicyParams,IGetQueueP
 
 /** 'SetQueuePolicy' parameters type */
 export interface ISetQueuePolicyParams {
-  policy: string;
+  policy: Json;
   queueName: string;
 }
 
@@ -159,12 +161,12 @@ export interface ISetQueuePolicyQuery {
   result: ISetQueuePolicyResult;
 }
 
-const setQueuePolicyIR: any = {"usedParamSet":{"queueName":true,"policy":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":31,"b":41}]},{"name":"policy","required":true,"transform":{"type":"scalar"},"locs":[{"a":44,"b":51}]}],"statement":"select absurd.set_queue_policy(:queueName!, :policy!::text::jsonb)"};
+const setQueuePolicyIR: any = {"usedParamSet":{"queueName":true,"policy":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":31,"b":41}]},{"name":"policy","required":true,"transform":{"type":"scalar"},"locs":[{"a":44,"b":51}]}],"statement":"select absurd.set_queue_policy(:queueName!, :policy!::jsonb)"};
 
 /**
  * Query generated from SQL:
  * ```
- * select absurd.set_queue_policy(:queueName!, :policy!::text::jsonb)
+ * select absurd.set_queue_policy(:queueName!, :policy!::jsonb)
  * ```
  */
 export const setQueuePolicy = new PreparedQuery<ISetQueuePolicyParams,ISetQueuePolicyResult>(setQueuePolicyIR);

@@ -29,13 +29,14 @@ export interface ISpawnTaskQuery {
   result: ISpawnTaskResult;
 }
 
-const spawnTaskIR: any = {"usedParamSet":{"channel":true,"queueName":true,"taskName":true,"params":true,"options":true},"params":[{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":115,"b":123}]},{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":155,"b":165}]},{"name":"taskName","required":true,"transform":{"type":"scalar"},"locs":[{"a":168,"b":177}]},{"name":"params","required":false,"transform":{"type":"scalar"},"locs":[{"a":180,"b":186}]},{"name":"options","required":false,"transform":{"type":"scalar"},"locs":[{"a":202,"b":209}]}],"statement":"select s.task_id as \"task_id!\", s.run_id as \"run_id!\", s.attempt as \"attempt!\", s.created as \"created!\", pg_notify(:channel!, '')\n  from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb) as s"};
+const spawnTaskIR: any = {"usedParamSet":{"queueName":true,"taskName":true,"params":true,"options":true,"channel":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":43,"b":53}]},{"name":"taskName","required":true,"transform":{"type":"scalar"},"locs":[{"a":56,"b":65}]},{"name":"params","required":false,"transform":{"type":"scalar"},"locs":[{"a":68,"b":74}]},{"name":"options","required":false,"transform":{"type":"scalar"},"locs":[{"a":90,"b":97}]},{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":229,"b":237}]}],"statement":"with s as (select * from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb))\nselect s.task_id as \"task_id!\", s.run_id as \"run_id!\", s.attempt as \"attempt!\", s.created as \"created!\", pg_notify(:channel!, '')\n  from s"};
 
 /**
  * Query generated from SQL:
  * ```
+ * with s as (select * from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb))
  * select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", s.created as "created!", pg_notify(:channel!, '')
- *   from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb) as s
+ *   from s
  * ```
  */
 export const spawnTask = new PreparedQuery<ISpawnTaskParams,ISpawnTaskResult>(spawnTaskIR);
@@ -90,13 +91,14 @@ export interface IRetryTaskQuery {
   result: IRetryTaskResult;
 }
 
-const retryTaskIR: any = {"usedParamSet":{"channel":true,"queueName":true,"taskId":true,"options":true},"params":[{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":115,"b":123}]},{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":155,"b":165}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":168,"b":175}]},{"name":"options","required":false,"transform":{"type":"scalar"},"locs":[{"a":178,"b":185}]}],"statement":"select r.task_id as \"task_id!\", r.run_id as \"run_id!\", r.attempt as \"attempt!\", r.created as \"created!\", pg_notify(:channel!, '')\n  from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb) as r"};
+const retryTaskIR: any = {"usedParamSet":{"queueName":true,"taskId":true,"options":true,"channel":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":43,"b":53}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":56,"b":63}]},{"name":"options","required":false,"transform":{"type":"scalar"},"locs":[{"a":66,"b":73}]},{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":205,"b":213}]}],"statement":"with r as (select * from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb))\nselect r.task_id as \"task_id!\", r.run_id as \"run_id!\", r.attempt as \"attempt!\", r.created as \"created!\", pg_notify(:channel!, '')\n  from r"};
 
 /**
  * Query generated from SQL:
  * ```
+ * with r as (select * from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb))
  * select r.task_id as "task_id!", r.run_id as "run_id!", r.attempt as "attempt!", r.created as "created!", pg_notify(:channel!, '')
- *   from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb) as r
+ *   from r
  * ```
  */
 export const retryTask = new PreparedQuery<IRetryTaskParams,IRetryTaskResult>(retryTaskIR);
