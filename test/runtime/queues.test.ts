@@ -44,8 +44,8 @@ describe('createQueue', () => {
     await app.createQueue('other', { storageMode: 'unpartitioned' });
     await app.createQueue('parted', { storageMode: 'partitioned' });
     expect(queries.map((q) => q.values)).toEqual([['wire'], ['other'], ['parted', 'partitioned']]);
-    expect(queries[0]?.text).toContain('absurd.create_queue($1)');
-    expect(queries[2]?.text).toContain('absurd.create_queue($1, $2)');
+    expect(queries[0]?.text).toContain('absurd.create_queue(');
+    expect(queries[2]?.text).toContain('absurd.create_queue(');
   });
 
   it('sends exactly one query when no policy is given, two when one is', async () => {
@@ -123,7 +123,7 @@ describe('queue policy', () => {
     expect(queries).toHaveLength(0);
     await app.setQueuePolicy(undefined, { partitionLookahead: '1 day', detachMode: 'none', detachMinAge: '2 days' });
     expect(queries).toHaveLength(1);
-    expect(queries[0]?.text).toContain('absurd.set_queue_policy($1, $2::jsonb)');
+    expect(queries[0]?.text).toContain('absurd.set_queue_policy(');
     expect(queries[0]?.values?.[0]).toBe('p');
     expect(JSON.parse(queries[0]?.values?.[1] as string)).toEqual({
       partition_lookahead: '1 day',

@@ -73,9 +73,8 @@ describe('sleepFor', () => {
     expect(run?.available_at.toISOString()).toBe(at(T0 + 3_600_000 + 90_000));
     expect(await checkpoints(pool, app.queueName, taskID)).toEqual({ nap: at(T0 + 90_000) });
     const schedule = queries.find((q) => q.text.includes('schedule_run'));
-    expect(schedule?.text).toBe(
-      'SELECT absurd.schedule_run($1, $2, absurd.current_time() + make_interval(secs => $3::double precision))',
-    );
+    expect(schedule?.text).toMatch(/^SELECT absurd\.schedule_run\(/);
+    expect(schedule?.text).toContain('absurd.current_time() + make_interval(secs =>');
     expect(schedule?.values).toEqual([app.queueName, run?.run_id, 90]);
   });
 
