@@ -5,7 +5,7 @@
  * `Date.now` together.
  */
 import pg from 'pg';
-import { afterAll, afterEach, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, vi } from 'vitest';
 import { Absurd, type AbsurdOptions, type ClaimedTask, type Log, type Queryable } from '../../src/index.js';
 import type { TestDatabase } from '../support/db.js';
 
@@ -86,6 +86,10 @@ export function recordingLog(): { log: Log; lines: { level: keyof Log; args: unk
 export function useRuntime(db: TestDatabase) {
   const pools: pg.Pool[] = [];
   const apps: Absurd[] = [];
+  beforeAll(() => {
+    // The same teardown race as below, for the file's shared pool.
+    db.pool.on('error', () => undefined);
+  });
   afterAll(async () => {
     for (const app of apps) await app.close().catch(() => undefined);
     for (const pool of pools) await pool.end().catch(() => undefined);
