@@ -1,8 +1,11 @@
 import type { TaskContract } from './define.js';
 import { toJsonParam, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
-import * as q from './queries.js';
-import type { Queryable } from './queryable.js';
+import { notifyQueue } from './queries/notifications.queries.js';
+import { emitEvent } from './queries/events.queries.js';
+import { completeRun as completeRunQuery, failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
+import { getTaskResult } from './queries/tasks.queries.js';
+import { queryConnection, type Queryable } from './queryable.js';
 import { isControlFlowSignal, signalFromDatabaseError, SuspendTask } from './signals.js';
 import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime } from './task-context.js';
 import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
@@ -136,7 +139,10 @@ export function isPermanentFailure(error: unknown): boolean {
 
 async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unknown): Promise<void> {
   try {
-    await host.con.query(q.COMPLETE_RUN, [host.queueName, task.run_id, toJsonParam(result ?? null)]);
+    await completeRunQuery.run(
+      { queueName: host.queueName, runId: task.run_id, result: toJsonParam(result ?? null) },
+      queryConnection(host.con),
+    );
   } catch (error) {
     throw signalFromDatabaseError(error);
   }
@@ -150,8 +156,9 @@ async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unkno
 export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unknown): Promise<void> {
   try {
     const reason = toJsonParam(serializeError(error));
-    if (isPermanentFailure(error)) await host.con.query(q.FAIL_TASK, [host.queueName, task.run_id, reason]);
-    else await host.con.query(q.FAIL_RUN, [host.queueName, task.run_id, reason, null]);
+    const failure = { queueName: host.queueName, runId: task.run_id, reason };
+    if (isPermanentFailure(error)) await failTask.run(failure, queryConnection(host.con));
+    else await failRunQuery.run({ ...failure, retryAt: null }, queryConnection(host.con));
   } catch (failError) {
     if (isControlFlowSignal(signalFromDatabaseError(failError))) return;
     throw failError;
@@ -166,13 +173,13 @@ export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unk
  * poll interval would not know of a run that another, busy worker put to sleep. Best effort.
  */
 async function wakeIdleWorkers(host: ExecutionHost): Promise<void> {
-  await host.con.query(q.NOTIFY, [wakeChannel(host.queueName)]).catch(() => undefined);
+  await notifyQueue.run({ channel: wakeChannel(host.queueName) }, queryConnection(host.con)).catch(() => undefined);
 }
 
 async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask): Promise<void> {
   const delay = 15 + deferJitter(task.run_id);
   try {
-    await host.con.query(q.SCHEDULE_RUN_AFTER, [host.queueName, task.run_id, delay]);
+    await scheduleRunAfter.run({ queueName: host.queueName, runId: task.run_id, seconds: delay }, queryConnection(host.con));
     host.log.warn(`claimed unknown task "${task.task_name}" (${task.task_id}); deferred run ${task.run_id} by ${delay}s`);
   } catch (deferError) {
     await failRun(host, task, deferError);
@@ -199,15 +206,18 @@ async function announceEnd(host: ExecutionHost, task: ClaimedTask): Promise<void
   const parent = parentFromHeaders(task.headers);
   if (!parent) return;
   try {
-    const { rows } = await host.con.query(q.GET_TASK_RESULT, [host.queueName, task.task_id]);
-    const row = rows[0] as TaskResultRow | undefined;
+    const [row] = (await getTaskResult.run({ queueName: host.queueName, taskId: task.task_id }, queryConnection(host.con))) as
+      | TaskResultRow[];
     if (!row || !isFinalState(row.state)) return;
-    await host.con.query(q.EMIT_EVENT, [
-      parent.queue,
-      taskResultEvent(task.task_id),
-      toJsonParam(snapshotFromRow(row)),
-      wakeChannel(parent.queue),
-    ]);
+    await emitEvent.run(
+      {
+        queueName: parent.queue,
+        eventName: taskResultEvent(task.task_id),
+        payload: toJsonParam(snapshotFromRow(row)),
+        channel: wakeChannel(parent.queue),
+      },
+      queryConnection(host.con),
+    );
   } catch (error) {
     host.log.warn(`could not notify parent task ${parent.taskId} of ${task.task_id}:`, error);
   }

@@ -3,6 +3,32 @@
 
 import { PreparedQuery } from '@pgtyped/runtime';
 
+/** 'NotifyQueue' parameters type */
+export interface INotifyQueueParams {
+  channel: string;
+}
+
+/** 'NotifyQueue' return type */
+export interface INotifyQueueResult {
+  pg_notify: undefined | null;
+}
+
+/** 'NotifyQueue' query type */
+export interface INotifyQueueQuery {
+  params: INotifyQueueParams;
+  result: INotifyQueueResult;
+}
+
+const notifyQueueIR: any = {"usedParamSet":{"channel":true},"params":[{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":17,"b":25}]}],"statement":"select pg_notify(:channel!, '')"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select pg_notify(:channel!, '')
+ * ```
+ */
+export const notifyQueue = new PreparedQuery<INotifyQueueParams,INotifyQueueResult>(notifyQueueIR);
+
 /** 'ListenStatement' parameters type */
 export interface IListenStatementParams {
   channel: string;
