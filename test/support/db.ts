@@ -45,6 +45,9 @@ export function useTestDatabase(): TestDatabase {
       await admin.end();
     }
     pool = new pg.Pool({ connectionString: url, max: 10 });
+    // pool.end() does not wait for sockets to close; the forced drop below may then terminate an
+    // idle connection, which must not surface as an uncaught error.
+    pool.on('error', () => {});
   });
 
   afterAll(async () => {
@@ -67,6 +70,7 @@ export function useTestDatabase(): TestDatabase {
     },
     async connect() {
       const client = new pg.Client({ connectionString: url });
+      client.on('error', () => {});
       await client.connect();
       clients.push(client);
       return client;
