@@ -53,8 +53,8 @@ describe('closeOnSignals (in process)', () => {
     expect(process.listenerCount('SIGTERM')).toBe(1);
     expect(process.listenerCount('SIGINT')).toBe(1);
     process.emit('SIGTERM', 'SIGTERM');
-    await delay(100);
-    const claimsAfterSignal = claims.length;
+    const claimsAfterSignal = claims.length; // the handler stops the loop synchronously
+    await waitFor(() => claims.every((call) => call.claimed !== undefined));
     const later = await app.spawn('job', {});
     await delay(300);
     expect(closedWith).toEqual([]); // still waiting for the run
@@ -152,7 +152,7 @@ describe('closeOnSignals (worker process)', () => {
     clients.track(fixture.child);
     await waitFor(async () => (await db.pool.query(`select 1 from fixture_log where task_id = $1 and entry = 'started'`, [taskID])).rowCount === 1);
     fixture.child.kill('SIGTERM');
-    await delay(100);
+    await delay(500); // let a claim already under way in the worker process return
     const queued = await app.spawn('slow', { holdMs: 0 }, { queue });
 
     const exit = await fixture.exited;

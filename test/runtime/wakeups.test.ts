@@ -25,7 +25,7 @@ const NEVER = 3600;
 async function idleWorker(app: Absurd, options: Parameters<Absurd['startWorker']>[0] = {}) {
   const claims = recordClaims(app);
   const worker = await app.startWorker({ pollInterval: NEVER, ...options });
-  await waitFor(() => claims.length >= 1, { what: 'the first claim' });
+  await waitFor(() => claims[0]?.claimed !== undefined, { what: 'the first claim' });
   await delay(50);
   return { worker, claims };
 }

@@ -142,15 +142,18 @@ export async function rawSpawn(pool: pg.Pool, queue: string, taskName: string, p
 }
 
 /**
- * Counts the claim calls of a client by replacing its `claimTasks` instance method (the worker loop
- * must call it through the instance). Returns the recorded calls.
+ * Records the claim calls of a client by replacing its `claimTasks` instance method (the worker loop
+ * must call it through the instance). A call is recorded when it starts; `claimed` is filled in
+ * when it returns.
  */
 export function recordClaims(app: Absurd) {
-  const calls: { options: { batchSize?: number; claimTimeout?: number; workerId?: string }; claimed: number }[] = [];
+  const calls: { options: { batchSize?: number; claimTimeout?: number; workerId?: string }; claimed?: number }[] = [];
   const original = app.claimTasks.bind(app);
   app.claimTasks = async (options = {}) => {
+    const call: (typeof calls)[number] = { options };
+    calls.push(call);
     const tasks = await original(options);
-    calls.push({ options, claimed: tasks.length });
+    call.claimed = tasks.length;
     return tasks;
   };
   return calls;

@@ -248,7 +248,7 @@ describe('close', () => {
     const app = await clients.app(queueName('idle-close'));
     const claims = recordClaims(app);
     const worker = await app.startWorker({ pollInterval: 3600 });
-    await waitFor(() => claims.length === 1);
+    await waitFor(() => claims[0]?.claimed !== undefined);
     const startedAt = Date.now();
     await worker.close();
     // Well before the poll interval: close wakes the loop.
@@ -272,8 +272,9 @@ describe('close', () => {
     const closing = worker.close().then(() => {
       closed = true;
     });
-    await delay(50);
-    const claimsAtClose = claims.length;
+    const claimsAtClose = claims.length; // close() stops the loop at once: no claim may start after this
+    // A claim already under way may still take what it finds; let it return before spawning more.
+    await waitFor(() => claims.every((call) => call.claimed !== undefined));
     const second = await app.spawn('job', { n: 2 }); // a slot is free, but the worker is closing
     await delay(400);
     expect(closed).toBe(false);
