@@ -8,6 +8,7 @@ import { leadingFlagCount, parseArgs, renderFlags, UsageError, type FlagSpec } f
 import { EXIT, type CliIo, type CommandSpec } from './cli-command.js';
 import { cleanupCommands } from './commands/cleanup.js';
 import { devCommands } from './commands/dev.js';
+import { generateCommand } from './commands/generate.js';
 import { queueCommands } from './commands/queue.js';
 import { schemaCommands } from './commands/schema.js';
 import { spawnCommands } from './commands/spawn.js';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...tasksCommands,
   ...cleanupCommands,
   ...devCommands,
+  generateCommand,
 ];
 
 /**
