@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../codegen/cli.js';
+import { cli } from './helpers.js';
+
+const bin = fileURLToPath(new URL('../../bin/absurd.js', import.meta.url));
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+interface Dev {
+  child: ChildProcess;
+  url: string;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `absurd dev` and waits until it is ready (its URL line, then "press Ctrl-C to stop"). */
+async function startDev(args: string[]): Promise<Dev> {
+  const env = { ...process.env };
+  delete env.ABSURD_DATABASE_URL;
+  delete env.PGDATABASE;
+  const child = spawn(process.execPath, [bin, 'dev', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      const match = /^ABSURD_DATABASE_URL=(.+)$/m.exec(stdout);
+      if (match?.[1] && stdout.includes('press Ctrl-C to stop\n')) resolve(match[1]);
+    });
+    void exited.then((code) => reject(new Error(`absurd dev exited ${code} before printing its URL:\n${stdout}\n${stderr}`)));
+  });
+  return { child, url, exited, output: () => stdout };
+}
+
+async function schemaVersion(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ v: string }>('select absurd.get_schema_version() as v');
+    return rows[0]?.v ?? '';
+  } finally {
+    await client.end();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+describe('absurd dev', () => {
+  it('starts PostgreSQL with the schema, prints its URL, and stops cleanly on SIGTERM and on SIGINT', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'absurd-dev-'));
+    dirs.push(dir);
+    await chmod(dir, 0o755); // the server may run as the unprivileged postgres user
+    const dataDir = path.join(dir, 'data');
+
+    const first = await startDev(['--data-dir', dataDir]);
+    expect(await schemaVersion(first.url)).toBe('main');
+    expect(first.output()).toMatch(/applied \d+ engine migration\(s\)/);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toContain('stopped PostgreSQL');
+
+    // Again on the same data: nothing to migrate; --port is honoured; Ctrl-C stops it too.
+    const port = await freePort();
+    const second = await startDev(['--data-dir', dataDir, '--port', String(port)]);
+    expect(new URL(second.url).port).toBe(String(port));
+    expect(second.output()).toContain('engine schema is current');
+    expect(await schemaVersion(second.url)).toBe('main');
+    second.child.kill('SIGINT');
+    expect(await second.exited).toBe(0);
+    await expect(schemaVersion(second.url)).rejects.toThrow();
+  }, 180_000);
+
+  it.skipIf(COMMANDS.some((c) => c.name === 'generate'))(
+    '--generate fails before starting anything when there is no generate command',
+    async () => {
+      const result = await cli(['dev', '--generate', '--data-dir', path.join(tmpdir(), 'absurd-dev-never-created')]);
+      expect(result).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: 'absurd dev: --generate needs the `absurd generate` command, which this version does not have\n',
+      });
+    },
+  );
+});
