@@ -16,10 +16,12 @@ import { TimeoutError } from './errors.js';
 import { executeClaimedTask, type ExecutionHost, type Log, type Registration } from './execute-task.js';
 import { toJsonParam, type JsonValue } from './json.js';
 import { QueueListener, wakeChannel } from './notify.js';
-import * as q from './queries.js';
+import { emitEvent } from './queries/events.queries.js';
+import { claimTasks, secondsUntilNextRun } from './queries/runs.queries.js';
+import { cancelTask, getTaskResult, retryTask, spawnTask } from './queries/tasks.queries.js';
 import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
-import type { Queryable } from './queryable.js';
+import { queryConnection, type Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type CancellationPolicy, type SpawnOptions } from './spawn-options.js';
 import type { ClaimedTask, TaskContext, TaskContextRuntime } from './task-context.js';
@@ -258,12 +260,15 @@ export class Absurd {
     }
     if (!eventName) throw new Error('eventName must be a non-empty string');
     const queue = validateQueueName(queueName ?? this.queueName);
-    await this.con.query(q.EMIT_EVENT, [queue, eventName, toJsonParam(payload ?? null), wakeChannel(queue)]);
+    await emitEvent.run(
+      { queueName: queue, eventName, payload: toJsonParam(payload ?? null), channel: wakeChannel(queue) },
+      queryConnection(this.con),
+    );
   }
 
   /** Cancels a task that has not ended (a no-op on ended tasks). */
   async cancelTask(taskID: string, queueName?: string): Promise<void> {
-    await this.con.query(q.CANCEL_TASK, [validateQueueName(queueName ?? this.queueName), taskID]);
+    await cancelTask.run({ queueName: validateQueueName(queueName ?? this.queueName), taskId: taskID }, queryConnection(this.con));
   }
 
   /** Retries a failed task: in place (a new run) or, with `spawnNewTask`, as a new task. */
@@ -272,7 +277,10 @@ export class Absurd {
     const body: Record<string, JsonValue> = {};
     if (options.maxAttempts !== undefined) body.max_attempts = options.maxAttempts;
     if (options.spawnNewTask) body.spawn_new = true;
-    const { rows } = await this.con.query(q.RETRY_TASK, [queue, taskID, JSON.stringify(body), wakeChannel(queue)]);
+    const rows = await retryTask.run(
+      { queueName: queue, taskId: taskID, options: JSON.stringify(body), channel: wakeChannel(queue) },
+      queryConnection(this.con),
+    );
     return toSpawnResult(rows[0]);
   }
 
@@ -288,8 +296,7 @@ export class Absurd {
   async fetchTaskResult(task: string | TaskHandle, options: FetchTaskResultOptions = {}): Promise<unknown> {
     const taskID = typeof task === 'string' ? task : task.taskID;
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
-    const { rows } = await this.con.query(q.GET_TASK_RESULT, [queue, taskID]);
-    const row = rows[0] as TaskResultRow | undefined;
+    const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, queryConnection(this.con))) as TaskResultRow[];
     if (!row) return null;
     const snapshot = snapshotFromRow(row);
     const contract = typeof task === 'string' ? undefined : task.contract;
@@ -360,7 +367,10 @@ export class Absurd {
   /** Claims up to `batchSize` due runs of this client's queue (also sweeps expired leases and policies). */
   async claimTasks(options: { batchSize?: number; claimTimeout?: number; workerId?: string } = {}): Promise<ClaimedTask[]> {
     const { batchSize = 1, claimTimeout = 120, workerId = 'worker' } = options;
-    const { rows } = await this.con.query(q.CLAIM_TASK, [this.queueName, workerId, claimTimeout, batchSize]);
+    const rows = await claimTasks.run(
+      { queueName: this.queueName, workerId, claimTimeout, quantity: batchSize },
+      queryConnection(this.con),
+    );
     return rows as ClaimedTask[];
   }
 
@@ -388,8 +398,8 @@ export class Absurd {
             }
           : undefined,
         secondsUntilNextRun: async () => {
-          const { rows } = await this.con.query(q.NEXT_WAKE, [this.queueName]);
-          return (rows[0] as { seconds: number | null } | undefined)?.seconds ?? null;
+          const [row] = await secondsUntilNextRun.run({ queueName: this.queueName }, queryConnection(this.con));
+          return row?.seconds ?? null;
         },
       },
       resolved,
@@ -461,13 +471,16 @@ export class Absurd {
     if (retryStrategy !== undefined) effective.retryStrategy = retryStrategy;
     if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
 
-    const { rows } = await con.query(q.SPAWN_TASK, [
-      queue,
-      taskName,
-      toJsonParam(params),
-      JSON.stringify(spawnOptionsToJson(effective)),
-      wakeChannel(queue),
-    ]);
+    const rows = await spawnTask.run(
+      {
+        queueName: queue,
+        taskName,
+        params: toJsonParam(params),
+        options: JSON.stringify(spawnOptionsToJson(effective)),
+        channel: wakeChannel(queue),
+      },
+      queryConnection(con),
+    );
     return { ...toSpawnResult(rows[0]), queue };
   }
 
