@@ -10,7 +10,7 @@ const bin = fileURLToPath(new URL('../../bin/absurd.js', import.meta.url));
 
 /** Runs the real executable with the test database in ABSURD_DATABASE_URL. */
 async function absurd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, ABSURD_DATABASE_URL: db.url };
+  const env: NodeJS.ProcessEnv = { ...process.env, ABSURD_DATABASE_URL: db.url };
   delete env.PGDATABASE;
   return promisify(execFile)(process.execPath, [bin, ...args], { env }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
