@@ -6,7 +6,7 @@ import { emitEvent } from './queries/events.queries.js';
 import { completeRun as completeRunQuery, failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
 import { getTaskResult } from './queries/tasks.queries.js';
 import { queryConnection, type Queryable } from './queryable.js';
-import { isControlFlowSignal, signalFromDatabaseError, SuspendTask } from './signals.js';
+import { CancelledTask, isControlFlowSignal, signalFromDatabaseError, SuspendTask } from './signals.js';
 import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime } from './task-context.js';
 import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
@@ -108,6 +108,12 @@ export async function executeClaimedTask(
   } catch (error) {
     if (error instanceof SuspendTask) {
       await wakeIdleWorkers(host);
+      return;
+    }
+    // Cancelled under this worker: the task has ended, so a waiting parent is told now rather
+    // than at its next check.
+    if (error instanceof CancelledTask) {
+      await announceEnd(host, task);
       return;
     }
     if (isControlFlowSignal(error)) return;
