@@ -5,6 +5,7 @@ import {
   awkwardQueueNames,
   checkpoints,
   delay,
+  gate,
   queueName,
   runRows,
   table,
@@ -173,6 +174,32 @@ describe('ctx.awaitTaskResult', () => {
     const [child] = await tasksNamed(queue, 'child');
     await waitForTaskState(db.pool, queue, child!.task_id, 'sleeping', 8000);
     await app.cancelTask(child!.task_id);
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
+    await worker.close();
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: { state: 'cancelled' } });
+  });
+
+  it('is woken at once when a running child finds out at its next checkpoint that it was cancelled', async () => {
+    const queue = queueName('cancelled-running-child');
+    const app = await clients.app(queue);
+    const hold = gate();
+    const entered = gate();
+    app.registerTask({ name: 'child' }, async (_params, ctx) => {
+      await ctx.step('work', async () => {
+        entered.open();
+        await hold.promise;
+        return 'done';
+      });
+      return 'finished';
+    });
+    app.registerTask({ name: 'parent' }, async (_params, ctx) => ctx.awaitTaskResult(await ctx.spawn('child', {}))); // default checkInterval
+    const worker = await app.startWorker({ concurrency: 2, pollInterval: 3600 });
+    const { taskID } = await app.spawn('parent', {});
+    await entered.promise;
+    await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
+    const [child] = await tasksNamed(queue, 'child');
+    await app.cancelTask(child!.task_id);
+    hold.open(); // the child's checkpoint write now meets the cancellation
     await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
     await worker.close();
     expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: { state: 'cancelled' } });
