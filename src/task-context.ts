@@ -14,7 +14,11 @@ import {
 import { TimeoutError, type ValidationBoundary } from './errors.js';
 import { toJsonParam, type JsonObject, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
-import * as q from './queries.js';
+import { getCheckpointState, getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
+import { awaitEvent as awaitEventQuery, emitEvent as emitEventQuery } from './queries/events.queries.js';
+import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
+import { getTaskResult } from './queries/tasks.queries.js';
+import { queryConnection } from './queryable.js';
 import { SuspendTask, signalFromDatabaseError } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
@@ -174,9 +178,12 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     runtime: TaskContextRuntime,
     task: ClaimedTask,
   ): Promise<TaskContext<S>> {
-    const { rows } = await runtime.con.query(q.GET_CHECKPOINT_STATES, [runtime.queueName, task.task_id, task.run_id]);
+    const rows = await getCheckpointStates.run(
+      { queueName: runtime.queueName, taskId: task.task_id, runId: task.run_id },
+      queryConnection(runtime.con),
+    );
     const cache = new Map<string, JsonValue>();
-    for (const row of rows as { checkpoint_name: string; state: JsonValue }[]) cache.set(row.checkpoint_name, row.state);
+    for (const row of rows) cache.set(row.checkpoint_name, row.state);
     return new TaskContext<S>(runtime, task, cache);
   }
 
@@ -263,7 +270,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (!state) await this.#persist(checkpointName, wakeAt.toISOString());
     const remainingMs = effective.getTime() - Date.now();
     if (remainingMs > 0) {
-      await this.#runtime.con.query(q.SCHEDULE_RUN_AFTER, [this.queueName, this.runID, remainingMs / 1000]);
+      await scheduleRunAfter.run(
+        { queueName: this.queueName, runId: this.runID, seconds: remainingMs / 1000 },
+        queryConnection(this.#runtime.con),
+      );
       throw new SuspendTask();
     }
   }
@@ -311,18 +321,23 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       await parseWith(event.payload, payload, this.#site('event', eventName, true));
     }
     if (!eventName) throw new Error('eventName must be a non-empty string');
-    await this.#runtime.con.query(q.EMIT_EVENT, [
-      this.queueName,
-      eventName,
-      toJsonParam(payload ?? null),
-      wakeChannel(this.queueName),
-    ]);
+    await emitEventQuery.run(
+      {
+        queueName: this.queueName,
+        eventName,
+        payload: toJsonParam(payload ?? null),
+        channel: wakeChannel(this.queueName),
+      },
+      queryConnection(this.#runtime.con),
+    );
   }
 
   /** Extends the lease by `seconds` (default: the claim timeout) from now. */
   async heartbeat(seconds?: number): Promise<void> {
     const extendBy = seconds ?? this.#runtime.claimTimeout;
-    await this.#withTaskState(() => this.#runtime.con.query(q.EXTEND_CLAIM, [this.queueName, this.runID, extendBy]));
+    await this.#withTaskState(() =>
+      extendClaim.run({ queueName: this.queueName, runId: this.runID, seconds: extendBy }, queryConnection(this.#runtime.con)),
+    );
     this.#runtime.onLeaseExtended?.(extendBy);
   }
 
@@ -470,8 +485,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
 
   async #lookup(checkpointName: string): Promise<JsonValue | undefined> {
     if (this.#cache.has(checkpointName)) return this.#cache.get(checkpointName);
-    const { rows } = await this.#runtime.con.query(q.GET_CHECKPOINT_STATE, [this.queueName, this.taskID, checkpointName]);
-    const row = rows[0] as { state: JsonValue } | undefined;
+    const [row] = await getCheckpointState.run(
+      { queueName: this.queueName, taskId: this.taskID, checkpointName },
+      queryConnection(this.#runtime.con),
+    );
     if (!row) return undefined;
     this.#cache.set(checkpointName, row.state);
     return row.state;
@@ -480,14 +497,17 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   async #persist(checkpointName: string, value: unknown, extendLease = true): Promise<void> {
     const extendBy = extendLease ? this.#runtime.claimTimeout : null;
     await this.#withTaskState(() =>
-      this.#runtime.con.query(q.SET_CHECKPOINT_STATE, [
-        this.queueName,
-        this.taskID,
-        checkpointName,
-        toJsonParam(value),
-        this.runID,
-        extendBy,
-      ]),
+      setCheckpointState.run(
+        {
+          queueName: this.queueName,
+          taskId: this.taskID,
+          checkpointName,
+          state: toJsonParam(value),
+          ownerRunId: this.runID,
+          extendClaimBy: extendBy,
+        },
+        queryConnection(this.#runtime.con),
+      ),
     );
     const text = toJsonParam(value);
     this.#cache.set(checkpointName, text === null ? null : (JSON.parse(text) as JsonValue));
@@ -495,17 +515,18 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   }
 
   async #awaitEventRow(checkpointName: string, eventName: string, timeout: number | null) {
-    const { rows } = await this.#withTaskState(() =>
-      this.#runtime.con.query(q.AWAIT_EVENT, [this.queueName, this.taskID, this.runID, checkpointName, eventName, timeout]),
+    const [row] = await this.#withTaskState(() =>
+      awaitEventQuery.run(
+        { queueName: this.queueName, taskId: this.taskID, runId: this.runID, stepName: checkpointName, eventName, timeout },
+        queryConnection(this.#runtime.con),
+      ),
     );
-    const row = rows[0] as { should_suspend: boolean; payload: JsonValue } | undefined;
     if (!row) throw new Error(`absurd.await_event returned no row for event "${eventName}"`);
     return row;
   }
 
   async #fetchSnapshot(queue: string, taskID: string): Promise<TaskResultSnapshot> {
-    const { rows } = await this.#runtime.con.query(q.GET_TASK_RESULT, [queue, taskID]);
-    const row = rows[0] as TaskResultRow | undefined;
+    const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, queryConnection(this.#runtime.con))) as TaskResultRow[];
     if (!row) throw new Error(`Task "${taskID}" not found in queue "${queue}"`);
     return snapshotFromRow(row);
   }
@@ -523,8 +544,9 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   }
 
   async #dbNowMs(): Promise<number> {
-    const { rows } = await this.#runtime.con.query(q.CURRENT_TIME);
-    return new Date((rows[0] as { now: Date }).now).getTime();
+    const [row] = await currentTime.run(undefined, queryConnection(this.#runtime.con));
+    if (!row) throw new Error('absurd.current_time() returned no row');
+    return new Date(row.now).getTime();
   }
 
   async #withTaskState<T>(fn: () => Promise<T>): Promise<T> {
