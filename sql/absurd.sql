@@ -2111,30 +2111,39 @@ end;
 $$;
 
 -- 000006_worker_support ---------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (6, 'worker_support', '22b54ea92e4dcee830e851ac9088b7c9de2b2d48e301cd548f504768fb345695');
+insert into absurd.kit_migrations (version, name, checksum) values (6, 'worker_support', 'd42eaa40eac65614d5737e92587de173fea777598fa55a8332b559f22ed2c362');
 
 -- absurd-kit engine, migration 000006: functions for absurd-kit's workers.
 --
 -- Additions only (the kit_ prefix marks functions that are not part of the Absurd contract); no
 -- existing function changes behaviour, so every other client keeps working unchanged.
 
--- kit_seconds_until_next_run(q): seconds from now (absurd.current_time()) until the queue's earliest
--- pending or sleeping run becomes claimable; 0 or less when one is due already; NULL when no run is
--- waiting for time (runs waiting for an event without timeout wait for 'infinity' and do not count).
--- Idle workers sleep until then instead of polling. Reads the first entry of r_<q>_cai only.
+-- kit_seconds_until_next_run(q): seconds from now (absurd.current_time()) until the queue next has
+-- work for claim_task: the earliest pending or sleeping run becoming claimable, or the earliest
+-- lease of a running run expiring (claim_task then fails it over to a new attempt). 0 or less when
+-- that is already due; NULL when nothing waits for time (runs waiting for an event without timeout
+-- wait for 'infinity' and do not count). Idle workers sleep until then instead of polling.
+-- Reads the first entries of r_<q>_cai and r_<q>_cei only.
 create function absurd.kit_seconds_until_next_run(p_queue_name text) returns double precision
 language plpgsql stable
 as $$
 declare
+  v_next_run timestamptz;
+  v_next_expiry timestamptz;
   v_next timestamptz;
 begin
   execute format(
-    'select r.available_at from absurd.%I r
-      where r.state in (''pending'', ''sleeping'') and r.available_at < ''infinity''
-      order by r.available_at, r.run_id
-      limit 1',
+    'select (select r.available_at from absurd.%1$I r
+              where r.state in (''pending'', ''sleeping'') and r.available_at < ''infinity''
+              order by r.available_at, r.run_id
+              limit 1),
+            (select r.claim_expires_at from absurd.%1$I r
+              where r.state = ''running'' and r.claim_expires_at is not null
+              order by r.claim_expires_at
+              limit 1)',
     'r_' || p_queue_name)
-    into v_next;
+    into v_next_run, v_next_expiry;
+  v_next := least(v_next_run, v_next_expiry);
   if v_next is null then
     return null;
   end if;
