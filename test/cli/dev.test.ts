@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,12 +26,15 @@ interface Dev {
   exited: Promise<number | null>;
 }
 
-/** Starts `absurd dev` and waits until it is ready (its URL line, then "press Ctrl-C to stop"). */
-async function startDev(args: string[]): Promise<Dev> {
+/**
+ * Starts `absurd dev` and waits until it is ready (its URL line, then "press Ctrl-C to stop", then
+ * `readyLine` if given).
+ */
+async function startDev(args: string[], options: { cwd?: string; readyLine?: string } = {}): Promise<Dev> {
   const env = { ...process.env };
   delete env.ABSURD_DATABASE_URL;
   delete env.PGDATABASE;
-  const child = spawn(process.execPath, [bin, 'dev', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'dev', ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -40,7 +44,8 @@ async function startDev(args: string[]): Promise<Dev> {
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString('utf8');
       const match = /^ABSURD_DATABASE_URL=(.+)$/m.exec(stdout);
-      if (match?.[1] && stdout.includes('press Ctrl-C to stop\n')) resolve(match[1]);
+      const ready = stdout.includes('press Ctrl-C to stop\n') && stdout.includes(options.readyLine ?? '');
+      if (match?.[1] && ready) resolve(match[1]);
     });
     void exited.then((code) => reject(new Error(`absurd dev exited ${code} before printing its URL:\n${stdout}\n${stderr}`)));
   });
@@ -93,6 +98,41 @@ describe('absurd dev', () => {
     expect(await second.exited).toBe(0);
     await expect(schemaVersion(second.url)).rejects.toThrow();
   }, 180_000);
+
+  it.runIf(COMMANDS.some((c) => c.name === 'generate'))(
+    '--generate runs `absurd generate --watch` in the project and stops it with the server',
+    async () => {
+      // A minimal project: a contract in workflows/, absurd-kit and zod resolvable from it.
+      const project = await mkdtemp(path.join(tmpdir(), 'absurd-dev-project-'));
+      dirs.push(project);
+      await chmod(project, 0o755);
+      const repo = fileURLToPath(new URL('../..', import.meta.url));
+      await mkdir(path.join(project, 'node_modules'));
+      await symlink(repo, path.join(project, 'node_modules', 'absurd-kit'));
+      await symlink(path.join(repo, 'node_modules', 'zod'), path.join(project, 'node_modules', 'zod'));
+      await mkdir(path.join(project, 'workflows'));
+      await writeFile(
+        path.join(project, 'workflows', 'index.ts'),
+        [
+          "import { z } from 'zod';",
+          "import { defineTask } from 'absurd-kit';",
+          "export const ping = defineTask({ name: 'ping', params: z.object({ n: z.number() }), result: z.object({ ok: z.boolean() }) });",
+          '',
+        ].join('\n'),
+      );
+      const dev = await startDev(['--generate', '--data-dir', path.join(project, 'data')], {
+        cwd: project,
+        readyLine: 'watching for changes…',
+      });
+      expect(dev.output()).toContain('generated 2 files from 1 task and 0 events');
+      expect(existsSync(path.join(project, 'generated', 'client.ts'))).toBe(true);
+      expect(await schemaVersion(dev.url)).toBe('main');
+      dev.child.kill('SIGTERM');
+      expect(await dev.exited).toBe(0);
+      expect(dev.output()).toContain('stopped PostgreSQL');
+    },
+    180_000,
+  );
 
   it.skipIf(COMMANDS.some((c) => c.name === 'generate'))(
     '--generate fails before starting anything when there is no generate command',
