@@ -7,6 +7,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import { ConfigError, resolveConfig, type ResolvedConfig } from '../../src/config-file.js';
+import { moduleExports } from './module-exports.js';
 
 /** The names looked for at the project root, in this order. */
 export const CONFIG_FILE_NAMES = ['absurd.config.ts', 'absurd.config.mts', 'absurd.config.js', 'absurd.config.mjs'] as const;
@@ -40,7 +41,7 @@ export async function loadConfig(options: { root: string; configFile?: string | 
   const relative = path.relative(root, file);
   let loaded: { default?: unknown };
   try {
-    loaded = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
+    loaded = moduleExports((await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>);
   } catch (error) {
     // defineConfig() checked it while loading; tsx loads its own copy of the class, so go by the code.
     const problems = (error as { code?: unknown; problems?: unknown }).problems;

@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import type { EventContract, TaskContract } from '../../src/define.js';
 import type { DiscoveredContract } from './discover.js';
+import { moduleExports } from './module-exports.js';
 import { GenerateError, type GenerateProblem } from './problems.js';
 
 /** A discovered contract with its value. */
@@ -26,7 +27,8 @@ export async function loadContracts(root: string, contracts: readonly Discovered
   const modules = new Map<string, Record<string, unknown> | undefined>();
   for (const file of [...new Set(contracts.map((c) => c.file))].sort()) {
     try {
-      modules.set(file, (await tsImport(pathToFileURL(path.join(root, file)).href, import.meta.url)) as Record<string, unknown>);
+      const namespace = (await tsImport(pathToFileURL(path.join(root, file)).href, import.meta.url)) as Record<string, unknown>;
+      modules.set(file, moduleExports(namespace));
     } catch (error) {
       problems.push({ file, message: `cannot be imported: ${(error as Error).message.split('\n')[0]}` });
       modules.set(file, undefined);
