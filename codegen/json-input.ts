@@ -25,7 +25,12 @@ export function parseJsonArgument(source: string, text: string): JsonValue {
   }
 }
 
-/** Where and why `text` is not JSON, or undefined when it is. */
+/**
+ * Where (zero-based offset) and why `text` is not JSON, or undefined when it is.
+ *
+ * @example
+ * locateJsonError('[1, 2,]'); // { position: 6, reason: 'expected a value, found "]"' }
+ */
 export function locateJsonError(text: string): { position: number; reason: string } | undefined {
   let i = 0;
   const fail = (reason: string, at = i): never => {
