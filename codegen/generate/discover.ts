@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { Node, Project, SyntaxKind, type CallExpression, type SourceFile } from 'ts-morph';
+import { Node, Project, SyntaxKind, ts, type CallExpression, type SourceFile } from 'ts-morph';
 import { isAllowedImport, type ImportRules } from './import-rules.js';
 import { ModuleGraph, ownExportNames } from './module-graph.js';
 import { GenerateError, type GenerateProblem } from './problems.js';
@@ -67,6 +67,11 @@ export function discoverContracts(options: DiscoverOptions): DiscoveredContract[
   for (const sourceFile of files.values()) {
     const file = relativePath(root, sourceFile.getFilePath());
     const module = relativePath(workflowsDir, sourceFile.getFilePath());
+    const syntax = syntaxError(sourceFile);
+    if (syntax) {
+      problems.push({ file, ...syntax });
+      continue;
+    }
     checkImports(sourceFile, file, graph, rules, problems);
     const exportNames = new Map(ownExportNames(sourceFile));
     for (const call of sourceFile.getDescendantsOfKind(SyntaxKind.CallExpression)) {
@@ -107,6 +112,15 @@ export function discoverContracts(options: DiscoverOptions): DiscoveredContract[
   problems.push(...duplicates(found));
   if (problems.length > 0) throw new GenerateError(problems);
   return found.sort((a, b) => (a.kind === b.kind ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.kind === 'task' ? -1 : 1));
+}
+
+/** The first syntax error of a file, if any (its contracts cannot be read reliably). */
+function syntaxError(sourceFile: SourceFile): { line: number; message: string } | undefined {
+  const diagnostics = (sourceFile.compilerNode as { parseDiagnostics?: readonly ts.DiagnosticWithLocation[] }).parseDiagnostics ?? [];
+  const first = diagnostics[0];
+  if (!first) return undefined;
+  const line = sourceFile.compilerNode.getLineAndCharacterOfPosition(first.start).line + 1;
+  return { line, message: `syntax error: ${ts.flattenDiagnosticMessageText(first.messageText, ' ')}` };
 }
 
 /** The `.ts` / `.mts` / `.cts` files under `dir`, recursively, without declaration files and node_modules. */

@@ -128,6 +128,12 @@ describe('discovery', () => {
     expect(discover(['./lib', 'date-fns', '@acme/schemas/*'])()).toEqual([]);
   });
 
+  it('refuses a contract file with a syntax error', () => {
+    expect(problemsOf({ 'workflows/a.ts': `${header}export const t = defineTask({ name: 'x' ;\n` })).toEqual([
+      { file: 'workflows/a.ts', line: 3, message: "syntax error: ',' expected." },
+    ]);
+  });
+
   it('reports every problem of a run together', () => {
     const problems = problemsOf({
       'workflows/a.ts': header + taskNamed('hidden', false) + "import pg from 'pg';\n",
