@@ -7,7 +7,9 @@ import type { EventContract, TaskContract } from '../../src/define.js';
 import { ValidationError } from '../../src/errors.js';
 import type { JsonValue } from '../../src/json.js';
 import { wakeChannel } from '../../src/notify.js';
-import { EMIT_EVENT, SPAWN_TASK } from '../../src/queries.js';
+import { emitEvent } from '../../src/queries/events.queries.js';
+import { spawnTask } from '../../src/queries/tasks.queries.js';
+import { queryConnection } from '../../src/queryable.js';
 import { validateQueueName } from '../../src/queue-name.js';
 import { spawnOptionsToJson, type RetryStrategy, type SpawnOptions } from '../../src/spawn-options.js';
 import { parseWith } from '../../src/validation.js';
@@ -135,13 +137,16 @@ export const spawnCommand: CommandSpec = {
     }
     const row = await withEngine(context, async (db) => {
       await requireQueue(db, queue);
-      const { rows } = await db.query<{ task_id: string; run_id: string; attempt: number; created: boolean }>(SPAWN_TASK, [
-        queue,
-        taskName,
-        JSON.stringify(params),
-        JSON.stringify(spawnOptionsToJson(options)),
-        wakeChannel(queue),
-      ]);
+      const rows = await spawnTask.run(
+        {
+          queueName: queue,
+          taskName,
+          params: JSON.stringify(params),
+          options: JSON.stringify(spawnOptionsToJson(options)),
+          channel: wakeChannel(queue),
+        },
+        queryConnection(db),
+      );
       const spawned = rows[0];
       if (!spawned) throw new Error('spawn_task returned no row');
       return spawned;
@@ -223,7 +228,10 @@ export const emitCommand: CommandSpec = {
         [eventName],
       );
       if (rows[0]) return rows[0].emitted_at;
-      await db.query(EMIT_EVENT, [queue, eventName, JSON.stringify(payload), wakeChannel(queue)]);
+      await emitEvent.run(
+        { queueName: queue, eventName, payload: JSON.stringify(payload), channel: wakeChannel(queue) },
+        queryConnection(db),
+      );
       return undefined;
     });
     if (booleanFlag(context, 'json')) {

@@ -3,7 +3,8 @@
  */
 import type pg from 'pg';
 import { wakeChannel } from '../../src/notify.js';
-import { CANCEL_TASK, RETRY_TASK } from '../../src/queries.js';
+import { cancelTask, retryTask } from '../../src/queries/tasks.queries.js';
+import { queryConnection } from '../../src/queryable.js';
 import { AbsurdError } from '../../src/errors.js';
 import { EXIT, type CommandSpec } from '../cli-command.js';
 import { queueTable, withEngine } from '../cli-database.js';
@@ -40,7 +41,7 @@ export const cancelCommand: CommandSpec = {
     const result = await withEngine(context, async (db) => {
       const { queue, taskId } = await findTask(db, context.positionals[0] ?? '', stringFlag(context, 'queue'));
       const before = (await taskState(db, queue, taskId)).state;
-      await db.query(CANCEL_TASK, [queue, taskId]);
+      await cancelTask.run({ queueName: queue, taskId }, queryConnection(db));
       const after = (await taskState(db, queue, taskId)).state;
       return { queue, taskId, previousState: before, state: after, cancelled: before !== 'cancelled' && after === 'cancelled' };
     });
@@ -92,12 +93,10 @@ export const retryCommand: CommandSpec = {
       const options: Record<string, number | boolean> = {};
       if (maxAttempts !== undefined) options.max_attempts = maxAttempts;
       if (spawnNew) options.spawn_new = true;
-      const { rows } = await db.query<{ task_id: string; run_id: string; attempt: number; created: boolean }>(RETRY_TASK, [
-        queue,
-        taskId,
-        JSON.stringify(options),
-        wakeChannel(queue),
-      ]);
+      const rows = await retryTask.run(
+        { queueName: queue, taskId, options: JSON.stringify(options), channel: wakeChannel(queue) },
+        queryConnection(db),
+      );
       const row = rows[0];
       if (!row) throw new Error('retry_task returned no row');
       return { queue, retriedTaskId: taskId, taskId: row.task_id, runId: row.run_id, attempt: row.attempt, created: row.created };
