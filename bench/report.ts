@@ -1,0 +1,115 @@
+/** The printed table, the summaries kept in the JSON output, and the final `RATIOS` line. */
+import type { Row } from './figures.js';
+import type { PgbenchResult } from './pgbench.js';
+import { summarise, type Summary } from './stats.js';
+
+export interface RowSummary {
+  key: string;
+  label: string;
+  unit: string;
+  better: 'higher' | 'lower';
+  columns: readonly [string, string];
+  a: Summary;
+  b: Summary;
+  /** a/b of the medians, or (overhead rows) the time overhead of a over b in percent. */
+  comparison: number;
+  compare: 'ratio' | 'overhead';
+  values: readonly [number[], number[]];
+}
+
+export function summariseRow(row: Row): RowSummary {
+  const a = summarise(row.values[0]);
+  const b = summarise(row.values[1]);
+  // Throughputs: time per task of a over b, minus one.
+  const comparison = row.compare === 'overhead' ? (b.median / a.median - 1) * 100 : a.median / b.median;
+  return { ...row, a, b, comparison };
+}
+
+/** The figures the RATIOS line reports, by row key. */
+export interface Ratios {
+  noop_tps: number;
+  step3_tps: number;
+  history_keep: number;
+  pickup_p50_ms: number;
+  peer_pickup_p50_ms: number;
+  validation_overhead_pct: number;
+}
+
+export function computeRatios(rows: readonly RowSummary[]): Ratios {
+  const find = (key: string) => rows.find((row) => row.key === key);
+  const noop = find('noop_tps');
+  const history = find('history_tps');
+  return {
+    noop_tps: noop?.comparison ?? NaN,
+    step3_tps: find('step3_tps')?.comparison ?? NaN,
+    history_keep: history && noop ? history.a.median / noop.a.median : NaN,
+    pickup_p50_ms: find('pickup_p50')?.a.median ?? NaN,
+    peer_pickup_p50_ms: find('pickup_p50')?.b.median ?? NaN,
+    validation_overhead_pct: find('validation')?.comparison ?? NaN,
+  };
+}
+
+/** `RATIOS noop_tps=… …`: numbers with three decimals, `na` for figures that did not run. */
+export function ratiosLine(ratios: Ratios): string {
+  const parts = Object.entries(ratios).map(([key, value]) => `${key}=${Number.isFinite(value) ? value.toFixed(3) : 'na'}`);
+  return `RATIOS ${parts.join(' ')}`;
+}
+
+export function formatValue(value: number, unit: string): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  if (unit === 'ms') return value.toFixed(2);
+  if (unit === 'MB') return value.toFixed(1);
+  if (unit === '×') return value.toFixed(3);
+  if (Math.abs(value) >= 100) return Math.round(value).toLocaleString('en-US');
+  return value.toFixed(1);
+}
+
+function cell(summary: Summary, unit: string): string {
+  if (summary.n === 0) return 'n/a';
+  const median = formatValue(summary.median, unit);
+  if (summary.n === 1) return median;
+  return `${median} (${formatValue(summary.min, unit)}–${formatValue(summary.max, unit)})`;
+}
+
+function comparisonCell(row: RowSummary): string {
+  if (!Number.isFinite(row.comparison)) return 'n/a';
+  if (row.compare === 'overhead') return `${row.comparison >= 0 ? '+' : ''}${row.comparison.toFixed(1)} %`;
+  return `${row.comparison.toFixed(2)}×`;
+}
+
+/** The results table: one line per row, medians with (min–max) of the runs. */
+export function formatTable(rows: readonly RowSummary[]): string {
+  const header = ['figure', 'unit', 'ours', 'peer', 'ours/peer'];
+  const lines = rows.map((row) => {
+    const sideLabel = (index: 0 | 1) => (row.columns[index] === (index === 0 ? 'ours' : 'peer') ? '' : `${row.columns[index]}: `);
+    return [
+      `${row.label}${row.better === 'lower' ? ' ↓' : ''}`,
+      row.unit,
+      `${sideLabel(0)}${cell(row.a, row.unit)}`,
+      `${sideLabel(1)}${cell(row.b, row.unit)}`,
+      comparisonCell(row),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => [...(line[i] ?? '')].length)));
+  const pad = (text: string, width: number) => text + ' '.repeat(Math.max(0, width - [...text].length));
+  const render = (line: string[]) => line.map((text, i) => pad(text, widths[i] ?? 0)).join('  ').trimEnd();
+  return [render(header), render(widths.map((w) => '-'.repeat(w))), ...lines.map(render)].join('\n');
+}
+
+export function formatPgbench(result: PgbenchResult): string {
+  if (result.skipped) return `pgbench: skipped (${result.skipped})`;
+  const scripts = ['simple-update', 'single-insert'] as const;
+  const clients = [...new Set(result.runs.map((run) => run.clients))];
+  const lines = [
+    `pgbench ceiling on the same server (${result.version}; -M prepared, ${result.seconds} s per run), transactions/s:`,
+    `  ${'script'.padEnd(16)}${clients.map((c) => `${c} client${c === 1 ? '' : 's'}`.padStart(12)).join('')}`,
+  ];
+  for (const script of scripts) {
+    const cells = clients.map((c) => {
+      const run = result.runs.find((r) => r.script === script && r.clients === c);
+      return (run ? Math.round(run.tps).toLocaleString('en-US') : 'n/a').padStart(12);
+    });
+    lines.push(`  ${script.padEnd(16)}${cells.join('')}`);
+  }
+  return lines.join('\n');
+}
