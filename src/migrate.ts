@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { withClient, type DatabaseConnection } from './db.js';
 import { migrations as bundledMigrations } from './engine/migrations.generated.js';
 import type { Migration, MigrationRef } from './engine/migration.js';
-import { CREATE_TRACKING_TABLE_SQL, MIGRATION_LOCK_KEY, TRACKING_TABLE } from './engine/tracking.js';
+import { CREATE_TRACKING_TABLE_SQL, MIGRATION_LOCK_KEY } from './engine/tracking.js';
 import {
   MigrationChecksumError,
   MigrationFailedError,
@@ -15,6 +15,17 @@ import {
   SchemaOutdatedError,
   SchemaTooNewError,
 } from './errors.js';
+import {
+  beginTransaction,
+  commitTransaction,
+  getSchemaVersion,
+  listAppliedMigrations,
+  lockMigrations,
+  probeSchema,
+  recordMigration,
+  rollbackTransaction,
+} from './queries/migrations.queries.js';
+import { queryConnection } from './queryable.js';
 
 /** A row of `absurd.kit_migrations`. */
 export interface AppliedMigration extends MigrationRef {
@@ -182,23 +193,15 @@ interface SchemaProbe {
 }
 
 async function probe(client: pg.ClientBase): Promise<SchemaProbe> {
-  const { rows } = await client.query<SchemaProbe>(`
-    with ns as (select oid from pg_namespace where nspname = 'absurd')
-    select exists (select 1 from ns) as "hasSchema",
-           to_regclass('${TRACKING_TABLE}') is not null as "hasTrackingTable",
-           exists (select 1 from pg_class where relnamespace in (select oid from ns))
-             or exists (select 1 from pg_proc where pronamespace in (select oid from ns))
-             or exists (select 1 from pg_type where typnamespace in (select oid from ns)) as "hasObjects",
-           to_regprocedure('absurd.get_schema_version()') is not null as "hasVersionFunction"`);
-  const row = rows[0];
+  const [row] = await probeSchema.run(undefined, queryConnection(client));
   if (!row) throw new Error('schema probe returned no row');
   return row;
 }
 
 async function schemaVersionOf(client: pg.ClientBase, found: SchemaProbe): Promise<string | null> {
   if (!found.hasVersionFunction) return null;
-  const { rows } = await client.query<{ version: string | null }>('select absurd.get_schema_version() as version');
-  return rows[0]?.version ?? null;
+  const [row] = await getSchemaVersion.run(undefined, queryConnection(client));
+  return row?.version ?? null;
 }
 
 /** An empty schema `absurd` (say, created by a DBA to hold grants) counts as not installed. */
@@ -207,10 +210,7 @@ function isForeign(found: SchemaProbe): boolean {
 }
 
 async function readApplied(client: pg.ClientBase): Promise<AppliedMigration[]> {
-  const { rows } = await client.query<AppliedMigration>(
-    `select version, name, checksum, applied_at as "appliedAt" from ${TRACKING_TABLE} order by version`,
-  );
-  return rows;
+  return listAppliedMigrations.run(undefined, queryConnection(client));
 }
 
 async function readStatus(client: pg.ClientBase, migrations: readonly Migration[]): Promise<SchemaStatus> {
@@ -262,12 +262,12 @@ async function applyOne(
   known: ReadonlyMap<number, Migration>,
   onMigration: ((migration: MigrationRef) => void) | undefined,
 ): Promise<boolean> {
-  await client.query('begin');
+  await beginTransaction.run(undefined, queryConnection(client));
   try {
     // Transaction-level lock: released by commit/rollback, so a crash can never leave it held.
     // Everything below is decided after acquiring it, from a fresh read-committed snapshot, so a
     // migrator that waited sees what the previous holder committed.
-    await client.query(`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+    await lockMigrations.run({ key: MIGRATION_LOCK_KEY }, queryConnection(client));
     const found = await probe(client);
     if (isForeign(found)) throw new SchemaForeignError(await schemaVersionOf(client, found));
     if (!found.hasTrackingTable) await client.query(CREATE_TRACKING_TABLE_SQL);
@@ -276,26 +276,25 @@ async function applyOne(
     const unknown = applied.filter((m) => !known.has(m.version));
     if (unknown.length > 0) throw new SchemaTooNewError(unknown);
     if (applied.some((m) => m.version === migration.version)) {
-      await client.query('rollback');
+      await rollbackTransaction.run(undefined, queryConnection(client));
       return false;
     }
     onMigration?.(toRef(migration));
     // Record first: should the lock ever be bypassed (say, a hand-run install script), a second
     // migrator fails on the primary key before running any of the migration's SQL.
-    await client.query(`insert into ${TRACKING_TABLE} (version, name, checksum) values ($1, $2, $3)`, [
-      migration.version,
-      migration.name,
-      migration.checksum,
-    ]);
+    await recordMigration.run(
+      { version: migration.version, name: migration.name, checksum: migration.checksum },
+      queryConnection(client),
+    );
     try {
       await client.query(migration.sql);
     } catch (error) {
       throw new MigrationFailedError(migration, error);
     }
-    await client.query('commit');
+    await commitTransaction.run(undefined, queryConnection(client));
     return true;
   } catch (error) {
-    await client.query('rollback').catch(() => {});
+    await rollbackTransaction.run(undefined, queryConnection(client)).catch(() => {});
     throw error;
   }
 }
