@@ -1,6 +1,8 @@
 import path from 'node:path';
 import pg from 'pg';
 import { startPostgresServer, type PostgresServer } from './postgres-server.js';
+import { createDatabaseStatement, databaseExists } from './queries/databases.queries.js';
+import { queryConnection } from './queryable.js';
 
 /** Options of {@link startEmbeddedDatabase}. */
 export interface EmbeddedDatabaseOptions {
@@ -39,8 +41,12 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions = {
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
     try {
-      const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [database]);
-      if (!rowCount) await admin.query(`create database "${database.replaceAll('"', '""')}"`);
+      const [exists] = await databaseExists.run({ database }, queryConnection(admin));
+      if (!exists) {
+        // CREATE DATABASE takes an identifier, which no parameter can carry: Postgres quotes it.
+        const [create] = await createDatabaseStatement.run({ database }, queryConnection(admin));
+        if (create) await admin.query(create.statement);
+      }
     } finally {
       await admin.end();
     }
