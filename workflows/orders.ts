@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineEvent, defineTask } from '../src/index.js';
+import { defineEvent, defineTask } from 'absurd-kit';
 
 /** The warehouse packed an order's shipment: emitted as `shipment.packed:<orderId>`. */
 export const shipmentPacked = defineEvent({
