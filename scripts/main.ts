@@ -1,7 +1,8 @@
 /**
  * The main job (`npm start`): the whole model on one machine. Starts the embedded PostgreSQL kept
  * under `.absurd/` (or uses ABSURD_DATABASE_URL), installs or migrates the engine, runs workers for
- * the example contracts in `workflows/`, spawns a few orders, emits their `shipment.packed` events,
+ * the example contracts in `workflows/`, spawns a few orders through the generated client
+ * (`generated/client.ts`, from `absurd generate`), emits their `shipment.packed` events,
  * prints each typed result and a one-line summary, and exits 0 (1 if anything went wrong).
  */
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,8 @@ import { Absurd, type TaskHandle } from '../src/index.js';
 import { configuredDatabaseUrl, redactDatabaseUrl } from '../src/config.js';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-database.js';
 import { migrate } from '../src/migrate.js';
-import { fulfillOrder, shipmentPacked } from '../workflows/index.js';
+import { createClient } from '../generated/client.js';
+import type { fulfillOrder } from '../workflows/index.js';
 import { registerDemoHandlers } from './demo/handlers.js';
 
 const tty = process.stdout.isTTY === true;
@@ -51,9 +53,10 @@ async function main(): Promise<number> {
     await receipts.startWorker({ concurrency: 2, claimTimeout: 60 });
     progress('workers started on queues "orders" and "receipts"');
 
+    const client = createClient(orders);
     const handles: TaskHandle<typeof fulfillOrder>[] = [];
     for (const [i, orderId] of orderIds.entries()) {
-      const handle = await orders.spawn(fulfillOrder, {
+      const handle = await client.fulfillOrder.spawn({
         orderId,
         amount: 1999 + i * 500,
         items: ['sku-kettle', 'sku-mug'].slice(0, 1 + (i % 2)),
@@ -65,13 +68,13 @@ async function main(): Promise<number> {
     // The warehouse packs the orders a moment later; the tasks are waiting for these events.
     await new Promise((resolve) => setTimeout(resolve, 300));
     for (const orderId of orderIds) {
-      await orders.emitEvent(shipmentPacked, orderId, { trackingNumber: `TRK-${orderId.toUpperCase()}` });
+      await client.shipmentPacked.emit(orderId, { trackingNumber: `TRK-${orderId.toUpperCase()}` });
       progress(`emitted shipment.packed:${orderId}`);
     }
 
     let failed = 0;
     for (const handle of handles) {
-      const snapshot = await orders.awaitTaskResult(handle, { timeout: 60 });
+      const snapshot = await client.fulfillOrder.awaitResult(handle, { timeout: 60 });
       if (snapshot.state === 'completed') {
         const r = snapshot.result;
         console.log(`order ${r.orderId}: paid ${r.paymentId}, shipped ${r.trackingNumber}, receipt ${r.receiptId}`);
