@@ -20,10 +20,17 @@ export interface ChildLauncher {
   readonly execArgv: string[];
   /** For the printed settings. */
   readonly description: string;
+  /** When set, every child writes a V8 CPU profile under `<profileDir>/<side>-<role>/`. */
+  readonly profileDir?: string;
 }
 
 /** Bundles both child entries (or falls back to tsx when esbuild cannot be loaded). */
-export async function prepareChildren(): Promise<ChildLauncher> {
+export async function prepareChildren(options: { profileDir?: string } = {}): Promise<ChildLauncher> {
+  const launcher = await bundleChildren();
+  return options.profileDir ? { ...launcher, profileDir: path.resolve(options.profileDir) } : launcher;
+}
+
+async function bundleChildren(): Promise<ChildLauncher> {
   const outdir = path.join(BENCH_DIR, '.build');
   try {
     const esbuild = await import('esbuild');
@@ -85,8 +92,11 @@ export class BenchChild {
 
   /** Starts a child and waits until it is connected and ready. */
   static async start(launcher: ChildLauncher, init: ChildInit, timeoutMs = 30_000): Promise<BenchChild> {
+    const profile = launcher.profileDir
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.join(launcher.profileDir, `${init.side}-${init.role}`)}`]
+      : [];
     const child = fork(launcher.entries[init.side], [init.role], {
-      execArgv: launcher.execArgv,
+      execArgv: [...launcher.execArgv, ...profile],
       env: { ...process.env, ABSURD_BENCH_CHILD: JSON.stringify(init) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

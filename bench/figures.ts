@@ -62,8 +62,18 @@ const SIDES: readonly Side[] = ['ours', 'peer'];
 /** A per-queue table of the bench queue, e.g. `t('r')` for its runs. */
 const t = (prefix: 't' | 'r') => `absurd.${ident(`${prefix}_${BENCH_QUEUE}`)}`;
 
+/** Options of {@link runFigure}. */
+export interface FigureOptions {
+  /** With `step3`: also run the typed variant and report the validation figure from the same loop. */
+  withValidation?: boolean;
+}
+
 /** Runs one figure. */
-export async function runFigure(ctx: FigureContext, id: Exclude<FigureId, 'pgbench'>): Promise<FigureOutcome> {
+export async function runFigure(
+  ctx: FigureContext,
+  id: Exclude<FigureId, 'pgbench'>,
+  options: FigureOptions = {},
+): Promise<FigureOutcome> {
   const runs: RunRecord[] = [];
   const rss: Record<Side, number[]> = { ours: [], peer: [] };
   const reps = ctx.scale.reps;
@@ -96,48 +106,59 @@ export async function runFigure(ctx: FigureContext, id: Exclude<FigureId, 'pgben
       return { rows: [row], runs, rss };
     }
     case 'noop':
-    case 'step3':
     case 'history': {
-      const kind: TemplateKind = id === 'noop' ? 'noop' : id === 'step3' ? 'steps' : 'history';
+      const kind: TemplateKind = id === 'noop' ? 'noop' : 'history';
       const values = await perSide(async (side, rep) => {
         const run = await measureEndToEnd(ctx, side, kind, 'untyped');
         runs.push({ figure: id, side, rep, ...run });
         rss[side].push(run.peakRssKb);
         return run.tasksPerSecond;
       });
-      const title =
+      const row =
         id === 'noop'
-          ? ['noop_tps', 'end-to-end no-op tasks/s']
-          : id === 'step3'
-            ? ['step3_tps', 'end-to-end 3-step tasks/s']
-            : ['history_tps', `no-op tasks/s, ${ctx.scale.historyTasks.toLocaleString('en-US')} completed retained`];
-      return { rows: [sideRow(title[0]!, title[1]!, 'tasks/s', 'higher', values)], runs, rss };
+          ? sideRow('noop_tps', 'end-to-end no-op tasks/s', 'tasks/s', 'higher', values)
+          : sideRow(
+              'history_tps',
+              `no-op tasks/s, ${ctx.scale.historyTasks.toLocaleString('en-US')} completed retained`,
+              'tasks/s',
+              'higher',
+              values,
+            );
+      return { rows: [row], runs, rss };
     }
+    case 'step3':
     case 'validation': {
-      const values: [number[], number[]] = [[], []];
+      // One loop for both figures when both run: ours untyped, peer, ours typed, … — the untyped
+      // runs of ours are the 3-step figure and the baseline of the validation overhead.
+      type Variant = { column: 'ours' | 'peer' | 'typed'; name: string; side: Side; variant: 'typed' | 'untyped' };
+      const untyped: Variant = { column: 'ours', name: id === 'step3' ? 'ours' : 'ours untyped', side: 'ours', variant: 'untyped' };
+      const peer: Variant = { column: 'peer', name: 'peer', side: 'peer', variant: 'untyped' };
+      const typed: Variant = { column: 'typed', name: 'ours typed', side: 'ours', variant: 'typed' };
+      const variants = id === 'validation' ? [typed, untyped] : options.withValidation ? [untyped, peer, typed] : [untyped, peer];
+      const values = { ours: [] as number[], peer: [] as number[], typed: [] as number[] };
       for (let rep = 1; rep <= reps; rep++) {
-        for (const [index, variant] of (['typed', 'untyped'] as const).entries()) {
-          ctx.progress(label(`ours ${variant}`, rep));
-          const run = await measureEndToEnd(ctx, 'ours', 'steps', variant);
-          runs.push({ figure: id, side: `ours ${variant}`, rep, ...run });
-          values[index]!.push(run.tasksPerSecond);
+        for (const { column, name, side, variant } of variants) {
+          ctx.progress(label(name, rep));
+          const run = await measureEndToEnd(ctx, side, 'steps', variant);
+          runs.push({ figure: column === 'typed' || id === 'validation' ? 'validation' : 'step3', side: name, rep, ...run });
+          if (id === 'step3' && column !== 'typed') rss[side].push(run.peakRssKb);
+          values[column].push(run.tasksPerSecond);
         }
       }
-      return {
-        rows: [
-          {
-            key: 'validation',
-            label: 'validation overhead, 3-step tasks/s',
-            unit: 'tasks/s',
-            better: 'higher',
-            columns: ['ours typed', 'ours untyped'],
-            values,
-            compare: 'overhead',
-          },
-        ],
-        runs,
-        rss,
-      };
+      const rows: Row[] = [];
+      if (id === 'step3') rows.push(sideRow('step3_tps', 'end-to-end 3-step tasks/s', 'tasks/s', 'higher', values));
+      if (id === 'validation' || options.withValidation) {
+        rows.push({
+          key: 'validation',
+          label: 'validation overhead, 3-step tasks/s',
+          unit: 'tasks/s',
+          better: 'higher',
+          columns: ['ours typed', 'ours untyped'],
+          values: [values.typed, values.ours],
+          compare: 'overhead',
+        });
+      }
+      return { rows, runs, rss };
     }
     case 'pickup': {
       const values = await perSide(async (side, rep) => {

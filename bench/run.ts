@@ -9,6 +9,7 @@
  *   npm run bench -- --quick                   small smoke configuration (under a minute)
  *   npm run bench -- --only noop,pickup        some figures only (repeatable)
  *   npm run bench -- --reps 5 --out file.json
+ *   npm run bench -- --only step3 --profile bench/results/profiles   CPU profiles of the children
  *
  * Server: ABSURD_BENCH_DATABASE_URL (any database on it; the role needs CREATEDB), otherwise the
  * embedded PostgreSQL (data under .absurd/bench-pgdata).
@@ -37,13 +38,15 @@ import {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const USAGE = `usage: npm run bench -- [--quick] [--only <figure>[,<figure>…]] [--reps <n>] [--out <file>]
+const USAGE = `usage: npm run bench -- [--quick] [--only <figure>[,<figure>…]] [--reps <n>] [--out <file>] [--profile <dir>]
 
 figures: ${FIGURES.join(', ')}
   --quick   small smoke configuration (1 run per figure and side, a few hundred tasks)
   --only    run only these figures (repeatable)
   --reps    runs per figure and side (default 3, --quick 1)
   --out     where to write the JSON results (default bench/results/latest.json)
+  --profile write a V8 CPU profile of every child process under <dir>/<side>-<role>/
+            (open in Chrome DevTools; profiling slows both sides, so read its figures alone)
 
 Server: ABSURD_BENCH_DATABASE_URL, otherwise the embedded PostgreSQL in .absurd/bench-pgdata.`;
 
@@ -51,6 +54,7 @@ interface Options {
   scale: Scale;
   figures: FigureId[];
   out: string;
+  profileDir: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options | string {
@@ -61,6 +65,7 @@ function parseOptions(argv: string[]): Options | string {
       only: { type: 'string', multiple: true },
       reps: { type: 'string' },
       out: { type: 'string' },
+      profile: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -78,7 +83,12 @@ function parseOptions(argv: string[]): Options | string {
     if (!(FIGURES as readonly string[]).includes(figure)) throw new Error(`unknown figure "${figure}" (figures: ${FIGURES.join(', ')})`);
   }
   const figures = only.length ? FIGURES.filter((f) => only.includes(f)) : [...FIGURES];
-  return { scale, figures, out: path.resolve(values.out ?? path.join(ROOT, 'bench', 'results', 'latest.json')) };
+  return {
+    scale,
+    figures,
+    out: path.resolve(values.out ?? path.join(ROOT, 'bench', 'results', 'latest.json')),
+    profileDir: values.profile,
+  };
 }
 
 const TEMPLATE_OF: Record<Exclude<FigureId, 'pgbench'>, TemplateKind> = {
@@ -104,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${options}\n`);
     return 0;
   }
-  const { scale, figures, out } = options;
+  const { scale, figures, out, profileDir } = options;
   const started = Date.now();
   const progress = (line: string) => {
     const seconds = Math.round((Date.now() - started) / 1000);
@@ -137,16 +147,19 @@ async function main(argv: string[]): Promise<number> {
   try {
     serverSettings = await dbs.serverSettings();
     engine = await dbs.engineDescription();
-    const launcher = await prepareChildren();
-    childDescription = launcher.description;
+    const launcher = await prepareChildren({ profileDir });
+    childDescription = launcher.description + (profileDir ? `, CPU profiles in ${profileDir}` : '');
     const measured = figures.filter((f): f is Exclude<FigureId, 'pgbench'> => f !== 'pgbench');
     for (const kind of new Set(measured.map((f) => TEMPLATE_OF[f]))) {
       progress(`building template database "${kind}"`);
       await dbs.template(kind);
     }
+    // With both selected, the validation runs join the 3-step loop (see runFigure).
+    const withValidation = measured.includes('step3') && measured.includes('validation');
     for (const id of measured) {
+      if (id === 'validation' && withValidation) continue;
       try {
-        outcomes.push({ id, outcome: await runFigure({ scale, launcher, dbs, progress }, id) });
+        outcomes.push({ id, outcome: await runFigure({ scale, launcher, dbs, progress }, id, { withValidation }) });
       } catch (error) {
         const message = (error as Error).stack ?? String(error);
         progress(`${id} failed: ${message}`);
@@ -206,7 +219,7 @@ async function main(argv: string[]): Promise<number> {
     processes: `${childDescription}; one process per worker and per producer, started fresh for every run`,
     ours: `absurd-kit startWorker(${JSON.stringify(WORKER_OPTIONS.ours)}) — defaults: batchSize = concurrency, pollInterval 0.25 s, claimTimeout 120 s, LISTEN on; pg.Pool max ${WORKER_POOL_SIZE} (+1 LISTEN connection)`,
     peer: `absurd-sdk ${peerVersion} startWorker(${JSON.stringify(WORKER_OPTIONS.peer)}); pg.Pool max ${WORKER_POOL_SIZE}`,
-    scale: `${scale.name}: ${scale.reps} run(s) per figure and side, interleaved ours/peer; spawns ${scale.spawns} (+${scale.spawnWarmup} warm-up), ${scale.spawnCallers} callers over a pool of ${scale.spawnCallers}; ${scale.e2eTasks} pre-spawned tasks; history ${scale.historyTasks} completed tasks; ${scale.latencySamples} pick-up samples and ${scale.eventSamples} event samples (+${scale.latencyWarmup} warm-up each), 5–25 ms apart`,
+    scale: `${scale.name}: ${scale.reps} run(s) per figure and side, interleaved ours/peer; spawns ${scale.spawns} (+${scale.spawnWarmup} warm-up), ${scale.spawnCallers} callers over a pool of ${scale.spawnCallers}; ${scale.e2eTasks} pre-spawned tasks; history ${scale.historyTasks} completed tasks; ${scale.latencySamples} pick-up samples and ${scale.eventSamples} event samples (+${scale.latencyWarmup} warm-up each), 5–55 ms apart (spread over the peer's poll interval)`,
     timing: 'end-to-end: first claim (started_at) to last completed_at in the database; latencies: wall clock (performance.timeOrigin + performance.now()) of the processes and clock_timestamp() of the server on one machine; spawn: monotonic clock of the producer',
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; load average ${loadAtStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAtEnd.map((l) => l.toFixed(2)).join('/')} at end`,
   };

@@ -106,7 +106,12 @@ export const FIGURES = [
 ] as const;
 export type FigureId = (typeof FIGURES)[number];
 
-/** Milliseconds between one latency sample and the next: 5–25 ms, spread evenly, not random. */
+/**
+ * Milliseconds between one latency sample and the next: 5 ms plus a spread over one full poll
+ * interval of the peer (5–55 ms), stepped evenly rather than at random, so that spawns and emits
+ * land at every phase of a polling worker's cycle and no side is favoured by the timing.
+ */
 export function sampleGapMs(i: number): number {
-  return 5 + ((i * 37) % 21);
+  const span = Math.max(20, Math.round(WORKER_OPTIONS.peer.pollInterval * 1000));
+  return 5 + ((i * 37) % (span + 1));
 }
