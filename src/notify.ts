@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { listenStatement, unlistenStatement } from './queries/notifications.queries.js';
+import { queryConnection } from './queryable.js';
 
 /**
  * The NOTIFY channel of a queue. Spawns, emitted events and retries notify it so that idle workers
@@ -50,7 +52,7 @@ export class QueueListener {
     }
     set.add(onWake);
     await this.#ensureConnected();
-    if (first && this.#client) await this.#client.query(`listen "${channel}"`).catch(() => undefined);
+    if (first && this.#client) await setListening(this.#client, channel, true).catch(() => undefined);
     return async () => {
       set.delete(onWake);
       if (set.size === 0) {
@@ -58,7 +60,7 @@ export class QueueListener {
         // With nobody left to wake, hold no connection: it would keep the process alive after
         // `worker.close()` (absurd-sdk programs end their pool and expect the process to exit).
         if (this.#subscribers.size === 0) await this.#disconnect();
-        else await this.#client?.query(`unlisten "${channel}"`).catch(() => undefined);
+        else if (this.#client) await setListening(this.#client, channel, false).catch(() => undefined);
       }
     };
   }
@@ -96,7 +98,7 @@ export class QueueListener {
     });
     try {
       await client.connect();
-      for (const channel of this.#subscribers.keys()) await client.query(`listen "${channel}"`);
+      for (const channel of this.#subscribers.keys()) await setListening(client, channel, true);
     } catch (error) {
       await client.end().catch(() => undefined);
       this.#options.onError?.(error as Error);
@@ -134,4 +136,15 @@ export class QueueListener {
   #wakeAll() {
     for (const set of this.#subscribers.values()) for (const onWake of set) onWake();
   }
+}
+
+/**
+ * LISTEN or UNLISTEN on `client`. Both take the channel as an identifier, which no statement
+ * parameter can carry, so Postgres builds the statement (the name double-quoted) and the same
+ * connection then runs it: `listen "absurd_wake_…"`.
+ */
+async function setListening(client: pg.Client, channel: string, listening: boolean): Promise<void> {
+  const query = listening ? listenStatement : unlistenStatement;
+  const [row] = await query.run({ channel }, queryConnection(client));
+  if (row) await client.query(row.statement);
 }

@@ -1,6 +1,6 @@
 /*
   Wake-up channels (src/notify.ts). LISTEN takes an identifier, which no statement parameter can
-  carry: these build the statement with format('%I'), which quotes the channel name safely.
+  carry: these build the statement, the channel always double-quoted (embedded quotes doubled).
 
   NotifyQueue              wakes the idle workers listening on a queue's channel.
   ListenStatement          `listen <channel>`
@@ -11,7 +11,7 @@
 select pg_notify(:channel!, '');
 
 /* @name ListenStatement */
-select format('listen %I', :channel!::text) as "statement!";
+select format('listen "%s"', replace(:channel!::text, '"', '""')) as "statement!";
 
 /* @name UnlistenStatement */
-select format('unlisten %I', :channel!::text) as "statement!";
+select format('unlisten "%s"', replace(:channel!::text, '"', '""')) as "statement!";

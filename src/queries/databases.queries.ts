@@ -45,12 +45,12 @@ export interface ICreateDatabaseStatementQuery {
   result: ICreateDatabaseStatementResult;
 }
 
-const createDatabaseStatementIR: any = {"usedParamSet":{"database":true},"params":[{"name":"database","required":true,"transform":{"type":"scalar"},"locs":[{"a":36,"b":45}]}],"statement":"select format('create database %I', :database!::text) as \"statement!\""};
+const createDatabaseStatementIR: any = {"usedParamSet":{"database":true},"params":[{"name":"database","required":true,"transform":{"type":"scalar"},"locs":[{"a":46,"b":55}]}],"statement":"select format('create database \"%s\"', replace(:database!::text, '\"', '\"\"')) as \"statement!\""};
 
 /**
  * Query generated from SQL:
  * ```
- * select format('create database %I', :database!::text) as "statement!"
+ * select format('create database "%s"', replace(:database!::text, '"', '""')) as "statement!"
  * ```
  */
 export const createDatabaseStatement = new PreparedQuery<ICreateDatabaseStatementParams,ICreateDatabaseStatementResult>(createDatabaseStatementIR);

@@ -45,12 +45,12 @@ export interface IListenStatementQuery {
   result: IListenStatementResult;
 }
 
-const listenStatementIR: any = {"usedParamSet":{"channel":true},"params":[{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":27,"b":35}]}],"statement":"select format('listen %I', :channel!::text) as \"statement!\""};
+const listenStatementIR: any = {"usedParamSet":{"channel":true},"params":[{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":37,"b":45}]}],"statement":"select format('listen \"%s\"', replace(:channel!::text, '\"', '\"\"')) as \"statement!\""};
 
 /**
  * Query generated from SQL:
  * ```
- * select format('listen %I', :channel!::text) as "statement!"
+ * select format('listen "%s"', replace(:channel!::text, '"', '""')) as "statement!"
  * ```
  */
 export const listenStatement = new PreparedQuery<IListenStatementParams,IListenStatementResult>(listenStatementIR);
@@ -71,12 +71,12 @@ export interface IUnlistenStatementQuery {
   result: IUnlistenStatementResult;
 }
 
-const unlistenStatementIR: any = {"usedParamSet":{"channel":true},"params":[{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":29,"b":37}]}],"statement":"select format('unlisten %I', :channel!::text) as \"statement!\""};
+const unlistenStatementIR: any = {"usedParamSet":{"channel":true},"params":[{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":39,"b":47}]}],"statement":"select format('unlisten \"%s\"', replace(:channel!::text, '\"', '\"\"')) as \"statement!\""};
 
 /**
  * Query generated from SQL:
  * ```
- * select format('unlisten %I', :channel!::text) as "statement!"
+ * select format('unlisten "%s"', replace(:channel!::text, '"', '""')) as "statement!"
  * ```
  */
 export const unlistenStatement = new PreparedQuery<IUnlistenStatementParams,IUnlistenStatementResult>(unlistenStatementIR);
