@@ -545,7 +545,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
 
   async #dbNowMs(): Promise<number> {
     const [row] = await currentTime.run(undefined, queryConnection(this.#runtime.con));
-    if (!row) throw new Error('absurd.current_time() returned no row');
+    if (!row) throw new Error("the engine's clock (current_time) returned no row");
     return new Date(row.now).getTime();
   }
 
