@@ -178,7 +178,7 @@ async function checkQuery(file: string, ast: SQLQueryAST, connection: AsyncQueue
         file,
         line: errorLine(ast, sent.query, types.position),
         query: ast.name,
-        message: `${types.message} [SQLSTATE ${types.errorCode}]${hint}`,
+        message: `${types.message}${hint}`,
       },
     ];
   }
