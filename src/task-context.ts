@@ -49,6 +49,11 @@ export interface ClaimedTask {
   headers: JsonObject | null;
   wake_event: string | null;
   event_payload: JsonValue | null;
+  /**
+   * The checkpoints visible to this run, by name, when the claim returned them (absurd-kit's
+   * claims do); otherwise they are loaded when the run starts.
+   */
+  checkpoints?: { [name: string]: JsonValue } | null;
 }
 
 /**
@@ -171,19 +176,23 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   }
 
   /**
-   * Builds the context of a claimed run, preloading every checkpoint visible to it (checkpoints of
-   * later attempts are hidden).
+   * Builds the context of a claimed run with every checkpoint visible to it (checkpoints of later
+   * attempts are hidden): those the claim returned, or loaded now.
    */
   static async create<S extends StepSchemas = NoSteps>(
     runtime: TaskContextRuntime,
     task: ClaimedTask,
   ): Promise<TaskContext<S>> {
-    const rows = await getCheckpointStates.run(
-      { queueName: runtime.queueName, taskId: task.task_id, runId: task.run_id },
-      queryConnection(runtime.con),
-    );
     const cache = new Map<string, JsonValue>();
-    for (const row of rows) cache.set(row.checkpoint_name, row.state);
+    if (task.checkpoints && typeof task.checkpoints === 'object') {
+      for (const [name, state] of Object.entries(task.checkpoints)) cache.set(name, state);
+    } else {
+      const rows = await getCheckpointStates.run(
+        { queueName: runtime.queueName, taskId: task.task_id, runId: task.run_id },
+        queryConnection(runtime.con),
+      );
+      for (const row of rows) cache.set(row.checkpoint_name, row.state);
+    }
     return new TaskContext<S>(runtime, task, cache);
   }
 

@@ -2,7 +2,8 @@
   Runs: what a worker does with the runs it executes.
 
   ClaimTasks               claims up to `quantity` due runs of a queue for `claimTimeout` seconds
-                           (also sweeps expired leases and queue policies).
+                           (also sweeps expired leases and queue policies), each with the
+                           checkpoints visible to it, so a run starts without another round trip.
   CompleteRun              stores the task's result and completes run and task.
   FailRun                  fails a run; `retryAt` null lets the task's retry strategy decide.
   FailTask                 fails the run and its task with no retry (absurd.kit_fail_task).
@@ -15,8 +16,8 @@
 
 /* @name ClaimTasks */
 select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
-       headers, wake_event, event_payload
-  from absurd.claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!);
+       headers, wake_event, event_payload, checkpoints as "checkpoints!"
+  from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!);
 
 /* @name CompleteRun */
 select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb);

@@ -18,6 +18,7 @@ export interface IClaimTasksParams {
 /** 'ClaimTasks' return type */
 export interface IClaimTasksResult {
   attempt: number;
+  checkpoints: Json;
   event_payload: Json | null;
   headers: Json | null;
   max_attempts: number | null;
@@ -35,14 +36,14 @@ export interface IClaimTasksQuery {
   result: IClaimTasksResult;
 }
 
-const claimTasksIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"claimTimeout":true,"quantity":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":206,"b":216}]},{"name":"workerId","required":true,"transform":{"type":"scalar"},"locs":[{"a":219,"b":228}]},{"name":"claimTimeout","required":true,"transform":{"type":"scalar"},"locs":[{"a":231,"b":244}]},{"name":"quantity","required":true,"transform":{"type":"scalar"},"locs":[{"a":247,"b":256}]}],"statement":"select run_id as \"run_id!\", task_id as \"task_id!\", attempt as \"attempt!\", task_name as \"task_name!\", params, retry_strategy, max_attempts,\n       headers, wake_event, event_payload\n  from absurd.claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)"};
+const claimTasksIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"claimTimeout":true,"quantity":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":241,"b":251}]},{"name":"workerId","required":true,"transform":{"type":"scalar"},"locs":[{"a":254,"b":263}]},{"name":"claimTimeout","required":true,"transform":{"type":"scalar"},"locs":[{"a":266,"b":279}]},{"name":"quantity","required":true,"transform":{"type":"scalar"},"locs":[{"a":282,"b":291}]}],"statement":"select run_id as \"run_id!\", task_id as \"task_id!\", attempt as \"attempt!\", task_name as \"task_name!\", params, retry_strategy, max_attempts,\n       headers, wake_event, event_payload, checkpoints as \"checkpoints!\"\n  from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)"};
 
 /**
  * Query generated from SQL:
  * ```
  * select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
- *        headers, wake_event, event_payload
- *   from absurd.claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)
+ *        headers, wake_event, event_payload, checkpoints as "checkpoints!"
+ *   from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)
  * ```
  */
 export const claimTasks = new PreparedQuery<IClaimTasksParams,IClaimTasksResult>(claimTasksIR);
