@@ -1,7 +1,7 @@
 /**
  * Typed query modules from pgtyped-annotated `.sql` files, every query checked against a database
- * with the engine schema installed. Step 3 of `absurd generate`; `npm run queries:build` in this
- * repository.
+ * with the engine schema installed. Step 3 of `absurd generate` (`npm run generate` in this
+ * repository).
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';

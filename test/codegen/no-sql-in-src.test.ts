@@ -79,7 +79,7 @@ describe('no SQL text in src/', () => {
     const findings: Finding[] = [];
     for (const file of files) findings.push(...findSqlInSource(file, await readFile(path.join(root, file), 'utf8')));
     const report = findings.map((f) => `${f.file}:${f.line}: ${f.text}`).join('\n');
-    expect(report, 'move these statements to sql/queries/ and run npm run queries:build').toBe('');
+    expect(report, 'move these statements to sql/queries/ and run npm run generate').toBe('');
   });
 
   it('catches statements in strings and templates, and ignores comments and prose', () => {

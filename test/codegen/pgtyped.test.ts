@@ -178,7 +178,7 @@ describe('generateQueryModules', () => {
     });
     expect(modules.length).toBeGreaterThan(0);
     for (const module of modules) {
-      expect(await readFile(path.join(repoRoot, module.path), 'utf8'), `${module.path} is stale: npm run queries:build`).toBe(
+      expect(await readFile(path.join(repoRoot, module.path), 'utf8'), `${module.path} is stale: npm run generate`).toBe(
         module.contents,
       );
     }
