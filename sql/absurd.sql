@@ -18,7 +18,7 @@ create table if not exists absurd.kit_migrations (
 );
 
 -- 000001_foundation -------------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (1, 'foundation', '7177dd4ec947757dbef41f57a870521fe84b65964dc91999dd8c06371de0cebb');
+insert into absurd.kit_migrations (version, name, checksum) values (1, 'foundation', '93b2e1d05dac0bf30e872f6c8a08fe60515a84e2efcd62d7465d33c2ce5e8ad8');
 
 -- absurd-kit engine, migration 000001: foundation.
 --
@@ -272,6 +272,13 @@ begin
        where state in (''pending'', ''sleeping'')',
     v_r || '_cai', v_r);
 
+  -- Our own index: live tasks that carry a cancellation policy, the only ones claim_task's policy
+  -- sweep has to look at, so that the sweep's cost does not grow with the queue's history.
+  execute format(
+    'create index if not exists %I on absurd.%I (task_id)
+       where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')',
+    v_t || '_cpi', v_t);
+
   if v_partitioned then
     execute format(
       'create table if not exists absurd.%I (
@@ -496,7 +503,7 @@ end;
 $$;
 
 -- 000002_tasks ------------------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (2, 'tasks', 'da40b2db91db6d57c796f313e641033e674f670caccd4d0347963b9c601386ed');
+insert into absurd.kit_migrations (version, name, checksum) values (2, 'tasks', '0a0666ec3087b43b4c972644334a05d40e0c8d5d08823973c122eb6d2f2c103b');
 
 -- absurd-kit engine, migration 000002: the task lifecycle.
 --
@@ -834,8 +841,8 @@ $$;
 --   B. expired leases: up to qty running runs whose lease ended are failed with a $ClaimTimeout reason
 --      (normal retry rules apply, so the replacement run may be claimed right away in C);
 --   C. claim: due pending/sleeping runs of live tasks, oldest available_at first.
--- Phase A reaches tasks through their live runs (r_<q>_sai), B through r_<q>_cei and C through
--- r_<q>_cai, so none of them reads completed history.
+-- Phase A reads live tasks with a policy (t_<q>_cpi), B expired leases (r_<q>_cei) and C due runs
+-- (r_<q>_cai), so none of them reads completed history.
 -- Locks: A as cancel_task; B the expired runs FOR UPDATE SKIP LOCKED, then as fail_run; C the
 -- claimed runs and their tasks FOR UPDATE SKIP LOCKED, so concurrent workers never wait on each other.
 create function absurd.claim_task(p_queue_name text, p_worker_id text, p_claim_timeout integer default 30,
@@ -862,12 +869,10 @@ begin
 
   -- A. Cancellation policies.
   for v_id in execute format(
-    'select distinct t.task_id
-       from absurd.%I r
-       join absurd.%I t on t.task_id = r.task_id
-      where r.state in (''pending'', ''sleeping'', ''running'')
+    'select t.task_id
+       from absurd.%I t
+      where t.cancellation is not null
         and t.state in (''pending'', ''sleeping'', ''running'')
-        and t.cancellation is not null
         and ((t.cancellation ->> ''max_delay'') is not null
               and t.first_started_at is null
               and extract(epoch from $1 - t.enqueue_at) >= (t.cancellation ->> ''max_delay'')::bigint
@@ -875,7 +880,7 @@ begin
               and t.first_started_at is not null
               and extract(epoch from $1 - t.first_started_at) >= (t.cancellation ->> ''max_duration'')::bigint)
       order by t.task_id',
-    v_r, v_t) using v_now
+    v_t) using v_now
   loop
     perform absurd.cancel_task(p_queue_name, v_id);
   end loop;

@@ -250,6 +250,13 @@ begin
        where state in (''pending'', ''sleeping'')',
     v_r || '_cai', v_r);
 
+  -- Our own index: live tasks that carry a cancellation policy, the only ones claim_task's policy
+  -- sweep has to look at, so that the sweep's cost does not grow with the queue's history.
+  execute format(
+    'create index if not exists %I on absurd.%I (task_id)
+       where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')',
+    v_t || '_cpi', v_t);
+
   if v_partitioned then
     execute format(
       'create table if not exists absurd.%I (

@@ -334,8 +334,8 @@ $$;
 --   B. expired leases: up to qty running runs whose lease ended are failed with a $ClaimTimeout reason
 --      (normal retry rules apply, so the replacement run may be claimed right away in C);
 --   C. claim: due pending/sleeping runs of live tasks, oldest available_at first.
--- Phase A reaches tasks through their live runs (r_<q>_sai), B through r_<q>_cei and C through
--- r_<q>_cai, so none of them reads completed history.
+-- Phase A reads live tasks with a policy (t_<q>_cpi), B expired leases (r_<q>_cei) and C due runs
+-- (r_<q>_cai), so none of them reads completed history.
 -- Locks: A as cancel_task; B the expired runs FOR UPDATE SKIP LOCKED, then as fail_run; C the
 -- claimed runs and their tasks FOR UPDATE SKIP LOCKED, so concurrent workers never wait on each other.
 create function absurd.claim_task(p_queue_name text, p_worker_id text, p_claim_timeout integer default 30,
@@ -362,12 +362,10 @@ begin
 
   -- A. Cancellation policies.
   for v_id in execute format(
-    'select distinct t.task_id
-       from absurd.%I r
-       join absurd.%I t on t.task_id = r.task_id
-      where r.state in (''pending'', ''sleeping'', ''running'')
+    'select t.task_id
+       from absurd.%I t
+      where t.cancellation is not null
         and t.state in (''pending'', ''sleeping'', ''running'')
-        and t.cancellation is not null
         and ((t.cancellation ->> ''max_delay'') is not null
               and t.first_started_at is null
               and extract(epoch from $1 - t.enqueue_at) >= (t.cancellation ->> ''max_delay'')::bigint
@@ -375,7 +373,7 @@ begin
               and t.first_started_at is not null
               and extract(epoch from $1 - t.first_started_at) >= (t.cancellation ->> ''max_duration'')::bigint)
       order by t.task_id',
-    v_r, v_t) using v_now
+    v_t) using v_now
   loop
     perform absurd.cancel_task(p_queue_name, v_id);
   end loop;
