@@ -14,7 +14,7 @@ import {
 import { TimeoutError, type ValidationBoundary } from './errors.js';
 import { toJsonParam, type JsonObject, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
-import { getCheckpointState, getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
+import { getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
 import { awaitEvent as awaitEventQuery, emitEvent as emitEventQuery } from './queries/events.queries.js';
 import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
 import { getTaskResult } from './queries/tasks.queries.js';
@@ -492,15 +492,14 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return count === 1 ? name : `${name}#${count}`;
   }
 
+  /**
+   * The stored state of a checkpoint, or undefined. The cache holds every checkpoint visible to this
+   * run from the start (claimed with the run, or loaded by `create`), and the run's own writes
+   * after that, so a miss means the step has not been done: no query per step. (Only this run
+   * writes its task's checkpoints while it runs; emit_event writes to sleeping runs only.)
+   */
   async #lookup(checkpointName: string): Promise<JsonValue | undefined> {
-    if (this.#cache.has(checkpointName)) return this.#cache.get(checkpointName);
-    const [row] = await getCheckpointState.run(
-      { queueName: this.queueName, taskId: this.taskID, checkpointName },
-      queryConnection(this.#runtime.con),
-    );
-    if (!row) return undefined;
-    this.#cache.set(checkpointName, row.state);
-    return row.state;
+    return this.#cache.get(checkpointName);
   }
 
   async #persist(checkpointName: string, value: unknown, extendLease = true): Promise<void> {
