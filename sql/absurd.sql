@@ -2116,7 +2116,7 @@ end;
 $$;
 
 -- 000006_worker_support ---------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (6, 'worker_support', 'd42eaa40eac65614d5737e92587de173fea777598fa55a8332b559f22ed2c362');
+insert into absurd.kit_migrations (version, name, checksum) values (6, 'worker_support', '3d0b3f8c596e5a6b7c85a731ab4fac7591424938ae30f798dd34df8dce1904f2');
 
 -- absurd-kit engine, migration 000006: functions for absurd-kit's workers.
 --
@@ -2195,5 +2195,57 @@ begin
       order by c.ordinality',
     'c_' || p_queue_name, 'r_' || p_queue_name)
     using p_queue_name, p_worker_id, p_claim_timeout, p_qty;
+end;
+$$;
+
+-- kit_complete_runs(q, runs, results): complete_run for many runs in one call (results[i] is the
+-- result of runs[i]). Runs that are not running are left as they are and reported instead of
+-- raising, so one cancelled run does not fail the others: outcome 'completed', or the run's state
+-- ('cancelled', 'failed', 'pending', 'sleeping', 'completed'), or 'not_found'.
+-- Locks: the given runs FOR UPDATE in run_id order, then their tasks (runs before tasks, as
+-- complete_run and cancel_task).
+create function absurd.kit_complete_runs(p_queue_name text, p_run_ids uuid[], p_results jsonb[])
+returns table(run_id uuid, outcome text)
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+begin
+  return query execute format(
+    'with input as (
+       select i.run_id, i.result, i.ord
+         from unnest($1::uuid[], $2::jsonb[]) with ordinality as i(run_id, result, ord)
+     ),
+     locked as (
+       select r.run_id, r.task_id, r.state
+         from absurd.%1$I r
+        where r.run_id in (select input.run_id from input)
+        order by r.run_id
+          for update
+     ),
+     done as (
+       update absurd.%1$I r
+          set state = ''completed'', completed_at = $3, result = i.result
+         from locked l
+         join input i on i.run_id = l.run_id
+        where r.run_id = l.run_id and l.state = ''running'' and r.state = ''running''
+       returning r.run_id, r.task_id, r.result
+     ),
+     tasks as (
+       update absurd.%2$I t
+          set state = ''completed'', completed_payload = d.result, last_attempt_run = d.run_id
+         from done d
+        where t.task_id = d.task_id
+     ),
+     waits as (
+       delete from absurd.%3$I w using done d where w.run_id = d.run_id
+     )
+     select i.run_id, case when d.run_id is not null then ''completed'' else coalesce(l.state, ''not_found'') end
+       from input i
+       left join locked l on l.run_id = i.run_id
+       left join done d on d.run_id = i.run_id
+      order by i.ord',
+    'r_' || p_queue_name, 't_' || p_queue_name, 'w_' || p_queue_name)
+    using p_run_ids, p_results, v_now;
 end;
 $$;

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { CompletionBatcher } from './completion-batcher.js';
 import { resolveDatabaseUrl } from './config.js';
 import {
   isEventContract,
@@ -126,6 +127,7 @@ export class Absurd {
   private readonly hooks: AbsurdHooks;
   private readonly registry: Registry;
   private worker: Worker | undefined;
+  #completions: CompletionBatcher | undefined;
   private listener: QueueListener | undefined;
 
   constructor(options: AbsurdOptions | string | pg.Pool | Queryable = {}) {
@@ -490,6 +492,10 @@ export class Absurd {
       queueName: this.queueName,
       log: this.log,
       registration: (name) => this.registry.get(name),
+      completeRun: (runId, result) => {
+        this.#completions ??= new CompletionBatcher(this.con, this.queueName);
+        return this.#completions.complete(runId, result);
+      },
       wrapTaskExecution: this.hooks.wrapTaskExecution,
       contextRuntime: (claimTimeout, onLeaseExtended, registration): TaskContextRuntime => ({
         con: this.con,

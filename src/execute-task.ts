@@ -3,10 +3,10 @@ import { toJsonParam, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
 import { notifyQueue } from './queries/notifications.queries.js';
 import { emitEvent } from './queries/events.queries.js';
-import { completeRun as completeRunQuery, failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
+import { failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
 import { getTaskResult } from './queries/tasks.queries.js';
 import { queryConnection, type Queryable } from './queryable.js';
-import { CancelledTask, isControlFlowSignal, signalFromDatabaseError, SuspendTask } from './signals.js';
+import { CancelledTask, FailedTask, isControlFlowSignal, signalFromDatabaseError, SuspendTask } from './signals.js';
 import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime } from './task-context.js';
 import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
@@ -37,6 +37,8 @@ export interface ExecutionHost {
   queueName: string;
   log: Log;
   registration(name: string): Registration | undefined;
+  /** Completes a run with its result (JSON text); resolves with `completed` or the run's state. */
+  completeRun(runId: string, result: string): Promise<string>;
   wrapTaskExecution?: (<T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>) | undefined;
   contextRuntime(
     claimTimeout: number,
@@ -144,13 +146,13 @@ export function isPermanentFailure(error: unknown): boolean {
 }
 
 async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unknown): Promise<void> {
-  try {
-    await completeRunQuery.run(
-      { queueName: host.queueName, runId: task.run_id, result: toJsonParam(result ?? null) },
-      queryConnection(host.con),
-    );
-  } catch (error) {
-    throw signalFromDatabaseError(error);
+  const outcome = await host.completeRun(task.run_id, toJsonParam(result ?? null) ?? 'null');
+  if (outcome !== 'completed') {
+    // What absurd.complete_run would have raised for this run.
+    if (outcome === 'cancelled') throw new CancelledTask();
+    if (outcome === 'failed') throw new FailedTask();
+    if (outcome === 'not_found') throw new Error(`Run "${task.run_id}" not found in queue "${host.queueName}"`);
+    throw new Error(`Run "${task.run_id}" is not currently running in queue "${host.queueName}"`);
   }
   await announceEnd(host, task);
 }

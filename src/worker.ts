@@ -53,6 +53,9 @@ export interface WorkerHost {
   secondsUntilNextRun?(): Promise<number | null>;
 }
 
+/** Longest a busy worker waits for more free slots before claiming for the ones it has. */
+const CLAIM_COALESCE_MS = 3;
+
 /** The defaults of the `absurd-sdk` worker. */
 export function resolveWorkerOptions(options: WorkerOptions, logError: (error: Error) => void) {
   const concurrency = options.concurrency ?? 1;
@@ -71,7 +74,8 @@ export function resolveWorkerOptions(options: WorkerOptions, logError: (error: E
 /**
  * Starts the claim/execute loop in the background and returns at once.
  *
- * The loop claims `min(batchSize, free slots)` runs, starts them, and claims again straight away;
+ * The loop claims `min(batchSize, free slots)` runs, starts them, and claims again straight away
+ * (while runs are in flight it first gives a quarter of the batch a few milliseconds to free up);
  * when nothing was claimed (or no slot is free) it waits until the poll interval passes, a run
  * finishes, a notification arrives for the queue, or the queue's next sleeping run is due.
  */
@@ -120,11 +124,21 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
     return seconds === null ? pollMs : Math.min(pollMs, Math.max(0, seconds * 1000) + 5);
   };
 
+  const coalesceTarget = Math.max(1, Math.ceil(Math.min(batchSize, concurrency) / 4));
   const loop = (async () => {
     while (running) {
       if (executing.size >= concurrency) {
         await waitForWake(pollMs);
         continue;
+      }
+      // While runs are in flight, let a few slots free up before claiming: one claim for several
+      // runs costs the engine's sweeps once instead of once per run. Never longer than a few ms.
+      if (executing.size > 0 && concurrency - executing.size < coalesceTarget) {
+        const until = Date.now() + CLAIM_COALESCE_MS;
+        while (running && executing.size > 0 && concurrency - executing.size < coalesceTarget && Date.now() < until) {
+          await waitForWake(until - Date.now());
+        }
+        if (!running) break;
       }
       const toClaim = Math.min(batchSize, concurrency - executing.size);
       let tasks: ClaimedTask[];

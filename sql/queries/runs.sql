@@ -5,6 +5,8 @@
                            (also sweeps expired leases and queue policies), each with the
                            checkpoints visible to it, so a run starts without another round trip.
   CompleteRun              stores the task's result and completes run and task.
+  CompleteRuns             completes many runs in one call (results[i] for runIds[i]); reports the
+                           state of each run that was not running instead of raising.
   FailRun                  fails a run; `retryAt` null lets the task's retry strategy decide.
   FailTask                 fails the run and its task with no retry (absurd.kit_fail_task).
   ScheduleRunAfter         puts a run to sleep for `seconds` on the database's clock.
@@ -21,6 +23,10 @@ select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_n
 
 /* @name CompleteRun */
 select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb);
+
+/* @name CompleteRuns */
+select run_id as "run_id!", outcome as "outcome!"
+  from absurd.kit_complete_runs(:queueName!, :runIds!::uuid[], :results!::text[]::jsonb[]);
 
 /* @name FailRun */
 select absurd.fail_run(:queueName!, :runId!, :reason::text::jsonb, :retryAt);

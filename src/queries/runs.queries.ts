@@ -7,6 +7,8 @@ export type DateOrString = Date | string;
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+export type stringArray = (string)[];
+
 /** 'ClaimTasks' parameters type */
 export interface IClaimTasksParams {
   claimTimeout: number;
@@ -75,6 +77,36 @@ const completeRunIR: any = {"usedParamSet":{"queueName":true,"runId":true,"resul
  * ```
  */
 export const completeRun = new PreparedQuery<ICompleteRunParams,ICompleteRunResult>(completeRunIR);
+
+/** 'CompleteRuns' parameters type */
+export interface ICompleteRunsParams {
+  queueName: string;
+  results: stringArray;
+  runIds: stringArray;
+}
+
+/** 'CompleteRuns' return type */
+export interface ICompleteRunsResult {
+  outcome: string;
+  run_id: string;
+}
+
+/** 'CompleteRuns' query type */
+export interface ICompleteRunsQuery {
+  params: ICompleteRunsParams;
+  result: ICompleteRunsResult;
+}
+
+const completeRunsIR: any = {"usedParamSet":{"queueName":true,"runIds":true,"results":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":82,"b":92}]},{"name":"runIds","required":true,"transform":{"type":"scalar"},"locs":[{"a":95,"b":102}]},{"name":"results","required":true,"transform":{"type":"scalar"},"locs":[{"a":113,"b":121}]}],"statement":"select run_id as \"run_id!\", outcome as \"outcome!\"\n  from absurd.kit_complete_runs(:queueName!, :runIds!::uuid[], :results!::text[]::jsonb[])"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select run_id as "run_id!", outcome as "outcome!"
+ *   from absurd.kit_complete_runs(:queueName!, :runIds!::uuid[], :results!::text[]::jsonb[])
+ * ```
+ */
+export const completeRuns = new PreparedQuery<ICompleteRunsParams,ICompleteRunsResult>(completeRunsIR);
 
 /** 'FailRun' parameters type */
 export interface IFailRunParams {
