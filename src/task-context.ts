@@ -19,7 +19,7 @@ import { awaitEvent as awaitEventQuery, emitEvent as emitEventQuery } from './qu
 import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
 import { getTaskResult } from './queries/tasks.queries.js';
 import { queryConnection } from './queryable.js';
-import { SuspendTask, signalFromDatabaseError } from './signals.js';
+import { CancelledTask, FailedTask, SuspendTask, signalFromDatabaseError } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
 import {
@@ -122,6 +122,28 @@ export interface TaskContextRuntime {
   onLeaseExtended?(seconds: number): void;
   /** The task's contract when it was registered by one: its step schemas are enforced. */
   contract?: TaskContract | undefined;
+  /**
+   * Writes a checkpoint (batched with other runs' writes); resolves with `ok` or why it was
+   * refused (`cancelled`, `failed`, `not_found`). Without it, each write is its own call.
+   */
+  writeCheckpoint?(write: CheckpointWrite): Promise<string>;
+}
+
+/** One checkpoint write: `state` is JSON text (null: SQL NULL); `extendBy` the lease extension in seconds. */
+export interface CheckpointWrite {
+  taskId: string;
+  stepName: string;
+  state: string | null;
+  ownerRun: string;
+  extendBy: number | null;
+}
+
+/** What absurd.set_task_checkpoint_state raises for a write refused with `outcome`. */
+function checkpointRefusal(outcome: string, runID: string, queueName: string): Error {
+  if (outcome === 'cancelled') return new CancelledTask();
+  if (outcome === 'failed') return new FailedTask();
+  if (outcome === 'not_found') return new Error(`Run "${runID}" not found for checkpoint`);
+  return new Error(`checkpoint write refused (${outcome}) for run "${runID}" in queue "${queueName}"`);
 }
 
 const currentContext = new AsyncLocalStorage<TaskContext>();
@@ -504,20 +526,19 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
 
   async #persist(checkpointName: string, value: unknown, extendLease = true): Promise<void> {
     const extendBy = extendLease ? this.#runtime.claimTimeout : null;
-    await this.#withTaskState(() =>
-      setCheckpointState.run(
-        {
-          queueName: this.queueName,
-          taskId: this.taskID,
-          checkpointName,
-          state: toJsonParam(value),
-          ownerRunId: this.runID,
-          extendClaimBy: extendBy,
-        },
-        queryConnection(this.#runtime.con),
-      ),
-    );
     const text = toJsonParam(value);
+    const write: CheckpointWrite = { taskId: this.taskID, stepName: checkpointName, state: text, ownerRun: this.runID, extendBy };
+    if (this.#runtime.writeCheckpoint) {
+      const outcome = await this.#runtime.writeCheckpoint(write);
+      if (outcome !== 'ok') throw checkpointRefusal(outcome, this.runID, this.queueName);
+    } else {
+      await this.#withTaskState(() =>
+        setCheckpointState.run(
+          { queueName: this.queueName, taskId: this.taskID, checkpointName, state: text, ownerRunId: this.runID, extendClaimBy: extendBy },
+          queryConnection(this.#runtime.con),
+        ),
+      );
+    }
     this.#cache.set(checkpointName, text === null ? null : (JSON.parse(text) as JsonValue));
     if (extendBy) this.#runtime.onLeaseExtended?.(extendBy);
   }

@@ -2114,7 +2114,7 @@ $$;
   {
     version: 6,
     name: 'worker_support',
-    checksum: '3d0b3f8c596e5a6b7c85a731ab4fac7591424938ae30f798dd34df8dce1904f2',
+    checksum: '6405d7144f7f63a61e15587e77a15ae7ed5bb3208a52984928049e3eda9c7e05',
     sql: `-- absurd-kit engine, migration 000006: functions for absurd-kit's workers.
 --
 -- Additions only (the kit_ prefix marks functions that are not part of the Absurd contract); no
@@ -2244,6 +2244,62 @@ begin
       order by i.ord',
     'r_' || p_queue_name, 't_' || p_queue_name, 'w_' || p_queue_name)
     using p_run_ids, p_results, v_now;
+end;
+$$;
+
+-- kit_set_checkpoints(q, task_ids, step_names, states, owner_runs, extend_by): set_task_checkpoint_state
+-- for many checkpoints in one call (element i of each array is one write). Each write behaves as
+-- set_task_checkpoint_state, but a write it would refuse is reported instead of raising, so one
+-- cancelled task does not fail the others: outcome 'ok', 'cancelled' (AB001), 'failed' (AB002) or
+-- 'not_found' (the owner run does not exist). Step names must be non-blank and unique per task
+-- within a call. Locks: the owner runs whose lease is extended, and the checkpoint rows written.
+create function absurd.kit_set_checkpoints(p_queue_name text, p_task_ids uuid[], p_step_names text[],
+                                           p_states jsonb[], p_owner_runs uuid[], p_extend_by integer[])
+returns table(ord bigint, outcome text)
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+begin
+  return query execute format(
+    'with input as (
+       select i.task_id, i.step_name, i.state, i.owner_run, i.extend_by, i.ord
+         from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::uuid[], $5::integer[])
+              with ordinality as i(task_id, step_name, state, owner_run, extend_by, ord)
+     ),
+     checked as (
+       select i.*, r.attempt,
+              case when r.run_id is null then ''not_found''
+                   when t.state = ''cancelled'' then ''cancelled''
+                   when r.state = ''failed'' then ''failed''
+                   else ''ok'' end as outcome
+         from input i
+         left join absurd.%1$I r on r.run_id = i.owner_run
+         left join absurd.%2$I t on t.task_id = r.task_id
+     ),
+     extended as (
+       update absurd.%1$I r
+          set claim_expires_at = $6 + e.extend_by * interval ''1 second''
+         from (select c.owner_run, max(c.extend_by) as extend_by
+                 from checked c
+                where c.outcome = ''ok'' and c.extend_by > 0
+                group by c.owner_run) e
+        where r.run_id = e.owner_run and r.state = ''running'' and r.claim_expires_at is not null
+     ),
+     written as (
+       insert into absurd.%3$I as cp (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+       select c.task_id, c.step_name, c.state, ''committed'', c.owner_run, $6
+         from checked c
+        where c.outcome = ''ok''
+       on conflict (task_id, checkpoint_name) do update
+          set state = excluded.state, status = ''committed'', owner_run_id = excluded.owner_run_id,
+              updated_at = excluded.updated_at
+        where coalesce((select r.attempt from absurd.%1$I r where r.run_id = cp.owner_run_id), 0)
+              <= coalesce((select r.attempt from absurd.%1$I r where r.run_id = excluded.owner_run_id), 0)
+     )
+     select c.ord, c.outcome from checked c order by c.ord',
+    'r_' || p_queue_name, 't_' || p_queue_name, 'c_' || p_queue_name)
+    using p_task_ids, p_step_names, p_states, p_owner_runs, p_extend_by, v_now;
 end;
 $$;
 `,

@@ -5,6 +5,10 @@ import { PreparedQuery } from '@pgtyped/runtime';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+export type numberArray = (number)[];
+
+export type stringArray = (string)[];
+
 /** 'GetCheckpointStates' parameters type */
 export interface IGetCheckpointStatesParams {
   queueName: string;
@@ -95,3 +99,37 @@ const setCheckpointStateIR: any = {"usedParamSet":{"queueName":true,"taskId":tru
  * ```
  */
 export const setCheckpointState = new PreparedQuery<ISetCheckpointStateParams,ISetCheckpointStateResult>(setCheckpointStateIR);
+
+/** 'SetCheckpoints' parameters type */
+export interface ISetCheckpointsParams {
+  extendBy: numberArray;
+  ownerRuns: stringArray;
+  queueName: string;
+  states: stringArray;
+  stepNames: stringArray;
+  taskIds: stringArray;
+}
+
+/** 'SetCheckpoints' return type */
+export interface ISetCheckpointsResult {
+  ord: string;
+  outcome: string;
+}
+
+/** 'SetCheckpoints' query type */
+export interface ISetCheckpointsQuery {
+  params: ISetCheckpointsParams;
+  result: ISetCheckpointsResult;
+}
+
+const setCheckpointsIR: any = {"usedParamSet":{"queueName":true,"taskIds":true,"stepNames":true,"states":true,"ownerRuns":true,"extendBy":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":78,"b":88}]},{"name":"taskIds","required":true,"transform":{"type":"scalar"},"locs":[{"a":91,"b":99}]},{"name":"stepNames","required":true,"transform":{"type":"scalar"},"locs":[{"a":110,"b":120}]},{"name":"states","required":true,"transform":{"type":"scalar"},"locs":[{"a":131,"b":138}]},{"name":"ownerRuns","required":true,"transform":{"type":"scalar"},"locs":[{"a":192,"b":202}]},{"name":"extendBy","required":true,"transform":{"type":"scalar"},"locs":[{"a":213,"b":222}]}],"statement":"select ord as \"ord!\", outcome as \"outcome!\"\n  from absurd.kit_set_checkpoints(:queueName!, :taskIds!::uuid[], :stepNames!::text[], :states!::text[]::jsonb[],\n                                  :ownerRuns!::uuid[], :extendBy!::integer[])"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select ord as "ord!", outcome as "outcome!"
+ *   from absurd.kit_set_checkpoints(:queueName!, :taskIds!::uuid[], :stepNames!::text[], :states!::text[]::jsonb[],
+ *                                   :ownerRuns!::uuid[], :extendBy!::integer[])
+ * ```
+ */
+export const setCheckpoints = new PreparedQuery<ISetCheckpointsParams,ISetCheckpointsResult>(setCheckpointsIR);
