@@ -7,4 +7,6 @@ export default defineConfig({
   outDir: 'generated',
   queryDirs: ['sql/queries'],
   queryOutDir: 'src/queries',
+  // The runtime's own modules use the light scalar-only runtime, keeping pgtyped's parser out of workers.
+  queryRuntime: './src/query-runtime.js',
 });

@@ -45,7 +45,8 @@ async function startThrowawayServer(): Promise<CheckDatabase> {
 }
 
 async function createTemporaryDatabase(serverUrl: string): Promise<CheckDatabase> {
-  const name = `absurd_codegen_${randomBytes(6).toString('hex')}`;
+  // The process id lets a caller (a test) tell its own temporary databases from concurrent ones.
+  const name = `absurd_codegen_${process.pid}_${randomBytes(6).toString('hex')}`;
   const admin = await connectClient(serverUrl);
   try {
     await admin.query(`create database ${name}`);

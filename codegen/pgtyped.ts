@@ -21,6 +21,8 @@ export interface GenerateQueryModulesOptions {
   databaseUrl?: string;
   /** Folders of `.sql` files (searched recursively), relative to `cwd`. */
   queryDirs: string[];
+  /** Module the generated modules import `PreparedQuery` from. Default `@pgtyped/runtime`. */
+  runtimeModule?: string;
   /** The project root: inputs are resolved and outputs named relative to it. */
   cwd: string;
   /**
@@ -93,7 +95,11 @@ export async function generateQueryModules(options: GenerateQueryModulesOptions)
           problems.push(...found);
           continue;
         }
-        modules.push({ path: file.output, contents: await emitModule(generator, file.source, contents, connection, problems) });
+        const runtime = options.runtimeModule ?? '@pgtyped/runtime';
+        modules.push({
+          path: file.output,
+          contents: await emitModule(generator, file.source, contents, connection, problems, importPath(runtime, file.output)),
+        });
       }
       if (problems.length > 0) throw new QueryCheckError(problems);
       return modules;
@@ -195,9 +201,10 @@ async function emitModule(
   contents: string,
   connection: AsyncQueue,
   problems: QueryProblem[],
+  runtimeModule: string,
 ): Promise<string> {
   const types = generator.newTypeAllocator();
-  types.use({ name: 'PreparedQuery', from: '@pgtyped/runtime' }, generator.returnScope);
+  types.use({ name: 'PreparedQuery', from: RUNTIME_PLACEHOLDER }, generator.returnScope);
   const set = await generator.generateTypedecsFromFile(
     contents,
     file,
@@ -207,8 +214,27 @@ async function emitModule(
     GENERATOR_CONFIG,
   );
   for (const error of types.errors) problems.push({ file, message: `unsupported type: ${error.message}` });
-  const body = generator.generateDeclarationFile(set).replace(/^\/\*\* Types generated for queries found in .*\*\/\n/, '');
+  const body = generator
+    .generateDeclarationFile(set)
+    .replace(/^\/\*\* Types generated for queries found in .*\*\/\n/, '')
+    // pgtyped imports any runtime but its own as types only (PreparedQuery is a value), and resolves
+    // relative paths from the .sql file rather than the module: write the import ourselves.
+    .replace(/^import (type )?\{ PreparedQuery \} from '[^']*';$/m, `import { PreparedQuery } from '${runtimeModule}';`);
   return format(`${GENERATED_HEADER}\n// Typed queries of ${file}, checked against the engine schema with pgtyped.\n\n${body}`);
+}
+
+/** What pgtyped is told to import from; replaced by the real import in {@link emitModule}. */
+const RUNTIME_PLACEHOLDER = '@absurd-kit/query-runtime-placeholder';
+
+/**
+ * The import specifier of the query runtime as seen from a module at `output` (relative to the
+ * project root): a package name as is, a project-relative path (`./src/query-runtime.js`) made
+ * relative to the module's folder.
+ */
+function importPath(runtimeModule: string, output: string): string {
+  if (!runtimeModule.startsWith('.')) return runtimeModule;
+  const relative = path.posix.relative(path.posix.dirname(output), path.posix.normalize(runtimeModule));
+  return relative.startsWith('.') ? relative : `./${relative}`;
 }
 
 /** Trailing blanks off every line, at most one empty line in a row, one final newline. */

@@ -18,6 +18,11 @@ export interface AbsurdConfig {
    */
   queryOutDir?: string;
   /**
+   * Module the typed query modules import `PreparedQuery` from. Default `@pgtyped/runtime`;
+   * `absurd-kit/query-runtime` is lighter but supports scalar parameters only (no spreads/picks).
+   */
+  queryRuntime?: string;
+  /**
    * Modules a contract file may import besides `zod`, `zod/*`, `absurd-kit`, `absurd-kit/*` and
    * files under `workflowsDir`. A bare name (`date-fns`) or a subpath pattern (`@acme/schemas/*`)
    * matches the import specifier; an entry starting with `./` or `../` names a file or folder
@@ -33,6 +38,7 @@ export interface ResolvedConfig {
   readonly outDir: string;
   readonly queryDirs: readonly string[];
   readonly queryOutDir: string | undefined;
+  readonly queryRuntime: string;
   readonly allowImports: readonly string[];
 }
 
@@ -42,6 +48,7 @@ export const CONFIG_DEFAULTS: ResolvedConfig = Object.freeze({
   outDir: 'generated',
   queryDirs: Object.freeze(['sql/queries']),
   queryOutDir: undefined,
+  queryRuntime: '@pgtyped/runtime',
   allowImports: Object.freeze([]),
 });
 
@@ -71,7 +78,7 @@ export function defineConfig(config: AbsurdConfig): AbsurdConfig {
   return config;
 }
 
-const KEYS = ['workflowsDir', 'outDir', 'queryDirs', 'queryOutDir', 'allowImports'] as const;
+const KEYS = ['workflowsDir', 'outDir', 'queryDirs', 'queryOutDir', 'queryRuntime', 'allowImports'] as const;
 
 /**
  * Checks a configuration value (as loaded from a file: anything) and applies the defaults.
@@ -90,7 +97,7 @@ export function resolveConfig(config: unknown, source = 'absurd config'): Resolv
   for (const key of Object.keys(record).sort()) {
     if (!(KEYS as readonly string[]).includes(key)) problems.push(`unknown key "${key}" (known keys: ${KEYS.join(', ')})`);
   }
-  const optionalPath = (key: 'workflowsDir' | 'outDir' | 'queryOutDir'): string | undefined => {
+  const optionalPath = (key: 'workflowsDir' | 'outDir' | 'queryOutDir' | 'queryRuntime'): string | undefined => {
     const value = record[key];
     if (value === undefined || (typeof value === 'string' && value.trim() !== '')) return value;
     problems.push(`${key}: expected a non-empty string, received ${describe(value)}`);
@@ -116,6 +123,7 @@ export function resolveConfig(config: unknown, source = 'absurd config'): Resolv
     outDir: path('outDir'),
     queryDirs: list('queryDirs'),
     queryOutDir: optionalPath('queryOutDir'),
+    queryRuntime: optionalPath('queryRuntime') ?? CONFIG_DEFAULTS.queryRuntime,
     allowImports: list('allowImports'),
   });
   if (problems.length > 0) throw new ConfigError(source, problems);

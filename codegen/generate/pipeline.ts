@@ -75,6 +75,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
       root: config.root,
       queryDirs: config.queryDirs,
       queryOutDir: config.queryOutDir,
+      queryRuntime: config.queryRuntime,
       databaseUrl: options.databaseUrl,
     });
     files.push(...queries.files);

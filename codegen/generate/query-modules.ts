@@ -13,6 +13,8 @@ export interface QueryModuleOptions {
   readonly queryDirs: readonly string[];
   /** Folder of the modules (relative to the root); next to each `.sql` file when absent. */
   readonly queryOutDir: string | undefined;
+  /** Module the generated modules import `PreparedQuery` from (default `@pgtyped/runtime`). */
+  readonly queryRuntime?: string | undefined;
   /** A server to check the queries on; a throwaway embedded one is started when absent. */
   readonly databaseUrl?: string | undefined;
 }
@@ -36,6 +38,7 @@ export async function generateQueryModules(options: QueryModuleOptions): Promise
   const modules = await pgtyped.generateQueryModules({
     ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
     ...(options.queryOutDir ? { outDir: options.queryOutDir } : {}),
+    ...(options.queryRuntime ? { runtimeModule: options.queryRuntime } : {}),
     queryDirs,
     cwd: options.root,
   });

@@ -17,13 +17,20 @@ function problems(config: unknown): readonly string[] {
 
 describe('resolveConfig', () => {
   it('applies the defaults', () => {
-    expect(resolveConfig({})).toEqual({ workflowsDir: 'workflows', outDir: 'generated', queryDirs: ['sql/queries'], queryOutDir: undefined, allowImports: [] });
+    expect(resolveConfig({})).toEqual({
+      workflowsDir: 'workflows',
+      outDir: 'generated',
+      queryDirs: ['sql/queries'],
+      queryOutDir: undefined,
+      queryRuntime: '@pgtyped/runtime',
+      allowImports: [],
+    });
     expect(resolveConfig(undefined)).toBe(CONFIG_DEFAULTS);
     expect(resolveConfig({ outDir: 'src/generated', queryDirs: [] })).toMatchObject({ workflowsDir: 'workflows', outDir: 'src/generated', queryDirs: [] });
   });
 
   it('refuses unknown keys, naming the known ones', () => {
-    expect(problems({ outdir: 'x' })).toEqual(['unknown key "outdir" (known keys: workflowsDir, outDir, queryDirs, queryOutDir, allowImports)']);
+    expect(problems({ outdir: 'x' })).toEqual(['unknown key "outdir" (known keys: workflowsDir, outDir, queryDirs, queryOutDir, queryRuntime, allowImports)']);
   });
 
   it('refuses values of the wrong type, every one of them', () => {

@@ -32,7 +32,8 @@ async function checkDatabases(): Promise<string[]> {
   await client.connect();
   try {
     const { rows } = await client.query<{ datname: string }>(
-      "select datname from pg_database where datname like 'absurd\\_codegen\\_%' order by 1",
+      // Only this process's: other test files check queries on the same server at the same time.
+      `select datname from pg_database where datname like 'absurd\\_codegen\\_${process.pid}\\_%' order by 1`,
     );
     return rows.map((row) => row.datname);
   } finally {
@@ -175,6 +176,7 @@ describe('generateQueryModules', () => {
       queryDirs: ['sql/queries'],
       cwd: repoRoot,
       outDir: 'src/queries',
+      runtimeModule: './src/query-runtime.js',
     });
     expect(modules.length).toBeGreaterThan(0);
     for (const module of modules) {
@@ -182,5 +184,40 @@ describe('generateQueryModules', () => {
         module.contents,
       );
     }
+  });
+});
+
+describe('the light query runtime', () => {
+  it('sends the statement with $n in first-use order and strips column hints', async () => {
+    const { PreparedQuery } = await import('../../src/query-runtime.js');
+    const ir = {
+      usedParamSet: { a: true, b: true },
+      params: [
+        { name: 'a', transform: { type: 'scalar' }, locs: [{ a: 7, b: 8 }, { a: 23, b: 24 }] },
+        { name: 'b', transform: { type: 'scalar' }, locs: [{ a: 19, b: 20 }] },
+        { name: 'unused', transform: { type: 'scalar' }, locs: [] },
+      ],
+      statement: 'select :a as "x!", :b, :a',
+    };
+    const sent: { text: string; values: unknown[] }[] = [];
+    const query = new PreparedQuery<{ a: number; b: string }, { x: number }>(ir);
+    const rows = await query.run({ a: 1, b: 'two' }, {
+      query: async (text: string, values: unknown[]) => {
+        sent.push({ text, values });
+        return { rows: [{ 'x!': 1 }] };
+      },
+    });
+    expect(sent).toEqual([{ text: 'select $1 as "x!", $2, $1', values: [1, 'two'] }]);
+    expect(rows).toEqual([{ x: 1 }]);
+  });
+
+  it('refuses array spreads and picks, which only @pgtyped/runtime supports', async () => {
+    const { PreparedQuery } = await import('../../src/query-runtime.js');
+    const ir = {
+      usedParamSet: { ids: true },
+      params: [{ name: 'ids', transform: { type: 'array_spread' }, locs: [{ a: 0, b: 3 }] }],
+      statement: ':ids',
+    };
+    expect(() => new PreparedQuery(ir)).toThrow('uses a array_spread transform');
   });
 });
