@@ -1,5 +1,4 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { toJSONSchema } from 'zod';
 import { validateQueueName } from './queue-name.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
 
@@ -177,10 +176,12 @@ function checkSchema(subject: string, where: string, schema: unknown): void {
   if (!standard || typeof standard.validate !== 'function') {
     throw new Error(`${subject}: ${where} must be a Standard Schema (e.g. a Zod schema)`);
   }
-  // Only Zod can tell us what its input looks like; other validators are trusted to describe JSON.
-  if (standard.vendor === 'zod') {
+  // Only Zod can tell us what its input looks like (its schemas' own toJSONSchema, so that absurd-kit
+  // never loads Zod itself); other validators are trusted to describe JSON.
+  const toJSONSchema = (schema as { toJSONSchema?: (params: { io: 'input' }) => unknown }).toJSONSchema;
+  if (standard.vendor === 'zod' && typeof toJSONSchema === 'function') {
     try {
-      toJSONSchema(schema as Parameters<typeof toJSONSchema>[0], { io: 'input' });
+      toJSONSchema.call(schema, { io: 'input' });
     } catch (error) {
       throw new Error(
         `${subject}: ${where} is not JSON-serialisable (${(error as Error).message}); ` +
