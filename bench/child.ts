@@ -34,7 +34,9 @@ export const benchLog = {
   error: (...args: unknown[]) => console.error('[bench child]', ...args),
 };
 
-export function runChild(makeClient: (pool: pg.Pool, handlers: BenchHandlers, init: ChildInit) => SideClient): void {
+export function runChild(
+  makeClient: (pool: pg.Pool, handlers: BenchHandlers, init: ChildInit) => SideClient | Promise<SideClient>,
+): void {
   const send = (message: FromChild) => process.send?.(message);
   const fail = (error: unknown) => {
     send({ notice: 'fatal', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
@@ -48,7 +50,7 @@ export function runChild(makeClient: (pool: pg.Pool, handlers: BenchHandlers, in
 }
 
 async function main(
-  makeClient: (pool: pg.Pool, handlers: BenchHandlers, init: ChildInit) => SideClient,
+  makeClient: (pool: pg.Pool, handlers: BenchHandlers, init: ChildInit) => SideClient | Promise<SideClient>,
   send: (message: FromChild) => void,
 ): Promise<void> {
   const init = JSON.parse(process.env.ABSURD_BENCH_CHILD ?? 'null') as ChildInit | null;
@@ -87,7 +89,7 @@ async function main(
       return done(await eventTask(params, ctx, onResumed));
     },
   };
-  const client = makeClient(pool, handlers, init);
+  const client = await makeClient(pool, handlers, init);
   let spawned = 0;
 
   const handle = async (request: Request): Promise<unknown> => {

@@ -5,16 +5,17 @@
 import { Absurd, type Worker } from '../src/index.js';
 import { runChild } from './child.js';
 import { benchLog } from './child.js';
-import { threeStepContract } from './contracts.js';
 import { BENCH_QUEUE, TASK, WORKER_OPTIONS } from './settings.js';
 import type { BenchContext, BenchParams } from './tasks.js';
 
-runChild((pool, handlers, init) => {
+runChild(async (pool, handlers, init) => {
   const app = new Absurd({ db: pool, queueName: BENCH_QUEUE, log: benchLog });
   app.registerTask({ name: TASK.noop }, (params: BenchParams, ctx) => handlers.noop(params, ctx as unknown as BenchContext));
   app.registerTask({ name: TASK.event }, (params: BenchParams, ctx) => handlers.event(params, ctx as unknown as BenchContext));
   if (init.variant === 'typed') {
-    // Same body; the context checks each step result, the worker the params and the result.
+    // Same body; the context checks each step result, the worker the params and the result. The
+    // contracts (and so Zod) load only for this variant, as in an application without contracts.
+    const { threeStepContract } = await import('./contracts.js');
     app.registerTask(threeStepContract, (params, ctx) =>
       handlers.steps(params, ctx as unknown as BenchContext) as Promise<{ i: number; n: number }>,
     );
