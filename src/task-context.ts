@@ -17,10 +17,10 @@ import { wakeChannel } from './notify.js';
 import { getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
 import { awaitEvent as awaitEventQuery, emitEvent as emitEventQuery } from './queries/events.queries.js';
 import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
-import { getTaskResult } from './queries/tasks.queries.js';
+import { getTaskResult, spawnTask } from './queries/tasks.queries.js';
 import { queryConnection } from './queryable.js';
 import { CancelledTask, FailedTask, SuspendTask, signalFromDatabaseError } from './signals.js';
-import type { SpawnOptions } from './spawn-options.js';
+import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
 import {
   attachContract,
@@ -129,6 +129,50 @@ export interface TaskContextRuntime {
   writeCheckpoint?(write: CheckpointWrite): Promise<string>;
 }
 
+/**
+ * `TaskContext.create`'s options in `absurd-sdk`'s form (a context outside a worker, e.g. to run
+ * a handler by hand). `log` and `taskID` are accepted for compatibility and not needed.
+ */
+export interface TaskContextOptions {
+  con: Queryable;
+  queueName: string;
+  task: ClaimedTask;
+  claimTimeout: number;
+  onLeaseExtended?: (seconds: number) => void;
+  log?: unknown;
+  taskID?: string;
+}
+
+/**
+ * A runtime for a context made without a client: `ctx.spawn` goes to the child's contract queue,
+ * or `options.queue`, or this task's queue, with no registration defaults or hooks.
+ */
+function standaloneRuntime(options: TaskContextOptions): TaskContextRuntime {
+  return {
+    con: options.con,
+    queueName: options.queueName,
+    claimTimeout: options.claimTimeout,
+    ...(options.onLeaseExtended ? { onLeaseExtended: options.onLeaseExtended } : {}),
+    spawn: async (task, params, spawnOptions) => {
+      const contract = isTaskContract(task) ? task : undefined;
+      if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
+      const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
+      const [row] = await spawnTask.run(
+        {
+          queueName: queue,
+          taskName: contract ? contract.name : (task as string),
+          params: toJsonParam(params),
+          options: JSON.stringify(spawnOptionsToJson(spawnOptions)),
+          channel: wakeChannel(queue),
+        },
+        queryConnection(options.con),
+      );
+      if (!row) throw new Error('absurd.spawn_task returned no row');
+      return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
+    },
+  };
+}
+
 /** One checkpoint write: `state` is JSON text (null: SQL NULL); `extendBy` the lease extension in seconds. */
 export interface CheckpointWrite {
   taskId: string;
@@ -201,10 +245,17 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
    * Builds the context of a claimed run with every checkpoint visible to it (checkpoints of later
    * attempts are hidden): those the claim returned, or loaded now.
    */
+  static async create<S extends StepSchemas = NoSteps>(options: TaskContextOptions): Promise<TaskContext<S>>;
+  static async create<S extends StepSchemas = NoSteps>(runtime: TaskContextRuntime, task: ClaimedTask): Promise<TaskContext<S>>;
   static async create<S extends StepSchemas = NoSteps>(
-    runtime: TaskContextRuntime,
-    task: ClaimedTask,
+    runtimeOrOptions: TaskContextRuntime | TaskContextOptions,
+    claimed?: ClaimedTask,
   ): Promise<TaskContext<S>> {
+    // absurd-sdk's form: one object with the task in it.
+    const task = claimed ?? (runtimeOrOptions as TaskContextOptions).task;
+    const runtime: TaskContextRuntime = claimed
+      ? (runtimeOrOptions as TaskContextRuntime)
+      : standaloneRuntime(runtimeOrOptions as TaskContextOptions);
     const cache = new Map<string, JsonValue>();
     if (task.checkpoints && typeof task.checkpoints === 'object') {
       for (const [name, state] of Object.entries(task.checkpoints)) cache.set(name, state);
