@@ -3,7 +3,8 @@
 
   SpawnTask        creates a task and its first run (absurd.spawn_task), then notifies the queue's
                    wake channel so that listening workers claim at once.
-  CancelTask       cancels a task that has not ended (a no-op on ended tasks).
+  CancelTask       cancels a task that has not ended (a no-op on ended tasks); a child task's
+                   waiting parent is told at once (absurd.kit_cancel_task).
   RetryTask        retries a failed task in place or as a new task, then notifies the wake channel.
   GetTaskResult    the task's state with its result or failure reason; no row for an unknown task.
 
@@ -20,7 +21,7 @@ select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", 
   from s;
 
 /* @name CancelTask */
-select absurd.cancel_task(:queueName!, :taskId!);
+select absurd.kit_cancel_task(:queueName!, :taskId!);
 
 /* @name RetryTask */
 with r as (select * from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb))

@@ -2114,7 +2114,7 @@ $$;
   {
     version: 6,
     name: 'worker_support',
-    checksum: '6405d7144f7f63a61e15587e77a15ae7ed5bb3208a52984928049e3eda9c7e05',
+    checksum: 'f17d9d106447cb57ad9d460420ab08bf6bb825fb05848607cd43548694e99284',
     sql: `-- absurd-kit engine, migration 000006: functions for absurd-kit's workers.
 --
 -- Additions only (the kit_ prefix marks functions that are not part of the Absurd contract); no
@@ -2300,6 +2300,33 @@ begin
      select c.ord, c.outcome from checked c order by c.ord',
     'r_' || p_queue_name, 't_' || p_queue_name, 'c_' || p_queue_name)
     using p_task_ids, p_step_names, p_states, p_owner_runs, p_extend_by, v_now;
+end;
+$$;
+
+-- kit_cancel_task(q, task): cancel_task, and when that cancels a task spawned by a parent task
+-- (header "absurd.parent": {"queue", "taskId"}), announces the end to the waiting parent: emits
+-- "$taskResult:<task>" with {"state": "cancelled"} on the parent's queue and notifies that queue.
+-- A parent queue that no longer exists is skipped; the cancellation stands either way.
+-- Locks: those of cancel_task, then those of emit_event on the parent's queue.
+create function absurd.kit_cancel_task(p_queue_name text, p_task_id uuid) returns void
+language plpgsql
+as $$
+declare
+  v_state text;
+  v_parent jsonb;
+begin
+  perform absurd.cancel_task(p_queue_name, p_task_id);
+  execute format('select t.state, t.headers -> ''absurd.parent'' from absurd.%I t where t.task_id = $1',
+                 't_' || p_queue_name)
+    into v_state, v_parent using p_task_id;
+  if v_state = 'cancelled' and jsonb_typeof(v_parent) = 'object' and jsonb_typeof(v_parent -> 'queue') = 'string' then
+    begin
+      perform absurd.emit_event(v_parent ->> 'queue', '$taskResult:' || p_task_id, '{"state": "cancelled"}'::jsonb);
+      perform pg_notify('absurd_wake_' || md5(v_parent ->> 'queue'), '');
+    exception when undefined_table then
+      null;  -- the parent's queue is gone: nobody is waiting
+    end;
+  end if;
 end;
 $$;
 `,
