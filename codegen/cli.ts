@@ -9,8 +9,10 @@ import { EXIT, type CliIo, type CommandSpec } from './cli-command.js';
 import { cleanupCommands } from './commands/cleanup.js';
 import { devCommands } from './commands/dev.js';
 import { generateCommand } from './commands/generate.js';
+import { partitionsCommands } from './commands/partitions.js';
 import { queueCommands } from './commands/queue.js';
 import { schemaCommands } from './commands/schema.js';
+import { skillCommands } from './commands/skill.js';
 import { spawnCommands } from './commands/spawn.js';
 import { taskControlCommands } from './commands/task-control.js';
 import { tasksCommands } from './commands/tasks.js';
@@ -36,8 +38,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...taskControlCommands,
   ...tasksCommands,
   ...cleanupCommands,
+  ...partitionsCommands,
   ...devCommands,
   generateCommand,
+  ...skillCommands,
 ];
 
 /**
