@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Batcher } from './batcher.js';
+import { RunWrites } from './run-writes.js';
 import { resolveDatabaseUrl } from './config.js';
 import {
   isEventContract,
@@ -18,15 +18,14 @@ import { executeClaimedTask, type ExecutionHost, type Log, type Registration } f
 import { toJsonParam, type JsonValue } from './json.js';
 import { QueueListener, wakeChannel } from './notify.js';
 import { emitEvent } from './queries/events.queries.js';
-import { setCheckpoints, setCheckpointState } from './queries/checkpoints.queries.js';
-import { claimTasks, completeRuns, secondsUntilNextRun } from './queries/runs.queries.js';
+import { claimTasks, secondsUntilNextRun } from './queries/runs.queries.js';
 import { cancelTask, getTaskResult, retryTask, spawnTask } from './queries/tasks.queries.js';
 import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
 import { queryConnection, type Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type CancellationPolicy, type SpawnOptions } from './spawn-options.js';
-import type { CheckpointWrite, ClaimedTask, TaskContext, TaskContextRuntime } from './task-context.js';
+import type { ClaimedTask, TaskContext, TaskContextRuntime } from './task-context.js';
 import {
   attachContract,
   snapshotFromRow,
@@ -128,8 +127,7 @@ export class Absurd {
   private readonly hooks: AbsurdHooks;
   private readonly registry: Registry;
   private worker: Worker | undefined;
-  #completions: Batcher<{ runId: string; result: string }, string> | undefined;
-  #checkpoints: Batcher<CheckpointWrite, string> | undefined;
+  #writes: RunWrites | undefined;
   private listener: QueueListener | undefined;
 
   constructor(options: AbsurdOptions | string | pg.Pool | Queryable = {}) {
@@ -488,23 +486,18 @@ export class Absurd {
     return { ...toSpawnResult(rows[0]), queue };
   }
 
+  #runWrites(): RunWrites {
+    this.#writes ??= new RunWrites(this.con, this.queueName);
+    return this.#writes;
+  }
+
   #executionHost(): ExecutionHost {
     return {
       con: this.con,
       queueName: this.queueName,
       log: this.log,
       registration: (name) => this.registry.get(name),
-      completeRun: (runId, result) => {
-        this.#completions ??= new Batcher(async (items) => {
-          const rows = await completeRuns.run(
-            { queueName: this.queueName, runIds: items.map((c) => c.runId), results: items.map((c) => c.result) },
-            queryConnection(this.con),
-          );
-          const outcomes = new Map(rows.map((row) => [row.run_id, row.outcome]));
-          return items.map((c) => outcomes.get(c.runId) ?? 'not_found');
-        });
-        return this.#completions.submit({ runId, result });
-      },
+      completeRun: (runId, result) => this.#runWrites().complete(runId, result),
       wrapTaskExecution: this.hooks.wrapTaskExecution,
       contextRuntime: (claimTimeout, onLeaseExtended, registration): TaskContextRuntime => ({
         con: this.con,
@@ -513,58 +506,9 @@ export class Absurd {
         onLeaseExtended,
         contract: registration?.contract,
         spawn: (task, params, options) => this.#spawn(this.con, task, params, options),
-        writeCheckpoint: (write) => {
-          this.#checkpoints ??= new Batcher((writes) => this.#writeCheckpoints(writes));
-          return this.#checkpoints.submit(write);
-        },
+        writeCheckpoint: (write) => this.#runWrites().writeCheckpoint(write),
       }),
     };
-  }
-
-  /**
-   * Writes checkpoints in one statement. If that statement fails (e.g. one batch holds the same
-   * checkpoint twice), each write is retried on its own, so a write fails only for its own reason.
-   */
-  async #writeCheckpoints(writes: CheckpointWrite[]): Promise<string[]> {
-    try {
-      const rows = await setCheckpoints.run(
-        {
-          queueName: this.queueName,
-          taskIds: writes.map((w) => w.taskId),
-          stepNames: writes.map((w) => w.stepName),
-          states: writes.map((w) => w.state) as string[],
-          ownerRuns: writes.map((w) => w.ownerRun),
-          extendBy: writes.map((w) => w.extendBy ?? 0),
-        },
-        queryConnection(this.con),
-      );
-      return writes.map((_, i) => rows[i]?.outcome ?? 'not_found');
-    } catch (error) {
-      if (writes.length === 1) throw error;
-      return Promise.all(
-        writes.map(async (w) => {
-          try {
-            await setCheckpointState.run(
-              {
-                queueName: this.queueName,
-                taskId: w.taskId,
-                checkpointName: w.stepName,
-                state: w.state,
-                ownerRunId: w.ownerRun,
-                extendClaimBy: w.extendBy,
-              },
-              queryConnection(this.con),
-            );
-            return 'ok';
-          } catch (single) {
-            const code = (single as { code?: unknown }).code;
-            if (code === 'AB001') return 'cancelled';
-            if (code === 'AB002') return 'failed';
-            throw single;
-          }
-        }),
-      );
-    }
   }
 
   /** Connection settings for a dedicated LISTEN connection, when the client has a real pg.Pool. */

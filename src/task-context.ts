@@ -17,10 +17,10 @@ import { wakeChannel } from './notify.js';
 import { getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
 import { awaitEvent as awaitEventQuery, emitEvent as emitEventQuery } from './queries/events.queries.js';
 import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
-import { getTaskResult, spawnTask } from './queries/tasks.queries.js';
+import { getTaskResult } from './queries/tasks.queries.js';
 import { queryConnection } from './queryable.js';
-import { CancelledTask, FailedTask, SuspendTask, signalFromDatabaseError } from './signals.js';
-import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
+import { SuspendTask, signalFromDatabaseError } from './signals.js';
+import type { SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
 import {
   attachContract,
@@ -34,8 +34,16 @@ import {
   type TaskResultSnapshot,
   type TypedTaskResultSnapshot,
 } from './task-result.js';
-import type { Queryable } from './queryable.js';
+import {
+  checkpointRefusal,
+  standaloneRuntime,
+  type CheckpointWrite,
+  type TaskContextOptions,
+  type TaskContextRuntime,
+} from './task-context-runtime.js';
 import { parseWith } from './validation.js';
+
+export type { CheckpointWrite, TaskContextOptions, TaskContextRuntime } from './task-context-runtime.js';
 
 /** A run as `absurd.claim_task` hands it out (the raw row, snake_case). */
 export interface ClaimedTask {
@@ -110,85 +118,6 @@ export interface AwaitTaskResultOptions {
 
 /** A task to await: its id, or an object with its id and queue. */
 export type TaskRef = string | { taskID: string; queue?: string };
-
-/** What a context needs from the client and worker that run it. */
-export interface TaskContextRuntime {
-  con: Queryable;
-  queueName: string;
-  claimTimeout: number;
-  /** Spawns on this context's connection (registration rules, defaults, hooks and params validation applied). */
-  spawn(task: string | TaskContract, params: unknown, options: SpawnOptions): Promise<SpawnResult & { queue: string }>;
-  /** Called whenever the lease was extended (checkpoint write, heartbeat), with its new length. */
-  onLeaseExtended?(seconds: number): void;
-  /** The task's contract when it was registered by one: its step schemas are enforced. */
-  contract?: TaskContract | undefined;
-  /**
-   * Writes a checkpoint (batched with other runs' writes); resolves with `ok` or why it was
-   * refused (`cancelled`, `failed`, `not_found`). Without it, each write is its own call.
-   */
-  writeCheckpoint?(write: CheckpointWrite): Promise<string>;
-}
-
-/**
- * `TaskContext.create`'s options in `absurd-sdk`'s form (a context outside a worker, e.g. to run
- * a handler by hand). `log` and `taskID` are accepted for compatibility and not needed.
- */
-export interface TaskContextOptions {
-  con: Queryable;
-  queueName: string;
-  task: ClaimedTask;
-  claimTimeout: number;
-  onLeaseExtended?: (seconds: number) => void;
-  log?: unknown;
-  taskID?: string;
-}
-
-/**
- * A runtime for a context made without a client: `ctx.spawn` goes to the child's contract queue,
- * or `options.queue`, or this task's queue, with no registration defaults or hooks.
- */
-function standaloneRuntime(options: TaskContextOptions): TaskContextRuntime {
-  return {
-    con: options.con,
-    queueName: options.queueName,
-    claimTimeout: options.claimTimeout,
-    ...(options.onLeaseExtended ? { onLeaseExtended: options.onLeaseExtended } : {}),
-    spawn: async (task, params, spawnOptions) => {
-      const contract = isTaskContract(task) ? task : undefined;
-      if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
-      const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
-      const [row] = await spawnTask.run(
-        {
-          queueName: queue,
-          taskName: contract ? contract.name : (task as string),
-          params: toJsonParam(params),
-          options: JSON.stringify(spawnOptionsToJson(spawnOptions)),
-          channel: wakeChannel(queue),
-        },
-        queryConnection(options.con),
-      );
-      if (!row) throw new Error('absurd.spawn_task returned no row');
-      return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
-    },
-  };
-}
-
-/** One checkpoint write: `state` is JSON text (null: SQL NULL); `extendBy` the lease extension in seconds. */
-export interface CheckpointWrite {
-  taskId: string;
-  stepName: string;
-  state: string | null;
-  ownerRun: string;
-  extendBy: number | null;
-}
-
-/** What absurd.set_task_checkpoint_state raises for a write refused with `outcome`. */
-function checkpointRefusal(outcome: string, runID: string, queueName: string): Error {
-  if (outcome === 'cancelled') return new CancelledTask();
-  if (outcome === 'failed') return new FailedTask();
-  if (outcome === 'not_found') return new Error(`Run "${runID}" not found for checkpoint`);
-  return new Error(`checkpoint write refused (${outcome}) for run "${runID}" in queue "${queueName}"`);
-}
 
 const currentContext = new AsyncLocalStorage<TaskContext>();
 
