@@ -28,6 +28,7 @@ import { spawnOptionsToJson, type CancellationPolicy, type SpawnOptions } from '
 import type { ClaimedTask, TaskContext, TaskContextRuntime } from './task-context.js';
 import {
   attachContract,
+  isFinalState,
   snapshotFromRow,
   type SpawnResult,
   type TaskHandle,
@@ -331,9 +332,7 @@ export class Absurd {
     for (;;) {
       const snapshot = (await this.fetchTaskResult(task as string, options)) as TaskResultSnapshot | null;
       if (!snapshot) throw new Error(`Task "${taskID}" not found`);
-      if (snapshot.state === 'completed' || snapshot.state === 'failed' || snapshot.state === 'cancelled') {
-        return snapshot;
-      }
+      if (isFinalState(snapshot.state)) return snapshot;
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new TimeoutError(`Timed out waiting for task "${taskID}"`);
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, remaining)));

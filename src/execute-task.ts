@@ -6,7 +6,7 @@ import { emitEvent } from './queries/events.queries.js';
 import { failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
 import { getTaskResult } from './queries/tasks.queries.js';
 import { queryConnection, type Queryable } from './queryable.js';
-import { CancelledTask, FailedTask, isControlFlowSignal, signalFromDatabaseError, SuspendTask } from './signals.js';
+import { CancelledTask, isControlFlowSignal, signalFromDatabaseError, signalFromOutcome, SuspendTask } from './signals.js';
 import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime } from './task-context.js';
 import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
@@ -149,8 +149,8 @@ async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unkno
   const outcome = await host.completeRun(task.run_id, toJsonParam(result ?? null) ?? 'null');
   if (outcome !== 'completed') {
     // What absurd.complete_run would have raised for this run.
-    if (outcome === 'cancelled') throw new CancelledTask();
-    if (outcome === 'failed') throw new FailedTask();
+    const signal = signalFromOutcome(outcome);
+    if (signal) throw signal;
     if (outcome === 'not_found') throw new Error(`Run "${task.run_id}" not found in queue "${host.queueName}"`);
     throw new Error(`Run "${task.run_id}" is not currently running in queue "${host.queueName}"`);
   }

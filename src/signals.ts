@@ -43,6 +43,17 @@ export function isControlFlowSignal(error: unknown): error is SuspendTask | Canc
 }
 
 /**
+ * The signal for a batched write that the engine refused because of the run's state (the outcome
+ * `absurd.kit_complete_runs` / `kit_set_checkpoints` report where the single-call functions raise
+ * AB001/AB002): `cancelled` → {@link CancelledTask}, `failed` → {@link FailedTask}; else undefined.
+ */
+export function signalFromOutcome(outcome: string): CancelledTask | FailedTask | undefined {
+  if (outcome === 'cancelled') return new CancelledTask();
+  if (outcome === 'failed') return new FailedTask();
+  return undefined;
+}
+
+/**
  * Maps the engine's "stop quietly" SQLSTATEs to their signals: AB001 → {@link CancelledTask},
  * AB002 → {@link FailedTask}; anything else is returned unchanged.
  */

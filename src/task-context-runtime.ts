@@ -8,7 +8,7 @@ import { wakeChannel } from './notify.js';
 import { spawnTask } from './queries/tasks.queries.js';
 import { queryConnection, type Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
-import { CancelledTask, FailedTask } from './signals.js';
+import { signalFromOutcome } from './signals.js';
 import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
 import type { ClaimedTask } from './task-context.js';
 import type { SpawnResult } from './task-result.js';
@@ -87,8 +87,8 @@ export interface CheckpointWrite {
 
 /** What absurd.set_task_checkpoint_state raises for a write refused with `outcome`. */
 export function checkpointRefusal(outcome: string, runID: string, queueName: string): Error {
-  if (outcome === 'cancelled') return new CancelledTask();
-  if (outcome === 'failed') return new FailedTask();
+  const signal = signalFromOutcome(outcome);
+  if (signal) return signal;
   if (outcome === 'not_found') return new Error(`Run "${runID}" not found for checkpoint`);
   return new Error(`checkpoint write refused (${outcome}) for run "${runID}" in queue "${queueName}"`);
 }
