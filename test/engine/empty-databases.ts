@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
+import { withDatabase } from '../support/urls.js';
 
 /** Databases without the engine schema, on the test server; see {@link useEmptyDatabases}. */
 export interface EmptyDatabases {
@@ -42,9 +43,7 @@ export function useEmptyDatabases(): EmptyDatabases {
         await admin.end();
       }
       created.push(name);
-      const url = new URL(serverUrl);
-      url.pathname = `/${name}`;
-      return url.toString();
+      return withDatabase(serverUrl, name);
     },
   };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { withDatabase } from './urls.js';
 
 /** A database cloned from the template for one test file. */
 export interface TestDatabase {
@@ -76,10 +77,4 @@ export function useTestDatabase(): TestDatabase {
       return client;
     },
   };
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }

@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startPostgresServer, type PostgresServer } from '../../src/postgres-server.js';
 import { applySchemaForTests } from './schema.js';
+import { withDatabase } from './urls.js';
 
 /**
  * Provides one PostgreSQL server for the whole run and a template database with the engine
@@ -80,12 +81,6 @@ function containerRuntimeLikely(): boolean {
   return ['/var/run/docker.sock', path.join(process.env.HOME ?? '', '.docker/run/docker.sock')].some((p) =>
     existsSync(p),
   );
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }
 
 declare module 'vitest' {
