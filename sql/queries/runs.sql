@@ -4,7 +4,6 @@
   ClaimTasks               claims up to `quantity` due runs of a queue for `claimTimeout` seconds
                            (also sweeps expired leases and queue policies), each with the
                            checkpoints visible to it, so a run starts without another round trip.
-  CompleteRun              stores the task's result and completes run and task.
   CompleteRuns             completes many runs in one call (results[i] for runIds[i]); reports the
                            state of each run that was not running instead of raising.
   FailRun                  fails a run; `retryAt` null lets the task's retry strategy decide.
@@ -20,9 +19,6 @@
 select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
        headers, wake_event, event_payload, checkpoints as "checkpoints!"
   from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!);
-
-/* @name CompleteRun */
-select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb);
 
 /* @name CompleteRuns */
 select run_id as "run_id!", outcome as "outcome!"

@@ -39,36 +39,6 @@ const getCheckpointStatesIR: any = {"usedParamSet":{"queueName":true,"taskId":tr
  */
 export const getCheckpointStates = new PreparedQuery<IGetCheckpointStatesParams,IGetCheckpointStatesResult>(getCheckpointStatesIR);
 
-/** 'GetCheckpointState' parameters type */
-export interface IGetCheckpointStateParams {
-  checkpointName: string;
-  queueName: string;
-  taskId: string;
-}
-
-/** 'GetCheckpointState' return type */
-export interface IGetCheckpointStateResult {
-  checkpoint_name: string;
-  state: Json | null;
-}
-
-/** 'GetCheckpointState' query type */
-export interface IGetCheckpointStateQuery {
-  params: IGetCheckpointStateParams;
-  result: IGetCheckpointStateResult;
-}
-
-const getCheckpointStateIR: any = {"usedParamSet":{"queueName":true,"taskId":true,"checkpointName":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":92,"b":102}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":105,"b":112}]},{"name":"checkpointName","required":true,"transform":{"type":"scalar"},"locs":[{"a":115,"b":130}]}],"statement":"select checkpoint_name as \"checkpoint_name!\", state\n  from absurd.get_task_checkpoint_state(:queueName!, :taskId!, :checkpointName!)"};
-
-/**
- * Query generated from SQL:
- * ```
- * select checkpoint_name as "checkpoint_name!", state
- *   from absurd.get_task_checkpoint_state(:queueName!, :taskId!, :checkpointName!)
- * ```
- */
-export const getCheckpointState = new PreparedQuery<IGetCheckpointStateParams,IGetCheckpointStateResult>(getCheckpointStateIR);
-
 /** 'SetCheckpointState' parameters type */
 export interface ISetCheckpointStateParams {
   checkpointName: string;

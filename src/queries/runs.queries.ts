@@ -50,34 +50,6 @@ const claimTasksIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"cla
  */
 export const claimTasks = new PreparedQuery<IClaimTasksParams,IClaimTasksResult>(claimTasksIR);
 
-/** 'CompleteRun' parameters type */
-export interface ICompleteRunParams {
-  queueName: string;
-  result?: string | null | void;
-  runId: string;
-}
-
-/** 'CompleteRun' return type */
-export interface ICompleteRunResult {
-  complete_run: undefined | null;
-}
-
-/** 'CompleteRun' query type */
-export interface ICompleteRunQuery {
-  params: ICompleteRunParams;
-  result: ICompleteRunResult;
-}
-
-const completeRunIR: any = {"usedParamSet":{"queueName":true,"runId":true,"result":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":27,"b":37}]},{"name":"runId","required":true,"transform":{"type":"scalar"},"locs":[{"a":40,"b":46}]},{"name":"result","required":false,"transform":{"type":"scalar"},"locs":[{"a":49,"b":55}]}],"statement":"select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb)"};
-
-/**
- * Query generated from SQL:
- * ```
- * select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb)
- * ```
- */
-export const completeRun = new PreparedQuery<ICompleteRunParams,ICompleteRunResult>(completeRunIR);
-
 /** 'CompleteRuns' parameters type */
 export interface ICompleteRunsParams {
   queueName: string;
