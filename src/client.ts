@@ -37,7 +37,14 @@ import {
   type TypedTaskResultSnapshot,
 } from './task-result.js';
 import { parseWith } from './validation.js';
-import { resolveWorkerOptions, startWorkerLoop, type Worker, type WorkerCloseOptions, type WorkerOptions } from './worker.js';
+import {
+  resolveWorkerOptions,
+  startWorkerLoop,
+  type ExecuteOptions,
+  type Worker,
+  type WorkerCloseOptions,
+  type WorkerOptions,
+} from './worker.js';
 
 /** A task handler: gets the spawn params and the task context, returns the task's result. */
 export type TaskHandler<P = unknown, R = unknown> = (params: P, ctx: TaskContext) => Promise<R>;
@@ -410,7 +417,7 @@ export class Absurd {
   }
 
   /** Executes one claimed run to its end (see the worker). */
-  async executeTask(task: ClaimedTask, claimTimeout: number, options: { fatalOnLeaseTimeout?: boolean } = {}): Promise<void> {
+  async executeTask(task: ClaimedTask, claimTimeout: number, options: ExecuteOptions = {}): Promise<void> {
     await executeClaimedTask(this.#executionHost(), task, claimTimeout, options);
   }
 

@@ -11,6 +11,7 @@ import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime 
 import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
 import { parseWith } from './validation.js';
+import type { ExecuteOptions } from './worker.js';
 
 /** Where log lines go; `console` by default. */
 export interface Log {
@@ -61,9 +62,10 @@ export async function executeClaimedTask(
   host: ExecutionHost,
   task: ClaimedTask,
   claimTimeout: number,
-  options: { fatalOnLeaseTimeout?: boolean } = {},
+  options: ExecuteOptions = {},
 ): Promise<void> {
   const { log } = host;
+  const handlerSettled = () => options.onHandlerSettled?.();
   let warnTimer: NodeJS.Timeout | undefined;
   let fatalTimer: NodeJS.Timeout | undefined;
   const clearTimers = () => {
@@ -88,6 +90,7 @@ export async function executeClaimedTask(
     const registration = host.registration(task.task_name);
     const ctx = await TaskContext.create(host.contextRuntime(claimTimeout, scheduleLeaseTimers, registration), task);
     if (!registration) {
+      handlerSettled();
       await deferUnknownTask(host, task);
       return;
     }
@@ -102,12 +105,14 @@ export async function executeClaimedTask(
       if (contract) {
         await parseWith(contract.result, result, { subject: contract.name, boundary: 'result', retryable: false });
       }
+      handlerSettled();
       await completeRun(host, task, result);
       return result;
     };
     const wrap = host.wrapTaskExecution;
     await runWithContext(ctx, () => (wrap ? wrap(ctx, execute) : execute()));
   } catch (error) {
+    handlerSettled();
     if (error instanceof SuspendTask) {
       await wakeIdleWorkers(host);
       return;

@@ -25,7 +25,7 @@ export type {
   StepHandle,
   TaskRef,
 } from './task-context.js';
-export type { Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
+export type { ExecuteOptions, Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
 export { closeOnSignals } from './shutdown.js';
 export type { Closable, CloseOnSignalsOptions } from './shutdown.js';
 export type { Log } from './execute-task.js';

@@ -9,7 +9,10 @@ export interface WorkerOptions {
   claimTimeout?: number;
   /** Runs claimed per claim call; default `concurrency`. */
   batchSize?: number;
-  /** Runs executed at once; default 1. */
+  /**
+   * Handlers running at once; default 1. A run whose handler has settled gives its slot to new
+   * work while its completion is being written (at most `concurrency` such writes at once).
+   */
   concurrency?: number;
   /** Seconds between polls when idle; default 0.25. Notifications wake the worker sooner. */
   pollInterval?: number;
@@ -34,7 +37,7 @@ export interface WorkerCloseOptions {
 export interface Worker {
   /** The id this worker claims with. */
   readonly workerId: string;
-  /** Runs executing right now. */
+  /** Runs claimed and not finished yet (handlers running, and final writes on their way). */
   readonly inFlight: number;
   /**
    * Stops claiming, then waits for the runs in flight to finish (up to `timeout`). Nothing is
@@ -46,11 +49,22 @@ export interface Worker {
 /** What the worker loop needs from its client. Claims and executions go through these methods. */
 export interface WorkerHost {
   claimTasks(options: { batchSize: number; claimTimeout: number; workerId: string }): Promise<ClaimedTask[]>;
-  executeTask(task: ClaimedTask, claimTimeout: number, options: { fatalOnLeaseTimeout: boolean }): Promise<void>;
+  executeTask(task: ClaimedTask, claimTimeout: number, options: ExecuteOptions): Promise<void>;
   /** Subscribes to wake-up notifications of the worker's queue; absent when not possible. */
   subscribeToWakeups?(onWake: () => void): Promise<() => Promise<void>>;
   /** Seconds until the queue's next run is due (null: none). */
   secondsUntilNextRun?(): Promise<number | null>;
+}
+
+/** Options the worker passes to `executeTask`. */
+export interface ExecuteOptions {
+  /** Exit the process when the run overruns its lease by 100 %. */
+  fatalOnLeaseTimeout?: boolean;
+  /**
+   * Called once the handler has settled and only the run's final write (completion or failure)
+   * is left. The worker then lets the run's slot go to new work while that write is on its way.
+   */
+  onHandlerSettled?: () => void;
 }
 
 /** Longest a busy worker waits for more free slots before claiming for the ones it has. */
@@ -82,7 +96,12 @@ export function resolveWorkerOptions(options: WorkerOptions, logError: (error: E
 export async function startWorkerLoop(host: WorkerHost, options: ReturnType<typeof resolveWorkerOptions>): Promise<Worker> {
   const { workerId, claimTimeout, concurrency, batchSize, onError, fatalOnLeaseTimeout } = options;
   const pollMs = Math.max(0, options.pollInterval * 1000);
+  // A run holds a slot while its handler runs (`executing`). Once the handler has settled, its
+  // final write (completion, failure) is on its way and the slot goes to new work: the next claim
+  // then overlaps with that write instead of waiting for it. At most `concurrency` runs may be
+  // finishing at once, so the writes a slow database has not taken yet stay bounded.
   const executing = new Set<Promise<void>>();
+  const finishing = new Set<Promise<void>>();
   let running = true;
   let wake: (() => void) | undefined;
   let woken = false;
@@ -155,14 +174,23 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
       }
       // Runs claimed while close() was called are executed too: they hold our lease.
       for (const task of tasks) {
-        const execution: Promise<void> = host
-          .executeTask(task, claimTimeout, { fatalOnLeaseTimeout })
+        let execution: Promise<void> | undefined;
+        const releaseSlot = () => {
+          if (!execution || !executing.has(execution) || finishing.size >= concurrency) return;
+          executing.delete(execution);
+          finishing.add(execution);
+          notify();
+        };
+        const started: Promise<void> = host
+          .executeTask(task, claimTimeout, { fatalOnLeaseTimeout, onHandlerSettled: releaseSlot })
           .catch(report)
           .finally(() => {
-            executing.delete(execution);
+            executing.delete(started);
+            finishing.delete(started);
             notify();
           });
-        executing.add(execution);
+        execution = started;
+        executing.add(started);
       }
     }
   })();
@@ -170,14 +198,14 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
   return {
     workerId,
     get inFlight() {
-      return executing.size;
+      return executing.size + finishing.size;
     },
     async close(closeOptions: WorkerCloseOptions = {}) {
       running = false;
       notify();
       await loop;
       await unsubscribe?.().catch(() => undefined);
-      const all = Promise.allSettled([...executing]);
+      const all = Promise.allSettled([...executing, ...finishing]);
       if (closeOptions.timeout === undefined) {
         await all;
         return;

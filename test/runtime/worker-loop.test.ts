@@ -12,6 +12,7 @@ import {
   recordClaims,
   recordingLog,
   runRows,
+  table,
   taskRow,
   useClients,
   waitFor,
@@ -44,7 +45,8 @@ describe('defaults', () => {
     expect(executions).toHaveLength(1);
     expect(executions[0]?.task.task_id).toBe(taskID);
     expect(executions[0]?.claimTimeout).toBe(120);
-    expect(executions[0]?.options).toEqual({ fatalOnLeaseTimeout: true });
+    expect(executions[0]?.options).toMatchObject({ fatalOnLeaseTimeout: true });
+    expect(typeof (executions[0]?.options as { onHandlerSettled?: unknown }).onHandlerSettled).toBe('function');
     const [run] = await runRows(db.pool, queue, taskID);
     expect(run?.claimed_by).toBe(expectedId);
     expect((run!.claim_expires_at!.getTime() - run!.started_at!.getTime()) / 1000).toBe(120);
@@ -168,6 +170,46 @@ describe('claim loop', () => {
     first.open();
     await waitForTaskState(db.pool, queue, b.task_id, 'completed', 8000);
     await worker.close();
+  });
+
+  it('gives a slot to new work while the finished run is still being written, at most `concurrency` such writes', async () => {
+    const queue = queueName('handover');
+    const app = await clients.app(queue);
+    // The handlers of runs 1 and 2 lock their own run's row in another transaction before
+    // returning, so that their completions wait on those locks.
+    const blocker = await db.pool.connect();
+    await blocker.query('begin');
+    const started: number[] = [];
+    app.registerTask({ name: 'job' }, async (params: { n: number }, ctx) => {
+      started.push(params.n);
+      if (params.n <= 2) await blocker.query(`select 1 from ${table('r', queue)} where run_id = $1 for update`, [ctx.runID]);
+      return params.n;
+    });
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) ids.push((await rawSpawn(db.pool, queue, 'job', { n })).task_id);
+    try {
+      const worker = await app.startWorker({ concurrency: 1, pollInterval: 0.05 });
+      // Run 1's handler returned and its completion is stuck: run 2 got the slot all the same.
+      await waitFor(() => started.length === 2);
+      // Run 2's completion is stuck too; one write is already pending, so run 2 keeps its slot.
+      await delay(500);
+      expect(started).toEqual([1, 2]);
+      expect(worker.inFlight).toBe(2);
+      expect((await taskRow(db.pool, queue, ids[0]!))?.state).toBe('running');
+      let closed = false;
+      const closing = worker.close().then(() => {
+        closed = true;
+      });
+      await delay(300);
+      expect(closed).toBe(false); // close waits for the pending writes
+      await blocker.query('rollback');
+      await closing;
+    } finally {
+      blocker.release();
+    }
+    expect((await taskRow(db.pool, queue, ids[0]!))?.state).toBe('completed');
+    expect((await taskRow(db.pool, queue, ids[1]!))?.state).toBe('completed');
+    expect((await taskRow(db.pool, queue, ids[2]!))?.state).toBe('pending');
   });
 
   it('hands executeTask rejections to onError and keeps working', async () => {
