@@ -40,6 +40,9 @@ async function bundleChildren(): Promise<ChildLauncher> {
       outdir,
       outExtension: { '.js': '.mjs' },
       bundle: true,
+      // Dynamic imports stay separate chunks: the contracts (and so Zod) of the typed variant load
+      // only when that variant runs, as they would in an application without contracts.
+      splitting: true,
       packages: 'external',
       platform: 'node',
       format: 'esm',

@@ -46,22 +46,66 @@ export class PreparedQuery<TParams, TResult> {
       text += ir.statement.slice(at, cut.a) + cut.sub;
       at = cut.b + 1;
     }
-    this.#text = text + ir.statement.slice(at);
+    this.#text = withoutAliasHints(text + ir.statement.slice(at));
   }
 
   /** Runs the query; result columns hinted with `!` or `?` come back without the suffix. */
   async run(params: TParams, connection: QueryConnection): Promise<TResult[]> {
     const values = this.#names.map((name) => (params as Record<string, unknown>)[name]);
     const { rows } = await connection.query(this.#text, values);
-    for (const row of rows as Record<string, unknown>[]) {
-      for (const column of Object.keys(row)) {
-        const last = column[column.length - 1];
-        if (last === '!' || last === '?') {
-          row[column.slice(0, -1)] = row[column];
-          delete row[column];
-        }
-      }
-    }
     return rows as TResult[];
   }
+}
+
+/**
+ * Drops pgtyped's nullability hints from column aliases (`as "run_id!"` → `as "run_id"`), so that
+ * the server names the columns as the result type does. Done once on the statement text rather
+ * than on every row: renaming keys of the rows `pg` builds would turn each into a slower, larger
+ * dictionary-mode object. String literals, comments and dollar-quoted bodies are left alone.
+ */
+export function withoutAliasHints(sql: string): string {
+  let out = '';
+  let i = 0;
+  while (i < sql.length) {
+    const ch = sql[i]!;
+    let end = i + 1;
+    if (ch === "'") {
+      end = closingQuote(sql, i, "'");
+    } else if (ch === '-' && sql[i + 1] === '-') {
+      const newline = sql.indexOf('\n', i);
+      end = newline < 0 ? sql.length : newline;
+    } else if (ch === '/' && sql[i + 1] === '*') {
+      const close = sql.indexOf('*/', i + 2);
+      end = close < 0 ? sql.length : close + 2;
+    } else if (ch === '$' && /^\$[A-Za-z_]\w*\$|^\$\$/.test(sql.slice(i, i + 64))) {
+      const tag = /^\$(?:[A-Za-z_]\w*)?\$/.exec(sql.slice(i))![0];
+      const close = sql.indexOf(tag, i + tag.length);
+      end = close < 0 ? sql.length : close + tag.length;
+    } else if (ch === '"') {
+      end = closingQuote(sql, i, '"');
+      const name = sql.slice(i, end);
+      if (/[!?]"$/.test(name) && /\bas\s*$/i.test(out)) {
+        out += `${name.slice(0, -2)}"`;
+        i = end;
+        continue;
+      }
+    }
+    out += sql.slice(i, end);
+    i = end;
+  }
+  return out;
+}
+
+/** Index just past the quote that closes the one at `start` (a doubled quote is an escaped one). */
+function closingQuote(sql: string, start: number, quote: string): number {
+  let i = start + 1;
+  while (i < sql.length) {
+    if (sql[i] === quote) {
+      if (sql[i + 1] === quote) i += 2;
+      else return i + 1;
+    } else {
+      i += 1;
+    }
+  }
+  return sql.length;
 }

@@ -204,11 +204,22 @@ describe('the light query runtime', () => {
     const rows = await query.run({ a: 1, b: 'two' }, {
       query: async (text: string, values: unknown[]) => {
         sent.push({ text, values });
-        return { rows: [{ 'x!': 1 }] };
+        return { rows: [{ x: 1 }] };
       },
     });
-    expect(sent).toEqual([{ text: 'select $1 as "x!", $2, $1', values: [1, 'two'] }]);
+    // The hint is dropped from the alias once, in the text, so the server already names the column `x`.
+    expect(sent).toEqual([{ text: 'select $1 as "x", $2, $1', values: [1, 'two'] }]);
     expect(rows).toEqual([{ x: 1 }]);
+  });
+
+  it('drops hints only from aliases, never from literals, comments, dollar quotes or plain identifiers', async () => {
+    const { withoutAliasHints } = await import('../../src/query-runtime.js');
+    expect(withoutAliasHints('select a as "a!", b AS  "b?", c as "c" from t')).toBe('select a as "a", b AS  "b", c as "c" from t');
+    expect(withoutAliasHints(`select 'as "x!"' as "y!", 'it''s as "z?"' as w`)).toBe(`select 'as "x!"' as "y", 'it''s as "z?"' as w`);
+    expect(withoutAliasHints('select 1 -- as "x!"\n as "n!"')).toBe('select 1 -- as "x!"\n as "n"');
+    expect(withoutAliasHints('select /* as "x!" */ 1 as "n?"')).toBe('select /* as "x!" */ 1 as "n"');
+    expect(withoutAliasHints('select $q$ as "x!" $q$ as "s!", $$ as "y?" $$ as t')).toBe('select $q$ as "x!" $q$ as "s", $$ as "y?" $$ as t');
+    expect(withoutAliasHints('select "odd?" from "t!" as "a""b!"')).toBe('select "odd?" from "t!" as "a""b"');
   });
 
   it('refuses array spreads and picks, which only @pgtyped/runtime supports', async () => {
