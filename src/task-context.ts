@@ -159,15 +159,16 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   readonly #runtime: TaskContextRuntime;
   readonly #task: ClaimedTask;
   readonly #cache: Map<string, JsonValue>;
+  /** Checkpoints this run wrote, as the JSON text sent (parsed when read back, see #lookup). */
+  readonly #written = new Map<string, string | null>();
   readonly #counters = new Map<string, number>();
-  readonly #headers: Readonly<JsonObject>;
+  #headers: Readonly<JsonObject> | undefined;
 
   private constructor(runtime: TaskContextRuntime, task: ClaimedTask, cache: Map<string, JsonValue>) {
     this.taskID = task.task_id;
     this.#runtime = runtime;
     this.#task = task;
     this.#cache = cache;
-    this.#headers = Object.freeze({ ...(task.headers ?? {}) });
   }
 
   /**
@@ -220,6 +221,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
 
   /** The headers given at spawn (the same frozen object every time; `{}` when none). */
   get headers(): Readonly<JsonObject> {
+    this.#headers ??= Object.freeze({ ...(this.#task.headers ?? {}) });
     return this.#headers;
   }
 
@@ -239,10 +241,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const [name, fn] = typeof nameOrFn === 'function' ? [nameOrFn.name, nameOrFn] : [nameOrFn, maybeFn];
     if (!name) throw new Error('ctx.step needs a name: pass one, or a named function');
     if (typeof fn !== 'function') throw new Error(`ctx.step("${name}") needs a function to run`);
-    const handle = await this.#begin(name);
-    if (handle.done) return handle.state as T;
-    const value = await fn();
-    return (await this.completeStep(handle, value)) as T;
+    const checkpointName = this.#checkpointName(name);
+    const state = this.#lookup(checkpointName);
+    if (state !== undefined) return (await this.#replayed(name, checkpointName, state)) as T;
+    return (await this.#store(name, checkpointName, await fn())) as T;
   }
 
   /**
@@ -262,10 +264,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
    */
   async completeStep<T, I>(handle: StepHandle<T, I>, value: I): Promise<T> {
     if (handle.done) return handle.state;
-    const schema = this.#stepSchema(handle.name);
-    const output = schema ? await parseWith(schema, value, this.#site('step', handle.checkpointName, true)) : value;
-    await this.#persist(handle.checkpointName, value);
-    return output as T;
+    return (await this.#store(handle.name, handle.checkpointName, value)) as T;
   }
 
   /** Sleeps `seconds` (durably: the worker slot is released and the run resumes afterwards). */
@@ -276,7 +275,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   /** Sleeps until `wakeAt`. The first wake time stored for this step wins on replay. */
   async sleepUntil(stepName: string, wakeAt: Date): Promise<void> {
     const checkpointName = this.#checkpointName(stepName);
-    const state = await this.#lookup(checkpointName);
+    const state = this.#lookup(checkpointName);
     const effective = typeof state === 'string' ? new Date(state) : wakeAt;
     if (!state) await this.#persist(checkpointName, wakeAt.toISOString());
     const remainingMs = effective.getTime() - Date.now();
@@ -420,7 +419,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
         ? Math.floor(options.timeout)
         : null;
     const checkpointName = this.#checkpointName(options.stepName ?? `$awaitEvent:${eventName}`);
-    const cached = await this.#lookup(checkpointName);
+    const cached = this.#lookup(checkpointName);
     if (cached !== undefined) return cached;
     if (this.#task.wake_event === eventName && this.#task.event_payload == null) {
       this.#task.wake_event = null;
@@ -439,7 +438,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
     const checkInterval = Math.max(1, Math.floor(options.checkInterval ?? 60));
     const checkpointName = this.#checkpointName(options.stepName ?? `$awaitTaskResult:${taskID}`);
-    const cached = await this.#lookup(checkpointName);
+    const cached = this.#lookup(checkpointName);
     if (cached !== undefined) return cached as unknown as TaskResultSnapshot;
 
     const deadline = await this.#deadline(checkpointName, options.timeout);
@@ -472,11 +471,23 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
 
   async #begin(name: string): Promise<StepHandle<unknown, unknown>> {
     const checkpointName = this.#checkpointName(name);
-    const state = await this.#lookup(checkpointName);
+    const state = this.#lookup(checkpointName);
     if (state === undefined) return { name, checkpointName, done: false };
+    return { name, checkpointName, done: true, state: await this.#replayed(name, checkpointName, state) };
+  }
+
+  /** A step's stored value, parsed by its schema when it has one (refused: the task fails, no retry). */
+  #replayed(name: string, checkpointName: string, state: JsonValue): unknown {
     const schema = this.#stepSchema(name);
-    const value = schema ? await parseWith(schema, state, this.#site('step', checkpointName, false)) : state;
-    return { name, checkpointName, done: true, state: value };
+    return schema ? parseWith(schema, state, this.#site('step', checkpointName, false)) : state;
+  }
+
+  /** Checks a step's new value against its schema (refused: nothing is stored), stores it, returns the output. */
+  async #store(name: string, checkpointName: string, value: unknown): Promise<unknown> {
+    const schema = this.#stepSchema(name);
+    const output = schema ? await parseWith(schema, value, this.#site('step', checkpointName, true)) : value;
+    await this.#persist(checkpointName, value);
+    return output;
   }
 
   #stepSchema(name: string): Schema | undefined {
@@ -500,8 +511,15 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
    * after that, so a miss means the step has not been done: no query per step. (Only this run
    * writes its task's checkpoints while it runs; emit_event writes to sleeping runs only.)
    */
-  async #lookup(checkpointName: string): Promise<JsonValue | undefined> {
-    return this.#cache.get(checkpointName);
+  #lookup(checkpointName: string): JsonValue | undefined {
+    const state = this.#cache.get(checkpointName);
+    if (state !== undefined || !this.#written.has(checkpointName)) return state;
+    // Written by this run: parsed on the first read only (most steps are never read back).
+    const text = this.#written.get(checkpointName)!;
+    const parsed = text === null ? null : (JSON.parse(text) as JsonValue);
+    this.#written.delete(checkpointName);
+    this.#cache.set(checkpointName, parsed);
+    return parsed;
   }
 
   async #persist(checkpointName: string, value: unknown, extendLease = true): Promise<void> {
@@ -519,7 +537,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
         ),
       );
     }
-    this.#cache.set(checkpointName, text === null ? null : (JSON.parse(text) as JsonValue));
+    this.#cache.delete(checkpointName);
+    this.#written.set(checkpointName, text);
     if (extendBy) this.#runtime.onLeaseExtended?.(extendBy);
   }
 
@@ -545,7 +564,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (timeout === undefined || timeout === Infinity) return null;
     if (!Number.isFinite(timeout) || timeout < 0) throw new Error('timeout must be a finite non-negative number');
     const key = `${checkpointName}$deadline`;
-    const stored = await this.#lookup(key);
+    const stored = this.#lookup(key);
     if (typeof stored === 'string') return Date.parse(stored);
     const deadline = (await this.#dbNowMs()) + timeout * 1000;
     await this.#persist(key, new Date(deadline).toISOString(), false);
