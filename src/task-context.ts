@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { CheckpointStore, withTaskState } from './checkpoint-store.js';
 import {
   isTaskContract,
   type EventContract,
@@ -14,12 +14,11 @@ import {
 import { TimeoutError, type ValidationBoundary } from './errors.js';
 import { toJsonParam, type JsonObject, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
-import { getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
 import { awaitEvent as awaitEventQuery, emitEvent as emitEventQuery } from './queries/events.queries.js';
 import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
 import { getTaskResult } from './queries/tasks.queries.js';
 import { queryConnection } from './queryable.js';
-import { SuspendTask, signalFromDatabaseError } from './signals.js';
+import { SuspendTask } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
 import {
@@ -34,16 +33,11 @@ import {
   type TaskResultSnapshot,
   type TypedTaskResultSnapshot,
 } from './task-result.js';
-import {
-  checkpointRefusal,
-  standaloneRuntime,
-  type CheckpointWrite,
-  type TaskContextOptions,
-  type TaskContextRuntime,
-} from './task-context-runtime.js';
+import { standaloneRuntime, type TaskContextOptions, type TaskContextRuntime } from './task-context-runtime.js';
 import { parseWith } from './validation.js';
 
 export type { CheckpointWrite, TaskContextOptions, TaskContextRuntime } from './task-context-runtime.js';
+export { getCurrentContext, runWithContext } from './current-context.js';
 
 /** A run as `absurd.claim_task` hands it out (the raw row, snake_case). */
 export interface ClaimedTask {
@@ -119,27 +113,6 @@ export interface AwaitTaskResultOptions {
 /** A task to await: its id, or an object with its id and queue. */
 export type TaskRef = string | { taskID: string; queue?: string };
 
-const currentContext = new AsyncLocalStorage<TaskContext>();
-
-/**
- * The context of the task running in the current async scope (handlers, and anything they call),
- * or undefined outside one.
- *
- * @example
- * function audit(message: string) {
- *   const ctx = getCurrentContext();
- *   console.log(ctx ? `[${ctx.taskID}] ${message}` : message);
- * }
- */
-export function getCurrentContext(): TaskContext | undefined {
-  return currentContext.getStore();
-}
-
-/** Runs `fn` with `ctx` as the current context (see {@link getCurrentContext}). */
-export function runWithContext<T>(ctx: TaskContext, fn: () => T): T {
-  return currentContext.run(ctx, fn);
-}
-
 /**
  * What a task handler uses to make its work durable. Every durable call is identified by a
  * checkpoint name: the requested name the first time in an execution, `name#2`, `name#3`, … after
@@ -158,17 +131,14 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   readonly taskID: string;
   readonly #runtime: TaskContextRuntime;
   readonly #task: ClaimedTask;
-  readonly #cache: Map<string, JsonValue>;
-  /** Checkpoints this run wrote, as the JSON text sent (parsed when read back, see #lookup). */
-  readonly #written = new Map<string, string | null>();
-  readonly #counters = new Map<string, number>();
+  readonly #checkpoints: CheckpointStore;
   #headers: Readonly<JsonObject> | undefined;
 
-  private constructor(runtime: TaskContextRuntime, task: ClaimedTask, cache: Map<string, JsonValue>) {
+  private constructor(runtime: TaskContextRuntime, task: ClaimedTask, checkpoints: CheckpointStore) {
     this.taskID = task.task_id;
     this.#runtime = runtime;
     this.#task = task;
-    this.#cache = cache;
+    this.#checkpoints = checkpoints;
   }
 
   /**
@@ -186,17 +156,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const runtime: TaskContextRuntime = claimed
       ? (runtimeOrOptions as TaskContextRuntime)
       : standaloneRuntime(runtimeOrOptions as TaskContextOptions);
-    const cache = new Map<string, JsonValue>();
-    if (task.checkpoints && typeof task.checkpoints === 'object') {
-      for (const [name, state] of Object.entries(task.checkpoints)) cache.set(name, state);
-    } else {
-      const rows = await getCheckpointStates.run(
-        { queueName: runtime.queueName, taskId: task.task_id, runId: task.run_id },
-        queryConnection(runtime.con),
-      );
-      for (const row of rows) cache.set(row.checkpoint_name, row.state);
-    }
-    return new TaskContext<S>(runtime, task, cache);
+    return new TaskContext<S>(runtime, task, await CheckpointStore.load(runtime, task));
   }
 
   /** The current run's id. */
@@ -241,8 +201,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const [name, fn] = typeof nameOrFn === 'function' ? [nameOrFn.name, nameOrFn] : [nameOrFn, maybeFn];
     if (!name) throw new Error('ctx.step needs a name: pass one, or a named function');
     if (typeof fn !== 'function') throw new Error(`ctx.step("${name}") needs a function to run`);
-    const checkpointName = this.#checkpointName(name);
-    const state = this.#lookup(checkpointName);
+    const checkpointName = this.#checkpoints.nameFor(name);
+    const state = this.#checkpoints.get(checkpointName);
     if (state !== undefined) return (await this.#replayed(name, checkpointName, state)) as T;
     return (await this.#store(name, checkpointName, await fn())) as T;
   }
@@ -274,10 +234,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
 
   /** Sleeps until `wakeAt`. The first wake time stored for this step wins on replay. */
   async sleepUntil(stepName: string, wakeAt: Date): Promise<void> {
-    const checkpointName = this.#checkpointName(stepName);
-    const state = this.#lookup(checkpointName);
+    const checkpointName = this.#checkpoints.nameFor(stepName);
+    const state = this.#checkpoints.get(checkpointName);
     const effective = typeof state === 'string' ? new Date(state) : wakeAt;
-    if (!state) await this.#persist(checkpointName, wakeAt.toISOString());
+    if (!state) await this.#checkpoints.write(checkpointName, wakeAt.toISOString());
     const remainingMs = effective.getTime() - Date.now();
     if (remainingMs > 0) {
       await scheduleRunAfter.run(
@@ -345,7 +305,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   /** Extends the lease by `seconds` (default: the claim timeout) from now. */
   async heartbeat(seconds?: number): Promise<void> {
     const extendBy = seconds ?? this.#runtime.claimTimeout;
-    await this.#withTaskState(() =>
+    await withTaskState(() =>
       extendClaim.run({ queueName: this.queueName, runId: this.runID, seconds: extendBy }, queryConnection(this.#runtime.con)),
     );
     this.#runtime.onLeaseExtended?.(extendBy);
@@ -383,7 +343,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
         headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
       });
       result = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
-      await this.#persist(handle.checkpointName, result);
+      await this.#checkpoints.write(handle.checkpointName, result);
     }
     return contract ? attachContract({ ...result, queue: result.queue ?? contract.queue }, contract) : result;
   }
@@ -418,8 +378,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       options.timeout !== undefined && Number.isFinite(options.timeout) && options.timeout >= 0
         ? Math.floor(options.timeout)
         : null;
-    const checkpointName = this.#checkpointName(options.stepName ?? `$awaitEvent:${eventName}`);
-    const cached = this.#lookup(checkpointName);
+    const checkpointName = this.#checkpoints.nameFor(options.stepName ?? `$awaitEvent:${eventName}`);
+    const cached = this.#checkpoints.get(checkpointName);
     if (cached !== undefined) return cached;
     if (this.#task.wake_event === eventName && this.#task.event_payload == null) {
       this.#task.wake_event = null;
@@ -428,7 +388,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     }
     const row = await this.#awaitEventRow(checkpointName, eventName, timeout);
     if (row.should_suspend) throw new SuspendTask();
-    this.#cache.set(checkpointName, row.payload);
+    this.#checkpoints.remember(checkpointName, row.payload);
     this.#task.event_payload = null;
     return row.payload;
   }
@@ -437,8 +397,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const taskID = typeof task === 'string' ? task : task.taskID;
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
     const checkInterval = Math.max(1, Math.floor(options.checkInterval ?? 60));
-    const checkpointName = this.#checkpointName(options.stepName ?? `$awaitTaskResult:${taskID}`);
-    const cached = this.#lookup(checkpointName);
+    const checkpointName = this.#checkpoints.nameFor(options.stepName ?? `$awaitTaskResult:${taskID}`);
+    const cached = this.#checkpoints.get(checkpointName);
     if (cached !== undefined) return cached as unknown as TaskResultSnapshot;
 
     const deadline = await this.#deadline(checkpointName, options.timeout);
@@ -448,7 +408,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       const timedOut = this.#task.wake_event === eventName && this.#task.event_payload == null;
       const snapshot = await this.#fetchSnapshot(queue, taskID);
       if (isFinalState(snapshot.state)) {
-        await this.#persist(checkpointName, snapshot, false);
+        await this.#checkpoints.write(checkpointName, snapshot, false);
         return snapshot;
       }
       const remaining = deadline === null ? null : Math.ceil((deadline - (await this.#dbNowMs())) / 1000);
@@ -459,7 +419,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       const row = await this.#awaitEventRow(checkpointName, eventName, wait);
       if (row.should_suspend) throw new SuspendTask();
       if (row.payload !== null) {
-        this.#cache.set(checkpointName, row.payload);
+        this.#checkpoints.remember(checkpointName, row.payload);
         return row.payload as unknown as TaskResultSnapshot;
       }
       if (timedOut) {
@@ -470,8 +430,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   }
 
   async #begin(name: string): Promise<StepHandle<unknown, unknown>> {
-    const checkpointName = this.#checkpointName(name);
-    const state = this.#lookup(checkpointName);
+    const checkpointName = this.#checkpoints.nameFor(name);
+    const state = this.#checkpoints.get(checkpointName);
     if (state === undefined) return { name, checkpointName, done: false };
     return { name, checkpointName, done: true, state: await this.#replayed(name, checkpointName, state) };
   }
@@ -486,7 +446,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   async #store(name: string, checkpointName: string, value: unknown): Promise<unknown> {
     const schema = this.#stepSchema(name);
     const output = schema ? await parseWith(schema, value, this.#site('step', checkpointName, true)) : value;
-    await this.#persist(checkpointName, value);
+    await this.#checkpoints.write(checkpointName, value);
     return output;
   }
 
@@ -499,51 +459,11 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return { subject: this.#runtime.contract?.name ?? this.taskName, boundary, detail, retryable };
   }
 
-  #checkpointName(name: string): string {
-    const count = (this.#counters.get(name) ?? 0) + 1;
-    this.#counters.set(name, count);
-    return count === 1 ? name : `${name}#${count}`;
-  }
 
-  /**
-   * The stored state of a checkpoint, or undefined. The cache holds every checkpoint visible to this
-   * run from the start (claimed with the run, or loaded by `create`), and the run's own writes
-   * after that, so a miss means the step has not been done: no query per step. (Only this run
-   * writes its task's checkpoints while it runs; emit_event writes to sleeping runs only.)
-   */
-  #lookup(checkpointName: string): JsonValue | undefined {
-    const state = this.#cache.get(checkpointName);
-    if (state !== undefined || !this.#written.has(checkpointName)) return state;
-    // Written by this run: parsed on the first read only (most steps are never read back).
-    const text = this.#written.get(checkpointName)!;
-    const parsed = text === null ? null : (JSON.parse(text) as JsonValue);
-    this.#written.delete(checkpointName);
-    this.#cache.set(checkpointName, parsed);
-    return parsed;
-  }
 
-  async #persist(checkpointName: string, value: unknown, extendLease = true): Promise<void> {
-    const extendBy = extendLease ? this.#runtime.claimTimeout : null;
-    const text = toJsonParam(value);
-    const write: CheckpointWrite = { taskId: this.taskID, stepName: checkpointName, state: text, ownerRun: this.runID, extendBy };
-    if (this.#runtime.writeCheckpoint) {
-      const outcome = await this.#runtime.writeCheckpoint(write);
-      if (outcome !== 'ok') throw checkpointRefusal(outcome, this.runID, this.queueName);
-    } else {
-      await this.#withTaskState(() =>
-        setCheckpointState.run(
-          { queueName: this.queueName, taskId: this.taskID, checkpointName, state: text, ownerRunId: this.runID, extendClaimBy: extendBy },
-          queryConnection(this.#runtime.con),
-        ),
-      );
-    }
-    this.#cache.delete(checkpointName);
-    this.#written.set(checkpointName, text);
-    if (extendBy) this.#runtime.onLeaseExtended?.(extendBy);
-  }
 
   async #awaitEventRow(checkpointName: string, eventName: string, timeout: number | null) {
-    const [row] = await this.#withTaskState(() =>
+    const [row] = await withTaskState(() =>
       awaitEventQuery.run(
         { queueName: this.queueName, taskId: this.taskID, runId: this.runID, stepName: checkpointName, eventName, timeout },
         queryConnection(this.#runtime.con),
@@ -564,10 +484,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (timeout === undefined || timeout === Infinity) return null;
     if (!Number.isFinite(timeout) || timeout < 0) throw new Error('timeout must be a finite non-negative number');
     const key = `${checkpointName}$deadline`;
-    const stored = this.#lookup(key);
+    const stored = this.#checkpoints.get(key);
     if (typeof stored === 'string') return Date.parse(stored);
     const deadline = (await this.#dbNowMs()) + timeout * 1000;
-    await this.#persist(key, new Date(deadline).toISOString(), false);
+    await this.#checkpoints.write(key, new Date(deadline).toISOString(), false);
     return deadline;
   }
 
@@ -577,12 +497,5 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return new Date(row.now).getTime();
   }
 
-  async #withTaskState<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      throw signalFromDatabaseError(error);
-    }
-  }
 }
 
