@@ -10,7 +10,6 @@ import {
   type ParamsOf,
   type PayloadOf,
   type ResultOf,
-  type StepsOf,
   type TaskContract,
 } from './define.js';
 import { TimeoutError } from './errors.js';
@@ -19,12 +18,13 @@ import { toJsonParam, type JsonValue } from './json.js';
 import { QueueListener, wakeChannel } from './notify.js';
 import { emitEvent } from './queries/events.queries.js';
 import { claimTasks, secondsUntilNextRun } from './queries/runs.queries.js';
-import { cancelTask, getTaskResult, retryTask, spawnTask } from './queries/tasks.queries.js';
+import { cancelTask, getTaskResult, retryTask } from './queries/tasks.queries.js';
 import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
 import { queryConnection, type Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
-import { spawnOptionsToJson, type CancellationPolicy, type SpawnOptions } from './spawn-options.js';
+import type { SpawnOptions } from './spawn-options.js';
+import { sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
 import type { ClaimedTask, TaskContext, TaskContextRuntime } from './task-context.js';
 import {
   attachContract,
@@ -37,6 +37,16 @@ import {
   type TypedTaskResultSnapshot,
 } from './task-result.js';
 import { parseWith } from './validation.js';
+import type {
+  AbsurdHooks,
+  AbsurdOptions,
+  AwaitTaskResultOptions,
+  ContractHandler,
+  FetchTaskResultOptions,
+  RetryTaskOptions,
+  TaskHandler,
+  TaskRegistrationOptions,
+} from './client-options.js';
 import {
   resolveWorkerOptions,
   startWorkerLoop,
@@ -46,69 +56,16 @@ import {
   type WorkerOptions,
 } from './worker.js';
 
-/** A task handler: gets the spawn params and the task context, returns the task's result. */
-export type TaskHandler<P = unknown, R = unknown> = (params: P, ctx: TaskContext) => Promise<R>;
-
-/**
- * The handler of a task contract: gets the parsed params (the schema's output) and a context whose
- * steps are typed by the contract, and returns the result schema's input.
- */
-export type ContractHandler<C extends TaskContract> = (
-  params: Output<ParamsOf<C>>,
-  ctx: TaskContext<StepsOf<C>>,
-) => Promise<Input<ResultOf<C>>>;
-
-/** Options of {@link Absurd.registerTask}. */
-export interface TaskRegistrationOptions {
-  name: string;
-  /** Queue the task runs on; default the client's queue. */
-  queue?: string;
-  /** Attempts for spawns that do not say; default the client's (5). */
-  defaultMaxAttempts?: number;
-  /** Cancellation policy for spawns that do not give one. */
-  defaultCancellation?: CancellationPolicy;
-}
-
-/** Hooks around spawning and executing. */
-export interface AbsurdHooks {
-  /** Sees the resolved options of every spawn (defaults applied) and returns the options to use. */
-  beforeSpawn?: (taskName: string, params: unknown, options: SpawnOptions) => SpawnOptions | Promise<SpawnOptions>;
-  /** Wraps each execution (handler and completion), e.g. to restore tracing or request context. */
-  wrapTaskExecution?: <T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>;
-}
-
-/** Options of the {@link Absurd} constructor. */
-export interface AbsurdOptions {
-  /** A connection URL, a `pg.Pool`, or anything with `query`. Default: `ABSURD_DATABASE_URL`, `PGDATABASE`, `postgresql://localhost/absurd`. */
-  db?: pg.Pool | string | Queryable;
-  /** The client's queue; default `"default"`. */
-  queueName?: string;
-  /** Attempts per task when neither spawn nor registration says; default 5. */
-  defaultMaxAttempts?: number;
-  log?: Log;
-  hooks?: AbsurdHooks;
-}
-
-/** Options of {@link Absurd.fetchTaskResult}. */
-export interface FetchTaskResultOptions {
-  queue?: string;
-}
-
-/** Options of {@link Absurd.awaitTaskResult}. */
-export interface AwaitTaskResultOptions {
-  queue?: string;
-  /** Seconds; `undefined` or `Infinity` waits forever. */
-  timeout?: number;
-}
-
-/** Options of {@link Absurd.retryTask}. */
-export interface RetryTaskOptions {
-  queue?: string;
-  /** The new total of attempts (must exceed the attempts so far); default one more. */
-  maxAttempts?: number;
-  /** Start a new task with the same params instead of a new run of the failed one. */
-  spawnNewTask?: boolean;
-}
+export type {
+  AbsurdHooks,
+  AbsurdOptions,
+  AwaitTaskResultOptions,
+  ContractHandler,
+  FetchTaskResultOptions,
+  RetryTaskOptions,
+  TaskHandler,
+  TaskRegistrationOptions,
+} from './client-options.js';
 
 type Registry = Map<string, Registration>;
 
@@ -442,54 +399,12 @@ export class Absurd {
     const taskName = isTaskContract(task) ? task.name : task;
     const registration = this.registry.get(taskName);
     const contract = isTaskContract(task) ? task : registration?.contract;
-    let queue: string;
-    if (isTaskContract(task)) {
-      queue = task.queue;
-      if (options.queue !== undefined && validateQueueName(options.queue) !== queue) {
-        throw new Error(`Task "${taskName}" is declared for queue "${queue}" but spawn requested queue "${options.queue}".`);
-      }
-    } else if (registration) {
-      if (options.queue !== undefined) {
-        validateQueueName(options.queue);
-        if (options.queue !== registration.queue) {
-          throw new Error(
-            `Task "${taskName}" is registered for queue "${registration.queue}" but spawn requested queue "${options.queue}".`,
-          );
-        }
-      }
-      queue = registration.queue;
-    } else {
-      if (options.queue === undefined) {
-        throw new Error(`Task "${taskName}" is not registered. Provide options.queue when spawning unregistered tasks.`);
-      }
-      queue = validateQueueName(options.queue);
-    }
+    const queue = spawnQueue(task, registration, options.queue);
     // Checked, not transformed: the input form is stored and parsed again by the worker.
     if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
-
-    const defaults = isTaskContract(task) ? task.defaults : undefined;
-    let effective: SpawnOptions = {
-      ...options,
-      maxAttempts:
-        options.maxAttempts ?? defaults?.maxAttempts ?? registration?.defaultMaxAttempts ?? this.defaultMaxAttempts,
-    };
-    const cancellation = options.cancellation ?? defaults?.cancellation ?? registration?.defaultCancellation;
-    if (cancellation !== undefined) effective.cancellation = cancellation;
-    const retryStrategy = options.retryStrategy ?? defaults?.retryStrategy ?? registration?.defaultRetryStrategy;
-    if (retryStrategy !== undefined) effective.retryStrategy = retryStrategy;
+    let effective = withSpawnDefaults(task, registration, options, this.defaultMaxAttempts);
     if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
-
-    const rows = await spawnTask.run(
-      {
-        queueName: queue,
-        taskName,
-        params: toJsonParam(params),
-        options: JSON.stringify(spawnOptionsToJson(effective)),
-        channel: wakeChannel(queue),
-      },
-      queryConnection(con),
-    );
-    return { ...toSpawnResult(rows[0]), queue };
+    return sendSpawn(con, queue, taskName, params, effective);
   }
 
   #runWrites(): RunWrites {

@@ -3,13 +3,11 @@
  * `absurd-sdk`'s `TaskContext.create` options for a context outside a worker.
  */
 import { isTaskContract, type TaskContract } from './define.js';
-import { toJsonParam } from './json.js';
-import { wakeChannel } from './notify.js';
-import { spawnTask } from './queries/tasks.queries.js';
-import { queryConnection, type Queryable } from './queryable.js';
+import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { signalFromOutcome } from './signals.js';
-import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
+import type { SpawnOptions } from './spawn-options.js';
+import { sendSpawn } from './spawn-task.js';
 import type { ClaimedTask } from './task-context.js';
 import type { SpawnResult } from './task-result.js';
 import { parseWith } from './validation.js';
@@ -60,18 +58,7 @@ export function standaloneRuntime(options: TaskContextOptions): TaskContextRunti
       const contract = isTaskContract(task) ? task : undefined;
       if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
       const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
-      const [row] = await spawnTask.run(
-        {
-          queueName: queue,
-          taskName: contract ? contract.name : (task as string),
-          params: toJsonParam(params),
-          options: JSON.stringify(spawnOptionsToJson(spawnOptions)),
-          channel: wakeChannel(queue),
-        },
-        queryConnection(options.con),
-      );
-      if (!row) throw new Error('absurd.spawn_task returned no row');
-      return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
+      return sendSpawn(options.con, queue, contract ? contract.name : (task as string), params, spawnOptions);
     },
   };
 }

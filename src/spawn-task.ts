@@ -1,0 +1,84 @@
+/**
+ * Spawning: where a spawn goes, which options it gets, and the call that sends it.
+ */
+import { isTaskContract, type TaskContract } from './define.js';
+import type { Registration } from './execute-task.js';
+import { toJsonParam } from './json.js';
+import { wakeChannel } from './notify.js';
+import { spawnTask } from './queries/tasks.queries.js';
+import { queryConnection, type Queryable } from './queryable.js';
+import { validateQueueName } from './queue-name.js';
+import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
+import type { SpawnResult } from './task-result.js';
+
+/**
+ * The queue a client's spawn of `task` goes to: a contract's declared queue, else the queue the
+ * task was registered for, else `requested` (required for names the client does not know). A
+ * requested queue that disagrees with the declared or registered one is refused.
+ */
+export function spawnQueue(task: string | TaskContract, registration: Registration | undefined, requested: string | undefined): string {
+  const taskName = isTaskContract(task) ? task.name : task;
+  if (isTaskContract(task)) {
+    if (requested !== undefined && validateQueueName(requested) !== task.queue) {
+      throw new Error(`Task "${taskName}" is declared for queue "${task.queue}" but spawn requested queue "${requested}".`);
+    }
+    return task.queue;
+  }
+  if (registration) {
+    if (requested !== undefined) {
+      validateQueueName(requested);
+      if (requested !== registration.queue) {
+        throw new Error(`Task "${taskName}" is registered for queue "${registration.queue}" but spawn requested queue "${requested}".`);
+      }
+    }
+    return registration.queue;
+  }
+  if (requested === undefined) {
+    throw new Error(`Task "${taskName}" is not registered. Provide options.queue when spawning unregistered tasks.`);
+  }
+  return validateQueueName(requested);
+}
+
+/**
+ * A spawn's options with the defaults filled in, each from the first that gives it: the spawn's own
+ * options, the contract's defaults, the registration's, then (attempts only) the client's.
+ */
+export function withSpawnDefaults(
+  task: string | TaskContract,
+  registration: Registration | undefined,
+  options: SpawnOptions,
+  clientMaxAttempts: number,
+): SpawnOptions {
+  const defaults = isTaskContract(task) ? task.defaults : undefined;
+  const effective: SpawnOptions = {
+    ...options,
+    maxAttempts: options.maxAttempts ?? defaults?.maxAttempts ?? registration?.defaultMaxAttempts ?? clientMaxAttempts,
+  };
+  const cancellation = options.cancellation ?? defaults?.cancellation ?? registration?.defaultCancellation;
+  if (cancellation !== undefined) effective.cancellation = cancellation;
+  const retryStrategy = options.retryStrategy ?? defaults?.retryStrategy ?? registration?.defaultRetryStrategy;
+  if (retryStrategy !== undefined) effective.retryStrategy = retryStrategy;
+  return effective;
+}
+
+/** Creates the task (`absurd.spawn_task`) and wakes the workers listening on its queue. */
+export async function sendSpawn(
+  con: Queryable,
+  queue: string,
+  taskName: string,
+  params: unknown,
+  options: SpawnOptions,
+): Promise<SpawnResult & { queue: string }> {
+  const [row] = await spawnTask.run(
+    {
+      queueName: queue,
+      taskName,
+      params: toJsonParam(params),
+      options: JSON.stringify(spawnOptionsToJson(options)),
+      channel: wakeChannel(queue),
+    },
+    queryConnection(con),
+  );
+  if (!row) throw new Error('absurd.spawn_task returned no row');
+  return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
+}
