@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { databaseUrlFor } from '../src/config.js';
 import { startPostgresServer } from '../src/postgres-server.js';
 import { BENCH_QUEUE, PRESPAWN_OPTIONS, TASK } from './settings.js';
 
@@ -78,9 +79,7 @@ export class BenchDatabases {
 
   /** URL of another database on the server. */
   urlFor(database: string): string {
-    const url = new URL(this.#adminUrl);
-    url.pathname = `/${encodeURIComponent(database)}`;
-    return url.toString();
+    return databaseUrlFor(this.#adminUrl, database);
   }
 
   /** A fresh database cloned from the template of `kind` (built first if needed). */

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { databaseUrlFor } from '../src/config.js';
 import { connectClient } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { startPostgresServer } from '../src/postgres-server.js';
@@ -53,7 +54,7 @@ async function createTemporaryDatabase(serverUrl: string): Promise<CheckDatabase
   } finally {
     await admin.end().catch(() => undefined);
   }
-  const url = withDatabase(serverUrl, name);
+  const url = databaseUrlFor(serverUrl, name);
   const close = async () => {
     const client = await connectClient(serverUrl);
     try {
@@ -70,13 +71,6 @@ async function createTemporaryDatabase(serverUrl: string): Promise<CheckDatabase
     throw error;
   }
   return { url, close };
-}
-
-/** The URL of another database on the same server. */
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${encodeURIComponent(database)}`;
-  return parsed.toString();
 }
 
 /** What pgtyped's wire client needs to connect. */

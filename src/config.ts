@@ -59,6 +59,20 @@ export function redactDatabaseUrl(url: string): string {
   return redacted.replace(/([?&;\s]|^)(password)=([^&\s]*)/gi, '$1$2=***');
 }
 
+/**
+ * The URL of database `database` on the server of `url`: same host, port, user, password and
+ * options, the database name percent-encoded.
+ *
+ * @example
+ * databaseUrlFor('postgresql://app@db:5432/postgres?sslmode=require', 'orders');
+ * // 'postgresql://app@db:5432/orders?sslmode=require'
+ */
+export function databaseUrlFor(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${encodeURIComponent(database)}`;
+  return parsed.toString();
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value;
 }

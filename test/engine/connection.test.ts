@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DATABASE_URL, redactDatabaseUrl, resolveDatabaseUrl } from '../../src/config.js';
+import { DEFAULT_DATABASE_URL, databaseUrlFor, redactDatabaseUrl, resolveDatabaseUrl } from '../../src/config.js';
 import { DatabaseUnreachableError, fromDatabaseError, isAbsurdError } from '../../src/errors.js';
 import { migrate, schemaStatus } from '../../src/migrate.js';
 import { useTestDatabase } from '../support/db.js';
@@ -45,6 +45,15 @@ describe('redactDatabaseUrl()', () => {
     expect(redactDatabaseUrl('postgresql://db/x?user=a&password=zz')).toBe('postgresql://db/x?user=a&password=***');
     expect(redactDatabaseUrl('host=db password=zz dbname=x')).toBe('host=db password=*** dbname=x');
     expect(redactDatabaseUrl('postgresql://app@db/absurd')).toBe('postgresql://app@db/absurd');
+  });
+});
+
+describe('databaseUrlFor()', () => {
+  it('keeps server, credentials and options, and encodes the database name', () => {
+    expect(databaseUrlFor('postgresql://app:s3cret@db:5432/postgres?sslmode=require', 'orders')).toBe(
+      'postgresql://app:s3cret@db:5432/orders?sslmode=require',
+    );
+    expect(databaseUrlFor('postgresql://db/x', 'a b/c')).toBe('postgresql://db/a%20b%2Fc');
   });
 });
 

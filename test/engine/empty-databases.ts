@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
-import { withDatabase } from '../support/urls.js';
+import { databaseUrlFor } from '../../src/config.js';
 
 /** Databases without the engine schema, on the test server; see {@link useEmptyDatabases}. */
 export interface EmptyDatabases {
@@ -43,7 +43,7 @@ export function useEmptyDatabases(): EmptyDatabases {
         await admin.end();
       }
       created.push(name);
-      return withDatabase(serverUrl, name);
+      return databaseUrlFor(serverUrl, name);
     },
   };
 }

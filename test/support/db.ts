@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { withDatabase } from './urls.js';
+import { databaseUrlFor } from '../../src/config.js';
 
 /** A database cloned from the template for one test file. */
 export interface TestDatabase {
@@ -24,7 +24,7 @@ export function useTestDatabase(): TestDatabase {
   const serverUrl = inject('absurdTestServerUrl');
   const template = inject('absurdTestTemplate');
   const name = `absurd_test_${randomBytes(6).toString('hex')}`;
-  const url = withDatabase(serverUrl, name);
+  const url = databaseUrlFor(serverUrl, name);
   const clients: pg.Client[] = [];
   let pool: pg.Pool | undefined;
 

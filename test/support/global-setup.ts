@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startPostgresServer, type PostgresServer } from '../../src/postgres-server.js';
 import { applySchemaForTests } from './schema.js';
-import { withDatabase } from './urls.js';
+import { databaseUrlFor } from '../../src/config.js';
 
 /**
  * Provides one PostgreSQL server for the whole run and a template database with the engine
@@ -29,7 +29,7 @@ export default async function setup(project: TestProject) {
   } finally {
     await admin.end();
   }
-  await applySchemaForTests(withDatabase(url, template));
+  await applySchemaForTests(databaseUrlFor(url, template));
   project.provide('absurdTestServerUrl', url);
   project.provide('absurdTestTemplate', template);
   return async () => {
