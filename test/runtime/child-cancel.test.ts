@@ -41,3 +41,32 @@ it('cancelling a child whose parent queue is gone still cancels it', async () =>
   await app.cancelTask(taskID);
   expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'cancelled' });
 });
+
+it("a child cancelled by its queue's cancellation policy (claim_task's sweep) wakes its waiting parent at once", async () => {
+  const pool = rt.newPool(8);
+  const parents = rt.newApp({ db: pool, queueName: uniqueQueue('policy-parent') });
+  const childQueue = uniqueQueue('policy-child');
+  await parents.createQueue();
+  await parents.createQueue(childQueue);
+  let childID: string | undefined;
+  parents.registerTask({ name: 'parent' }, async (_params, ctx) => {
+    const child = await ctx.spawn('idle-child', null, { queue: childQueue, cancellation: { maxDelay: 1 } });
+    childID = child.taskID;
+    return ctx.awaitTaskResult({ taskID: child.taskID, queue: childQueue }, { checkInterval: 3600 });
+  });
+  const worker = await parents.startWorker({ pollInterval: 3600 });
+  const { taskID } = await parents.spawn('parent', null);
+  await expect.poll(async () => (await parents.fetchTaskResult(taskID))?.state).toBe('sleeping');
+  expect(childID).toBeDefined();
+
+  // Real time, not absurd.fake_now: the event wakes the parent at the sweeping session's clock, and
+  // a clock ahead of the parent's worker would make the woken run wait for it.
+  await new Promise((r) => setTimeout(r, 1100));
+  // A claim on the child's queue after its max_delay: the policy sweep cancels the never-started child.
+  const { rows } = await pool.query('select * from absurd.claim_task($1, $2, 60, 1)', [childQueue, 'sweeper']);
+  expect(rows).toEqual([]);
+  expect(await parents.fetchTaskResult(childID!, { queue: childQueue })).toEqual({ state: 'cancelled' });
+  const snapshot = await parents.awaitTaskResult(taskID, { timeout: 10 });
+  expect(snapshot).toEqual({ state: 'completed', result: { state: 'cancelled' } });
+  await worker.close();
+}, 30_000);
