@@ -6,9 +6,18 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { Node, Project, SyntaxKind, ts, type CallExpression, type SourceFile } from 'ts-morph';
+import {
+  Node,
+  Project,
+  SyntaxKind,
+  ts,
+  VariableDeclarationKind,
+  type CallExpression,
+  type SourceFile,
+  type VariableDeclaration,
+} from 'ts-morph';
 import { isAllowedImport, type ImportRules } from './import-rules.js';
-import { ModuleGraph, ownExportNames } from './module-graph.js';
+import { ModuleGraph, ownExportNames, type ExportTarget } from './module-graph.js';
 import { GenerateError, type GenerateProblem } from './problems.js';
 
 /** A contract as written in the source. */
@@ -137,19 +146,67 @@ function listSourceFiles(dir: string): string[] {
   return files;
 }
 
-/** Which of `defineTask` / `defineEvent` of absurd-kit `call` calls, however it was imported. */
+/**
+ * Which of `defineTask` / `defineEvent` of absurd-kit `call` calls, however it was imported, and
+ * through local aliases (`const dt = defineTask`, `const { defineTask: dt } = kit`).
+ */
 function contractFunction(call: CallExpression, graph: ModuleGraph): ContractFunction | undefined {
-  const callee = call.getExpression();
-  const file = call.getSourceFile();
-  let target;
-  if (Node.isIdentifier(callee)) {
-    target = graph.follow(graph.importBinding(file, callee.getText()));
-  } else if (Node.isPropertyAccessExpression(callee) && Node.isIdentifier(callee.getExpression())) {
-    const namespace = graph.follow(graph.importBinding(file, callee.getExpression().getText()));
-    if (namespace?.name === '*') target = graph.follow({ module: namespace.module, name: callee.getName() });
-  }
+  const target = resolveFunction(call.getExpression(), graph, 0);
   if (target?.module.kind !== 'absurd-kit') return undefined;
   return target.name === 'defineTask' || target.name === 'defineEvent' ? target.name : undefined;
+}
+
+/** Local aliases followed at most (a chain longer than this is not a contract function). */
+const MAX_ALIAS_DEPTH = 8;
+
+/** The imported binding an expression stands for: an import, `namespace.member`, or a local const aliasing either. */
+function resolveFunction(expression: Node, graph: ModuleGraph, depth: number): ExportTarget | undefined {
+  if (depth > MAX_ALIAS_DEPTH) return undefined;
+  const file = expression.getSourceFile();
+  if (Node.isIdentifier(expression)) {
+    const imported = graph.follow(graph.importBinding(file, expression.getText()));
+    // An alias exported by another contract file: read that file's declaration.
+    const declaringFile = imported ? graph.sourceFile(imported.module) : file;
+    if (imported && !declaringFile) return imported;
+    const name = imported ? imported.name : expression.getText();
+    const declaration = declaringFile && localConst(declaringFile, name);
+    if (!declaration) return undefined;
+    const nameNode = declaration.getNameNode();
+    const initializer = declaration.getInitializer();
+    if (!initializer) return undefined;
+    if (Node.isIdentifier(nameNode)) return resolveFunction(initializer, graph, depth + 1);
+    // `const { defineTask: dt } = kit`: the member of whatever `kit` stands for.
+    if (Node.isObjectBindingPattern(nameNode)) {
+      const element = nameNode.getElements().find((e) => e.getName() === name);
+      if (!element || element.getDotDotDotToken()) return undefined;
+      const member = element.getPropertyNameNode()?.getText() ?? element.getName();
+      return memberOf(resolveFunction(initializer, graph, depth + 1), member, graph);
+    }
+    return undefined;
+  }
+  if (Node.isPropertyAccessExpression(expression)) {
+    return memberOf(resolveFunction(expression.getExpression(), graph, depth + 1), expression.getName(), graph);
+  }
+  return undefined;
+}
+
+/** `member` of a namespace import; undefined for anything else. */
+function memberOf(namespace: ExportTarget | undefined, member: string, graph: ModuleGraph): ExportTarget | undefined {
+  return namespace?.name === '*' ? graph.follow({ module: namespace.module, name: member }) : undefined;
+}
+
+/** The top-level `const` declaration of `name` in `file` (not `let`/`var`: those may change). */
+function localConst(file: SourceFile, name: string): VariableDeclaration | undefined {
+  for (const statement of file.getVariableStatements()) {
+    if (statement.getDeclarationKind() !== VariableDeclarationKind.Const) continue;
+    for (const declaration of statement.getDeclarations()) {
+      const nameNode = declaration.getNameNode();
+      if (Node.isIdentifier(nameNode) ? nameNode.getText() === name : Node.isObjectBindingPattern(nameNode) && nameNode.getElements().some((e) => e.getName() === name)) {
+        return declaration;
+      }
+    }
+  }
+  return undefined;
 }
 
 interface LiteralOptions {

@@ -82,6 +82,11 @@ export class ModuleGraph {
     return undefined;
   }
 
+  /** The source file of a contract-file module. */
+  sourceFile(module: ModuleTarget): SourceFile | undefined {
+    return module.kind === 'contract-file' ? this.files.get(module.file) : undefined;
+  }
+
   /** The `name` of the package.json nearest to `file` (cached per folder). */
   private packageName(file: string): string | undefined {
     const dir = path.dirname(file);

@@ -34,6 +34,43 @@ describe('discovery', () => {
     ]);
   });
 
+  it('follows local aliases of defineTask / defineEvent: a const, a destructured namespace, and an alias another contract file exports', () => {
+    const root = projects.create({
+      'workflows/kit.ts': "import { defineTask } from 'absurd-kit';\nexport const task = defineTask;\n",
+      'workflows/a.ts':
+        "import { z } from 'zod';\nimport * as absurd from 'absurd-kit';\nimport { defineEvent } from 'absurd-kit';\nimport { task } from './kit.js';\n" +
+        'const dt = absurd.defineTask;\n' +
+        'const { defineEvent: de } = absurd;\n' +
+        'const again = dt;\n' +
+        'const ev = defineEvent;\n' +
+        "export const one = dt({ name: 'one', params: z.null(), result: z.null() });\n" +
+        "export const two = again({ name: 'two', params: z.null(), result: z.null() });\n" +
+        "export const three = task({ name: 'three', params: z.null(), result: z.null() });\n" +
+        "export const shipped = de({ name: 'shipped', payload: z.null() });\n" +
+        "export const packed = ev({ name: 'packed', payload: z.null() });\n",
+    });
+    const found = discoverContracts({ root, workflowsDir: path.join(root, 'workflows'), allowImports: [] });
+    expect(found.map((c) => [c.kind, c.name, c.exportName, c.line])).toEqual([
+      ['task', 'one', 'one', 9],
+      ['task', 'three', 'three', 11],
+      ['task', 'two', 'two', 10],
+      ['event', 'packed', 'packed', 13],
+      ['event', 'shipped', 'shipped', 12],
+    ]);
+  });
+
+  it('does not follow a let alias (it may be reassigned) or a chain that loops', () => {
+    const root = projects.create({
+      'workflows/a.ts':
+        "import { z } from 'zod';\nimport { defineTask } from 'absurd-kit';\n" +
+        'let dt = defineTask;\n' +
+        "export const one = dt({ name: 'one', params: z.null(), result: z.null() });\n" +
+        '// @ts-expect-error a loop\nconst a: typeof defineTask = b;\nconst b = a;\n' +
+        "export const two = a({ name: 'two', params: z.null(), result: z.null() });\n",
+    });
+    expect(discoverContracts({ root, workflowsDir: path.join(root, 'workflows'), allowImports: [] })).toEqual([]);
+  });
+
   it('ignores a function named defineTask that is not absurd-kit\'s', () => {
     const root = projects.create({
       'workflows/a.ts': "function defineTask(o: object) { return o; }\nconst hidden = defineTask({ name: 'x' });\nvoid hidden;\n",
