@@ -88,12 +88,9 @@ export const tasksListCommand: CommandSpec = {
       const queues = requested === undefined ? await queueNames(db) : [requested];
       if (after !== undefined) {
         const found = await findTask(db, after, requested);
-        const anchor = await db.query<{ enqueue_at: Date }>(
-          `select enqueue_at from ${queueTable('t', found.queue)} where task_id = $1`,
-          [found.taskId],
-        );
-        // Keyset paging: strictly older than the anchor in (enqueue_at, task_id) order.
-        filters.push(`(t.enqueue_at, t.task_id) < ($${param(anchor.rows[0]?.enqueue_at)}::timestamptz, $${param(found.taskId)}::uuid)`);
+        // Keyset paging: strictly older than the anchor. Task ids are UUIDv7s made at spawn, so
+        // their order is creation order, and each queue's primary key serves it.
+        filters.push(`t.task_id < $${param(found.taskId)}::uuid`);
       }
       if (queues.length === 0) return [];
       const where = filters.length > 0 ? `where ${filters.join(' and ')}` : '';
@@ -105,12 +102,12 @@ export const tasksListCommand: CommandSpec = {
                        from ${queueTable('t', queue)} t
                        left join ${queueTable('r', queue)} r on r.run_id = t.last_attempt_run
                       ${where}
-                      order by t.enqueue_at desc, t.task_id desc
+                      order by t.task_id desc
                       limit ${window})`,
       );
       const { rows } = await db.query<ListedTask>(
         `select * from (${branches.join(' union all ')}) listed
-          order by enqueue_at desc, task_id desc limit $${param(limit)} offset $${param(offset)}`,
+          order by task_id desc limit $${param(limit)} offset $${param(offset)}`,
         params,
       );
       return rows;
