@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   backendPid,
@@ -13,28 +13,21 @@ import {
   insertWait,
   plus,
   queueName,
-  runs,
+  runRows,
   scheduleRun,
   setNow,
   snapshot,
   spawn,
-  task,
+  taskRow,
+  useSession,
   utcClient,
+  waitRows,
   waitUntilBlocked,
-  waits,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
+const c = useSession(db, { now: T0 });
 
 describe('cancel_task', () => {
   it('cancels a pending task and its run, without setting run timestamps', async () => {
@@ -42,8 +35,8 @@ describe('cancel_task', () => {
     const { task_id, run_id } = await spawn(c, q);
     const at = await setNow(c, plus(T0, 9));
     await cancelTask(c, q, task_id);
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'cancelled', cancelled_at: at, last_attempt_run: run_id });
-    expect(await runs(c, q, task_id)).toEqual([
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'cancelled', cancelled_at: at, last_attempt_run: run_id });
+    expect(await runRows(c, q, task_id)).toEqual([
       expect.objectContaining({
         run_id,
         state: 'cancelled',
@@ -62,7 +55,7 @@ describe('cancel_task', () => {
     const { task_id, run_id } = await spawn(c, q);
     await claimOne(c, q, 'worker-1', 60);
     await cancelTask(c, q, task_id);
-    expect((await runs(c, q, task_id))[0]).toMatchObject({
+    expect((await runRows(c, q, task_id))[0]).toMatchObject({
       state: 'cancelled',
       claimed_by: null,
       claim_expires_at: null,
@@ -86,9 +79,9 @@ describe('cancel_task', () => {
     await insertWait(c, q, task_id, run_id, 'b', 'e2', plus(T0, 50));
     await insertWait(c, q, other.task_id, other.run_id, 'c', 'e1', null);
     await cancelTask(c, q, task_id);
-    expect((await task(c, q, task_id)).state).toBe('cancelled');
-    expect((await runs(c, q, task_id))[0]).toMatchObject({ state: 'cancelled', available_at: plus(T0, 100) });
-    expect((await waits(c, q)).map((w) => w.step_name)).toEqual(['c']);
+    expect((await taskRow(c, q, task_id)).state).toBe('cancelled');
+    expect((await runRows(c, q, task_id))[0]).toMatchObject({ state: 'cancelled', available_at: plus(T0, 100) });
+    expect((await waitRows(c, q)).map((w) => w.step_name)).toEqual(['c']);
     await setNow(c, plus(T0, 200));
     expect(await claim(c, q)).toEqual([]);
   });
@@ -99,10 +92,10 @@ describe('cancel_task', () => {
     await claimOne(c, q, 'worker-1', 60);
     await failRun(c, q, run_id);
     await cancelTask(c, q, task_id);
-    const [failed, retry] = await runs(c, q, task_id);
+    const [failed, retry] = await runRows(c, q, task_id);
     expect(failed).toMatchObject({ state: 'failed', claimed_by: 'worker-1', claim_expires_at: plus(T0, 60) });
     expect(retry).toMatchObject({ attempt: 2, state: 'cancelled' });
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'cancelled', attempts: 2 });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'cancelled', attempts: 2 });
   });
 
   it('is a no-op on completed, failed and already cancelled tasks', async () => {
@@ -119,7 +112,7 @@ describe('cancel_task', () => {
     const before = await snapshot(c, q);
     for (const t of [done, failed, cancelled]) await cancelTask(c, q, t.task_id);
     expect(await snapshot(c, q)).toEqual(before);
-    expect((await task(c, q, cancelled.task_id)).cancelled_at).toEqual(T0);
+    expect((await taskRow(c, q, cancelled.task_id)).cancelled_at).toEqual(T0);
   });
 
   it('raises P0001 for a missing task', async () => {
@@ -157,13 +150,13 @@ describe('cancel_task against a concurrent completion or failure', () => {
 
   it('the completion wins and the cancel becomes a no-op', async () => {
     const { q, task_id, run_id } = await race('complete', (w, q, runId) => completeRun(w, q, runId, 'won'));
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'completed', completed_payload: 'won', cancelled_at: null });
-    expect((await runs(c, q, task_id)).map((r) => [r.run_id, r.state])).toEqual([[run_id, 'completed']]);
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'completed', completed_payload: 'won', cancelled_at: null });
+    expect((await runRows(c, q, task_id)).map((r) => [r.run_id, r.state])).toEqual([[run_id, 'completed']]);
   });
 
   it('the final failure wins and the cancel becomes a no-op', async () => {
     const { q, task_id } = await race('fail', (w, q, runId) => failRun(w, q, runId), { max_attempts: 1 });
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'failed', cancelled_at: null });
-    expect((await runs(c, q, task_id)).map((r) => r.state)).toEqual(['failed']);
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'failed', cancelled_at: null });
+    expect((await runRows(c, q, task_id)).map((r) => r.state)).toEqual(['failed']);
   });
 });

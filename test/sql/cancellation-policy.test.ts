@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   claim,
@@ -10,28 +9,20 @@ import {
   insertWait,
   plus,
   queueName,
-  runs,
+  runRows,
   scheduleRun,
   setNow,
   snapshot,
   spawn,
   table,
-  task,
-  utcClient,
-  waits,
+  taskRow,
+  useSession,
+  waitRows,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
+const c = useSession(db, { now: T0 });
 
 describe('max_delay (never started within N seconds of enqueue)', () => {
   it('cancels at claim time once N seconds have passed, and the claim returns nothing for it', async () => {
@@ -39,8 +30,8 @@ describe('max_delay (never started within N seconds of enqueue)', () => {
     const { task_id, run_id } = await spawn(c, q, 'job', {}, { cancellation: { max_delay: 60 } });
     const at = await setNow(c, plus(T0, 61));
     expect(await claim(c, q)).toEqual([]);
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'cancelled', cancelled_at: at, first_started_at: null });
-    expect(await runs(c, q, task_id)).toEqual([expect.objectContaining({ run_id, state: 'cancelled', claimed_by: null })]);
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'cancelled', cancelled_at: at, first_started_at: null });
+    expect(await runRows(c, q, task_id)).toEqual([expect.objectContaining({ run_id, state: 'cancelled', claimed_by: null })]);
   });
 
   it('applies at exactly N seconds but not a millisecond before', async () => {
@@ -53,7 +44,7 @@ describe('max_delay (never started within N seconds of enqueue)', () => {
     const exact = await spawn(c, q, 'exact', {}, { cancellation: { max_delay: 60 } });
     await setNow(c, plus(T0, 60));
     expect(await claim(c, q)).toEqual([]);
-    expect((await task(c, q, exact.task_id)).state).toBe('cancelled');
+    expect((await taskRow(c, q, exact.task_id)).state).toBe('cancelled');
   });
 
   it('does not apply once the task has started, even to a later retry', async () => {
@@ -73,7 +64,7 @@ describe('max_delay (never started within N seconds of enqueue)', () => {
     const fresh = await spawn(c, q, 'fresh');
     await setNow(c, plus(T0, 20));
     expect((await claim(c, q, 'w', 60, 1)).map((r) => r.task_id)).toEqual([fresh.task_id]);
-    for (const t of expired) expect((await task(c, q, t.task_id)).state).toBe('cancelled');
+    for (const t of expired) expect((await taskRow(c, q, t.task_id)).state).toBe('cancelled');
   });
 
   it('refuses fractional values at spawn (they would make every claim on the queue fail)', async () => {
@@ -97,11 +88,11 @@ describe('max_duration (N seconds after the first start)', () => {
     await claimOne(c, q, 'worker-1', 1000);
     await setNow(c, plus(T0, 99.999));
     expect(await claim(c, q, 'worker-2')).toEqual([]);
-    expect((await task(c, q, task_id)).state).toBe('running');
+    expect((await taskRow(c, q, task_id)).state).toBe('running');
     const at = await setNow(c, plus(T0, 100));
     expect(await claim(c, q, 'worker-2')).toEqual([]);
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'cancelled', cancelled_at: at });
-    expect((await runs(c, q, task_id))[0]).toMatchObject({ run_id, state: 'cancelled', claimed_by: null, claim_expires_at: null });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'cancelled', cancelled_at: at });
+    expect((await runRows(c, q, task_id))[0]).toMatchObject({ run_id, state: 'cancelled', claimed_by: null, claim_expires_at: null });
     await expectPgError(c.query('select absurd.complete_run($1, $2, $3)', [q, run_id, '1']), 'AB001', 'Task has been cancelled');
   });
 
@@ -113,8 +104,8 @@ describe('max_duration (N seconds after the first start)', () => {
     await insertWait(c, q, task_id, run_id, 'step', 'ev', plus(T0, 150));
     await setNow(c, plus(T0, 150));
     expect(await claim(c, q)).toEqual([]);
-    expect((await task(c, q, task_id)).state).toBe('cancelled');
-    expect(await waits(c, q)).toEqual([]);
+    expect((await taskRow(c, q, task_id)).state).toBe('cancelled');
+    expect(await waitRows(c, q)).toEqual([]);
   });
 
   it('is measured from first_started_at, not from enqueue', async () => {
@@ -136,15 +127,15 @@ describe('max_duration (N seconds after the first start)', () => {
     });
     await claimOne(c, q);
     await failRun(c, q, run_id);
-    const second = (await runs(c, q, task_id))[1]!;
+    const second = (await runRows(c, q, task_id))[1]!;
     expect(second).toMatchObject({ attempt: 2, state: 'sleeping', available_at: plus(T0, 30) });
     await setNow(c, plus(T0, 30));
     await claimOne(c, q);
     const at = await setNow(c, plus(T0, 61));
     await failRun(c, q, second.run_id);
-    expect(await runs(c, q, task_id)).toHaveLength(2);
-    expect((await runs(c, q, task_id))[1]).toMatchObject({ state: 'failed', failed_at: at });
-    expect(await task(c, q, task_id)).toMatchObject({
+    expect(await runRows(c, q, task_id)).toHaveLength(2);
+    expect((await runRows(c, q, task_id))[1]).toMatchObject({ state: 'failed', failed_at: at });
+    expect(await taskRow(c, q, task_id)).toMatchObject({
       state: 'cancelled',
       cancelled_at: at,
       last_attempt_run: second.run_id,
@@ -161,8 +152,8 @@ describe('max_duration (N seconds after the first start)', () => {
     await claimOne(c, q);
     await setNow(c, plus(T0, 59.999));
     await failRun(c, q, run_id);
-    expect((await runs(c, q, task_id))[1]).toMatchObject({ attempt: 2, state: 'sleeping', available_at: plus(T0, 89.999) });
-    expect((await task(c, q, task_id)).state).toBe('sleeping');
+    expect((await runRows(c, q, task_id))[1]).toMatchObject({ attempt: 2, state: 'sleeping', available_at: plus(T0, 89.999) });
+    expect((await taskRow(c, q, task_id)).state).toBe('sleeping');
   });
 
   it('fail_run with an explicit retry time checks that time', async () => {
@@ -170,8 +161,8 @@ describe('max_duration (N seconds after the first start)', () => {
     const { task_id, run_id } = await spawn(c, q, 'job', {}, { cancellation: { max_duration: 90 } });
     await claimOne(c, q);
     await failRun(c, q, run_id, { message: 'x' }, plus(T0, 90));
-    expect(await runs(c, q, task_id)).toHaveLength(1);
-    expect((await task(c, q, task_id)).state).toBe('cancelled');
+    expect(await runRows(c, q, task_id)).toHaveLength(1);
+    expect((await taskRow(c, q, task_id)).state).toBe('cancelled');
   });
 
   it('raises for a fractional value, in fail_run and in the claim sweep', async () => {

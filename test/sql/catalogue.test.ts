@@ -7,14 +7,10 @@
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { connectOutsideSchema, createQueue, expectSqlError, ident, setNow, table, uniqueQueue } from './engine-calls.js';
+import { createQueue, expectPgError, ident, queueName, setNow, table, useSession, utcClient } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
-
-beforeAll(async () => {
-  c = await connectOutsideSchema(db);
-});
+const c = useSession(db, { outsideSchema: true });
 
 // ---------------------------------------------------------------------------------------------
 // §2.0, transcribed. Types and defaults are written the way pg_get_function_arguments and
@@ -332,7 +328,7 @@ describe('functions (§2.0)', () => {
   });
 
   it('resolves the calls SDKs make with untyped parameters', async () => {
-    const q = uniqueQueue('untyped');
+    const q = queueName('untyped', 'rotating');
     await c.query('select absurd.create_queue($1)', [q]);
     await c.query('select absurd.create_queue($1, $2)', [q, 'unpartitioned']);
     const spawned = await c.query('select task_id, run_id, attempt, created from absurd.spawn_task($1, $2, $3, $4)', [
@@ -361,7 +357,7 @@ describe('functions (§2.0)', () => {
   });
 
   it('lets set-returning functions be used in FROM with their column names', async () => {
-    const q = uniqueQueue('from');
+    const q = queueName('from', 'rotating');
     await createQueue(c, q);
     const { rows: queues } = await c.query('select queue_name from absurd.list_queues() where queue_name = $1', [q]);
     expect(queues).toEqual([{ queue_name: q }]);
@@ -382,8 +378,8 @@ describe('functions (§2.0)', () => {
 
 describe('global facts (§0.3)', () => {
   it('has no triggers, foreign keys or sequences in schema absurd, also once queues exist', async () => {
-    await createQueue(c, uniqueQueue('facts', 'quoted'));
-    await c.query('select absurd.create_queue($1, $2)', [uniqueQueue('facts-part', 'plain'), 'partitioned']);
+    await createQueue(c, queueName('facts', 'quoted'));
+    await c.query('select absurd.create_queue($1, $2)', [queueName('facts-part', 'plain'), 'partitioned']);
     const { rows } = await c.query<{ what: string; name: string }>(`
       select 'trigger' as what, t.tgname::text as name
         from pg_trigger t join pg_class r on r.oid = t.tgrelid join pg_namespace n on n.oid = r.relnamespace
@@ -535,7 +531,7 @@ describe('absurd.queues (§1.3)', () => {
   });
 
   it('accepts a row with only queue_name and fills in the defaults, created_at from current_time()', async () => {
-    const q = uniqueQueue('legacy-row');
+    const q = queueName('legacy-row', 'rotating');
     await c.query('begin');
     try {
       await setNow(c, '2024-03-04T05:06:07.089Z');
@@ -573,8 +569,8 @@ describe('absurd.queues (§1.3)', () => {
     ['detach_mode', `'always'`],
     ['detach_min_age', `'-1 day'`],
   ])('rejects a bad %s through queues_<column>_check', async (column, value) => {
-    const error = await expectSqlError(
-      c.query(`insert into absurd.queues (queue_name, ${column}) values ($1, ${value})`, [uniqueQueue('bad-policy')]),
+    const error = await expectPgError(
+      c.query(`insert into absurd.queues (queue_name, ${column}) values ($1, ${value})`, [queueName('bad-policy', 'rotating')]),
       '23514',
     );
     expect(error.constraint).toBe(`queues_${column}_check`);
@@ -585,7 +581,7 @@ describe('absurd.queues (§1.3)', () => {
       `insert into absurd.queues (queue_name, storage_mode, default_partition, partition_lookahead, partition_lookback,
                                   cleanup_ttl, cleanup_limit, detach_mode, detach_min_age)
        values ($1, 'partitioned', 'disabled', '0', '0', '0', 1, 'empty', '0')`,
-      [uniqueQueue('edge-policy')],
+      [queueName('edge-policy', 'rotating')],
     );
   });
 });
@@ -593,7 +589,7 @@ describe('absurd.queues (§1.3)', () => {
 describe('per-queue tables of an unpartitioned queue (§1.5)', () => {
   let q: string;
   beforeAll(async () => {
-    q = uniqueQueue('tables', 'utf8-57');
+    q = queueName('tables', 'utf8-57');
     expect(Buffer.byteLength(q)).toBe(57);
     await createQueue(c, q);
   });
@@ -646,7 +642,7 @@ describe('per-queue tables of an unpartitioned queue (§1.5)', () => {
     } finally {
       await c.query('rollback');
     }
-    await expectSqlError(c.query(`insert into ${table(prefix, q)} ${values}`, ['done']), '23514');
+    await expectPgError(c.query(`insert into ${table(prefix, q)} ${values}`, ['done']), '23514');
   });
 
   it('leaves c_.status a free text column', async () => {
@@ -683,7 +679,7 @@ async function indexesOf(relation: string): Promise<IndexRow[]> {
 
 describe('indexes (§1.6)', () => {
   it.each(['plain', 'utf8-57', 'quoted'] as const)('creates the explicit indexes with their load-bearing names (%s name)', async (style) => {
-    const q = uniqueQueue('idx', style);
+    const q = queueName('idx', style);
     await createQueue(c, q);
     // Extra indexes are allowed (they change nothing for clients); the contract's must be there
     // under their exact names with their exact definitions.
@@ -719,9 +715,9 @@ describe('indexes (§1.6)', () => {
     let q: string;
     let planner: pg.Client;
     beforeAll(async () => {
-      q = uniqueQueue('plan', 'quoted');
+      q = queueName('plan', 'quoted');
       await createQueue(c, q);
-      planner = await connectOutsideSchema(db);
+      planner = await utcClient(db, { outsideSchema: true });
       await planner.query('set enable_seqscan = off');
     });
 

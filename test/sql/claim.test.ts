@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   backendPid,
@@ -11,28 +10,21 @@ import {
   insertWait,
   plus,
   queueName,
-  run,
-  runs,
+  runRow,
+  runRows,
   scheduleRun,
   setNow,
   spawn,
   table,
-  task,
+  taskRow,
+  useSession,
   utcClient,
-  waits,
+  waitRows,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
+const c = useSession(db, { now: T0 });
 
 describe('claim_task', () => {
   it('returns the ten documented columns for a claimed run', async () => {
@@ -78,7 +70,7 @@ describe('claim_task', () => {
     const spawned = await spawn(c, q);
     const claimAt = await setNow(c, plus(T0, 7));
     await claimOne(c, q, 'worker-7', 45);
-    expect(await run(c, q, spawned.run_id)).toMatchObject({
+    expect(await runRow(c, q, spawned.run_id)).toMatchObject({
       state: 'running',
       claimed_by: 'worker-7',
       claim_expires_at: plus(claimAt, 45),
@@ -86,7 +78,7 @@ describe('claim_task', () => {
       available_at: claimAt,
       created_at: T0,
     });
-    expect(await task(c, q, spawned.task_id)).toMatchObject({
+    expect(await taskRow(c, q, spawned.task_id)).toMatchObject({
       state: 'running',
       attempts: 1,
       first_started_at: claimAt,
@@ -101,7 +93,7 @@ describe('claim_task', () => {
     await spawn(c, q);
     const { rows } = await c.query<{ run_id: string }>('select * from absurd.claim_task($1, $2)', [q, 'w']);
     expect(rows).toHaveLength(1);
-    expect((await run(c, q, rows[0]!.run_id)).claim_expires_at).toEqual(plus(T0, 30));
+    expect((await runRow(c, q, rows[0]!.run_id)).claim_expires_at).toEqual(plus(T0, 30));
   });
 
   it('normalises NULL and out-of-range arguments', async () => {
@@ -113,23 +105,23 @@ describe('claim_task', () => {
     const ordered = [a, b, d, e].sort((x, y) => (x.run_id < y.run_id ? -1 : 1));
     // NULL timeout -> 30 s, NULL worker -> 'worker', NULL qty -> 1.
     expect(await claim(c, q, null, null, null)).toHaveLength(1);
-    expect(await run(c, q, ordered[0]!.run_id)).toMatchObject({ claimed_by: 'worker', claim_expires_at: plus(T0, 30) });
+    expect(await runRow(c, q, ordered[0]!.run_id)).toMatchObject({ claimed_by: 'worker', claim_expires_at: plus(T0, 30) });
     // Empty worker -> 'worker', negative timeout -> 0 (no lease), qty 0 -> 1.
     expect(await claim(c, q, '', -5, 0)).toHaveLength(1);
-    expect(await run(c, q, ordered[1]!.run_id)).toMatchObject({ claimed_by: 'worker', claim_expires_at: null });
+    expect(await runRow(c, q, ordered[1]!.run_id)).toMatchObject({ claimed_by: 'worker', claim_expires_at: null });
     // Negative qty -> 1.
     expect(await claim(c, q, 'w', 10, -4)).toHaveLength(1);
-    expect(await run(c, q, ordered[2]!.run_id)).toMatchObject({ claimed_by: 'w', claim_expires_at: plus(T0, 10) });
+    expect(await runRow(c, q, ordered[2]!.run_id)).toMatchObject({ claimed_by: 'w', claim_expires_at: plus(T0, 10) });
   });
 
   it('claim_timeout 0 gives a lease that never expires', async () => {
     const q = await createQueue(c, queueName('nolease'));
     const spawned = await spawn(c, q);
     await claimOne(c, q, 'w', 0);
-    expect((await run(c, q, spawned.run_id)).claim_expires_at).toBeNull();
+    expect((await runRow(c, q, spawned.run_id)).claim_expires_at).toBeNull();
     await setNow(c, plus(T0, 365 * 86400));
     expect(await claim(c, q, 'other', 60, 10)).toEqual([]);
-    expect(await run(c, q, spawned.run_id)).toMatchObject({ state: 'running', claimed_by: 'w' });
+    expect(await runRow(c, q, spawned.run_id)).toMatchObject({ state: 'running', claimed_by: 'w' });
   });
 
   it('claims by available_at and then run_id, at most qty at a time', async () => {
@@ -195,14 +187,14 @@ describe('claim_task', () => {
     const t3 = await setNow(c, plus(T0, 150));
     const resumed = await claimOne(c, q, 'w2', 30);
     expect(resumed).toMatchObject({ run_id: spawned.run_id, attempt: 1 });
-    expect(await run(c, q, spawned.run_id)).toMatchObject({
+    expect(await runRow(c, q, spawned.run_id)).toMatchObject({
       state: 'running',
       claimed_by: 'w2',
       claim_expires_at: plus(t3, 30),
       started_at: t3,
       available_at: t3,
     });
-    expect(await task(c, q, spawned.task_id)).toMatchObject({ state: 'running', attempts: 1, first_started_at: t1 });
+    expect(await taskRow(c, q, spawned.task_id)).toMatchObject({ state: 'running', attempts: 1, first_started_at: t1 });
   });
 
   it('keeps wake_event and event_payload on the run and returns them', async () => {
@@ -214,7 +206,7 @@ describe('claim_task', () => {
     await setNow(c, plus(T0, 10));
     const claimed = await claimOne(c, q);
     expect(claimed).toMatchObject({ wake_event: 'ev', event_payload: { x: 1 } });
-    expect(await run(c, q, spawned.run_id)).toMatchObject({ state: 'running', wake_event: 'ev', event_payload: { x: 1 } });
+    expect(await runRow(c, q, spawned.run_id)).toMatchObject({ state: 'running', wake_event: 'ev', event_payload: { x: 1 } });
   });
 
   it('deletes the expired waits of the runs it claims, and only those', async () => {
@@ -230,7 +222,7 @@ describe('claim_task', () => {
     await insertWait(c, q, b.task_id, b.run_id, 'other-run', 'e1', plus(T0, 5));
     await setNow(c, plus(T0, 10));
     expect((await claimOne(c, q)).run_id).toBe(a.run_id);
-    expect((await waits(c, q)).map((w) => w.step_name).sort()).toEqual(['forever', 'later', 'other-run']);
+    expect((await waitRows(c, q)).map((w) => w.step_name).sort()).toEqual(['forever', 'later', 'other-run']);
   });
 
   it('never claims runs whose task is completed, failed or cancelled', async () => {
@@ -259,8 +251,8 @@ describe('claim_task', () => {
     const spawned = await spawn(c, q);
     await c.query(`update ${table('t', q)} set attempts = 5 where task_id = $1`, [spawned.task_id]);
     await claimOne(c, q);
-    expect((await task(c, q, spawned.task_id)).attempts).toBe(5);
-    expect(await runs(c, q, spawned.task_id)).toHaveLength(1);
+    expect((await taskRow(c, q, spawned.task_id)).attempts).toBe(5);
+    expect(await runRows(c, q, spawned.task_id)).toHaveLength(1);
   });
 });
 
@@ -283,8 +275,8 @@ describe('claim_task concurrency', () => {
     } finally {
       await one.query('commit');
     }
-    expect((await run(c, q, a.run_id)).claimed_by).toBe('first');
-    expect((await run(c, q, b.run_id)).claimed_by).toBe('second');
+    expect((await runRow(c, q, a.run_id)).claimed_by).toBe('first');
+    expect((await runRow(c, q, b.run_id)).claimed_by).toBe('second');
     expect(await claim(two, q, 'second', 60, 5)).toEqual([]);
   });
 

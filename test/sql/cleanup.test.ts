@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   cancelTask,
@@ -17,21 +16,13 @@ import {
   snapshot,
   spawn,
   table,
-  tasks,
-  utcClient,
+  taskRows,
+  useSession,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
+const c = useSession(db, { now: T0 });
 
 async function cleanupTasks(q: string, ttl: number | null, limit?: number): Promise<number> {
   const { rows } =
@@ -75,11 +66,11 @@ describe('cleanup_tasks', () => {
     const { task_id } = await completedAt(q, plus(T0, 10));
     await setNow(c, plus(T0, 100));
     expect(await cleanupTasks(q, 90)).toBe(0);
-    expect(await tasks(c, q)).toHaveLength(1);
+    expect(await taskRows(c, q)).toHaveLength(1);
     expect(await cleanupTasks(q, 89)).toBe(1);
-    expect(await tasks(c, q)).toEqual([]);
+    expect(await taskRows(c, q)).toEqual([]);
     expect(await countRows(c, q, 'r')).toBe(0);
-    expect((await tasks(c, q)).find((t) => t.task_id === task_id)).toBeUndefined();
+    expect((await taskRows(c, q)).find((t) => t.task_id === task_id)).toBeUndefined();
   });
 
   it("uses the last attempt's failed_at for failed tasks and cancelled_at for cancelled ones", async () => {
@@ -94,9 +85,9 @@ describe('cleanup_tasks', () => {
     await setNow(c, plus(T0, 100));
     expect(await cleanupTasks(q, 80)).toBe(0);
     expect(await cleanupTasks(q, 79)).toBe(1);
-    expect((await tasks(c, q)).map((t) => t.task_id)).toEqual([failed.task_id]);
+    expect((await taskRows(c, q)).map((t) => t.task_id)).toEqual([failed.task_id]);
     expect(await cleanupTasks(q, 49)).toBe(1);
-    expect(await tasks(c, q)).toEqual([]);
+    expect(await taskRows(c, q)).toEqual([]);
     expect(await countRows(c, q, 'r')).toBe(0);
   });
 
@@ -108,7 +99,7 @@ describe('cleanup_tasks', () => {
     await completeRun(c, q, (await claimOne(c, q)).run_id, 'ok');
     await setNow(c, plus(T0, 1050));
     expect(await cleanupTasks(q, 100)).toBe(0);
-    expect((await tasks(c, q)).map((t) => t.task_id)).toEqual([task_id]);
+    expect((await taskRows(c, q)).map((t) => t.task_id)).toEqual([task_id]);
   });
 
   it('never deletes pending, running or sleeping tasks', async () => {
@@ -140,7 +131,7 @@ describe('cleanup_tasks', () => {
     await emitAt(q, T0, 'old-event');
     await setNow(c, plus(T0, 100));
     expect(await cleanupTasks(q, 10)).toBe(1);
-    expect((await tasks(c, q)).map((t) => t.task_id)).toEqual([keep.task_id]);
+    expect((await taskRows(c, q)).map((t) => t.task_id)).toEqual([keep.task_id]);
     const { rows } = await c.query(
       `select (select count(*)::int from ${table('r', q)} where task_id = $1) as runs,
               (select count(*)::int from ${table('c', q)} where task_id = $1) as checkpoints,
@@ -160,9 +151,9 @@ describe('cleanup_tasks', () => {
     for (let i = 0; i < 5; i++) done.push(await completedAt(q, plus(T0, 5 - i), `job-${i}`));
     await setNow(c, plus(T0, 100));
     expect(await cleanupTasks(q, 0, 2)).toBe(2);
-    expect((await tasks(c, q)).map((t) => t.task_name).sort()).toEqual(['job-0', 'job-1', 'job-2']);
+    expect((await taskRows(c, q)).map((t) => t.task_name).sort()).toEqual(['job-0', 'job-1', 'job-2']);
     expect(await cleanupTasks(q, 0)).toBe(3);
-    expect(await tasks(c, q)).toEqual([]);
+    expect(await taskRows(c, q)).toEqual([]);
   });
 
   it('rejects a NULL or negative TTL, changing nothing', async () => {
@@ -231,7 +222,7 @@ describe('cleanup_all_queues', () => {
     const names = rows.map((r) => r.queue_name);
     expect(names).toEqual([...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
     for (const q of [q1, q2]) {
-      expect((await tasks(c, q)).map((t) => t.task_name)).toEqual(['fresh']);
+      expect((await taskRows(c, q)).map((t) => t.task_name)).toEqual(['fresh']);
       expect(await eventNames(q)).toEqual(['fresh-event']);
     }
   });
@@ -245,7 +236,7 @@ describe('cleanup_all_queues', () => {
     await setNow(c, plus(T0, 7200));
     const { rows } = await c.query('select * from absurd.cleanup_all_queues($1)', [q1]);
     expect(rows).toEqual([{ queue_name: q1, tasks_deleted: 1, events_deleted: 1 }]);
-    expect(await tasks(c, q2)).toHaveLength(2);
+    expect(await taskRows(c, q2)).toHaveLength(2);
   });
 
   it('honours cleanup_limit and floors a fractional TTL', async () => {

@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   SQL_NULL,
@@ -14,44 +13,29 @@ import {
   one,
   plus,
   queueName,
-  run,
-  runs,
+  runningTask,
+  runRow,
+  runRows,
   scheduleRun,
   setNow,
   snapshot,
   spawn,
   table,
-  task,
-  utcClient,
-  waits,
+  taskRow,
+  useSession,
+  waitRows,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
-
-/** A queue with one claimed (running) task. */
-async function running(label: string, options: unknown = {}) {
-  const q = await createQueue(c, queueName(label));
-  const spawned = await spawn(c, q, 'job', {}, options);
-  await claimOne(c, q, 'worker-1', 60);
-  return { q, ...spawned };
-}
+const c = useSession(db, { now: T0 });
 
 describe('complete_run', () => {
   it('completes the run and the task, keeping the claim columns', async () => {
-    const { q, task_id, run_id } = await running('basic');
+    const { q, task_id, run_id } = await runningTask(c, 'basic');
     const at = await setNow(c, plus(T0, 12));
     await completeRun(c, q, run_id, { total: 42 });
-    expect(await run(c, q, run_id)).toMatchObject({
+    expect(await runRow(c, q, run_id)).toMatchObject({
       state: 'completed',
       completed_at: at,
       result: { total: 42 },
@@ -59,7 +43,7 @@ describe('complete_run', () => {
       claim_expires_at: plus(T0, 60),
       failed_at: null,
     });
-    expect(await task(c, q, task_id)).toMatchObject({
+    expect(await taskRow(c, q, task_id)).toMatchObject({
       state: 'completed',
       completed_payload: { total: 42 },
       last_attempt_run: run_id,
@@ -68,7 +52,7 @@ describe('complete_run', () => {
   });
 
   it('stores SQL NULL as NULL and the JSON text null as jsonb null', async () => {
-    const a = await running('nullres');
+    const a = await runningTask(c, 'nullres');
     await c.query('select absurd.complete_run($1, $2)', [a.q, a.run_id]);
     const b = await spawn(c, a.q);
     await claimOne(c, a.q);
@@ -87,24 +71,24 @@ describe('complete_run', () => {
   });
 
   it("deletes the run's waits but not other runs' waits", async () => {
-    const { q, task_id, run_id } = await running('waits');
+    const { q, task_id, run_id } = await runningTask(c, 'waits');
     const other = await spawn(c, q);
     await claimOne(c, q);
     await insertWait(c, q, task_id, run_id, 'mine', 'e', null);
     await insertWait(c, q, other.task_id, other.run_id, 'theirs', 'e', null);
     await completeRun(c, q, run_id, 1);
-    expect((await waits(c, q)).map((w) => w.step_name)).toEqual(['theirs']);
+    expect((await waitRows(c, q)).map((w) => w.step_name)).toEqual(['theirs']);
   });
 
   it('does not check ownership, and completes an expired lease nobody has swept', async () => {
-    const { q, task_id, run_id } = await running('expired');
+    const { q, task_id, run_id } = await runningTask(c, 'expired');
     await setNow(c, plus(T0, 3600));
     await completeRun(c, q, run_id, 'late');
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'completed', completed_payload: 'late' });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'completed', completed_payload: 'late' });
   });
 
   it('raises AB001 for a cancelled run', async () => {
-    const { q, task_id, run_id } = await running('cancelled');
+    const { q, task_id, run_id } = await runningTask(c, 'cancelled');
     await cancelTask(c, q, task_id);
     const before = await snapshot(c, q);
     await expectPgError(completeRun(c, q, run_id, 1), 'AB001', 'Task has been cancelled');
@@ -112,7 +96,7 @@ describe('complete_run', () => {
   });
 
   it('raises AB002 for a failed run', async () => {
-    const { q, run_id } = await running('failed', { max_attempts: 1 });
+    const { q, run_id } = await runningTask(c, 'failed', { max_attempts: 1 });
     await failRun(c, q, run_id);
     const before = await snapshot(c, q);
     await expectPgError(completeRun(c, q, run_id, 1), 'AB002', `Run "${run_id}" has already failed in queue "${q}"`);
@@ -120,7 +104,7 @@ describe('complete_run', () => {
   });
 
   it('raises P0001 for a missing run', async () => {
-    const { q } = await running('missing');
+    const { q } = await runningTask(c, 'missing');
     const ghost = '018f2d6c-0000-7000-8000-000000000000';
     const before = await snapshot(c, q);
     await expectPgError(completeRun(c, q, ghost, 1), 'P0001', `Run "${ghost}" not found in queue "${q}"`);
@@ -155,11 +139,11 @@ describe('complete_run', () => {
 
 describe('schedule_run', () => {
   it('puts the run and task to sleep, clearing the claim and keeping event_payload', async () => {
-    const { q, task_id, run_id } = await running('sleep');
+    const { q, task_id, run_id } = await runningTask(c, 'sleep');
     await c.query(`update ${table('r', q)} set wake_event = 'old', event_payload = '"kept"' where run_id = $1`, [run_id]);
     const wake = plus(T0, 300);
     await scheduleRun(c, q, run_id, wake);
-    expect(await run(c, q, run_id)).toMatchObject({
+    expect(await runRow(c, q, run_id)).toMatchObject({
       state: 'sleeping',
       claimed_by: null,
       claim_expires_at: null,
@@ -167,23 +151,23 @@ describe('schedule_run', () => {
       wake_event: null,
       event_payload: 'kept',
     });
-    expect((await task(c, q, task_id)).state).toBe('sleeping');
+    expect((await taskRow(c, q, task_id)).state).toBe('sleeping');
   });
 
   it('resumes the same run with the same attempt when due', async () => {
-    const { q, task_id, run_id } = await running('resume');
+    const { q, task_id, run_id } = await runningTask(c, 'resume');
     await scheduleRun(c, q, run_id, plus(T0, 30));
     await setNow(c, plus(T0, 29));
     expect(await claim(c, q)).toEqual([]);
     await setNow(c, plus(T0, 30));
     const resumed = await claimOne(c, q, 'worker-2');
     expect(resumed).toMatchObject({ run_id, task_id, attempt: 1 });
-    expect(await runs(c, q, task_id)).toHaveLength(1);
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'running', attempts: 1, last_attempt_run: run_id });
+    expect(await runRows(c, q, task_id)).toHaveLength(1);
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'running', attempts: 1, last_attempt_run: run_id });
   });
 
   it('accepts a wake time in the past (immediately claimable) and infinity (never claimable)', async () => {
-    const { q, run_id } = await running('past');
+    const { q, run_id } = await runningTask(c, 'past');
     await scheduleRun(c, q, run_id, plus(T0, -3600));
     expect((await claimOne(c, q)).run_id).toBe(run_id);
     await scheduleRun(c, q, run_id, 'infinity');

@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   cancelTask,
@@ -12,56 +11,41 @@ import {
   insertWait,
   plus,
   queueName,
-  run,
-  runs,
+  runningTask,
+  runRow,
+  runRows,
   scheduleRun,
   setNow,
   snapshot,
   spawn,
   table,
-  task,
-  utcClient,
-  waits,
+  taskRow,
+  useSession,
+  waitRows,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
-
-/** Spawns one task with `options` on a fresh queue and claims it at T0. */
-async function claimed(label: string, options: unknown = {}) {
-  const q = await createQueue(c, queueName(label));
-  const spawned = await spawn(c, q, 'job', {}, options);
-  await claimOne(c, q, 'worker-1', 60);
-  return { q, ...spawned };
-}
+const c = useSession(db, { now: T0 });
 
 /** Fails the task's current run at `at` and returns the new latest run (or the failed one). */
 async function failAt(q: string, taskId: string, at: Date, retryAt: Date | null = null) {
   await setNow(c, at);
-  const current = (await task(c, q, taskId)).last_attempt_run;
+  const current = (await taskRow(c, q, taskId)).last_attempt_run;
   if (!current) throw new Error('task without last_attempt_run');
   await failRun(c, q, current, { name: 'Error', message: `failed at ${at.toISOString()}` }, retryAt);
-  const all = await runs(c, q, taskId);
+  const all = await runRows(c, q, taskId);
   return all[all.length - 1]!;
 }
 
 describe('fail_run', () => {
   it('fails the run, keeps its claim and payload, and requeues at once without a strategy', async () => {
-    const { q, task_id, run_id } = await claimed('basic');
+    const { q, task_id, run_id } = await runningTask(c, 'basic');
     await c.query(`update ${table('r', q)} set wake_event = 'ev', event_payload = '{"p": 1}' where run_id = $1`, [run_id]);
     const at = await setNow(c, plus(T0, 5));
     const reason = { name: 'TypeError', message: 'bad', stack: 'at x' };
     await failRun(c, q, run_id, reason);
-    const [failed, next] = await runs(c, q, task_id);
+    const [failed, next] = await runRows(c, q, task_id);
     expect(failed).toMatchObject({
       run_id,
       attempt: 1,
@@ -87,23 +71,23 @@ describe('fail_run', () => {
       failure_reason: null,
       created_at: at,
     });
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'pending', attempts: 2, last_attempt_run: next!.run_id });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'pending', attempts: 2, last_attempt_run: next!.run_id });
     expect((await claimOne(c, q)).attempt).toBe(2);
   });
 
   it('treats kind none, an unknown kind and a strategy without kind as an immediate retry', async () => {
     for (const strategy of [{ kind: 'none', base_seconds: 99 }, { kind: 'bogus', base_seconds: 99 }, { base_seconds: 99 }]) {
-      const { q, task_id } = await claimed('none', { retry_strategy: strategy });
+      const { q, task_id } = await runningTask(c, 'none', { retry_strategy: strategy });
       const next = await failAt(q, task_id, plus(T0, 3));
       expect(next, JSON.stringify(strategy)).toMatchObject({ attempt: 2, state: 'pending', available_at: plus(T0, 3) });
     }
   });
 
   it('fixed: waits base_seconds, 60 by default, with the task sleeping meanwhile', async () => {
-    const { q, task_id } = await claimed('fixed-default', { retry_strategy: { kind: 'fixed' } });
+    const { q, task_id } = await runningTask(c, 'fixed-default', { retry_strategy: { kind: 'fixed' } });
     const next = await failAt(q, task_id, plus(T0, 1));
     expect(next).toMatchObject({ attempt: 2, state: 'sleeping', available_at: plus(T0, 61) });
-    expect((await task(c, q, task_id)).state).toBe('sleeping');
+    expect((await taskRow(c, q, task_id)).state).toBe('sleeping');
     await setNow(c, plus(T0, 60.999));
     expect(await claim(c, q)).toEqual([]);
     await setNow(c, plus(T0, 61));
@@ -111,12 +95,12 @@ describe('fail_run', () => {
     const third = await failAt(q, task_id, plus(T0, 70));
     expect(third).toMatchObject({ attempt: 3, available_at: plus(T0, 130) });
 
-    const other = await claimed('fixed-5', { retry_strategy: { kind: 'fixed', base_seconds: 5 } });
+    const other = await runningTask(c, 'fixed-5', { retry_strategy: { kind: 'fixed', base_seconds: 5 } });
     expect(await failAt(other.q, other.task_id, T0)).toMatchObject({ state: 'sleeping', available_at: plus(T0, 5) });
   });
 
   it('exponential: base 30 and factor 2 by default, exponent from the failed attempt', async () => {
-    const { q, task_id } = await claimed('exp-default', { retry_strategy: { kind: 'exponential' } });
+    const { q, task_id } = await runningTask(c, 'exp-default', { retry_strategy: { kind: 'exponential' } });
     let now = T0;
     const delays: number[] = [];
     for (let i = 0; i < 4; i++) {
@@ -130,7 +114,9 @@ describe('fail_run', () => {
   });
 
   it('exponential with base 40, factor 3 and max 90 waits 40 s then 90 s', async () => {
-    const { q, task_id } = await claimed('exp-spec', { retry_strategy: { kind: 'exponential', base_seconds: 40, factor: 3, max_seconds: 90 } });
+    const { q, task_id } = await runningTask(c, 'exp-spec', {
+      retry_strategy: { kind: 'exponential', base_seconds: 40, factor: 3, max_seconds: 90 },
+    });
     const second = await failAt(q, task_id, T0);
     expect(second).toMatchObject({ attempt: 2, state: 'sleeping', available_at: plus(T0, 40) });
     await setNow(c, plus(T0, 40));
@@ -140,7 +126,7 @@ describe('fail_run', () => {
   });
 
   it('allows fractional delays', async () => {
-    const { q, task_id } = await claimed('frac', { retry_strategy: { kind: 'exponential', base_seconds: 1.5, factor: 2 } });
+    const { q, task_id } = await runningTask(c, 'frac', { retry_strategy: { kind: 'exponential', base_seconds: 1.5, factor: 2 } });
     expect(await failAt(q, task_id, T0)).toMatchObject({ available_at: plus(T0, 1.5) });
     await setNow(c, plus(T0, 1.5));
     await claimOne(c, q);
@@ -148,76 +134,76 @@ describe('fail_run', () => {
   });
 
   it('p_retry_at wins over the strategy, and a past retry time is clamped to now', async () => {
-    const { q, task_id } = await claimed('retry-at', { retry_strategy: { kind: 'fixed', base_seconds: 60 } });
+    const { q, task_id } = await runningTask(c, 'retry-at', { retry_strategy: { kind: 'fixed', base_seconds: 60 } });
     expect(await failAt(q, task_id, T0, plus(T0, 5))).toMatchObject({ state: 'sleeping', available_at: plus(T0, 5) });
     await setNow(c, plus(T0, 5));
     await claimOne(c, q);
     expect(await failAt(q, task_id, plus(T0, 10), plus(T0, -100))).toMatchObject({ state: 'pending', available_at: plus(T0, 10) });
-    expect((await task(c, q, task_id)).state).toBe('pending');
+    expect((await taskRow(c, q, task_id)).state).toBe('pending');
 
-    const none = await claimed('retry-at-none');
+    const none = await runningTask(c, 'retry-at-none');
     expect(await failAt(none.q, none.task_id, T0, plus(T0, 7))).toMatchObject({ state: 'sleeping', available_at: plus(T0, 7) });
-    expect((await task(c, none.q, none.task_id)).state).toBe('sleeping');
+    expect((await taskRow(c, none.q, none.task_id)).state).toBe('sleeping');
   });
 
   it('fails the task when max_attempts is reached', async () => {
-    const { q, task_id, run_id } = await claimed('max2', { max_attempts: 2 });
+    const { q, task_id, run_id } = await runningTask(c, 'max2', { max_attempts: 2 });
     const second = await failAt(q, task_id, plus(T0, 1));
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'pending', attempts: 2 });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'pending', attempts: 2 });
     await claimOne(c, q);
     const last = await failAt(q, task_id, plus(T0, 2));
     expect(last.run_id).toBe(second.run_id);
     expect(last).toMatchObject({ state: 'failed', attempt: 2 });
-    expect((await runs(c, q, task_id)).map((r) => r.run_id)).toEqual([run_id, second.run_id]);
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'failed', attempts: 2, last_attempt_run: second.run_id });
+    expect((await runRows(c, q, task_id)).map((r) => r.run_id)).toEqual([run_id, second.run_id]);
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'failed', attempts: 2, last_attempt_run: second.run_id });
     expect(await claim(c, q)).toEqual([]);
 
-    const single = await claimed('max1', { max_attempts: 1, retry_strategy: { kind: 'fixed' } });
+    const single = await runningTask(c, 'max1', { max_attempts: 1, retry_strategy: { kind: 'fixed' } });
     await failAt(single.q, single.task_id, T0);
-    expect(await runs(c, single.q, single.task_id)).toHaveLength(1);
-    expect(await task(c, single.q, single.task_id)).toMatchObject({ state: 'failed', attempts: 1, last_attempt_run: single.run_id });
+    expect(await runRows(c, single.q, single.task_id)).toHaveLength(1);
+    expect(await taskRow(c, single.q, single.task_id)).toMatchObject({ state: 'failed', attempts: 1, last_attempt_run: single.run_id });
   });
 
   it('retries without limit when max_attempts is NULL', async () => {
-    const { q, task_id } = await claimed('unlimited', { max_attempts: null });
+    const { q, task_id } = await runningTask(c, 'unlimited', { max_attempts: null });
     for (let i = 0; i < 7; i++) {
       await failAt(q, task_id, plus(T0, i));
       await claimOne(c, q);
     }
-    const all = await runs(c, q, task_id);
+    const all = await runRows(c, q, task_id);
     expect(all.map((r) => r.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'running', attempts: 8 });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'running', attempts: 8 });
   });
 
   it('can fail a sleeping run', async () => {
-    const { q, task_id, run_id } = await claimed('sleeping');
+    const { q, task_id, run_id } = await runningTask(c, 'sleeping');
     await scheduleRun(c, q, run_id, plus(T0, 1000));
     await setNow(c, plus(T0, 5));
     await failRun(c, q, run_id);
-    const [failed, next] = await runs(c, q, task_id);
+    const [failed, next] = await runRows(c, q, task_id);
     expect(failed).toMatchObject({ state: 'failed', failed_at: plus(T0, 5) });
     expect(next).toMatchObject({ attempt: 2, state: 'pending' });
   });
 
   it("deletes the failed run's waits", async () => {
-    const { q, task_id, run_id } = await claimed('waits');
+    const { q, task_id, run_id } = await runningTask(c, 'waits');
     const other = await spawn(c, q);
     await insertWait(c, q, task_id, run_id, 'mine', 'e', null);
     await insertWait(c, q, other.task_id, other.run_id, 'theirs', 'e', null);
     await failRun(c, q, run_id);
-    expect((await waits(c, q)).map((w) => w.step_name)).toEqual(['theirs']);
+    expect((await waitRows(c, q)).map((w) => w.step_name)).toEqual(['theirs']);
   });
 
   it('accepts the three-argument form', async () => {
-    const { q, task_id, run_id } = await claimed('three');
+    const { q, task_id, run_id } = await runningTask(c, 'three');
     await c.query('select absurd.fail_run($1, $2, $3)', [q, run_id, '{"message": "x"}']);
-    expect((await run(c, q, run_id)).failure_reason).toEqual({ message: 'x' });
-    expect((await task(c, q, task_id)).attempts).toBe(2);
+    expect((await runRow(c, q, run_id)).failure_reason).toEqual({ message: 'x' });
+    expect((await taskRow(c, q, task_id)).attempts).toBe(2);
   });
 
   describe('rejections change nothing', () => {
     it('raises P0001 for a missing run', async () => {
-      const { q } = await claimed('missing');
+      const { q } = await runningTask(c, 'missing');
       const ghost = '018f2d6c-0000-7000-8000-000000000000';
       const before = await snapshot(c, q);
       await expectPgError(failRun(c, q, ghost), 'P0001', `Run "${ghost}" cannot be failed in queue "${q}"`);
@@ -238,7 +224,7 @@ describe('fail_run', () => {
     });
 
     it('raises AB002 for a run that already failed', async () => {
-      const { q, run_id } = await claimed('twice');
+      const { q, run_id } = await runningTask(c, 'twice');
       await failRun(c, q, run_id);
       const before = await snapshot(c, q);
       await expectPgError(failRun(c, q, run_id), 'AB002');
@@ -246,7 +232,7 @@ describe('fail_run', () => {
     });
 
     it('raises AB001 for a cancelled run', async () => {
-      const { q, task_id, run_id } = await claimed('cancelled');
+      const { q, task_id, run_id } = await runningTask(c, 'cancelled');
       await cancelTask(c, q, task_id);
       const before = await snapshot(c, q);
       await expectPgError(failRun(c, q, run_id), 'AB001');

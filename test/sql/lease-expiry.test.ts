@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   claim,
@@ -11,26 +10,19 @@ import {
   one,
   plus,
   queueName,
-  run,
-  runs,
+  runRow,
+  runRows,
   setNow,
   spawn,
   table,
-  task,
+  taskRow,
+  useSession,
   utcClient,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
+const c = useSession(db, { now: T0 });
 
 async function failedRunCount(q: string): Promise<number> {
   const { rows } = await c.query<{ n: number }>(`select count(*)::int as n from ${table('r', q)} where state = 'failed'`);
@@ -44,14 +36,14 @@ describe('lease expiry in claim_task', () => {
     await claimOne(c, q, 'worker-a', 30);
     await setNow(c, plus(T0, 29.999));
     expect(await claim(c, q, 'worker-b')).toEqual([]);
-    expect((await run(c, q, run_id)).state).toBe('running');
+    expect((await runRow(c, q, run_id)).state).toBe('running');
 
     const at = await setNow(c, plus(T0, 30));
     const claimed = await claimOne(c, q, 'worker-b', 30);
     expect(claimed).toMatchObject({ task_id, attempt: 2 });
     expect(claimed.run_id).not.toBe(run_id);
 
-    const expired = await run(c, q, run_id);
+    const expired = await runRow(c, q, run_id);
     expect(expired).toMatchObject({
       state: 'failed',
       failed_at: at,
@@ -67,8 +59,8 @@ describe('lease expiry in claim_task', () => {
       attempt: 1,
     });
     expect(new Date(reason.claimExpiredAt as string)).toEqual(plus(T0, 30));
-    expect(await run(c, q, claimed.run_id)).toMatchObject({ state: 'running', claimed_by: 'worker-b', attempt: 2 });
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'running', attempts: 2, last_attempt_run: claimed.run_id });
+    expect(await runRow(c, q, claimed.run_id)).toMatchObject({ state: 'running', claimed_by: 'worker-b', attempt: 2 });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'running', attempts: 2, last_attempt_run: claimed.run_id });
   });
 
   it('the zombie worker then gets AB002 from complete_run and fail_run', async () => {
@@ -90,10 +82,10 @@ describe('lease expiry in claim_task', () => {
     await setNow(c, plus(T0, 100));
     expect(await claim(c, q, 'worker-b', 60, 1)).toEqual([]);
     expect(await failedRunCount(q)).toBe(1);
-    expect((await run(c, q, order[1]!)).state).toBe('failed');
+    expect((await runRow(c, q, order[1]!)).state).toBe('failed');
     expect(await claim(c, q, 'worker-b', 60, 2)).toEqual([]);
     expect(await failedRunCount(q)).toBe(3);
-    for (const s of spawned) expect((await task(c, q, s.task_id)).state).toBe('failed');
+    for (const s of spawned) expect((await taskRow(c, q, s.task_id)).state).toBe('failed');
   });
 
   it('applies the retry strategy and max_attempts to expired runs', async () => {
@@ -102,13 +94,13 @@ describe('lease expiry in claim_task', () => {
     await claimOne(c, q, 'worker-a', 10);
     await setNow(c, plus(T0, 10));
     expect(await claim(c, q, 'worker-b')).toEqual([]);
-    const [, retry] = await runs(c, q, task_id);
+    const [, retry] = await runRows(c, q, task_id);
     expect(retry).toMatchObject({ attempt: 2, state: 'sleeping', available_at: plus(T0, 60) });
     await setNow(c, plus(T0, 60));
     await claimOne(c, q, 'worker-b', 10);
     await setNow(c, plus(T0, 70));
     expect(await claim(c, q, 'worker-c')).toEqual([]);
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'failed', attempts: 2, last_attempt_run: retry!.run_id });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'failed', attempts: 2, last_attempt_run: retry!.run_id });
     const { rows } = await c.query('select state, failure_reason from absurd.get_task_result($1, $2)', [q, task_id]);
     expect(one(rows)).toMatchObject({ state: 'failed', failure_reason: { name: '$ClaimTimeout', workerId: 'worker-b', attempt: 2 } });
   });
@@ -119,7 +111,7 @@ describe('lease expiry in claim_task', () => {
     await claimOne(c, q, 'worker-a', 0);
     await setNow(c, plus(T0, 10 * 365 * 86400));
     expect(await claim(c, q, 'worker-b', 60, 100)).toEqual([]);
-    expect(await run(c, q, run_id)).toMatchObject({ state: 'running', claimed_by: 'worker-a', claim_expires_at: null });
+    expect(await runRow(c, q, run_id)).toMatchObject({ state: 'running', claimed_by: 'worker-a', claim_expires_at: null });
   });
 
   it('skips an expired run that another transaction holds locked', async () => {
@@ -137,9 +129,9 @@ describe('lease expiry in claim_task', () => {
     } finally {
       await holder.query('rollback');
     }
-    expect((await run(c, q, run_id)).state).toBe('running');
+    expect((await runRow(c, q, run_id)).state).toBe('running');
     expect((await claimOne(sweeper, q, 'worker-b')).attempt).toBe(2);
-    expect((await run(c, q, run_id)).state).toBe('failed');
+    expect((await runRow(c, q, run_id)).state).toBe('failed');
   });
 
   it('only sweeps runs that are still running', async () => {
@@ -149,7 +141,7 @@ describe('lease expiry in claim_task', () => {
     await completeRun(c, q, run_id, 'ok');
     await setNow(c, plus(T0, 100));
     expect(await claim(c, q, 'worker-b')).toEqual([]);
-    expect(await task(c, q, task_id)).toMatchObject({ state: 'completed' });
-    expect((await run(c, q, run_id)).failure_reason).toBeNull();
+    expect(await taskRow(c, q, task_id)).toMatchObject({ state: 'completed' });
+    expect((await runRow(c, q, run_id)).failure_reason).toBeNull();
   });
 });

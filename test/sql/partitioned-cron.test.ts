@@ -1,7 +1,6 @@
-import type pg from 'pg';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueueNames, expectPgError, ident, queueName, setNow, table, utcClient } from './helpers.js';
+import { awkwardQueueNames, expectPgError, ident, queueName, setNow, table, useSession } from './helpers.js';
 import {
   MONDAY,
   addDays,
@@ -17,7 +16,7 @@ import {
 } from './partitioned-helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
+const c = useSession(db, { now: MONDAY });
 
 interface Job {
   job_name: string;
@@ -29,14 +28,6 @@ interface DetachJob extends Job {
   partition_table: string;
   job_kind: string;
 }
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, MONDAY);
-});
 
 async function enableCron(queue: string | null, ...schedules: (string | null)[]): Promise<Job[]> {
   const args = [queue, ...schedules];

@@ -1,7 +1,6 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueueNames, expectPgError, ident, one, queueName, setNow, spawn, table, utcClient } from './helpers.js';
+import { awkwardQueueNames, expectPgError, ident, one, queueName, setNow, spawn, table, useSession } from './helpers.js';
 import {
   MONDAY,
   PARENT_PREFIXES,
@@ -18,15 +17,7 @@ import {
 } from './partitioned-helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, MONDAY);
-});
+const c = useSession(db, { now: MONDAY });
 
 /** The weeks a queue created at MONDAY has: 2024-03-25 (413) through 2024-04-29 (418). */
 const CREATED_WEEKS = mondays(addDays(MONDAY, -1), addDays(MONDAY, 28));

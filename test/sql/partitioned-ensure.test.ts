@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   awkwardQueueNames,
@@ -10,6 +9,7 @@ import {
   setNow,
   spawn,
   table,
+  useSession,
   utcClient,
   waitUntilBlocked,
 } from './helpers.js';
@@ -31,11 +31,7 @@ import {
 } from './partitioned-helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
+const c = useSession(db);
 
 beforeEach(async () => {
   await c.query(`set timezone = 'UTC'`);

@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   awkwardQueueNames,
@@ -12,8 +11,8 @@ import {
   setNow,
   spawn,
   table,
-  task,
-  utcClient,
+  taskRow,
+  useSession,
 } from './helpers.js';
 import {
   MONDAY,
@@ -28,15 +27,7 @@ import {
 } from './partitioned-helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, MONDAY);
-});
+const c = useSession(db, { now: MONDAY });
 
 async function relkinds(queue: string): Promise<Record<string, string>> {
   const { rows } = await c.query<{ relname: string; relkind: string }>(
@@ -173,7 +164,7 @@ describe('idempotency keys in partitioned queues', () => {
     expect(spawned).toMatchObject({ attempt: 1, created: true });
     const { rows } = await c.query(`select idempotency_key, task_id from ${table('i', q)}`);
     expect(rows).toEqual([{ idempotency_key: 'order-1', task_id: spawned.task_id }]);
-    expect((await task(c, q, spawned.task_id)).idempotency_key).toBe('order-1');
+    expect((await taskRow(c, q, spawned.task_id)).idempotency_key).toBe('order-1');
   });
 
   it('returns the existing task with its current run and attempts for a duplicate key, whatever the task name', async () => {
@@ -181,7 +172,7 @@ describe('idempotency keys in partitioned queues', () => {
     const first = await spawn(c, q, 'job', {}, { idempotency_key: 'k1', retry_strategy: { kind: 'none' } });
     const claimed = await claimOne(c, q);
     await c.query('select absurd.fail_run($1, $2, $3, null)', [q, claimed.run_id, JSON.stringify({ message: 'x' })]);
-    const current = await task(c, q, first.task_id);
+    const current = await taskRow(c, q, first.task_id);
     expect(current.attempts).toBe(2);
 
     const dup = await spawn(c, q, 'other-name', { other: true }, { idempotency_key: 'k1' });

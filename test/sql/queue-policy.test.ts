@@ -1,14 +1,9 @@
-import type pg from 'pg';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { createQueue, expectPgError, one, queueName, snapshot, utcClient, utf8QueueName57 } from './helpers.js';
+import { createQueue, expectPgError, one, queueName, snapshot, useSession, utf8QueueName57 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
+const c = useSession(db);
 
 interface Policy {
   queue_name: string;

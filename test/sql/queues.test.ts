@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   awkwardQueueNames,
@@ -15,17 +14,13 @@ import {
   setNow,
   spawn,
   table,
-  task,
-  utcClient,
+  taskRow,
+  useSession,
   utf8QueueName57,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
+const c = useSession(db);
 
 const PER_QUEUE = ['t', 'r', 'c', 'e', 'w'] as const;
 
@@ -283,7 +278,7 @@ describe('create_queue', () => {
     const spawned = await spawn(c, q, 'keep-me');
     await c.query('select absurd.create_queue($1)', [q]);
     await c.query('select absurd.create_queue($1, $2)', [q, 'unpartitioned']);
-    expect((await task(c, q, spawned.task_id)).task_name).toBe('keep-me');
+    expect((await taskRow(c, q, spawned.task_id)).task_name).toBe('keep-me');
     const { rows } = await c.query('select count(*)::int as n from absurd.queues where queue_name = $1', [q]);
     expect(one(rows)).toEqual({ n: 1 });
   });
@@ -342,7 +337,7 @@ describe('create_queue', () => {
       const claimed = await claimOne(c, q);
       expect(claimed.params).toEqual({ q });
       await completeRun(c, q, claimed.run_id, { ok: q });
-      expect((await task(c, q, spawned.task_id)).state).toBe('completed');
+      expect((await taskRow(c, q, spawned.task_id)).state).toBe('completed');
     }
   });
 

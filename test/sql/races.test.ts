@@ -11,26 +11,25 @@ import type pg from 'pg';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
-  at,
   checkpointRows,
+  claim,
   claimOne,
-  claimTasks,
-  createQueue,
   eventRow,
-  expectSqlError,
+  expectPgError,
+  newQueue,
+  pidOf,
+  plus,
   runRow,
   setNow,
+  spawn,
   spawnAndClaim,
-  spawnTask,
   table,
   taskRow,
-  uniqueQueue,
+  utcClient,
   waitRows,
   waitUntilBlocked,
-  type Claimed,
-  connectOutsideSchema,
-  pidOf,
-} from './engine-calls.js';
+  type ClaimedRun,
+} from './helpers.js';
 
 const db = useTestDatabase();
 
@@ -48,11 +47,11 @@ const crowd: pg.Client[] = [];
 const CROWD = 6;
 
 beforeAll(async () => {
-  s = await connectOutsideSchema(db);
-  a = await connectOutsideSchema(db);
-  b = await connectOutsideSchema(db);
-  gate = await connectOutsideSchema(db);
-  for (let i = 0; i < CROWD; i++) crowd.push(await connectOutsideSchema(db));
+  s = await utcClient(db, { outsideSchema: true });
+  a = await utcClient(db, { outsideSchema: true });
+  b = await utcClient(db, { outsideSchema: true });
+  gate = await utcClient(db, { outsideSchema: true });
+  for (let i = 0; i < CROWD; i++) crowd.push(await utcClient(db, { outsideSchema: true }));
 });
 
 beforeEach(async () => {
@@ -67,12 +66,6 @@ afterEach(async () => {
   // Leave no transaction open behind a failed assertion.
   for (const client of [a, b, gate, ...crowd]) await client.query('rollback').catch(() => undefined);
 });
-
-async function newQueue(label: string): Promise<string> {
-  const q = uniqueQueue(label);
-  await createQueue(s, q);
-  return q;
-}
 
 type Settled = { ok: true; rows: pg.QueryResultRow[] } | { ok: false; error: pg.DatabaseError };
 
@@ -95,15 +88,15 @@ function awaitEventSql(): string {
 
 describe('await_event against emit_event (no lost wake-up)', () => {
   it('blocks emit_event while an await_event that created the sentinel is uncommitted; the emission then wakes the waiter', async () => {
-    const q = await newQueue('race-await-first');
-    const { taskId, runId } = await spawnAndClaim(s, q);
+    const q = await newQueue(s, 'race-await-first');
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q);
 
     await a.query('begin');
     const { rows } = await a.query(awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev']);
     expect(rows).toEqual([{ should_suspend: true, payload: null }]);
 
     await b.query(`set statement_timeout = '300ms'`);
-    await expectSqlError(b.query(`select absurd.emit_event($1, 'ev', '{"n":1}')`, [q]), '57014');
+    await expectPgError(b.query(`select absurd.emit_event($1, 'ev', '{"n":1}')`, [q]), '57014');
     await b.query(`set statement_timeout = '20s'`);
 
     await a.query('commit');
@@ -115,33 +108,33 @@ describe('await_event against emit_event (no lost wake-up)', () => {
   });
 
   it('blocks emit_event on the FOR SHARE lock of an existing sentinel row', async () => {
-    const q = await newQueue('race-share-lock');
+    const q = await newQueue(s, 'race-share-lock');
     // An earlier waiter has committed the sentinel row.
     const earlier = await spawnAndClaim(s, q);
-    await s.query(awaitEventSql(), [q, earlier.taskId, earlier.runId, 'wait-step', 'ev']);
+    await s.query(awaitEventSql(), [q, earlier.task_id, earlier.run_id, 'wait-step', 'ev']);
     expect(await eventRow(s, q, 'ev')).toMatchObject({ payload_is_sql_null: true });
 
-    const { taskId, runId } = await spawnAndClaim(s, q);
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q);
     await a.query('begin');
     expect((await a.query(awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev'])).rows).toEqual([
       { should_suspend: true, payload: null },
     ]);
 
     await b.query(`set statement_timeout = '300ms'`);
-    await expectSqlError(b.query(`select absurd.emit_event($1, 'ev', '"x"')`, [q]), '57014');
+    await expectPgError(b.query(`select absurd.emit_event($1, 'ev', '"x"')`, [q]), '57014');
     await b.query(`set statement_timeout = '20s'`);
 
     await a.query('commit');
     await b.query(`select absurd.emit_event($1, 'ev', '"x"')`, [q]);
-    for (const run of [earlier.runId, runId]) {
+    for (const run of [earlier.run_id, runId]) {
       expect(await runRow(s, q, run)).toMatchObject({ state: 'pending', event_payload: 'x' });
     }
     expect(await waitRows(s, q)).toEqual([]);
   });
 
   it('an emission that starts while await_event is uncommitted waits, then wakes the waiter', async () => {
-    const q = await newQueue('race-concurrent');
-    const { taskId, runId } = await spawnAndClaim(s, q);
+    const q = await newQueue(s, 'race-concurrent');
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q);
 
     await a.query('begin');
     await a.query(awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev']);
@@ -156,14 +149,14 @@ describe('await_event against emit_event (no lost wake-up)', () => {
   });
 
   it('an await_event that starts while an emission is uncommitted waits, then returns the payload', async () => {
-    const q = await newQueue('race-emit-first');
-    const { taskId, runId } = await spawnAndClaim(s, q);
+    const q = await newQueue(s, 'race-emit-first');
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q);
 
     await b.query('begin');
     await b.query(`select absurd.emit_event($1, 'ev', '{"n":3}')`, [q]);
 
     await a.query(`set statement_timeout = '300ms'`);
-    await expectSqlError(a.query(awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev']), '57014');
+    await expectPgError(a.query(awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev']), '57014');
     await a.query(`set statement_timeout = '20s'`);
 
     const waiting = start(a, awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev']);
@@ -200,8 +193,8 @@ async function expectCancelled(q: string, taskId: string, runId: string): Promis
 
 describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the same run', (kind) => {
   it(`${kind} first: cancel waits, then is a no-op`, async () => {
-    const q = await newQueue(`race-${kind}-first`);
-    const { taskId, runId } = await spawnAndClaim(s, q, { max_attempts: 1 });
+    const q = await newQueue(s, `race-${kind}-first`);
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q, { max_attempts: 1 });
 
     await a.query('begin');
     await a.query(finishSql(kind), [q, runId]);
@@ -216,8 +209,8 @@ describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the
   });
 
   it(`cancel first: ${kind}_run waits, then raises AB001`, async () => {
-    const q = await newQueue(`race-cancel-${kind}`);
-    const { taskId, runId } = await spawnAndClaim(s, q, { max_attempts: 1 });
+    const q = await newQueue(s, `race-cancel-${kind}`);
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q, { max_attempts: 1 });
 
     await b.query('begin');
     await b.query('select absurd.cancel_task($1, $2)', [q, taskId]);
@@ -236,8 +229,8 @@ describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the
   // task lock. Each takes the run row first, so they queue on the run; an engine that took the
   // task row before the run in either function would deadlock here (40P01).
   it(`cancel queued first behind a task lock: no deadlock, cancel wins, ${kind}_run raises AB001`, async () => {
-    const q = await newQueue(`race-gated-cancel-${kind}`);
-    const { taskId, runId } = await spawnAndClaim(s, q, { max_attempts: 1 });
+    const q = await newQueue(s, `race-gated-cancel-${kind}`);
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q, { max_attempts: 1 });
 
     await gate.query('begin');
     await gate.query(`select 1 from ${table('t', q)} where task_id = $1 for update`, [taskId]);
@@ -259,8 +252,8 @@ describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the
   });
 
   it(`${kind}_run queued first behind a task lock: no deadlock, ${kind} wins, cancel is a no-op`, async () => {
-    const q = await newQueue(`race-gated-${kind}`);
-    const { taskId, runId } = await spawnAndClaim(s, q, { max_attempts: 1 });
+    const q = await newQueue(s, `race-gated-${kind}`);
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q, { max_attempts: 1 });
 
     await gate.query('begin');
     await gate.query(`select 1 from ${table('t', q)} where task_id = $1 for update`, [taskId]);
@@ -283,9 +276,9 @@ describe.each<Finisher>(['complete', 'fail'])('cancel_task against %s_run on the
 
 describe('concurrent claims', () => {
   it('skips a run another worker is claiming instead of waiting for it or taking it too', async () => {
-    const q = await newQueue('race-claim-two');
-    const first = await spawnTask(s, q);
-    const second = await spawnTask(s, q);
+    const q = await newQueue(s, 'race-claim-two');
+    const first = await spawn(s, q);
+    const second = await spawn(s, q);
 
     await a.query('begin');
     const mine = await claimOne(a, q, 'worker-a', 60);
@@ -296,22 +289,22 @@ describe('concurrent claims', () => {
     expect(theirs.run_id).toBe(second.run_id);
     await a.query('commit');
 
-    expect(await claimTasks(b, q, 'worker-b', 60, 5)).toEqual([]);
+    expect(await claim(b, q, 'worker-b', 60, 5)).toEqual([]);
     expect(await runRow(s, q, first.run_id)).toMatchObject({ state: 'running', claimed_by: 'worker-a' });
     expect(await runRow(s, q, second.run_id)).toMatchObject({ state: 'running', claimed_by: 'worker-b' });
   });
 
   it('never hands the same run to two of many workers claiming at once', async () => {
-    const q = await newQueue('race-claim-many');
+    const q = await newQueue(s, 'race-claim-many');
     const total = 30;
     const spawned = new Set<string>();
-    for (let i = 0; i < total; i++) spawned.add((await spawnTask(s, q)).run_id);
+    for (let i = 0; i < total; i++) spawned.add((await spawn(s, q)).run_id);
 
     const claimsPerWorker = await Promise.all(
       crowd.map(async (client, i) => {
-        const got: Claimed[] = [];
+        const got: ClaimedRun[] = [];
         for (;;) {
-          const rows = await claimTasks(client, q, `worker-${i}`, 60, 2);
+          const rows = await claim(client, q, `worker-${i}`, 60, 2);
           if (rows.length === 0) return got;
           got.push(...rows);
         }
@@ -334,9 +327,9 @@ describe('concurrent claims', () => {
 
 describe('concurrent emitters of one event', () => {
   it('lets exactly one payload win and wakes the waiter once, with that payload', async () => {
-    const q = await newQueue('race-emitters');
+    const q = await newQueue(s, 'race-emitters');
     await setNow(s, T0);
-    const { taskId, runId } = await spawnAndClaim(s, q);
+    const { task_id: taskId, run_id: runId } = await spawnAndClaim(s, q);
     await s.query(awaitEventSql(), [q, taskId, runId, 'wait-step', 'ev']);
 
     // Hold the event row so that every emitter queues on it, then let them all go.
@@ -344,7 +337,7 @@ describe('concurrent emitters of one event', () => {
     await gate.query(`select 1 from ${table('e', q)} where event_name = 'ev' for update`);
     const emissions: Promise<Settled>[] = [];
     for (const [i, client] of crowd.entries()) {
-      await setNow(client, at(T0, 10 + i));
+      await setNow(client, plus(T0, 10 + i));
       emissions.push(start(client, 'select absurd.emit_event($1, $2, $3)', [q, 'ev', JSON.stringify({ n: i })]));
       await waitUntilBlocked(s, pidOf(client));
     }
@@ -354,7 +347,7 @@ describe('concurrent emitters of one event', () => {
     const event = await eventRow(s, q, 'ev');
     const winner = (event?.payload as { n: number } | undefined)?.n;
     expect(winner).toBeTypeOf('number');
-    const wonAt = at(T0, 10 + winner!);
+    const wonAt = plus(T0, 10 + winner!);
     expect(event!.emitted_at.toISOString()).toBe(wonAt);
 
     // Woken once: everything the wake-up wrote carries the winner's payload and time.
@@ -364,17 +357,17 @@ describe('concurrent emitters of one event', () => {
     expect(checkpoints[0]).toMatchObject({ checkpoint_name: 'wait-step', state: { n: winner }, owner_run_id: runId });
     expect(checkpoints[0]!.updated_at.toISOString()).toBe(wonAt);
     expect(await waitRows(s, q)).toEqual([]);
-    await setNow(s, at(T0, 60));
+    await setNow(s, plus(T0, 60));
     expect((await claimOne(s, q)).event_payload).toEqual({ n: winner });
   });
 
   it('agrees on one payload when emitters and waiters all start at once', async () => {
-    const q = await newQueue('race-emitters-free');
+    const q = await newQueue(s, 'race-emitters-free');
     const waiters = [await spawnAndClaim(s, q), await spawnAndClaim(s, q)];
     const [first, second] = waiters as [(typeof waiters)[0], (typeof waiters)[0]];
     const outcomes = await Promise.all([
-      start(a, awaitEventSql(), [q, first.taskId, first.runId, 'wait-step', 'ev']),
-      start(b, awaitEventSql(), [q, second.taskId, second.runId, 'wait-step', 'ev']),
+      start(a, awaitEventSql(), [q, first.task_id, first.run_id, 'wait-step', 'ev']),
+      start(b, awaitEventSql(), [q, second.task_id, second.run_id, 'wait-step', 'ev']),
       ...crowd.map((client, i) => start(client, 'select absurd.emit_event($1, $2, $3)', [q, 'ev', JSON.stringify({ n: i })])),
     ]);
     outcomes.forEach(expectOk);
@@ -383,7 +376,7 @@ describe('concurrent emitters of one event', () => {
     // Each waiter either got the payload at once or was woken with it: the step's checkpoint
     // holds the winning payload either way, and nobody is left waiting.
     for (const w of waiters) {
-      expect((await checkpointRows(s, q, w.taskId)).map((r) => r.state)).toEqual([winner]);
+      expect((await checkpointRows(s, q, w.task_id)).map((r) => r.state)).toEqual([winner]);
     }
     expect(await waitRows(s, q)).toEqual([]);
   });

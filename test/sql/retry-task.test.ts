@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   cancelTask,
@@ -11,40 +10,26 @@ import {
   one,
   plus,
   queueName,
-  runs,
+  runRows,
   setNow,
   snapshot,
   spawn,
   table,
-  task,
-  tasks,
-  utcClient,
+  taskRow,
+  taskRows,
+  useSession,
+  type SpawnResult,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
+const c = useSession(db, { now: T0 });
 
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
-
-interface RetryResult {
-  task_id: string;
-  run_id: string;
-  attempt: number;
-  created: boolean;
-}
-
-async function retryTask(q: string, taskId: string, options?: unknown): Promise<RetryResult> {
+async function retryTask(q: string, taskId: string, options?: unknown): Promise<SpawnResult> {
   const { rows } =
     options === undefined
-      ? await c.query<RetryResult>('select * from absurd.retry_task($1, $2)', [q, taskId])
-      : await c.query<RetryResult>('select * from absurd.retry_task($1, $2, $3::jsonb)', [q, taskId, JSON.stringify(options)]);
+      ? await c.query<SpawnResult>('select * from absurd.retry_task($1, $2)', [q, taskId])
+      : await c.query<SpawnResult>('select * from absurd.retry_task($1, $2, $3::jsonb)', [q, taskId, JSON.stringify(options)]);
   return one(rows);
 }
 
@@ -57,7 +42,7 @@ async function failedTask(label: string, options: Record<string, unknown> = {}) 
     const claimed = await claimOne(c, q);
     await failRun(c, q, claimed.run_id, { message: `attempt ${claimed.attempt}` });
   }
-  expect((await task(c, q, spawned.task_id)).state).toBe('failed');
+  expect((await taskRow(c, q, spawned.task_id)).state).toBe('failed');
   return { q, ...spawned };
 }
 
@@ -68,14 +53,14 @@ describe('retry_task in place', () => {
     const result = await retryTask(q, task_id);
     expect(result).toEqual({ task_id, run_id: expect.any(String), attempt: 2, created: false });
     expect(result.run_id).not.toBe(run_id);
-    expect(await task(c, q, task_id)).toMatchObject({
+    expect(await taskRow(c, q, task_id)).toMatchObject({
       state: 'pending',
       attempts: 2,
       max_attempts: 2,
       last_attempt_run: result.run_id,
       cancelled_at: null,
     });
-    const all = await runs(c, q, task_id);
+    const all = await runRows(c, q, task_id);
     expect(all.map((r) => [r.attempt, r.state])).toEqual([
       [1, 'failed'],
       [2, 'pending'],
@@ -84,14 +69,14 @@ describe('retry_task in place', () => {
     const claimed = await claimOne(c, q);
     expect(claimed).toMatchObject({ run_id: result.run_id, attempt: 2, max_attempts: 2 });
     await completeRun(c, q, claimed.run_id, 'ok');
-    expect((await task(c, q, task_id)).state).toBe('completed');
+    expect((await taskRow(c, q, task_id)).state).toBe('completed');
   });
 
   it('defaults from max_attempts after several attempts', async () => {
     const { q, task_id } = await failedTask('three', { max_attempts: 3 });
     const result = await retryTask(q, task_id, {});
     expect(result.attempt).toBe(4);
-    expect(await task(c, q, task_id)).toMatchObject({ attempts: 4, max_attempts: 4 });
+    expect(await taskRow(c, q, task_id)).toMatchObject({ attempts: 4, max_attempts: 4 });
   });
 
   it('uses attempts + 1 when the task has no max_attempts', async () => {
@@ -99,14 +84,14 @@ describe('retry_task in place', () => {
     await c.query(`update ${table('t', q)} set max_attempts = null where task_id = $1`, [task_id]);
     const result = await retryTask(q, task_id);
     expect(result.attempt).toBe(2);
-    expect((await task(c, q, task_id)).max_attempts).toBe(2);
+    expect((await taskRow(c, q, task_id)).max_attempts).toBe(2);
   });
 
   it('accepts an explicit max_attempts', async () => {
     const { q, task_id } = await failedTask('explicit');
     const result = await retryTask(q, task_id, { max_attempts: 5 });
     expect(result.attempt).toBe(2);
-    expect((await task(c, q, task_id)).max_attempts).toBe(5);
+    expect((await taskRow(c, q, task_id)).max_attempts).toBe(5);
     expect(result.created).toBe(false);
   });
 
@@ -130,8 +115,8 @@ describe('retry_task in place', () => {
     const done = await spawn(c, q, 'done');
     await completeRun(c, q, (await claimOne(c, q)).run_id);
     const pending = await spawn(c, q, 'pending');
-    expect((await task(c, q, running.task_id)).state).toBe('running');
-    expect((await task(c, q, done.task_id)).state).toBe('completed');
+    expect((await taskRow(c, q, running.task_id)).state).toBe('running');
+    expect((await taskRow(c, q, done.task_id)).state).toBe('completed');
     const before = await snapshot(c, q);
     await expectPgError(retryTask(q, ghost), 'P0001', `Task "${ghost}" not found in queue "${q}"`);
     for (const t of [pending, cancelled, running, done]) {
@@ -157,12 +142,12 @@ describe('retry_task with spawn_new', () => {
     await failRun(c, q, claimed.run_id);
     const checkpoints = await c.query(`select count(*)::int as n from ${table('c', q)} where task_id = $1`, [task_id]);
     expect(one(checkpoints.rows)).toEqual({ n: 1 });
-    const before = await task(c, q, task_id);
+    const before = await taskRow(c, q, task_id);
     const at = await setNow(c, plus(T0, 30));
     const result = await retryTask(q, task_id, { spawn_new: true });
     expect(result).toMatchObject({ attempt: 1, created: true });
     expect(result.task_id).not.toBe(task_id);
-    expect(await task(c, q, result.task_id)).toMatchObject({
+    expect(await taskRow(c, q, result.task_id)).toMatchObject({
       task_name: 'flaky',
       params: { n: 1 },
       headers: options.headers,
@@ -175,27 +160,27 @@ describe('retry_task with spawn_new', () => {
       last_attempt_run: result.run_id,
       enqueue_at: at,
     });
-    expect(await task(c, q, task_id)).toEqual(before);
+    expect(await taskRow(c, q, task_id)).toEqual(before);
     const { rows } = await c.query(`select count(*)::int as n from ${table('c', q)} where task_id = $1`, [result.task_id]);
     expect(one(rows)).toEqual({ n: 0 });
-    expect(await tasks(c, q)).toHaveLength(2);
+    expect(await taskRows(c, q)).toHaveLength(2);
   });
 
   it('uses the requested max_attempts, else the old one (NULL stays unlimited)', async () => {
     const a = await failedTask('req', { max_attempts: 2 });
     const ra = await retryTask(a.q, a.task_id, { spawn_new: true, max_attempts: 7 });
-    expect((await task(c, a.q, ra.task_id)).max_attempts).toBe(7);
+    expect((await taskRow(c, a.q, ra.task_id)).max_attempts).toBe(7);
 
     const b = await failedTask('nomax');
     await c.query(`update ${table('t', b.q)} set max_attempts = null where task_id = $1`, [b.task_id]);
     const rb = await retryTask(b.q, b.task_id, { spawn_new: true });
-    expect((await task(c, b.q, rb.task_id)).max_attempts).toBeNull();
+    expect((await taskRow(c, b.q, rb.task_id)).max_attempts).toBeNull();
   });
 
   it('drops null-valued fields from the copied options', async () => {
     const { q, task_id } = await failedTask('strip', { headers: { keep: 'x', gone: null } });
     const result = await retryTask(q, task_id, { spawn_new: true });
-    expect((await task(c, q, result.task_id)).headers).toEqual({ keep: 'x' });
+    expect((await taskRow(c, q, result.task_id)).headers).toEqual({ keep: 'x' });
   });
 
   it('with spawn_new false behaves in place', async () => {

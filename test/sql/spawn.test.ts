@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   SQL_NULL,
@@ -11,34 +10,26 @@ import {
   one,
   plus,
   queueName,
-  runs,
+  runRows,
   setNow,
   snapshot,
   spawn,
   table,
-  task,
-  tasks,
-  utcClient,
+  taskRow,
+  taskRows,
+  useSession,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
+const c = useSession(db, { now: T0 });
 
 describe('spawn_task', () => {
   it('creates a pending task with attempts 1 and its first pending run', async () => {
     const q = await createQueue(c, queueName('basic'));
     const spawned = await spawn(c, q, 'send-email', { to: 'a@b.c', n: [1, 2] });
     expect(spawned).toEqual({ task_id: expect.any(String), run_id: expect.any(String), attempt: 1, created: true });
-    expect(await task(c, q, spawned.task_id)).toEqual({
+    expect(await taskRow(c, q, spawned.task_id)).toEqual({
       task_id: spawned.task_id,
       task_name: 'send-email',
       params: { to: 'a@b.c', n: [1, 2] },
@@ -55,7 +46,7 @@ describe('spawn_task', () => {
       cancelled_at: null,
       idempotency_key: null,
     });
-    expect(await runs(c, q, spawned.task_id)).toEqual([
+    expect(await runRows(c, q, spawned.task_id)).toEqual([
       {
         run_id: spawned.run_id,
         task_id: spawned.task_id,
@@ -104,7 +95,7 @@ describe('spawn_task', () => {
       somethingElse: [1],
     };
     const spawned = await spawn(c, q, 'job', { a: 1 }, options);
-    expect(await task(c, q, spawned.task_id)).toMatchObject({
+    expect(await taskRow(c, q, spawned.task_id)).toMatchObject({
       headers: options.headers,
       retry_strategy: options.retry_strategy,
       max_attempts: 3,
@@ -138,7 +129,7 @@ describe('spawn_task', () => {
       { cancellation: { max_delay: 60, max_duration: '120', note: 'x' } },
     ] as Record<string, unknown>[]) {
       const spawned = await spawn(c, q, 'job', {}, options);
-      expect(await task(c, q, spawned.task_id), JSON.stringify(options)).toMatchObject({
+      expect(await taskRow(c, q, spawned.task_id), JSON.stringify(options)).toMatchObject({
         retry_strategy: options.retry_strategy ?? null,
         cancellation: options.cancellation ?? null,
       });
@@ -164,7 +155,7 @@ describe('spawn_task', () => {
     const b = one(rows) as { task_id: string; created: boolean };
     expect(b.created).toBe(true);
     for (const id of [a.task_id, b.task_id]) {
-      expect(await task(c, q, id)).toMatchObject({ headers: null, retry_strategy: null, max_attempts: null, cancellation: null, idempotency_key: null });
+      expect(await taskRow(c, q, id)).toMatchObject({ headers: null, retry_strategy: null, max_attempts: null, cancellation: null, idempotency_key: null });
     }
   });
 
@@ -173,9 +164,9 @@ describe('spawn_task', () => {
     const a = await spawn(c, q, 'job', {}, { max_attempts: null });
     const b = await spawn(c, q, 'job', {}, { max_attempts: 1 });
     const d = await spawn(c, q, 'job', {}, { max_attempts: '4' });
-    expect((await task(c, q, a.task_id)).max_attempts).toBeNull();
-    expect((await task(c, q, b.task_id)).max_attempts).toBe(1);
-    expect((await task(c, q, d.task_id)).max_attempts).toBe(4);
+    expect((await taskRow(c, q, a.task_id)).max_attempts).toBeNull();
+    expect((await taskRow(c, q, b.task_id)).max_attempts).toBe(1);
+    expect((await taskRow(c, q, d.task_id)).max_attempts).toBe(4);
   });
 
   it('rejects max_attempts below 1 and non-integers, changing nothing', async () => {
@@ -222,10 +213,10 @@ describe('spawn_task idempotency', () => {
     await setNow(c, plus(T0, 5));
     const again = await spawn(c, q, 'refund', { amount: 2 }, { idempotency_key: 'order-1', max_attempts: 9 });
     expect(again).toEqual({ task_id: first.task_id, run_id: first.run_id, attempt: 1, created: false });
-    const all = await tasks(c, q);
+    const all = await taskRows(c, q);
     expect(all).toHaveLength(1);
     expect(all[0]).toMatchObject({ task_name: 'charge', params: { amount: 1 }, max_attempts: null, enqueue_at: T0, idempotency_key: 'order-1' });
-    expect(await runs(c, q, first.task_id)).toHaveLength(1);
+    expect(await runRows(c, q, first.task_id)).toHaveLength(1);
   });
 
   it("returns the existing task's current last_attempt_run and attempts", async () => {
@@ -233,7 +224,7 @@ describe('spawn_task idempotency', () => {
     const first = await spawn(c, q, 'job', {}, { idempotency_key: 'k' });
     const claimed = await claimOne(c, q);
     await failRun(c, q, claimed.run_id);
-    const t = await task(c, q, first.task_id);
+    const t = await taskRow(c, q, first.task_id);
     expect(t.attempts).toBe(2);
     expect(t.last_attempt_run).not.toBe(first.run_id);
     const again = await spawn(c, q, 'job', {}, { idempotency_key: 'k' });
@@ -247,8 +238,8 @@ describe('spawn_task idempotency', () => {
     await completeRun(c, q, claimed.run_id, { ok: true });
     const again = await spawn(c, q, 'job', {}, { idempotency_key: 'k' });
     expect(again).toEqual({ task_id: first.task_id, run_id: first.run_id, attempt: 1, created: false });
-    expect((await task(c, q, first.task_id)).state).toBe('completed');
-    expect(await runs(c, q, first.task_id)).toHaveLength(1);
+    expect((await taskRow(c, q, first.task_id)).state).toBe('completed');
+    expect(await runRows(c, q, first.task_id)).toHaveLength(1);
   });
 
   it('is released when cleanup_tasks deletes the task', async () => {
@@ -261,7 +252,7 @@ describe('spawn_task idempotency', () => {
     const again = await spawn(c, q, 'job', { fresh: true }, { idempotency_key: 'k' });
     expect(again.created).toBe(true);
     expect(again.task_id).not.toBe(first.task_id);
-    expect((await task(c, q, again.task_id)).params).toEqual({ fresh: true });
+    expect((await taskRow(c, q, again.task_id)).params).toEqual({ fresh: true });
   });
 
   it('is scoped to the queue', async () => {
@@ -278,7 +269,7 @@ describe('spawn_task idempotency', () => {
     const a = await spawn(c, q, 'job', {}, { idempotency_key: null });
     const b = await spawn(c, q, 'job', {}, { idempotency_key: null });
     expect(a.created && b.created).toBe(true);
-    expect(await tasks(c, q)).toHaveLength(2);
+    expect(await taskRows(c, q)).toHaveLength(2);
   });
 
   it('keys are distinct per value', async () => {

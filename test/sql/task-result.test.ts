@@ -1,5 +1,4 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   cancelTask,
@@ -11,22 +10,13 @@ import {
   plus,
   queueName,
   scheduleRun,
-  setNow,
   spawn,
-  utcClient,
+  useSession,
 } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
 const T0 = new Date('2024-05-01T10:00:00.000Z');
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
-
-beforeEach(async () => {
-  await setNow(c, T0);
-});
+const c = useSession(db, { now: T0 });
 
 interface TaskResult {
   task_id: string;

@@ -1,14 +1,9 @@
-import type pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { clearNow, expectPgError, one, setNow, utcClient } from './helpers.js';
+import { clearNow, expectPgError, one, setNow, useSession } from './helpers.js';
 
 const db = useTestDatabase();
-let c: pg.Client;
-
-beforeAll(async () => {
-  c = await utcClient(db);
-});
+const c = useSession(db);
 
 beforeEach(async () => {
   await clearNow(c);
