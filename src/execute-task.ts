@@ -66,23 +66,22 @@ export async function executeClaimedTask(
 ): Promise<void> {
   const { log } = host;
   const handlerSettled = () => options.onHandlerSettled?.();
-  let warnTimer: NodeJS.Timeout | undefined;
-  let fatalTimer: NodeJS.Timeout | undefined;
-  const clearTimers = () => {
-    clearTimeout(warnTimer);
-    clearTimeout(fatalTimer);
-  };
+  // One timer at a time: the warning when the lease runs out, then (with fatalOnLeaseTimeout) the
+  // exit one lease later. A checkpoint write or heartbeat starts the chain again.
+  let leaseTimer: NodeJS.Timeout | undefined;
+  const clearTimers = () => clearTimeout(leaseTimer);
   const scheduleLeaseTimers = (lease: number) => {
-    clearTimers();
+    clearTimeout(leaseTimer);
     if (!(lease > 0)) return;
-    const label = `task ${task.task_name} (${task.task_id})`;
-    warnTimer = setTimeout(() => log.warn(`${label} exceeded claim timeout of ${lease}s`), lease * 1000);
-    if (options.fatalOnLeaseTimeout) {
-      fatalTimer = setTimeout(() => {
+    leaseTimer = setTimeout(() => {
+      const label = `task ${task.task_name} (${task.task_id})`;
+      log.warn(`${label} exceeded claim timeout of ${lease}s`);
+      if (!options.fatalOnLeaseTimeout) return;
+      leaseTimer = setTimeout(() => {
         log.error(`${label} exceeded claim timeout of ${lease}s by more than 100%; terminating process`);
         process.exit(1);
-      }, lease * 2000);
-    }
+      }, lease * 1000);
+    }, lease * 1000);
   };
 
   scheduleLeaseTimers(claimTimeout);
