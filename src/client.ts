@@ -56,17 +56,6 @@ import {
   type WorkerOptions,
 } from './worker.js';
 
-export type {
-  AbsurdHooks,
-  AbsurdOptions,
-  AwaitTaskResultOptions,
-  ContractHandler,
-  FetchTaskResultOptions,
-  RetryTaskOptions,
-  TaskHandler,
-  TaskRegistrationOptions,
-} from './client-options.js';
-
 type Registry = Map<string, Registration>;
 
 /**

@@ -15,7 +15,7 @@ export type {
   RetryTaskOptions,
   TaskHandler,
   TaskRegistrationOptions,
-} from './client.js';
+} from './client-options.js';
 export { TaskContext, getCurrentContext } from './task-context.js';
 export type {
   AwaitEventOptions,
