@@ -25,7 +25,9 @@ import { queryConnection, type Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
-import type { ClaimedTask, TaskContext, TaskContextRuntime } from './task-context.js';
+import type { TaskContext } from './task-context.js';
+import type { TaskContextRuntime } from './task-context-runtime.js';
+import type { ClaimedTask } from './task-context-types.js';
 import {
   attachContract,
   isFinalState,

@@ -7,7 +7,10 @@ import { failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/r
 import { getTaskResult } from './queries/tasks.queries.js';
 import { queryConnection, type Queryable } from './queryable.js';
 import { CancelledTask, isControlFlowSignal, signalFromDatabaseError, signalFromOutcome, SuspendTask } from './signals.js';
-import { runWithContext, TaskContext, type ClaimedTask, type TaskContextRuntime } from './task-context.js';
+import { runWithContext } from './current-context.js';
+import { TaskContext } from './task-context.js';
+import type { TaskContextRuntime } from './task-context-runtime.js';
+import type { ClaimedTask } from './task-context-types.js';
 import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
 import { parseWith } from './validation.js';

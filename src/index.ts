@@ -16,7 +16,8 @@ export type {
   TaskHandler,
   TaskRegistrationOptions,
 } from './client-options.js';
-export { TaskContext, getCurrentContext } from './task-context.js';
+export { TaskContext } from './task-context.js';
+export { getCurrentContext } from './current-context.js';
 export type {
   AwaitEventOptions,
   AwaitTaskResultOptions as ContextAwaitTaskResultOptions,
@@ -24,7 +25,7 @@ export type {
   NoSteps,
   StepHandle,
   TaskRef,
-} from './task-context.js';
+} from './task-context-types.js';
 export type { ExecuteOptions, Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
 export { closeOnSignals } from './shutdown.js';
 export type { Closable, CloseOnSignalsOptions } from './shutdown.js';

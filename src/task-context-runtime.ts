@@ -8,7 +8,7 @@ import { validateQueueName } from './queue-name.js';
 import { signalFromOutcome } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { sendSpawn } from './spawn-task.js';
-import type { ClaimedTask } from './task-context.js';
+import type { ClaimedTask } from './task-context-types.js';
 import type { SpawnResult } from './task-result.js';
 import { parseWith } from './validation.js';
 

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { ClaimedTask } from './task-context.js';
+import type { ClaimedTask } from './task-context-types.js';
 
 /** Options of `startWorker`. */
 export interface WorkerOptions {
