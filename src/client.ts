@@ -32,6 +32,7 @@ import {
   attachContract,
   isFinalState,
   snapshotFromRow,
+  typedSnapshot,
   type SpawnResult,
   type TaskHandle,
   type TaskResultRow,
@@ -256,15 +257,7 @@ export class Absurd {
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
     const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, queryConnection(this.con))) as TaskResultRow[];
     if (!row) return null;
-    const snapshot = snapshotFromRow(row);
-    const contract = typeof task === 'string' ? undefined : task.contract;
-    if (!contract || snapshot.state !== 'completed') return snapshot;
-    const result = await parseWith(contract.result, snapshot.result, {
-      subject: contract.name,
-      boundary: 'result',
-      retryable: false,
-    });
-    return { ...snapshot, result };
+    return typedSnapshot(snapshotFromRow(row), typeof task === 'string' ? undefined : task.contract);
   }
 
   /**

@@ -27,6 +27,7 @@ import {
   parentHeader,
   snapshotFromRow,
   taskResultEvent,
+  typedSnapshot,
   type SpawnResult,
   type TaskHandle,
   type TaskResultRow,
@@ -297,15 +298,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   ): Promise<TypedTaskResultSnapshot<Output<ResultOf<C>>>>;
   awaitTaskResult(task: TaskRef, options?: AwaitTaskResultOptions): Promise<TaskResultSnapshot>;
   async awaitTaskResult(task: TaskRef | TaskHandle, options: AwaitTaskResultOptions = {}): Promise<unknown> {
-    const snapshot = await this.#awaitTaskResult(task, options);
     const contract = typeof task === 'object' && 'contract' in task ? (task as TaskHandle).contract : undefined;
-    if (!contract || snapshot.state !== 'completed') return snapshot;
-    const result = await parseWith(contract.result, snapshot.result, {
-      subject: contract.name,
-      boundary: 'result',
-      retryable: false,
-    });
-    return { ...snapshot, result };
+    return typedSnapshot(await this.#awaitTaskResult(task, options), contract);
   }
 
   async #awaitEvent(eventName: string, options: AwaitEventOptions): Promise<JsonValue> {

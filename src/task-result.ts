@@ -1,5 +1,6 @@
 import type { TaskContract } from './define.js';
 import type { JsonObject, JsonValue } from './json.js';
+import { parseWith } from './validation.js';
 
 /** The states of a task. */
 export type TaskResultState = 'pending' | 'running' | 'sleeping' | 'completed' | 'failed' | 'cancelled';
@@ -63,6 +64,16 @@ export function snapshotFromRow(row: TaskResultRow): TaskResultSnapshot {
   if (row.state === 'completed') return { state: 'completed', result: row.result };
   if (row.state === 'failed') return { state: 'failed', failure: row.failure_reason };
   return { state: row.state };
+}
+
+/**
+ * A snapshot as a handle's contract types it: a completed result parsed by the contract's result
+ * schema (a value the schema refuses throws a ValidationError, not retryable); anything else as is.
+ */
+export async function typedSnapshot(snapshot: TaskResultSnapshot, contract: TaskContract | undefined): Promise<TaskResultSnapshot> {
+  if (!contract || snapshot.state !== 'completed') return snapshot;
+  const result = await parseWith(contract.result, snapshot.result, { subject: contract.name, boundary: 'result', retryable: false });
+  return { ...snapshot, result: result as JsonValue };
 }
 
 /** True when the task will not change any more (short of an operator's retry). */
