@@ -10,8 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Absurd, Worker } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { rawSpawn, runRows, table, taskRow, useClients } from './helpers.js';
-import { waitForTaskState } from '../runtime/worker-helpers.js';
+import { rawSpawn, runRows, table, taskRow, useClients, waitForTaskState } from './helpers.js';
 import { SHOP_QUEUE, placeOrder } from './fixtures/shop-contracts.js';
 import { registerShopHandlers, seenByHandlers } from './fixtures/shop-handlers.js';
 

@@ -111,7 +111,7 @@ describe('another Standard Schema validator (Valibot) at run time', () => {
     expect(nested.issues[0]?.path).toBe('lines[1].sku');
     const date = await validationErrorOf(app.spawn(order, { ...good, at: 'not a date' }));
     expect(date.issues[0]?.path).toBe('at');
-    expect(await countRows(db.pool, 't', queue)).toBe(0);
+    expect(await countRows(db.pool, queue, 't')).toBe(0);
   });
 
   it('parses params, steps, events and results like Zod does, with transforms', async () => {
@@ -140,7 +140,7 @@ describe('another Standard Schema validator (Valibot) at run time', () => {
     expect(stepErrors[0]).toMatchObject({ boundary: 'step', detail: 'price', issues: [{ path: 'cents' }], retryable: true });
 
     await expect(app.emitEvent(packed, 'o-1', { box: 0.5 })).rejects.toMatchObject({ boundary: 'event', issues: [{ path: 'box' }] });
-    expect(await countRows(db.pool, 'e', queue)).toBe(1); // only the waiter's sentinel row
+    expect(await countRows(db.pool, queue, 'e')).toBe(1); // only the waiter's sentinel row
     await app.emitEvent(packed, 'o-1', { box: 7 });
     await workOnce(app);
     expect(await app.fetchTaskResult(handle)).toEqual({
@@ -198,7 +198,7 @@ describe('a schema that validates asynchronously', () => {
 
     const refused = await validationErrorOf(app.spawn(coupon, { code: 'B-1' }));
     expect(refused).toMatchObject({ boundary: 'params', issues: [{ path: 'code', message: 'unknown coupon' }], received: '"B-1"' });
-    expect(await countRows(db.pool, 't', queue)).toBe(0);
+    expect(await countRows(db.pool, queue, 't')).toBe(0);
     await app.spawn(coupon, { code: 'A-1' });
     const raw = await rawSpawn(db.pool, queue, 'coupon', { code: 'C-1' }, { max_attempts: 3 });
     await workOnce(app, 5);

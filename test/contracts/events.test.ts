@@ -71,13 +71,13 @@ describe('client emitEvent', () => {
     expect(there.issues[0]?.path).toBe('packedAt');
     const keyless = await validationErrorOf(app.emitEvent(packed, undefined, badPayload));
     expect(keyless.subject).toBe('shipment.packed');
-    expect(await countRows(db.pool, 'e', queue)).toBe(0);
-    expect(await countRows(db.pool, 'e', other)).toBe(0);
+    expect(await countRows(db.pool, queue, 'e')).toBe(0);
+    expect(await countRows(db.pool, other, 'e')).toBe(0);
 
     // A good payload is stored as sent (the input form), under `<name>:<key>`.
     await app.emitEvent(packed, 'o-1', goodPayload, other);
     expect(await events(other)).toEqual([{ event_name: 'shipment.packed:o-1', payload: goodPayload }]);
-    expect(await countRows(db.pool, 'e', queue)).toBe(0);
+    expect(await countRows(db.pool, queue, 'e')).toBe(0);
   });
 });
 
@@ -110,7 +110,7 @@ describe('ctx.emitEvent', () => {
       retryable: true,
     });
     expect(error.message).toMatch(/^ship: event "shipment\.packed:o-1"\.trackingNumber: .+; received 5$/);
-    expect(await countRows(db.pool, 'e', queue)).toBe(0);
+    expect(await countRows(db.pool, queue, 'e')).toBe(0);
     expect((await taskRow(db.pool, queue, handle.taskID))?.state).toBe('completed');
   });
 
@@ -125,7 +125,7 @@ describe('ctx.emitEvent', () => {
     const handle = await app.spawn(contract, { orderId: 'o-1' });
     await workOnce(app);
     expect((await runRows(db.pool, queue, handle.taskID)).map((run) => run.state)).toEqual(['failed', 'pending']);
-    expect(await countRows(db.pool, 'e', queue)).toBe(0);
+    expect(await countRows(db.pool, queue, 'e')).toBe(0);
     await workOnce(app);
     expect((await taskRow(db.pool, queue, handle.taskID))?.state).toBe('completed');
     expect(await events(queue)).toEqual([{ event_name: 'shipment.packed:o-1', payload: goodPayload }]);

@@ -1,23 +1,27 @@
 /**
  * Shared fixtures of the contract tests: running claimed work by hand (so every attempt is
- * visible), counting rows of the per-queue tables, spawning and emitting with plain SQL the way a
- * producer that bypasses the client would, and catching the ValidationError a call must throw.
+ * visible), emitting with plain SQL the way a producer that bypasses the client would, and
+ * catching the ValidationError a call must throw. Clients, queue names, row readers and raw spawns
+ * are those of the runtime and SQL tests (re-exported here).
  */
 import { expect } from 'vitest';
 import { ValidationError, type Absurd, type ClaimedTask } from '../../src/index.js';
 import type { Queryable } from '../sql/helpers.js';
-import { table } from '../runtime/worker-helpers.js';
 
+export { countRows } from '../sql/helpers.js';
 export {
   awkwardQueueNames,
   checkpoints,
   queueName,
+  rawSpawn,
+  recordingLog,
   runRows,
   table,
   taskRow,
   useClients,
   utf8QueueName57,
-} from '../runtime/worker-helpers.js';
+  waitForTaskState,
+} from '../runtime/helpers.js';
 
 /** Claims once (batch `batchSize`) and executes what was claimed; returns the claimed runs. */
 export async function workOnce(app: Absurd, batchSize = 1): Promise<ClaimedTask[]> {
@@ -35,29 +39,6 @@ export async function drain(app: Absurd, maxRounds = 25): Promise<ClaimedTask[]>
     all.push(...claimed);
   }
   throw new Error(`work was still claimable after ${maxRounds} rounds`);
-}
-
-/** Rows of `absurd."<prefix>_<queue>"`. */
-export async function countRows(con: Queryable, prefix: 't' | 'r' | 'c' | 'e' | 'w', queue: string): Promise<number> {
-  const { rows } = await con.query<{ n: number }>(`select count(*)::int as n from ${table(prefix, queue)}`);
-  return rows[0]?.n ?? -1;
-}
-
-/** Spawns with `absurd.spawn_task` directly: no client, no validation (psql, another language, an old deploy). */
-export async function rawSpawn(
-  con: Queryable,
-  queue: string,
-  taskName: string,
-  params: unknown,
-  options: Record<string, unknown> = {},
-): Promise<{ task_id: string; run_id: string }> {
-  const { rows } = await con.query<{ task_id: string; run_id: string }>(
-    'select task_id, run_id from absurd.spawn_task($1, $2, $3, $4)',
-    [queue, taskName, JSON.stringify(params), JSON.stringify(options)],
-  );
-  const row = rows[0];
-  if (!row) throw new Error('spawn_task returned no row');
-  return row;
 }
 
 /** Emits with `absurd.emit_event` directly: no validation. */

@@ -9,8 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Absurd, defineTask, taskHandle, type Queryable } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { recordingLog } from '../runtime/worker-helpers.js';
-import { drain, queueName, runRows, table, taskRow, useClients, validationErrorOf, workOnce } from './helpers.js';
+import { drain, queueName, recordingLog, runRows, table, taskRow, useClients, validationErrorOf, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);

@@ -67,11 +67,11 @@ describe('client spawn', () => {
     expect(error.message).toMatch(/^order-fulfillment: params\.amount: .+; received "12"$/);
     // Refused before the hooks and before the engine: no task, no run, not even the hook saw it.
     expect(seen).toEqual([]);
-    expect(await countRows(db.pool, 't', queue)).toBe(0);
-    expect(await countRows(db.pool, 'r', queue)).toBe(0);
+    expect(await countRows(db.pool, queue, 't')).toBe(0);
+    expect(await countRows(db.pool, queue, 'r')).toBe(0);
 
     const handle = await app.spawn(order, good);
-    expect(await countRows(db.pool, 't', queue)).toBe(1);
+    expect(await countRows(db.pool, queue, 't')).toBe(1);
     expect((await taskRow(db.pool, queue, handle.taskID))?.params).toEqual(good);
   });
 
@@ -88,7 +88,7 @@ describe('client spawn', () => {
     const several = await validationErrorOf(app.spawn(order, { orderId: 1, items: [] } as unknown as typeof good));
     expect(several.issues.map((issue) => issue.path).sort()).toEqual(['amount', 'items', 'orderId']);
     expect(several.message).toContain('(and 2 more issue(s))');
-    expect(await countRows(db.pool, 't', queue)).toBe(0);
+    expect(await countRows(db.pool, queue, 't')).toBe(0);
   });
 
   it('by the name of a task registered with a contract validates too, also from a client bound to a connection', async () => {
@@ -111,10 +111,10 @@ describe('client spawn', () => {
     } finally {
       connection.release();
     }
-    expect(await countRows(db.pool, 't', queue)).toBe(0);
+    expect(await countRows(db.pool, queue, 't')).toBe(0);
 
     await app.spawn('order-fulfillment', good);
-    expect(await countRows(db.pool, 't', queue)).toBe(1);
+    expect(await countRows(db.pool, queue, 't')).toBe(1);
   });
 
   it('by a name this client does not know cannot be checked: the worker that knows the contract refuses it instead', async () => {
@@ -174,7 +174,7 @@ describe('ctx.spawn', () => {
       const error = caught[0] as ValidationError;
       expect(error).toBeInstanceOf(ValidationError);
       expect(error).toMatchObject({ subject: 'order-fulfillment', boundary: 'params', received: '"12"', retryable: true });
-      expect(await countRows(db.pool, 't', queue)).toBe(1);
+      expect(await countRows(db.pool, queue, 't')).toBe(1);
       expect(await checkpoints(db.pool, queue, handle.taskID)).toEqual({});
       expect(await app.fetchTaskResult(handle)).toEqual({ state: 'completed', result: { caught: error.message } });
     },
@@ -200,10 +200,10 @@ describe('ctx.spawn', () => {
       boundary: 'params',
       retryable: true,
     });
-    expect(await countRows(db.pool, 't', queue)).toBe(1);
+    expect(await countRows(db.pool, queue, 't')).toBe(1);
 
     await workOnce(app);
     expect((await taskRow(db.pool, queue, handle.taskID))?.state).toBe('completed');
-    expect(await countRows(db.pool, 't', queue)).toBe(2);
+    expect(await countRows(db.pool, queue, 't')).toBe(2);
   });
 });

@@ -1,33 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { TimeoutError } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import {
-  awkwardQueue,
-  checkpoints,
-  recordingConnection,
-  runRows,
-  table,
-  uniqueQueue,
-  useFakeClock,
-  useRuntime,
-  workOnce,
-} from './helpers.js';
+import { appAtFakeTime, checkpoints, queueName, runRows, table, useClients, useFakeClock, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 const clock = useFakeClock();
 
 const T0 = Date.parse('2034-02-03T04:05:06.000Z');
 const at = (ms: number) => new Date(ms).toISOString();
 
 /** A client on a single-connection pool at fake time T0 that records its statements. */
-async function eventApp(queueName = uniqueQueue('await')) {
-  const pool = rt.newPool(1);
-  const recorder = recordingConnection(pool);
-  const app = rt.newApp({ db: recorder.con, queueName });
-  await app.createQueue();
-  await clock.set(pool, T0, { dbOnly: true });
-  return { app, pool, queries: recorder.queries };
+function eventApp(queue = queueName('await')) {
+  return appAtFakeTime(clients, clock, queue, T0);
 }
 
 async function waits(pool: Parameters<typeof runRows>[0], queue: string, taskId: string) {
@@ -50,7 +35,7 @@ async function availableAt(pool: Parameters<typeof runRows>[0], queue: string, t
 
 describe('an event emitted before the wait', () => {
   it('is returned at once, even when emitted before the spawn, and checkpointed', async () => {
-    const { app, pool } = await eventApp(awkwardQueue());
+    const { app, pool } = await eventApp(queueName('Awkward', 'quoted'));
     app.registerTask({ name: 'early' }, async (_p, ctx) => ctx.awaitEvent('ready'));
     await app.emitEvent('ready', { first: true });
     await app.emitEvent('ready', { first: false });
@@ -126,7 +111,7 @@ describe('waiting for an event', () => {
 
   it('waits on its own queue only', async () => {
     const { app } = await eventApp();
-    const other = uniqueQueue('other');
+    const other = queueName('other');
     await app.createQueue(other);
     app.registerTask({ name: 'local' }, async (_p, ctx) => ctx.awaitEvent('shared'));
     const { taskID } = await app.spawn('local', null);

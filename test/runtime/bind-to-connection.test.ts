@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Absurd } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueue, recordingConnection, table, uniqueQueue, useRuntime, workOnce } from './helpers.js';
+import { queueName, recordingConnection, table, useClients, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 
 const internals = (app: Absurd) =>
   app as unknown as { con: unknown; ownsConnection: boolean; defaultMaxAttempts: number; log: unknown; hooks: unknown };
@@ -15,8 +15,7 @@ async function taskCount(queue: string): Promise<number> {
 
 describe('bindToConnection', () => {
   it('spawns inside the caller transaction: rolled back, no task; committed, the task exists', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
-    await app.createQueue();
+    const app = await clients.app(queueName('Awkward', 'quoted'), { db: db.pool });
     app.registerTask({ name: 'tx' }, async () => 'ran');
     const client = await db.pool.connect();
     try {
@@ -44,7 +43,7 @@ describe('bindToConnection', () => {
   });
 
   it('runs every query on the bound connection', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('route') });
+    const app = await clients.app(queueName('route'), { db: db.pool, createQueue: false });
     const { con, texts } = recordingConnection(db.pool);
     const bound = app.bindToConnection(con);
     await bound.createQueue();
@@ -55,10 +54,9 @@ describe('bindToConnection', () => {
   });
 
   it('shares the registry both ways, including registrations made later', async () => {
-    const queueName = uniqueQueue('shared');
-    const app = rt.newApp({ db: db.pool, queueName });
-    await app.createQueue();
-    const other = uniqueQueue('other');
+    const queue = queueName('shared');
+    const app = await clients.app(queue, { db: db.pool });
+    const other = queueName('other');
     await app.createQueue(other);
     const bound = app.bindToConnection(db.pool);
     app.registerTask({ name: 'later', queue: other, defaultMaxAttempts: 4 }, async () => 'from app');
@@ -67,8 +65,8 @@ describe('bindToConnection', () => {
     const viaBound = await bound.spawn('later', null);
     expect((await db.pool.query(`select max_attempts from ${table('t', other)} where task_id = $1`, [viaBound.taskID])).rows[0])
       .toEqual({ max_attempts: 4 });
-    await expect(bound.spawn('later', null, { queue: queueName })).rejects.toThrow(
-      `Task "later" is registered for queue "${other}" but spawn requested queue "${queueName}".`,
+    await expect(bound.spawn('later', null, { queue })).rejects.toThrow(
+      `Task "later" is registered for queue "${other}" but spawn requested queue "${queue}".`,
     );
     const viaApp = await app.spawn('from-bound', null);
     await workOnce(app);
@@ -87,7 +85,7 @@ describe('bindToConnection', () => {
   });
 
   it('ends an owned connection on close, and leaves an unowned one open', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('own') });
+    const app = await clients.app(queueName('own'), { db: db.pool, createQueue: false });
     const owned = await db.connect();
     let ended = false;
     owned.on('end', () => {

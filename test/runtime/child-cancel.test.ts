@@ -1,15 +1,14 @@
 import { expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { uniqueQueue, useRuntime } from './helpers.js';
+import { queueName, useClients } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 
 it('cancelling a child that no worker runs wakes its waiting parent at once', async () => {
-  const pool = rt.newPool(8);
-  const parents = rt.newApp({ db: pool, queueName: uniqueQueue('parent') });
-  const childQueue = uniqueQueue('child');
-  await parents.createQueue();
+  const pool = clients.pool({ max: 8, idleTimeoutMillis: 0 });
+  const parents = await clients.app(queueName('parent'), { db: pool });
+  const childQueue = queueName('child');
   await parents.createQueue(childQueue);
   let childID: string | undefined;
   parents.registerTask({ name: 'parent' }, async (_params, ctx) => {
@@ -31,9 +30,8 @@ it('cancelling a child that no worker runs wakes its waiting parent at once', as
 }, 30_000);
 
 it('cancelling a child whose parent queue is gone still cancels it', async () => {
-  const pool = rt.newPool(4);
-  const app = rt.newApp({ db: pool, queueName: uniqueQueue('orphan') });
-  await app.createQueue();
+  const pool = clients.pool({ max: 4, idleTimeoutMillis: 0 });
+  const app = await clients.app(queueName('orphan'), { db: pool });
   const { taskID } = await app.spawn('orphan', null, {
     queue: app.queueName,
     headers: { 'absurd.parent': { queue: 'no-such-queue', taskId: '01900000-0000-7000-8000-000000000000' } },
@@ -43,10 +41,9 @@ it('cancelling a child whose parent queue is gone still cancels it', async () =>
 });
 
 it("a child cancelled by its queue's cancellation policy (claim_task's sweep) wakes its waiting parent at once", async () => {
-  const pool = rt.newPool(8);
-  const parents = rt.newApp({ db: pool, queueName: uniqueQueue('policy-parent') });
-  const childQueue = uniqueQueue('policy-child');
-  await parents.createQueue();
+  const pool = clients.pool({ max: 8, idleTimeoutMillis: 0 });
+  const parents = await clients.app(queueName('policy-parent'), { db: pool });
+  const childQueue = queueName('policy-child');
   await parents.createQueue(childQueue);
   let childID: string | undefined;
   parents.registerTask({ name: 'parent' }, async (_params, ctx) => {

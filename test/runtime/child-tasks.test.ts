@@ -10,10 +10,10 @@ import {
   runRows,
   table,
   taskRow,
+  type TaskRow,
   useClients,
   waitForTaskState,
-  type TaskRow,
-} from './worker-helpers.js';
+} from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);

@@ -3,10 +3,10 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Absurd } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueue, longestQueue, recordingConnection, uniqueQueue, useRuntime } from './helpers.js';
+import { queueName, recordingConnection, useClients, utf8QueueName57 } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 
 /** The private fields the absurd-sdk tests read. */
 const internals = (app: Absurd) => app as unknown as { con: unknown; ownsConnection: boolean; defaultMaxAttempts: number; log: unknown; hooks: unknown };
@@ -27,7 +27,7 @@ describe('what the constructor accepts', () => {
   });
 
   it('uses a pg.Pool as is and does not end it on close', async () => {
-    const pool = rt.newPool(2);
+    const pool = clients.pool({ max: 2, idleTimeoutMillis: 0 });
     const app = new Absurd(pool);
     expect(internals(app).con).toBe(pool);
     expect(app.queueName).toBe('default');
@@ -39,7 +39,7 @@ describe('what the constructor accepts', () => {
   it('uses a pg.Client as is', async () => {
     const client = await db.connect();
     const app = new Absurd(client);
-    const queue = uniqueQueue('client');
+    const queue = queueName('client');
     await app.createQueue(queue);
     expect(await app.listQueues()).toContain(queue);
     await app.close();
@@ -78,10 +78,10 @@ describe('what the constructor accepts', () => {
 
 describe('queue name validation', () => {
   it('accepts whitespace, quotes, mixed case and 57 UTF-8 bytes', async () => {
-    for (const name of ['   ', '\t', awkwardQueue(), longestQueue(), 'UPPER lower']) {
+    for (const name of ['   ', '\t', queueName('Awkward', 'quoted'), utf8QueueName57(), 'UPPER lower']) {
       expect(new Absurd({ db: recordingConnection().con, queueName: name }).queueName).toBe(name);
     }
-    const longest = longestQueue();
+    const longest = utf8QueueName57();
     expect(Buffer.byteLength(longest, 'utf8')).toBe(57);
     const app = new Absurd({ db: db.pool, queueName: longest });
     await app.createQueue();
@@ -91,7 +91,7 @@ describe('queue name validation', () => {
   it('rejects an empty name and one of 58 bytes with the engine messages', () => {
     const con = recordingConnection().con;
     expect(() => new Absurd({ db: con, queueName: '' })).toThrow(new Error('Queue name must be provided'));
-    const tooLong = `${longestQueue()}x`;
+    const tooLong = `${utf8QueueName57()}x`;
     expect(Buffer.byteLength(tooLong, 'utf8')).toBe(58);
     expect(() => new Absurd({ db: con, queueName: tooLong })).toThrow(
       new Error(`Queue name "${tooLong}" is too long (max 57 bytes).`),
@@ -196,7 +196,7 @@ describe('connection defaults from the environment', () => {
 
   it('a working URL from ABSURD_DATABASE_URL reaches the database', async () => {
     process.env.ABSURD_DATABASE_URL = db.url;
-    const app = build({ queueName: uniqueQueue('env') });
+    const app = build({ queueName: queueName('env') });
     await app.createQueue();
     expect(await app.listQueues()).toContain(app.queueName);
   });

@@ -2,16 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask, TaskContext, ValidationError } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { checkpoints, taskRow, uniqueQueue, useRuntime } from './helpers.js';
+import { checkpoints, queueName, taskRow, useClients } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 
 describe("TaskContext.create in absurd-sdk's form", () => {
   it('builds a working context from { con, queueName, task, claimTimeout, … } outside a worker', async () => {
-    const pool = rt.newPool();
-    const app = rt.newApp({ db: pool, queueName: uniqueQueue('create') });
-    await app.createQueue();
+    const pool = clients.pool({ max: 5, idleTimeoutMillis: 0 });
+    const app = await clients.app(queueName('create'), { db: pool });
     const { taskID } = await app.spawn('by-hand', { n: 1 }, { queue: app.queueName });
     const [task] = await app.claimTasks({ claimTimeout: 60 });
     if (!task) throw new Error('nothing claimed');
@@ -39,10 +38,9 @@ describe("TaskContext.create in absurd-sdk's form", () => {
   });
 
   it('spawns children on their own queue and checks contract params', async () => {
-    const pool = rt.newPool();
-    const app = rt.newApp({ db: pool, queueName: uniqueQueue('parent') });
-    const childQueue = uniqueQueue('child');
-    await app.createQueue();
+    const pool = clients.pool({ max: 5, idleTimeoutMillis: 0 });
+    const app = await clients.app(queueName('parent'), { db: pool });
+    const childQueue = queueName('child');
     await app.createQueue(childQueue);
     const child = defineTask({ name: 'child', queue: childQueue, params: z.object({ n: z.number() }), result: z.null() });
     await app.spawn('by-hand', null, { queue: app.queueName });

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import { LOG_TABLE_DDL, registerCrashTask } from './fixtures/tasks.js';
-import {
-  checkpoints,
-  gate,
-  queueName,
-  runRows,
-  startFixture,
-  useClients,
-  waitFor,
-  waitForTaskState,
-} from './worker-helpers.js';
+import { checkpoints, gate, queueName, runRows, startFixture, useClients, waitFor, waitForTaskState } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);
@@ -97,7 +88,7 @@ describe('a worker process killed in the middle of a task', () => {
     // One connection, so that the fake clock holds for every query of this client.
     const pool = clients.pool({ max: 1, idleTimeoutMillis: 0 });
     await pool.query(`select set_config('absurd.fake_now', $1, false)`, [new Date(Date.now() + 10 * 60_000).toISOString()]);
-    const app = await clients.app(queue, { pool });
+    const app = await clients.app(queue, { db: pool });
     registerCrashTask(app, { blockInStepTwo: false });
     const worker = await app.startWorker({ workerId: 'survivor', pollInterval: 0.1 });
     await waitForTaskState(db.pool, queue, crash.firstID, 'completed', 15_000);

@@ -2,15 +2,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
 import { getCurrentContext, type JsonObject, type TaskContext } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueue, delay, uniqueQueue, useRuntime, workOnce } from './helpers.js';
+import { delay, queueName, useClients, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 
-async function appWithQueue(queueName = uniqueQueue('ctx'), hooks = {}) {
-  const app = rt.newApp({ db: db.pool, queueName, hooks });
-  await app.createQueue();
-  return app;
+function appWithQueue(queue = queueName('ctx'), hooks = {}) {
+  return clients.app(queue, { db: db.pool, hooks });
 }
 
 describe('getCurrentContext', () => {
@@ -73,7 +71,7 @@ describe('getCurrentContext', () => {
 
   it('is set inside wrapTaskExecution too, and the wrapper gets the same context', async () => {
     const seen: unknown[] = [];
-    const app = await appWithQueue(uniqueQueue('wrapped'), {
+    const app = await appWithQueue(queueName('wrapped'), {
       wrapTaskExecution: async <T>(ctx: TaskContext, execute: () => Promise<T>) => {
         seen.push(getCurrentContext() === ctx);
         return execute();
@@ -90,7 +88,7 @@ describe('getCurrentContext', () => {
 
   it('lets a wrapper restore a context of its own around the handler', async () => {
     const requestId = new AsyncLocalStorage<string>();
-    const app = await appWithQueue(uniqueQueue('als'), {
+    const app = await appWithQueue(queueName('als'), {
       wrapTaskExecution: <T>(ctx: TaskContext, execute: () => Promise<T>) =>
         requestId.run(String(ctx.headers.requestId ?? 'none'), execute),
     });
@@ -106,7 +104,7 @@ describe('getCurrentContext', () => {
 
 describe('context properties', () => {
   it('exposes taskID, runID, attempt, taskName and queueName', async () => {
-    const app = await appWithQueue(awkwardQueue());
+    const app = await appWithQueue(queueName('Awkward', 'quoted'));
     const seen: unknown[] = [];
     app.registerTask({ name: 'props' }, async (_p, ctx) => {
       seen.push({ taskID: ctx.taskID, runID: ctx.runID, attempt: ctx.attempt, taskName: ctx.taskName, queueName: ctx.queueName });

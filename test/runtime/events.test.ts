@@ -1,15 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Absurd } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueue, recordingConnection, runRows, table, uniqueQueue, useRuntime, workOnce } from './helpers.js';
+import { eventRow, queueName, recordingConnection, runRows, table, useClients, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
-
-async function eventRow(queue: string, name: string) {
-  const { rows } = await db.pool.query(`select payload, emitted_at from ${table('e', queue)} where event_name = $1`, [name]);
-  return rows[0] as { payload: unknown; emitted_at: Date } | undefined;
-}
+const clients = useClients(db);
 
 describe('Absurd.emitEvent', () => {
   it('refuses an empty event name before any query', async () => {
@@ -20,11 +15,10 @@ describe('Absurd.emitEvent', () => {
   });
 
   it('stores the payload on the client queue, JSON null when there is none', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
-    await app.createQueue();
+    const app = await clients.app(queueName('Awkward', 'quoted'), { db: db.pool });
     await app.emitEvent('with-payload', { ok: [1, 'two'] });
     await app.emitEvent('no-payload');
-    expect((await eventRow(app.queueName, 'with-payload'))?.payload).toEqual({ ok: [1, 'two'] });
+    expect((await eventRow(db.pool, app.queueName, 'with-payload'))?.payload).toEqual({ ok: [1, 'two'] });
     const { rows } = await db.pool.query(
       `select jsonb_typeof(payload) as kind from ${table('e', app.queueName)} where event_name = 'no-payload'`,
     );
@@ -32,32 +26,29 @@ describe('Absurd.emitEvent', () => {
   });
 
   it('first write wins: later emissions change neither payload nor emitted_at', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('first') });
-    await app.createQueue();
+    const app = await clients.app(queueName('first'), { db: db.pool });
     await app.emitEvent('once', 'first');
-    const before = await eventRow(app.queueName, 'once');
+    const before = await eventRow(db.pool, app.queueName, 'once');
     await new Promise((resolve) => setTimeout(resolve, 5));
     await app.emitEvent('once', 'second');
     await app.emitEvent('once');
-    expect(await eventRow(app.queueName, 'once')).toEqual(before);
+    expect(await eventRow(db.pool, app.queueName, 'once')).toEqual(before);
     expect(before?.payload).toBe('first');
   });
 
   it('emits on another queue when one is named; events are per queue', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('here') });
-    const there = uniqueQueue('there');
-    await app.createQueue();
+    const app = await clients.app(queueName('here'), { db: db.pool });
+    const there = queueName('there');
     await app.createQueue(there);
     await app.emitEvent('shared-name', 'there', there);
     await app.emitEvent('shared-name', 'here');
-    expect((await eventRow(there, 'shared-name'))?.payload).toBe('there');
-    expect((await eventRow(app.queueName, 'shared-name'))?.payload).toBe('here');
+    expect((await eventRow(db.pool, there, 'shared-name'))?.payload).toBe('there');
+    expect((await eventRow(db.pool, app.queueName, 'shared-name'))?.payload).toBe('here');
     await expect(app.emitEvent('x', null, '')).rejects.toThrow('Queue name must be provided');
   });
 
   it('wakes a task waiting for the event; a second emission wakes nobody again', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('wake') });
-    await app.createQueue();
+    const app = await clients.app(queueName('wake'), { db: db.pool });
     const received: unknown[] = [];
     app.registerTask({ name: 'waiter' }, async (_p, ctx) => {
       received.push(await ctx.awaitEvent('go'));
@@ -78,8 +69,7 @@ describe('Absurd.emitEvent', () => {
 
 describe('ctx.emitEvent', () => {
   it("emits on the task's queue, wakes waiters, and the first emission wins", async () => {
-    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
-    await app.createQueue();
+    const app = await clients.app(queueName('Awkward', 'quoted'), { db: db.pool });
     app.registerTask({ name: 'listener' }, async (_p, ctx) => ctx.awaitEvent('signal'));
     app.registerTask({ name: 'announcer' }, async (_p, ctx) => {
       await ctx.emitEvent('signal', { from: ctx.taskID });
@@ -99,8 +89,7 @@ describe('ctx.emitEvent', () => {
   });
 
   it('refuses an empty event name', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('ctxempty') });
-    await app.createQueue();
+    const app = await clients.app(queueName('ctxempty'), { db: db.pool });
     app.registerTask({ name: 'bad-emit' }, async (_p, ctx) => ctx.emitEvent(''));
     const { taskID } = await app.spawn('bad-emit', null, { maxAttempts: 1 });
     await workOnce(app);

@@ -2,47 +2,41 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Absurd, CancelledTask, FailedTask, SuspendTask, type TaskContext } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
-  awkwardQueue,
+  appAtFakeTime,
+  type AppAtFakeTimeOptions,
   checkpoints,
-  deferred,
   delay,
   fnv1aJitter,
-  recordingConnection,
+  gate,
+  queueName,
   runRows,
   table,
   taskRow,
-  uniqueQueue,
+  type TestAppOptions,
+  useClients,
   useFakeClock,
-  useRuntime,
   workOnce,
 } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 const clock = useFakeClock();
 
 const T0 = Date.parse('2036-01-02T03:04:05.000Z');
 const at = (ms: number) => new Date(ms).toISOString();
 
 /** A client on a single-connection pool at fake database time T0 that records its statements. */
-async function timedApp(queueName = uniqueQueue('exec'), before?: Parameters<typeof recordingConnection>[1]) {
-  const pool = rt.newPool(1);
-  const recorder = recordingConnection(pool, before);
-  const app = rt.newApp({ db: recorder.con, queueName });
-  await app.createQueue();
-  await clock.set(pool, T0, { dbOnly: true });
-  return { app, pool, queries: recorder.queries };
+function timedApp(queue = queueName('exec'), before?: AppAtFakeTimeOptions['before']) {
+  return appAtFakeTime(clients, clock, queue, T0, { before });
 }
 
-async function appWithQueue(queueName = uniqueQueue('exec'), options: Partial<ConstructorParameters<typeof Absurd>[0] & object> = {}) {
-  const app = rt.newApp({ db: db.pool, queueName, ...options });
-  await app.createQueue();
-  return app;
+function appWithQueue(queue = queueName('exec'), options: TestAppOptions = {}) {
+  return clients.app(queue, { db: db.pool, ...options });
 }
 
 describe('an unknown task name', () => {
   it('defers the run by 15 s plus a deterministic FNV-1a jitter, using no attempt', async () => {
-    const { app, pool, queries } = await timedApp(awkwardQueue());
+    const { app, pool, queries } = await timedApp(queueName('Awkward', 'quoted'));
     const spawned = [];
     for (let i = 0; i < 6; i++) spawned.push(await app.spawn('not-deployed-yet', { i }, { queue: app.queueName, maxAttempts: 1 }));
     const claimed = await app.claimTasks({ batchSize: 6 });
@@ -85,7 +79,7 @@ describe('an unknown task name', () => {
 
   it('fails the run with the deferral error when deferring fails', async () => {
     const refuse = { on: false };
-    const { app } = await timedApp(uniqueQueue('deferfail'), (query) => {
+    const { app } = await timedApp(queueName('deferfail'), (query) => {
       if (refuse.on && query.text.includes('schedule_run')) throw new Error('schedule refused');
     });
     const { taskID } = await app.spawn('ghost', null, { queue: app.queueName, maxAttempts: 1 });
@@ -102,7 +96,7 @@ describe('an unknown task name', () => {
 describe('a task registered for another queue', () => {
   it('fails at once with "Misconfigured task (queue mismatch)" without running the handler', async () => {
     const app = await appWithQueue();
-    const home = uniqueQueue('home');
+    const home = queueName('home');
     await app.createQueue(home);
     let ran = false;
     app.registerTask({ name: 'misplaced', queue: home }, async () => {
@@ -135,7 +129,7 @@ describe('failure reasons', () => {
     await workOnce(app);
     const [run] = await runRows(db.pool, app.queueName, taskID);
     expect(run?.failure_reason).toStrictEqual({ name: 'PaymentDeclined', message: 'card expired', stack: thrown.stack });
-    expect(run?.failure_reason.stack).toContain('card expired');
+    expect((run?.failure_reason as { stack: string } | undefined)?.stack).toContain('card expired');
     expect(app.recorded.lines.filter((l) => l.level === 'error')).toEqual([
       { level: 'error', args: ['[absurd] task execution failed:', thrown] },
     ]);
@@ -179,7 +173,7 @@ describe('failure reasons', () => {
   });
 
   it('rethrows an error of fail_run itself (other than AB001/AB002) to the caller', async () => {
-    const { app } = await timedApp(uniqueQueue('failfail'), (query) => {
+    const { app } = await timedApp(queueName('failfail'), (query) => {
       if (query.text.includes('absurd.fail_run')) throw new Error('database went away');
     });
     app.registerTask({ name: 'doomed' }, async () => {
@@ -236,10 +230,10 @@ describe('runs that end quietly', () => {
 
   it('a zombie whose expired lease was swept stops at its next checkpoint write (AB002)', async () => {
     const { app, pool, queries } = await timedApp();
-    const gate = deferred();
+    const hold = gate();
     const caught: unknown[] = [];
     app.registerTask({ name: 'zombie' }, async (_p, ctx) => {
-      await gate.promise;
+      await hold.promise;
       try {
         await ctx.step('late', () => 'too late');
       } catch (error) {
@@ -254,7 +248,7 @@ describe('runs that end quietly', () => {
     await delay(20);
     await clock.set(pool, T0 + 11_000, { dbOnly: true });
     expect(await app.claimTasks({ workerId: 'sweeper' })).toEqual([]);
-    gate.resolve();
+    hold.open();
     await running;
     expect(caught[0]).toBeInstanceOf(FailedTask);
     expect(caught[0]).toMatchObject({ name: 'FailedTask', message: 'Task already failed' });
@@ -270,9 +264,9 @@ describe('runs that end quietly', () => {
 
   it('a zombie that completes after the sweep changes nothing; the retry completes the task (AB002)', async () => {
     const { app, pool } = await timedApp();
-    const gate = deferred();
+    const hold = gate();
     app.registerTask({ name: 'zombie-complete' }, async (_p, ctx) => {
-      if (ctx.attempt === 1) await gate.promise;
+      if (ctx.attempt === 1) await hold.promise;
       return `attempt ${ctx.attempt}`;
     });
     const { taskID } = await app.spawn('zombie-complete', null, { maxAttempts: 2 });
@@ -282,7 +276,7 @@ describe('runs that end quietly', () => {
     await clock.set(pool, T0 + 11_000, { dbOnly: true });
     const [retry] = await app.claimTasks();
     expect(retry?.attempt).toBe(2);
-    gate.resolve();
+    hold.open();
     await running;
     expect(app.recorded.messages('error')).toEqual([]);
     const runs = await runRows(pool, app.queueName, taskID);
@@ -339,12 +333,12 @@ describe('claimTasks and workBatch', () => {
     expect(claimed[0]!.checkpoints).toEqual({});
     const run = (await runRows(pool, app.queueName, claimed[0]!.task_id))[0];
     expect(run).toMatchObject({ claimed_by: 'worker', state: 'running' });
-    expect(run?.claim_expires_at.toISOString()).toBe(at(T0 + 120_000));
+    expect(run?.claim_expires_at!.toISOString()).toBe(at(T0 + 120_000));
     const rest = await app.claimTasks({ batchSize: 5, claimTimeout: 7, workerId: 'w-2' });
     expect(rest.map((t) => t.task_id)).toEqual(spawned.map((s) => s.taskID).filter((id) => id !== claimed[0]!.task_id));
     const other = (await runRows(pool, app.queueName, rest[0]!.task_id))[0];
     expect(other).toMatchObject({ claimed_by: 'w-2' });
-    expect(other?.claim_expires_at.toISOString()).toBe(at(T0 + 7_000));
+    expect(other?.claim_expires_at!.toISOString()).toBe(at(T0 + 7_000));
   });
 
   it('workBatch(workerId, claimTimeout, batchSize) claims once and runs the batch one after the other', async () => {
@@ -355,7 +349,7 @@ describe('claimTasks and workBatch', () => {
     app.registerTask({ name: 'seq' }, async (_p, ctx) => {
       running += 1;
       most = Math.max(most, running);
-      workers.push((await runRows(pool, ctx.queueName, ctx.taskID))[0]!.claimed_by);
+      workers.push((await runRows(pool, ctx.queueName, ctx.taskID))[0]!.claimed_by!);
       await delay(20);
       running -= 1;
       return null;
@@ -393,7 +387,7 @@ describe('a handler that swallows SuspendTask', () => {
     expect(caught[0]).toBeInstanceOf(SuspendTask);
     const [failed, retry] = await runRows(db.pool, app.queueName, taskID);
     expect(failed?.state).toBe('failed');
-    expect(failed?.failure_reason.message).toMatch(/is not currently running/);
+    expect((failed?.failure_reason as { message: string } | undefined)?.message).toMatch(/is not currently running/);
     expect(retry).toMatchObject({ attempt: 2, state: 'pending' });
     expect(app.recorded.messages('error')).toHaveLength(1);
     await workOnce(app);
@@ -405,7 +399,7 @@ describe('wrapTaskExecution', () => {
   it('wraps the handler and the completion', async () => {
     const order: string[] = [];
     let seenCtx: TaskContext | undefined;
-    const app = await appWithQueue(uniqueQueue('wrap'), {
+    const app = await appWithQueue(queueName('wrap'), {
       hooks: {
         wrapTaskExecution: async <T>(ctx: TaskContext, execute: () => Promise<T>) => {
           seenCtx = ctx;
@@ -431,7 +425,7 @@ describe('wrapTaskExecution', () => {
 
   it('sees the handler error, and an error of its own fails the run', async () => {
     const seen: unknown[] = [];
-    const app = await appWithQueue(uniqueQueue('wraperr'), {
+    const app = await appWithQueue(queueName('wraperr'), {
       hooks: {
         wrapTaskExecution: async <T>(ctx: TaskContext, execute: () => Promise<T>) => {
           if (ctx.taskName === 'wrapper-fails') throw new Error('wrapper refused');
@@ -476,7 +470,7 @@ describe('lease timers', () => {
   });
 
   async function slowTask(name: string, body: (ctx: TaskContext) => Promise<void>) {
-    const app = await appWithQueue(uniqueQueue('lease'));
+    const app = await appWithQueue(queueName('lease'));
     app.registerTask({ name }, async (_p, ctx) => {
       await body(ctx);
       return 'done';
@@ -509,7 +503,7 @@ describe('lease timers', () => {
 
   it('workBatch never exits the process', async () => {
     patchExit();
-    const app = await appWithQueue(uniqueQueue('batch'));
+    const app = await appWithQueue(queueName('batch'));
     app.registerTask({ name: 'batch-slow' }, async () => {
       await delay(2300);
     });
@@ -545,7 +539,7 @@ describe('lease timers', () => {
 
   it('are cleared when the run ends, also when it suspends or fails', async () => {
     patchExit();
-    const app = await appWithQueue(uniqueQueue('cleared'));
+    const app = await appWithQueue(queueName('cleared'));
     app.registerTask({ name: 'quick' }, async () => 'fast');
     app.registerTask({ name: 'suspends' }, async (_p, ctx) => {
       await ctx.awaitEvent('never');

@@ -1,29 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { CancelledTask } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueue, recordingConnection, runRows, uniqueQueue, useFakeClock, useRuntime, workOnce } from './helpers.js';
+import { appAtFakeTime, queueName, runRows, useClients, useFakeClock, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 const clock = useFakeClock();
 
 const T0 = Date.parse('2035-06-07T08:09:10.000Z');
 const at = (ms: number) => new Date(ms).toISOString();
 
-async function heartbeatApp(queueName = uniqueQueue('hb')) {
-  const pool = rt.newPool(1);
-  const recorder = recordingConnection(pool);
-  const app = rt.newApp({ db: recorder.con, queueName });
-  await app.createQueue();
-  await clock.set(pool, T0, { dbOnly: true });
-  return { app, pool, queries: recorder.queries };
+function heartbeatApp(queue = queueName('hb')) {
+  return appAtFakeTime(clients, clock, queue, T0);
 }
 
 describe('ctx.heartbeat', () => {
   it('extends the lease from now by the seconds given, or by the claim timeout', async () => {
-    const { app, pool, queries } = await heartbeatApp(awkwardQueue());
+    const { app, pool, queries } = await heartbeatApp(queueName('Awkward', 'quoted'));
     const expiries: string[] = [];
-    const expiry = async (taskId: string) => (await runRows(pool, app.queueName, taskId))[0]!.claim_expires_at.toISOString();
+    const expiry = async (taskId: string) => (await runRows(pool, app.queueName, taskId))[0]!.claim_expires_at!.toISOString();
     app.registerTask({ name: 'beating' }, async (_p, ctx) => {
       expiries.push(await expiry(ctx.taskID));
       await clock.set(pool, T0 + 10_000, { dbOnly: true });

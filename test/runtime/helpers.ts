@@ -1,42 +1,25 @@
 /**
- * Shared fixtures of the runtime tests: unique (and awkward) queue names, pools and clients that
- * are closed after the file, a connection wrapper that records every statement, a recording log,
- * readers of the per-queue tables, and a clock that moves the database's `absurd.fake_now` and
- * `Date.now` together.
+ * Shared fixtures of the runtime and contract tests: clients and pools closed after the file, a
+ * client on one session at a fake time, a connection that records every statement, a recording
+ * log, a clock that moves the database's `absurd.fake_now` and `Date.now` together, gates and
+ * polling, spawns with plain SQL, and fixture processes.
+ *
+ * Queue names, `table` and the task, run and event readers are the SQL tests' own (re-exported here).
  */
+import { spawn as spawnProcess, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, vi } from 'vitest';
-import { Absurd, type AbsurdOptions, type ClaimedTask, type Log, type Queryable } from '../../src/index.js';
+import { afterAll, afterEach, vi } from 'vitest';
+import { Absurd, type AbsurdOptions, type ClaimedTask, type Log, type Queryable as ClientConnection } from '../../src/index.js';
 import type { TestDatabase } from '../support/db.js';
+import { table, type Queryable, type TaskRow } from '../sql/helpers.js';
 
-let queueCounter = 0;
+export { awkwardQueueNames, eventRow, queueName, runRows, table, taskRow, utf8QueueName57 } from '../sql/helpers.js';
+export type { EventRow, RunRow, TaskRow } from '../sql/helpers.js';
 
-/** A queue name unique within the file. */
-export function uniqueQueue(base = 'q'): string {
-  queueCounter += 1;
-  return `${base}_${queueCounter}`;
-}
-
-/** A unique queue name with quotes, spaces and upper case (every identifier must be quoted). */
-export function awkwardQueue(): string {
-  queueCounter += 1;
-  return `Bad "Q" it's ${queueCounter}`;
-}
-
-/** A unique queue name of exactly 57 UTF-8 bytes (the longest allowed), with multi-byte characters. */
-export function longestQueue(): string {
-  queueCounter += 1;
-  const prefix = `ü${queueCounter}_`;
-  let name = prefix;
-  while (Buffer.byteLength(name, 'utf8') + 2 <= 57) name += 'é';
-  while (Buffer.byteLength(name, 'utf8') < 57) name += 'x';
-  return name;
-}
-
-/** `absurd."<prefix>_<queue>"`, quoted for any queue name. */
-export function table(prefix: 't' | 'r' | 'c' | 'e' | 'w' | 'i', queue: string): string {
-  return `absurd."${`${prefix}_${queue}`.replace(/"/g, '""')}"`;
-}
+// ---------------------------------------------------------------------------------------------
+// Recording
 
 /** One statement as sent by the runtime. */
 export interface RecordedQuery {
@@ -49,9 +32,9 @@ export interface RecordedQuery {
  * throw to make a statement fail); without one it answers every statement with no rows.
  */
 export function recordingConnection(
-  target?: Queryable,
+  target?: ClientConnection,
   before?: (query: RecordedQuery) => void,
-): { con: Queryable; queries: RecordedQuery[]; texts(): string[] } {
+): { con: ClientConnection; queries: RecordedQuery[]; texts(): string[] } {
   const queries: RecordedQuery[] = [];
   const con = {
     query(text: string, values?: unknown[]) {
@@ -66,54 +49,103 @@ export function recordingConnection(
       return (target as { query(text: string, values?: unknown[]): Promise<unknown> }).query(text, values);
     },
   };
-  return { con: con as unknown as Queryable, queries, texts: () => queries.map((q) => q.text) };
+  return { con: con as unknown as ClientConnection, queries, texts: () => queries.map((q) => q.text) };
 }
 
-/** A log that keeps every line. */
-export function recordingLog(): { log: Log; lines: { level: keyof Log; args: unknown[] }[]; messages(level: keyof Log): string[] } {
-  const lines: { level: keyof Log; args: unknown[] }[] = [];
+/** A log that keeps every line (instead of printing it) so that tests can look at warnings and errors. */
+export interface RecordingLog extends Log {
+  readonly lines: { level: keyof Log; args: unknown[] }[];
+  /** The lines of one level, each with its arguments joined by spaces. */
+  messages(level: keyof Log): string[];
+}
+
+export function recordingLog(): RecordingLog {
+  const lines: RecordingLog['lines'] = [];
   const at = (level: keyof Log) => (...args: unknown[]) => {
     lines.push({ level, args });
   };
   return {
-    log: { log: at('log'), info: at('info'), warn: at('warn'), error: at('error') },
     lines,
+    log: at('log'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
     messages: (level) => lines.filter((l) => l.level === level).map((l) => l.args.map(String).join(' ')),
   };
 }
 
-/** Pools and clients of one test file, ended after it. */
-export function useRuntime(db: TestDatabase) {
-  const pools: pg.Pool[] = [];
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+/** What `clients.app` takes: the client's options, and whether to create its queue. */
+export type TestAppOptions = Omit<AbsurdOptions, 'queueName' | 'log'> & {
+  /** Create the client's queue before returning it (default true). */
+  createQueue?: boolean;
+};
+
+/** A client made by `useClients`, with the log it writes to. */
+export type TestApp = Absurd & { readonly recorded: RecordingLog };
+
+/** What `useClients` returns. */
+export interface Clients {
+  /** A pool of its own on the test database (default max 4), ended after the file. */
+  pool(config?: pg.PoolConfig): pg.Pool;
+  /**
+   * A client on `queueName`, closed after the file; on a pool of its own unless `options.db` says
+   * otherwise. Creates the queue unless `options.createQueue` is false. Logs are recorded, not
+   * printed.
+   */
+  app(queueName: string, options?: TestAppOptions): Promise<TestApp>;
+  /** Remembers a child process so that it is killed if a test leaves it behind. */
+  track(child: ChildProcess): ChildProcess;
+}
+
+/**
+ * Builds clients and pools on the file's database and closes them after the file.
+ *
+ * @example
+ * const clients = useClients(db);
+ * const app = await clients.app(queueName('orders'));
+ */
+export function useClients(db: TestDatabase): Clients {
   const apps: Absurd[] = [];
-  beforeAll(() => {
-    // The same teardown race as below, for the file's shared pool.
-    db.pool.on('error', () => undefined);
-  });
+  const pools: pg.Pool[] = [];
+  const children: ChildProcess[] = [];
   afterAll(async () => {
-    for (const app of apps) await app.close().catch(() => undefined);
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const app of apps) await app.close({ timeout: 1 }).catch(() => undefined);
     for (const pool of pools) await pool.end().catch(() => undefined);
   });
-  const newPool = (max = 5) => {
-    // idleTimeoutMillis 0: a single-connection pool keeps its session (and its fake time).
-    const pool = new pg.Pool({ connectionString: db.url, max, idleTimeoutMillis: 0 });
+  const pool = (config: pg.PoolConfig = {}): pg.Pool => {
+    const created = new pg.Pool({ connectionString: db.url, max: 4, ...config });
     // pool.end() does not wait for the sockets to close, so dropping the database right after can
     // still reach an idle connection; without a listener that error would crash the test run.
-    pool.on('error', () => undefined);
-    pools.push(pool);
-    return pool;
+    created.on('error', () => undefined);
+    pools.push(created);
+    return created;
   };
   return {
-    newPool,
-    /** A client on its own pool (or on `db`), closed after the file; the log is recorded. */
-    newApp(options: AbsurdOptions & { queueName: string }) {
+    pool,
+    async app(queueName, options = {}) {
+      const { createQueue = true, db: connection, ...rest } = options;
       const recorded = recordingLog();
-      const app = new Absurd({ db: options.db ?? newPool(), log: recorded.log, ...options });
+      const app = Object.assign(new Absurd({ db: connection ?? pool(), queueName, log: recorded, ...rest }), { recorded });
       apps.push(app);
-      return Object.assign(app, { recorded });
+      if (createQueue) await app.createQueue();
+      return app;
+    },
+    track(child) {
+      children.push(child);
+      return child;
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+/** What `useFakeClock` returns. */
+export type FakeClock = ReturnType<typeof useFakeClock>;
 
 /**
  * Moves the database clock (`absurd.fake_now` on a single-connection pool) and `Date.now`
@@ -132,7 +164,7 @@ export function useFakeClock() {
       return new Date(nowMs).toISOString();
     },
     /** Sets the database clock of `pool` (which must have max 1) and, unless `dbOnly`, `Date.now`. */
-    async set(pool: Queryable, at: string | number, options: { dbOnly?: boolean } = {}) {
+    async set(pool: ClientConnection, at: string | number, options: { dbOnly?: boolean } = {}) {
       const ms = typeof at === 'number' ? at : Date.parse(at);
       await pool.query(`select set_config('absurd.fake_now', $1, false)`, [new Date(ms).toISOString()]);
       if (!options.dbOnly) {
@@ -140,12 +172,48 @@ export function useFakeClock() {
         if (!vi.isMockFunction(Date.now)) vi.spyOn(Date, 'now').mockImplementation(() => nowMs);
       }
     },
-    async advance(pool: Queryable, seconds: number) {
+    async advance(pool: ClientConnection, seconds: number) {
       await clock.set(pool, nowMs + seconds * 1000);
     },
   };
   return clock;
 }
+
+/** What `appAtFakeTime` takes besides the queue and the time. */
+export interface AppAtFakeTimeOptions {
+  /** Move `Date.now` to `at` as well (default: only the database clock). */
+  moveDateNow?: boolean;
+  /** Record the client's statements (default true); off, the client uses the pool itself. */
+  record?: boolean;
+  /** Called before each recorded statement is sent; throwing makes the statement fail. */
+  before?: (query: RecordedQuery) => void;
+}
+
+/**
+ * A client with its queue on a single-connection pool whose database clock stands at `at`. The
+ * pool keeps its one session (idle connections are never closed), so the fake time holds for every
+ * statement of the client and for the test's own reads through `pool`.
+ *
+ * @example
+ * const { app, pool, queries } = await appAtFakeTime(clients, clock, queueName('sleep'), T0);
+ */
+export async function appAtFakeTime(
+  clients: Clients,
+  clock: FakeClock,
+  queue: string,
+  at: string | number,
+  options: AppAtFakeTimeOptions = {},
+): Promise<{ app: TestApp; pool: pg.Pool; queries: RecordedQuery[] }> {
+  const { moveDateNow = false, record = true, before } = options;
+  const pool = clients.pool({ max: 1, idleTimeoutMillis: 0 });
+  const recorder = record ? recordingConnection(pool, before) : undefined;
+  const app = await clients.app(queue, { db: recorder?.con ?? pool });
+  await clock.set(pool, at, { dbOnly: !moveDateNow });
+  return { app, pool, queries: recorder?.queries ?? [] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running and waiting
 
 /** Claims once and executes what was claimed; returns the claimed runs. */
 export async function workOnce(app: Absurd, claimTimeout = 120, batchSize = 1): Promise<ClaimedTask[]> {
@@ -154,39 +222,94 @@ export async function workOnce(app: Absurd, claimTimeout = 120, batchSize = 1): 
   return tasks;
 }
 
-/** The task row. */
-export async function taskRow(con: Queryable, queue: string, taskId: string): Promise<Record<string, any>> {
-  const { rows } = await con.query(`select * from ${table('t', queue)} where task_id = $1`, [taskId]);
-  return rows[0] as Record<string, any>;
+/** A promise with its resolve function, to hold a handler until the test lets it go. */
+export interface Gate<T = void> {
+  promise: Promise<T>;
+  open: (value: T) => void;
 }
 
-/** The task's runs, oldest attempt first. */
-export async function runRows(con: Queryable, queue: string, taskId: string): Promise<Record<string, any>[]> {
-  const { rows } = await con.query(`select * from ${table('r', queue)} where task_id = $1 order by attempt, run_id`, [
-    taskId,
-  ]);
-  return rows as Record<string, any>[];
-}
-
-/** The task's checkpoints as `{ name: state }`. */
-export async function checkpoints(con: Queryable, queue: string, taskId: string): Promise<Record<string, unknown>> {
-  const { rows } = await con.query(
-    `select checkpoint_name, state from ${table('c', queue)} where task_id = $1 order by checkpoint_name`,
-    [taskId],
-  );
-  return Object.fromEntries((rows as { checkpoint_name: string; state: unknown }[]).map((r) => [r.checkpoint_name, r.state]));
-}
-
-/** A promise with its resolve function exposed. */
-export function deferred<T = void>(): { promise: Promise<T>; resolve(value: T): void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
+export function gate<T = void>(): Gate<T> {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => {
+    open = resolve;
   });
-  return { promise, resolve };
+  return { promise, open };
 }
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it returns something other than undefined/false; fails after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  { timeoutMs = 10_000, intervalMs = 25, what = 'condition' }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(intervalMs);
+  }
+}
+
+/** Waits until the task exists and is in `state`, and returns its row. */
+export async function waitForTaskState(con: Queryable, queue: string, taskId: string, state: string, timeoutMs = 10_000) {
+  return waitFor(
+    async () => {
+      // Not `taskRow`: a task that is not there yet is waited for, not an error.
+      const { rows } = await con.query<TaskRow>(`select * from ${table('t', queue)} where task_id = $1`, [taskId]);
+      return rows[0]?.state === state ? rows[0] : undefined;
+    },
+    { timeoutMs, what: `task ${taskId} to be ${state}` },
+  );
+}
+
+/**
+ * Records the claim calls of a client by replacing its `claimTasks` instance method (the worker loop
+ * must call it through the instance). A call is recorded when it starts; `claimed` is filled in
+ * when it returns.
+ */
+export function recordClaims(app: Absurd) {
+  const calls: { options: { batchSize?: number; claimTimeout?: number; workerId?: string }; claimed?: number }[] = [];
+  const original = app.claimTasks.bind(app);
+  app.claimTasks = async (options = {}) => {
+    const call: (typeof calls)[number] = { options };
+    calls.push(call);
+    const tasks = await original(options);
+    call.claimed = tasks.length;
+    return tasks;
+  };
+  return calls;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain SQL
+
+/** The task's committed checkpoints as `{ name: state }`. */
+export async function checkpoints(con: Queryable, queue: string, taskId: string): Promise<Record<string, unknown>> {
+  const { rows } = await con.query<{ checkpoint_name: string; state: unknown }>(
+    `select checkpoint_name, state from ${table('c', queue)} where task_id = $1 order by checkpoint_name`,
+    [taskId],
+  );
+  return Object.fromEntries(rows.map((r) => [r.checkpoint_name, r.state]));
+}
+
+/** Spawns with `absurd.spawn_task` directly: no client, no validation, no notification (psql, pg_cron, another language). */
+export async function rawSpawn(
+  con: Queryable,
+  queue: string,
+  taskName: string,
+  params: unknown = {},
+  options: unknown = {},
+): Promise<{ task_id: string; run_id: string }> {
+  const { rows } = await con.query<{ task_id: string; run_id: string }>(
+    'select task_id, run_id from absurd.spawn_task($1, $2, $3, $4)',
+    [queue, taskName, JSON.stringify(params), JSON.stringify(options)],
+  );
+  const row = rows[0];
+  if (!row) throw new Error('spawn_task returned no row');
+  return row;
+}
 
 /** The deferral jitter of an unknown task, computed independently: FNV-1a over the char codes. */
 export function fnv1aJitter(runId: string): number {
@@ -196,4 +319,42 @@ export function fnv1aJitter(runId: string): number {
     h = Math.imul(h, 16777619);
   }
   return Math.abs(h) % 16;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture processes
+
+const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+/**
+ * Starts `fixtures/<name>.ts` in a separate Node process (through tsx) and resolves once it has
+ * printed `ready`. Its other output is collected in `output()`.
+ */
+export async function startFixture(name: string, env: Record<string, string>) {
+  const child = spawnProcess(process.execPath, ['--import', 'tsx', path.join(fixturesDir, `${name}.ts`)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal }));
+  });
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  void exited.then((result) => {
+    exit = result;
+  });
+  await waitFor(
+    () => {
+      if (exit) throw new Error(`fixture ${name} exited early (${JSON.stringify(exit)}): ${out}`);
+      return /^ready$/m.test(out);
+    },
+    { timeoutMs: 20_000, what: `fixture ${name} to start` },
+  );
+  return { child, exited, output: () => out };
 }

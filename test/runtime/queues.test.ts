@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Absurd, type QueueStorageMode } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueue, longestQueue, recordingConnection, table, uniqueQueue, useRuntime } from './helpers.js';
+import { queueName, recordingConnection, table, useClients, utf8QueueName57 } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 
 async function relationKind(name: string): Promise<string | null> {
   const { rows } = await db.pool.query(
@@ -17,8 +17,7 @@ async function relationKind(name: string): Promise<string | null> {
 
 describe('createQueue', () => {
   it("creates the client's queue, unpartitioned by default, and is idempotent", async () => {
-    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
-    await app.createQueue();
+    const app = await clients.app(queueName('Awkward', 'quoted'), { db: db.pool });
     await app.createQueue();
     expect(await relationKind(`t_${app.queueName}`)).toBe('r');
     expect(await relationKind(`i_${app.queueName}`)).toBeNull();
@@ -27,8 +26,8 @@ describe('createQueue', () => {
   });
 
   it('creates a partitioned queue with its idempotency table', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('client') });
-    const queue = longestQueue();
+    const app = await clients.app(queueName('client'), { db: db.pool, createQueue: false });
+    const queue = utf8QueueName57();
     await app.createQueue(queue, { storageMode: 'partitioned' });
     expect(await relationKind(`t_${queue}`)).toBe('p');
     expect(await relationKind(`i_${queue}`)).toBe('r');
@@ -77,7 +76,7 @@ describe('createQueue', () => {
   });
 
   it('applies the policy given at creation', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('withpolicy') });
+    const app = await clients.app(queueName('withpolicy'), { db: db.pool, createQueue: false });
     await app.createQueue(undefined, { cleanupTtl: '3 days', cleanupLimit: 25 });
     expect(await app.getQueuePolicy()).toMatchObject({ cleanupTtl: '3 days', cleanupLimit: 25 });
   });
@@ -85,7 +84,7 @@ describe('createQueue', () => {
 
 describe('queue policy', () => {
   it('round-trips every key, intervals as text', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('policy') });
+    const app = await clients.app(queueName('policy'), { db: db.pool, createQueue: false });
     await app.createQueue(undefined, { storageMode: 'partitioned' });
     await app.setQueuePolicy(undefined, {
       partitionLookahead: '21 days',
@@ -108,8 +107,7 @@ describe('queue policy', () => {
   });
 
   it('changes only the keys given', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
-    await app.createQueue();
+    const app = await clients.app(queueName('Awkward', 'quoted'), { db: db.pool });
     const before = await app.getQueuePolicy();
     await app.setQueuePolicy(app.queueName, { cleanupLimit: 7 });
     expect(await app.getQueuePolicy(app.queueName)).toStrictEqual({ ...before, cleanupLimit: 7 });
@@ -133,15 +131,15 @@ describe('queue policy', () => {
   });
 
   it('is null for a queue that does not exist', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('missing') });
+    const app = await clients.app(queueName('missing'), { db: db.pool, createQueue: false });
     expect(await app.getQueuePolicy()).toBeNull();
   });
 });
 
 describe('listQueues and dropQueue', () => {
   it('lists created queues and forgets dropped ones with their tables', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('list') });
-    const names = [awkwardQueue(), longestQueue(), uniqueQueue('Plain')];
+    const app = await clients.app(queueName('list'), { db: db.pool, createQueue: false });
+    const names = [queueName('Awkward', 'quoted'), utf8QueueName57(), queueName('Plain')];
     for (const name of names) await app.createQueue(name);
     const listed = await app.listQueues();
     for (const name of names) expect(listed).toContain(name);
@@ -156,8 +154,7 @@ describe('listQueues and dropQueue', () => {
   });
 
   it("drops the client's own queue by default", async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('own') });
-    await app.createQueue();
+    const app = await clients.app(queueName('own'), { db: db.pool });
     await app.dropQueue();
     expect(await app.listQueues()).not.toContain(app.queueName);
   });

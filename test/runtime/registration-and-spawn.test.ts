@@ -1,21 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { Absurd, type SpawnOptions } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueue, longestQueue, recordingConnection, runRows, table, taskRow, uniqueQueue, useRuntime, workOnce } from './helpers.js';
+import {
+  queueName,
+  recordingConnection,
+  runRows,
+  table,
+  taskRow,
+  type TestAppOptions,
+  useClients,
+  utf8QueueName57,
+  workOnce,
+} from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 
-async function appWithQueue(queueName = uniqueQueue('spawn'), options: Partial<ConstructorParameters<typeof Absurd>[0] & object> = {}) {
-  const app = rt.newApp({ db: db.pool, queueName, ...options });
-  await app.createQueue();
-  return app;
+function appWithQueue(queue = queueName('spawn'), options: TestAppOptions = {}) {
+  return clients.app(queue, { db: db.pool, ...options });
 }
 
 describe('which queue a spawn goes to', () => {
   it('sends a registered task to its registered queue', async () => {
     const app = await appWithQueue();
-    const other = awkwardQueue();
+    const other = queueName('Awkward', 'quoted');
     await app.createQueue(other);
     app.registerTask({ name: 'elsewhere', queue: other }, async () => null);
     const spawned = await app.spawn('elsewhere', { a: 1 });
@@ -50,7 +58,7 @@ describe('which queue a spawn goes to', () => {
 
   it('spawns an unregistered task on the queue given, even another client queue', async () => {
     const app = await appWithQueue();
-    const target = longestQueue();
+    const target = utf8QueueName57();
     await app.createQueue(target);
     const spawned = await app.spawn('remote-task', [1, 2], { queue: target });
     expect(spawned.created).toBe(true);
@@ -60,7 +68,7 @@ describe('which queue a spawn goes to', () => {
 
   it('uses registrations made after construction, and a re-registration replaces the first', async () => {
     const app = await appWithQueue();
-    const second = uniqueQueue('second');
+    const second = queueName('second');
     await app.createQueue(second);
     app.registerTask({ name: 'r' }, async () => 'first');
     app.registerTask({ name: 'r', queue: second, defaultMaxAttempts: 2 }, async () => 'second');
@@ -94,7 +102,7 @@ describe('spawn defaults', () => {
     expect(await maxAttempts(app, 'three', { maxAttempts: 8 })).toBe(8);
     expect(await maxAttempts(app, 'unregistered', { queue: app.queueName })).toBe(5);
 
-    const seven = await appWithQueue(uniqueQueue('seven'), { defaultMaxAttempts: 7 });
+    const seven = await appWithQueue(queueName('seven'), { defaultMaxAttempts: 7 });
     seven.registerTask({ name: 'plain' }, async () => null);
     seven.registerTask({ name: 'two', defaultMaxAttempts: 2 }, async () => null);
     expect(await maxAttempts(seven, 'plain')).toBe(7);
@@ -122,7 +130,7 @@ describe('spawn defaults', () => {
 
 describe('the stored options', () => {
   it('stores every option as snake_case JSON', async () => {
-    const app = await appWithQueue(awkwardQueue());
+    const app = await appWithQueue(queueName('Awkward', 'quoted'));
     app.registerTask({ name: 'full' }, async () => null);
     const spawned = await app.spawn('full', { p: true }, {
       maxAttempts: 4,
@@ -159,7 +167,7 @@ describe('the stored options', () => {
 
   it('sends the options JSON and the params as JSON text', async () => {
     const { con, queries } = recordingConnection(db.pool);
-    const app = new Absurd({ db: con, queueName: uniqueQueue('wire') });
+    const app = new Absurd({ db: con, queueName: queueName('wire') });
     await app.createQueue();
     app.registerTask({ name: 'w' }, async () => null);
     await app.spawn('w', { n: 1 }, { retryStrategy: { kind: 'none' }, headers: { h: 'v' } });
@@ -187,7 +195,7 @@ describe('the stored options', () => {
 describe('beforeSpawn', () => {
   it('sees the resolved options and its result replaces them', async () => {
     const seen: unknown[] = [];
-    const app = await appWithQueue(uniqueQueue('hook'), {
+    const app = await appWithQueue(queueName('hook'), {
       hooks: {
         beforeSpawn: (name, params, options) => {
           seen.push({ name, params, options });
@@ -209,14 +217,14 @@ describe('beforeSpawn', () => {
 
   it('sees the client default of 5 for an unregistered task', async () => {
     let seen: SpawnOptions | undefined;
-    const queueName = uniqueQueue('hook5');
-    const app = await appWithQueue(queueName, { hooks: { beforeSpawn: (_n, _p, o) => (seen = o) } });
-    await app.spawn('x', null, { queue: queueName });
-    expect(seen).toEqual({ queue: queueName, maxAttempts: 5 });
+    const queue = queueName('hook5');
+    const app = await appWithQueue(queue, { hooks: { beforeSpawn: (_n, _p, o) => (seen = o) } });
+    await app.spawn('x', null, { queue });
+    expect(seen).toEqual({ queue, maxAttempts: 5 });
   });
 
   it('may be async, and dropping maxAttempts stores NULL (unlimited)', async () => {
-    const app = await appWithQueue(uniqueQueue('hookasync'), {
+    const app = await appWithQueue(queueName('hookasync'), {
       hooks: {
         beforeSpawn: async (_n, _p, options) => {
           await new Promise((resolve) => setTimeout(resolve, 5));
@@ -235,8 +243,8 @@ describe('beforeSpawn', () => {
   });
 
   it('cannot move a spawn to another queue', async () => {
-    const decoy = uniqueQueue('decoy');
-    const app = await appWithQueue(uniqueQueue('fixed'), { hooks: { beforeSpawn: (_n, _p, o) => ({ ...o, queue: decoy }) } });
+    const decoy = queueName('decoy');
+    const app = await appWithQueue(queueName('fixed'), { hooks: { beforeSpawn: (_n, _p, o) => ({ ...o, queue: decoy }) } });
     await app.createQueue(decoy);
     app.registerTask({ name: 'stay' }, async () => null);
     const registered = await app.spawn('stay', null);
@@ -271,7 +279,7 @@ describe('idempotency', () => {
     expect((await app.fetchTaskResult(first.taskID))?.state).toBe('completed');
     const afterDone = await app.spawn('other-name', null, { idempotencyKey: 'k', queue: app.queueName });
     expect(afterDone).toMatchObject({ taskID: first.taskID, created: false });
-    const elsewhere = uniqueQueue('elsewhere');
+    const elsewhere = queueName('elsewhere');
     await app.createQueue(elsewhere);
     const fresh = await app.spawn('once-elsewhere', null, { idempotencyKey: 'k', queue: elsewhere });
     expect(fresh.created).toBe(true);
@@ -279,9 +287,9 @@ describe('idempotency', () => {
   });
 
   it('works on a partitioned queue', async () => {
-    const queueName = uniqueQueue('parted');
-    const app = rt.newApp({ db: db.pool, queueName });
-    await app.createQueue(queueName, { storageMode: 'partitioned' });
+    const queue = queueName('parted');
+    const app = await clients.app(queue, { db: db.pool, createQueue: false });
+    await app.createQueue(queue, { storageMode: 'partitioned' });
     app.registerTask({ name: 'p' }, async () => null);
     const first = await app.spawn('p', null, { idempotencyKey: 'pk' });
     const second = await app.spawn('p', null, { idempotencyKey: 'pk' });

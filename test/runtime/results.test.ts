@@ -1,17 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
 import { Absurd, TimeoutError, type Queryable } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueue, delay, recordingConnection, uniqueQueue, useRuntime, workOnce } from './helpers.js';
+import { delay, queueName, recordingConnection, useClients, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 
 const MISSING = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
 
-async function appWithQueue(queueName = uniqueQueue('res')) {
-  const app = rt.newApp({ db: db.pool, queueName });
-  await app.createQueue();
-  return app;
+function appWithQueue(queue = queueName('res')) {
+  return clients.app(queue, { db: db.pool });
 }
 
 describe('fetchTaskResult', () => {
@@ -21,7 +19,7 @@ describe('fetchTaskResult', () => {
   });
 
   it('gives the state of a pending, running and sleeping task without outcome fields', async () => {
-    const app = await appWithQueue(awkwardQueue());
+    const app = await appWithQueue(queueName('Awkward', 'quoted'));
     let observed: unknown;
     app.registerTask({ name: 'look' }, async (_p, ctx) => {
       observed = await app.fetchTaskResult(ctx.taskID);
@@ -74,7 +72,7 @@ describe('fetchTaskResult', () => {
 
   it('reads another queue when asked', async () => {
     const app = await appWithQueue();
-    const other = uniqueQueue('other');
+    const other = queueName('other');
     await app.createQueue(other);
     const { taskID } = await app.spawn('t', null, { queue: other });
     expect(await app.fetchTaskResult(taskID)).toBeNull();
@@ -150,7 +148,7 @@ describe('awaitTaskResult', () => {
 
   it('polls the queue given', async () => {
     const app = await appWithQueue();
-    const other = uniqueQueue('other');
+    const other = queueName('other');
     await app.createQueue(other);
     const { taskID } = await app.spawn('t', null, { queue: other });
     await app.cancelTask(taskID, other);

@@ -2,34 +2,31 @@ import { describe, expect, it } from 'vitest';
 import type { RetryStrategy } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
-  awkwardQueue,
+  appAtFakeTime,
   checkpoints,
-  deferred,
+  gate,
+  queueName,
   runRows,
   taskRow,
-  uniqueQueue,
+  type TestApp,
+  useClients,
   useFakeClock,
-  useRuntime,
   workOnce,
 } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 const clock = useFakeClock();
 
 const MISSING = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
 const T0 = '2031-03-04T05:06:07.000Z';
 
 /** A client on a single-connection pool whose clock stands at T0. */
-async function fakeTimeApp(queueName = uniqueQueue('ft')) {
-  const pool = rt.newPool(1);
-  const app = rt.newApp({ db: pool, queueName });
-  await app.createQueue();
-  await clock.set(pool, T0, { dbOnly: true });
-  return { app, pool };
+function fakeTimeApp(queue = queueName('ft')) {
+  return appAtFakeTime(clients, clock, queue, T0, { record: false });
 }
 
-function failingApp(app: ReturnType<typeof rt.newApp>, name = 'fails') {
+function failingApp(app: TestApp, name = 'fails') {
   let calls = 0;
   app.registerTask({ name }, async () => {
     calls += 1;
@@ -42,8 +39,7 @@ const seconds = (later: Date, earlier: string) => (later.getTime() - Date.parse(
 
 describe('retryTask', () => {
   it('retries a failed task in place: same task, a new run with the next attempt', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
-    await app.createQueue();
+    const app = await clients.app(queueName('Awkward', 'quoted'), { db: db.pool });
     let succeed = false;
     app.registerTask({ name: 'flaky' }, async (_p, ctx) => {
       await ctx.step('kept', () => 'from attempt 1');
@@ -65,8 +61,7 @@ describe('retryTask', () => {
   });
 
   it('takes a new maxAttempts, which must exceed the attempts so far', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('retrymax') });
-    await app.createQueue();
+    const app = await clients.app(queueName('retrymax'), { db: db.pool });
     failingApp(app);
     const { taskID } = await app.spawn('fails', null, { maxAttempts: 2, retryStrategy: { kind: 'none' } });
     await workOnce(app);
@@ -79,16 +74,14 @@ describe('retryTask', () => {
   });
 
   it('refuses a task that is not failed, with the engine message', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('notfailed') });
-    await app.createQueue();
+    const app = await clients.app(queueName('notfailed'), { db: db.pool });
     const { taskID } = await app.spawn('t', null, { queue: app.queueName });
     await expect(app.retryTask(taskID)).rejects.toThrow(`Task "${taskID}" is not currently failed in queue "${app.queueName}"`);
     await expect(app.retryTask(MISSING)).rejects.toThrow(`Task "${MISSING}" not found in queue "${app.queueName}"`);
   });
 
   it('with spawnNewTask copies the task (not its idempotency key or checkpoints); the old one stays failed', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('spawnnew') });
-    await app.createQueue();
+    const app = await clients.app(queueName('spawnnew'), { db: db.pool });
     app.registerTask({ name: 'copy' }, async (_p, ctx) => {
       await ctx.step('s', () => 1);
       throw new Error('always');
@@ -123,14 +116,13 @@ describe('retryTask', () => {
   });
 
   it('makes the new run claimable at once', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('claimable') });
-    await app.createQueue();
-    const gate = deferred();
+    const app = await clients.app(queueName('claimable'), { db: db.pool });
+    const secondRun = gate();
     let calls = 0;
     app.registerTask({ name: 'g' }, async () => {
       calls += 1;
       if (calls === 1) throw new Error('first');
-      gate.resolve();
+      secondRun.open();
       return 'second';
     });
     const { taskID } = await app.spawn('g', null, { maxAttempts: 1 });
@@ -138,14 +130,13 @@ describe('retryTask', () => {
     await app.retryTask(taskID);
     const claimed = await workOnce(app);
     expect(claimed.map((t) => t.attempt)).toEqual([2]);
-    await gate.promise;
+    await secondRun.promise;
   });
 });
 
 describe('cancelTask', () => {
   it('cancels a pending task and is idempotent (cancelled_at is kept)', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: awkwardQueue() });
-    await app.createQueue();
+    const app = await clients.app(queueName('Awkward', 'quoted'), { db: db.pool });
     const { taskID } = await app.spawn('c', null, { queue: app.queueName });
     await app.cancelTask(taskID);
     const first = await taskRow(db.pool, app.queueName, taskID);
@@ -159,8 +150,7 @@ describe('cancelTask', () => {
   });
 
   it('is a no-op on completed and failed tasks', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('noop') });
-    await app.createQueue();
+    const app = await clients.app(queueName('noop'), { db: db.pool });
     app.registerTask({ name: 'ok' }, async () => 'fine');
     failingApp(app);
     const done = await app.spawn('ok', null);
@@ -173,10 +163,9 @@ describe('cancelTask', () => {
   });
 
   it('reports a missing task with the engine message', async () => {
-    const app = rt.newApp({ db: db.pool, queueName: uniqueQueue('missing') });
-    await app.createQueue();
+    const app = await clients.app(queueName('missing'), { db: db.pool });
     await expect(app.cancelTask(MISSING)).rejects.toThrow(`Task "${MISSING}" not found in queue "${app.queueName}"`);
-    const other = uniqueQueue('other');
+    const other = queueName('other');
     await app.createQueue(other);
     const { taskID } = await app.spawn('t', null, { queue: other });
     await expect(app.cancelTask(taskID)).rejects.toThrow('not found in queue');
@@ -245,12 +234,10 @@ describe('retry delays and attempt limits (engine semantics through the client)'
     expect(await taskRow(pool, app.queueName, limited.taskID)).toMatchObject({ state: 'failed', attempts: 3 });
     expect((await app.fetchTaskResult(limited.taskID))?.failure).toMatchObject({ message: 'call 3' });
 
-    const unlimitedApp = rt.newApp({
+    const unlimitedApp = await clients.app(queueName('unlimited'), {
       db: pool,
-      queueName: uniqueQueue('unlimited'),
       hooks: { beforeSpawn: (_n, _p, { maxAttempts: _m, ...rest }) => rest },
     });
-    await unlimitedApp.createQueue();
     failingApp(unlimitedApp);
     const unlimited = await unlimitedApp.spawn('fails', null);
     for (let i = 0; i < 7; i++) expect(await workOnce(unlimitedApp)).toHaveLength(1);

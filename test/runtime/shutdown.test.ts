@@ -2,17 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { closeOnSignals, type Closable } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { LOG_TABLE_DDL } from './fixtures/tasks.js';
-import {
-  delay,
-  gate,
-  queueName,
-  recordClaims,
-  startFixture,
-  taskRow,
-  useClients,
-  waitFor,
-  waitForTaskState,
-} from './worker-helpers.js';
+import { delay, gate, queueName, recordClaims, startFixture, taskRow, useClients, waitFor, waitForTaskState } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);

@@ -1,38 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import {
-  awkwardQueue,
-  checkpoints,
-  recordingConnection,
-  runRows,
-  table,
-  taskRow,
-  uniqueQueue,
-  useFakeClock,
-  useRuntime,
-  workOnce,
-} from './helpers.js';
+import { appAtFakeTime, checkpoints, queueName, runRows, table, taskRow, useClients, useFakeClock, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 const clock = useFakeClock();
 
 const T0 = Date.parse('2033-05-06T07:08:09.000Z');
 const at = (ms: number) => new Date(ms).toISOString();
 
 /** A client on a single-connection pool; the database clock and Date.now stand at T0. */
-async function sleepyApp(queueName = uniqueQueue('sleep')) {
-  const pool = rt.newPool(1);
-  const recorder = recordingConnection(pool);
-  const app = rt.newApp({ db: recorder.con, queueName });
-  await app.createQueue();
-  await clock.set(pool, T0);
-  return { app, pool, queries: recorder.queries };
+function sleepyApp(queue = queueName('sleep')) {
+  return appAtFakeTime(clients, clock, queue, T0, { moveDateNow: true });
 }
 
 describe('sleepFor', () => {
   it('suspends the run and resumes the same run and attempt when the time has come', async () => {
-    const { app, pool } = await sleepyApp(awkwardQueue());
+    const { app, pool } = await sleepyApp(queueName('Awkward', 'quoted'));
     const trace: string[] = [];
     app.registerTask({ name: 'napper' }, async (_p, ctx) => {
       await ctx.step('before', () => trace.push('before'));

@@ -2,26 +2,24 @@ import { describe, expect, it } from 'vitest';
 import type { JsonValue, StepHandle, TaskContext } from '../../src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
-  awkwardQueue,
+  appAtFakeTime,
   checkpoints,
+  queueName,
   recordingConnection,
   runRows,
   table,
   taskRow,
-  uniqueQueue,
+  useClients,
   useFakeClock,
-  useRuntime,
   workOnce,
 } from './helpers.js';
 
 const db = useTestDatabase();
-const rt = useRuntime(db);
+const clients = useClients(db);
 const clock = useFakeClock();
 
-async function appWithQueue(queueName = uniqueQueue('steps')) {
-  const app = rt.newApp({ db: db.pool, queueName });
-  await app.createQueue();
-  return app;
+function appWithQueue(queue = queueName('steps')) {
+  return clients.app(queue, { db: db.pool });
 }
 
 /** Fails the first attempt after `body` ran, so that the second attempt replays it. */
@@ -39,7 +37,7 @@ const spawnOptions = { maxAttempts: 2, retryStrategy: { kind: 'none' as const } 
 
 describe('checkpoint names', () => {
   it('numbers repeated names name, name#2, … across step, beginStep, sleeps and event waits', async () => {
-    const app = await appWithQueue(awkwardQueue());
+    const app = await appWithQueue(queueName('Awkward', 'quoted'));
     const names: string[] = [];
     app.registerTask({ name: 'numbered' }, async (_p, ctx) => {
       await ctx.step('x', () => 1);
@@ -218,8 +216,7 @@ describe('step values', () => {
 describe('beginStep and completeStep', () => {
   it('complete in any order; on replay the handles are done and completing them writes nothing', async () => {
     const { con, queries } = recordingConnection(db.pool);
-    const app = rt.newApp({ db: con, queueName: uniqueQueue('handles') });
-    await app.createQueue();
+    const app = await clients.app(queueName('handles'), { db: con });
     const seen: unknown[] = [];
     const { handler } = replayTwice(async (ctx) => {
       const first = await ctx.beginStep<string>('first');
@@ -274,8 +271,7 @@ describe('beginStep and completeStep', () => {
 describe('checkpoint preload', () => {
   it('loads all checkpoints once per run and never looks one up by name', async () => {
     const { con, queries } = recordingConnection(db.pool);
-    const app = rt.newApp({ db: con, queueName: uniqueQueue('preload') });
-    await app.createQueue();
+    const app = await clients.app(queueName('preload'), { db: con });
     const { handler } = replayTwice(async (ctx) => {
       await ctx.step('a', () => 1);
       await ctx.step('b', () => 2);
@@ -318,17 +314,14 @@ describe('checkpoint preload', () => {
 
 describe('leases and checkpoint writes', () => {
   it('a step write extends the lease by the claim timeout from now', async () => {
-    const pool = rt.newPool(1);
-    const app = rt.newApp({ db: pool, queueName: uniqueQueue('lease') });
-    await app.createQueue();
     const T0 = Date.parse('2032-01-01T00:00:00.000Z');
-    await clock.set(pool, T0, { dbOnly: true });
+    const { app, pool } = await appAtFakeTime(clients, clock, queueName('lease'), T0, { record: false });
     const expiries: Date[] = [];
     app.registerTask({ name: 'leased' }, async (_p, ctx) => {
-      expiries.push((await runRows(pool, ctx.queueName, ctx.taskID))[0]!.claim_expires_at);
+      expiries.push((await runRows(pool, ctx.queueName, ctx.taskID))[0]!.claim_expires_at!);
       await clock.set(pool, T0 + 10_000, { dbOnly: true });
       await ctx.step('one', () => 1);
-      expiries.push((await runRows(pool, ctx.queueName, ctx.taskID))[0]!.claim_expires_at);
+      expiries.push((await runRows(pool, ctx.queueName, ctx.taskID))[0]!.claim_expires_at!);
       return null;
     });
     const { taskID } = await app.spawn('leased', null);

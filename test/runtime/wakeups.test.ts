@@ -13,7 +13,7 @@ import {
   utf8QueueName57,
   waitFor,
   waitForTaskState,
-} from './worker-helpers.js';
+} from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);

@@ -10,14 +10,13 @@ import {
   queueName,
   rawSpawn,
   recordClaims,
-  recordingLog,
   runRows,
   table,
   taskRow,
   useClients,
   waitFor,
   waitForTaskState,
-} from './worker-helpers.js';
+} from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);
@@ -71,8 +70,8 @@ describe('defaults', () => {
   });
 
   it('polls every 0.25 s when idle and reports claim errors to the log as "Worker error:"', async () => {
-    const log = recordingLog();
-    const app = await clients.app(queueName('poll'), { log });
+    const app = await clients.app(queueName('poll'));
+    const log = app.recorded;
     const claims = recordClaims(app);
     const worker = await app.startWorker({ listen: false });
     await delay(1500);
@@ -362,7 +361,7 @@ describe('close', () => {
   it('app.close({ timeout }) closes its worker the same way', async () => {
     const queue = queueName('app-close');
     const pool = clients.pool();
-    const app = await clients.app(queue, { pool });
+    const app = await clients.app(queue, { db: pool });
     const hold = gate();
     app.registerTask({ name: 'job' }, async () => {
       await hold.promise;
