@@ -1,12 +1,12 @@
-import { defineConfig } from 'absurd-kit/config';
+import { defineConfig } from '@absurd-kit/cli';
 
 // `absurd generate` for this repository: the example contracts in workflows/ give generated/, and
-// the runtime's own statements in sql/queries/ give the typed query modules in src/queries/.
+// the statements of each package (packages/*/src/queries/*.sql) give the typed query modules next
+// to them.
 export default defineConfig({
   workflowsDir: 'workflows',
   outDir: 'generated',
-  queryDirs: ['sql/queries'],
-  queryOutDir: 'src/queries',
-  // The runtime's own modules use the light scalar-only runtime, keeping pgtyped's parser out of workers.
-  queryRuntime: './src/query-runtime.js',
+  queryDirs: ['packages/absurd-kit/src/queries', 'packages/cli/src/queries'],
+  // The light scalar-only runtime keeps pgtyped's parser out of workers.
+  queryRuntime: 'absurd-kit/query-runtime',
 });

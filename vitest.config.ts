@@ -1,6 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Package names (`absurd-kit`, `absurd-kit/query-runtime`, `@absurd-kit/cli`) resolve to the
+  // workspace sources through tsconfig.json's `paths`, as they do for tsc and tsx.
+  resolve: { tsconfigPaths: true },
   test: {
     globalSetup: ['./test/support/global-setup.ts'],
     include: ['test/**/*.test.ts'],

@@ -3,7 +3,7 @@
  * every step result and the result are checked by Zod schemas at run time.
  */
 import { z } from 'zod';
-import { defineTask } from '../src/index.js';
+import { defineTask } from 'absurd-kit';
 import { BENCH_QUEUE, TASK } from './settings.js';
 
 const stepValue = z.object({ n: z.number().int(), ok: z.boolean() });

@@ -9,8 +9,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { databaseUrlFor } from '../src/config.js';
-import { startPostgresServer } from '../src/postgres-server.js';
+import { databaseUrlFor } from '../packages/absurd-kit/src/config.js';
+import { startPostgresServer } from '../packages/cli/src/database/postgres-server.js';
 import { BENCH_QUEUE, PRESPAWN_OPTIONS, TASK } from './settings.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -2,7 +2,7 @@
  * Child process of the "ours" side: absurd-kit's client and worker, through its public API only.
  * Started by bench/run.ts (see child.ts for the protocol).
  */
-import { Absurd, type Worker } from '../src/index.js';
+import { Absurd, type Worker } from 'absurd-kit';
 import { runChild } from './child.js';
 import { benchLog } from './child.js';
 import { BENCH_QUEUE, TASK, WORKER_OPTIONS } from './settings.js';

@@ -1,5 +1,5 @@
 /**
- * Regenerates `src/engine/migrations.generated.ts` and `sql/absurd.sql` from `sql/migrations/`.
+ * Regenerates `packages/absurd-kit/src/engine/migrations.generated.ts` and `sql/absurd.sql` from `sql/migrations/`.
  *
  *   npm run schema:build            write the files
  *   npm run schema:build -- --check exit 3 (and write nothing) when a file is stale
@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSchemaFiles, findStaleSchemaFiles } from '../codegen/schema-files.js';
+import { buildSchemaFiles, findStaleSchemaFiles } from './schema-files.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 

@@ -7,10 +7,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { Absurd, type TaskHandle } from '../src/index.js';
-import { configuredDatabaseUrl, redactDatabaseUrl } from '../src/config.js';
-import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/embedded-database.js';
-import { migrate } from '../src/migrate.js';
+import { Absurd, type TaskHandle } from 'absurd-kit';
+import { configuredDatabaseUrl, redactDatabaseUrl } from '../packages/absurd-kit/src/config.js';
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../packages/cli/src/database/embedded-database.js';
+import { migrate } from '../packages/absurd-kit/src/migrate.js';
 import { createClient } from '../generated/client.js';
 import type { fulfillOrder } from '../workflows/index.js';
 import { registerDemoHandlers } from './demo/handlers.js';

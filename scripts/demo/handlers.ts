@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Absurd } from '../../src/index.js';
+import type { Absurd } from 'absurd-kit';
 import { fulfillOrder, sendReceipt, shipmentPacked } from '../../workflows/index.js';
 
 /** Deterministic ids for the demo's fake payment and inventory systems. */

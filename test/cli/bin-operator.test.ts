@@ -1,18 +1,18 @@
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { absurdProcess } from '../support/cli-process.js';
 import { useTestDatabase } from '../support/db.js';
 import { uniqueQueue } from './helpers.js';
 
 const db = useTestDatabase();
-const bin = fileURLToPath(new URL('../../bin/absurd.js', import.meta.url));
 
 /** Runs the real executable with the test database in ABSURD_DATABASE_URL. */
 async function absurd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, ABSURD_DATABASE_URL: db.url };
   delete env.PGDATABASE;
-  return promisify(execFile)(process.execPath, [bin, ...args], { env }).then(
+  const cli = absurdProcess(args);
+  return promisify(execFile)(cli.command, cli.args, { env: { ...env, ...cli.env } }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({
       code: error.code ?? -1,

@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { migrations } from '../../src/engine/migrations.generated.js';
-import { migrate } from '../../src/migrate.js';
+import { absurdProcess } from '../support/cli-process.js';
+import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
+import { migrate } from '../../packages/absurd-kit/src/migrate.js';
 import { useEmptyDatabases } from '../engine/empty-databases.js';
 
-const bin = fileURLToPath(new URL('../../bin/absurd.js', import.meta.url));
 const empty = useEmptyDatabases();
 
 /** Runs the real executable in a child process, with a clean database environment. */
@@ -14,7 +13,8 @@ async function absurd(args: string[]): Promise<{ code: number; stdout: string; s
   const env = { ...process.env };
   delete env.ABSURD_DATABASE_URL;
   delete env.PGDATABASE;
-  return promisify(execFile)(process.execPath, [bin, ...args], { env }).then(
+  const cli = absurdProcess(args);
+  return promisify(execFile)(cli.command, cli.args, { env: { ...env, ...cli.env } }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({
       code: error.code ?? -1,

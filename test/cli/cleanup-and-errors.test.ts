@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../codegen/cli.js';
+import { COMMANDS } from '../../packages/cli/src/cli.js';
 import { useEmptyDatabases } from '../engine/empty-databases.js';
 import { useTestDatabase } from '../support/db.js';
 import { cli, cliJson, uniqueQueue } from './helpers.js';

@@ -4,13 +4,12 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../codegen/cli.js';
+import { COMMANDS } from '../../packages/cli/src/cli.js';
+import { absurdProcess, repoRoot } from '../support/cli-process.js';
 import { cli } from './helpers.js';
 
-const bin = fileURLToPath(new URL('../../bin/absurd.js', import.meta.url));
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
 
@@ -34,7 +33,8 @@ async function startDev(args: string[], options: { cwd?: string; readyLine?: str
   const env = { ...process.env };
   delete env.ABSURD_DATABASE_URL;
   delete env.PGDATABASE;
-  const child = spawn(process.execPath, [bin, 'dev', ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = absurdProcess(['dev', ...args]);
+  const child = spawn(proc.command, proc.args, { env: { ...env, ...proc.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -106,10 +106,9 @@ describe('absurd dev', () => {
       const project = await mkdtemp(path.join(tmpdir(), 'absurd-dev-project-'));
       dirs.push(project);
       await chmod(project, 0o755);
-      const repo = fileURLToPath(new URL('../..', import.meta.url));
       await mkdir(path.join(project, 'node_modules'));
-      await symlink(repo, path.join(project, 'node_modules', 'absurd-kit'));
-      await symlink(path.join(repo, 'node_modules', 'zod'), path.join(project, 'node_modules', 'zod'));
+      await symlink(path.join(repoRoot, 'packages/absurd-kit'), path.join(project, 'node_modules', 'absurd-kit'));
+      await symlink(path.join(repoRoot, 'node_modules', 'zod'), path.join(project, 'node_modules', 'zod'));
       await mkdir(path.join(project, 'workflows'));
       await writeFile(
         path.join(project, 'workflows', 'index.ts'),

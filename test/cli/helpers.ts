@@ -1,4 +1,4 @@
-import { run } from '../../codegen/cli.js';
+import { run } from '../../packages/cli/src/cli.js';
 
 /** What one in-process CLI call printed and returned. */
 export interface CliResult {

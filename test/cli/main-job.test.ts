@@ -24,7 +24,7 @@ async function npmStart(databaseUrl: string | undefined, cwd = repo): Promise<{ 
   const [command, args] =
     cwd === repo
       ? ['npm', ['start', '--silent']]
-      : [process.execPath, [path.join(repo, 'node_modules/tsx/dist/cli.mjs'), path.join(repo, 'scripts/main.ts')]];
+      : [process.execPath, [path.join(repo, 'node_modules/tsx/dist/cli.mjs'), '--tsconfig', path.join(repo, 'tsconfig.json'), path.join(repo, 'scripts/main.ts')]];
   return promisify(execFile)(command, args, { cwd, env, timeout: 150_000 }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { COMMANDS, run } from '../../codegen/cli.js';
-import { migrationLabel } from '../../src/engine/migration.js';
-import { migrations } from '../../src/engine/migrations.generated.js';
+import { COMMANDS, run } from '../../packages/cli/src/cli.js';
+import { migrationLabel } from '../../packages/absurd-kit/src/engine/migration.js';
+import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
 import { useEmptyDatabases } from '../engine/empty-databases.js';
 
 const empty = useEmptyDatabases();

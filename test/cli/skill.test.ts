@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SKILL_MARKDOWN } from '../../codegen/commands/skill.js';
+import { SKILL_MARKDOWN } from '../../packages/cli/src/commands/skill.js';
 import { cli } from './helpers.js';
 
 const dirs: string[] = [];

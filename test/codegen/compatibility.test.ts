@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { compareManifests, formatReport } from '../../codegen/generate/compare-manifests.js';
-import { breakingChanges, type JsonSchema } from '../../codegen/generate/compatibility.js';
-import type { Manifest, ManifestTask } from '../../codegen/generate/emit-manifest.js';
-import { schemaPair } from '../../codegen/generate/json-schema.js';
+import { compareManifests, formatReport } from '../../packages/cli/src/generate/compare-manifests.js';
+import { breakingChanges, type JsonSchema } from '../../packages/cli/src/generate/compatibility.js';
+import type { Manifest, ManifestTask } from '../../packages/cli/src/generate/emit-manifest.js';
+import { schemaPair } from '../../packages/cli/src/generate/json-schema.js';
 
 /** The input JSON Schema of a Zod schema, as the manifest holds it. */
 const json = (schema: z.ZodType): JsonSchema => schemaPair(schema).input!;

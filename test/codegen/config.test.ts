@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../codegen/generate/load-config.js';
-import { CONFIG_DEFAULTS, ConfigError, defineConfig, resolveConfig } from '../../src/config-file.js';
+import { loadConfig } from '../../packages/cli/src/generate/load-config.js';
+import { CONFIG_DEFAULTS, ConfigError, defineConfig, resolveConfig } from '../../packages/cli/src/config.js';
 import { cli, useTempProjects } from './generate-helpers.js';
 
 const projects = useTempProjects();
@@ -59,9 +59,9 @@ describe('loadConfig', () => {
     expect(await loadConfig({ root })).toEqual({ ...CONFIG_DEFAULTS, root, file: undefined });
   });
 
-  it('loads absurd.config.ts with defineConfig from absurd-kit/config', async () => {
+  it('loads absurd.config.ts with defineConfig from @absurd-kit/cli', async () => {
     const root = projects.create({
-      'absurd.config.ts': "import { defineConfig } from 'absurd-kit/config';\nexport default defineConfig({ workflowsDir: 'contracts', queryDirs: [] });\n",
+      'absurd.config.ts': "import { defineConfig } from '@absurd-kit/cli';\nexport default defineConfig({ workflowsDir: 'contracts', queryDirs: [] });\n",
     });
     expect(await loadConfig({ root })).toMatchObject({ workflowsDir: 'contracts', outDir: 'generated', queryDirs: [], root, file: 'absurd.config.ts' });
   });
@@ -72,7 +72,7 @@ describe('loadConfig', () => {
   });
 
   it.each([
-    ['defineConfig', "import { defineConfig } from 'absurd-kit/config';\nexport default defineConfig({ outDir: 5 } as never);\n", 'absurd.config.ts is invalid:\n  - outDir: expected a non-empty string, received number 5'],
+    ['defineConfig', "import { defineConfig } from '@absurd-kit/cli';\nexport default defineConfig({ outDir: 5 } as never);\n", 'absurd.config.ts is invalid:\n  - outDir: expected a non-empty string, received number 5'],
     ['a plain object', "export default { workflowsDir: 'w', extra: true };\n", 'absurd.config.ts is invalid:\n  - unknown key "extra"'],
     ['no default export', "export const config = {};\n", 'absurd.config.ts is invalid:\n  - has no default export'],
     ['a syntax error', 'export default {\n', 'absurd.config.ts is invalid:\n  - cannot be loaded:'],

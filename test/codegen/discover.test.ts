@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { discoverContracts } from '../../codegen/generate/discover.js';
-import { GenerateError, type GenerateProblem } from '../../codegen/generate/problems.js';
-import { generate } from '../../codegen/generate/pipeline.js';
+import { discoverContracts } from '../../packages/cli/src/generate/discover.js';
+import { GenerateError, type GenerateProblem } from '../../packages/cli/src/generate/problems.js';
+import { generate } from '../../packages/cli/src/generate/pipeline.js';
 import { cli, fixturesDir, useTempProjects } from './generate-helpers.js';
 
 const projects = useTempProjects();

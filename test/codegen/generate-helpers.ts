@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
-import { run } from '../../codegen/cli.js';
+import { run } from '../../packages/cli/src/cli.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const fixturesDir = fileURLToPath(new URL('./fixtures/generate', import.meta.url));

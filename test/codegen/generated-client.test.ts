@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generate } from '../../codegen/generate/pipeline.js';
+import { generate } from '../../packages/cli/src/generate/pipeline.js';
 import { createClient, type FulfillOrderParams, type FulfillOrderResult } from '../../generated/client.js';
 import { registerDemoHandlers } from '../../scripts/demo/handlers.js';
-import { Absurd, ValidationError } from '../../src/index.js';
+import { Absurd, ValidationError } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { repoRoot } from './generate-helpers.js';
 

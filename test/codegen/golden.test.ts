@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { generate } from '../../codegen/generate/pipeline.js';
+import { generate } from '../../packages/cli/src/generate/pipeline.js';
 import { cli, fixturesDir, repoRoot, useTempProjects } from './generate-helpers.js';
 
 const projects = useTempProjects();

@@ -5,11 +5,11 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 /**
- * The runtime holds no SQL text: every statement it sends is a pgtyped query of `sql/queries/`,
- * generated into `src/queries/*.queries.ts`. Exempt: those generated modules and `src/engine/`
- * (the bundled migrations and the install script).
+ * The runtime holds no SQL text: every statement it sends is a pgtyped query of
+ * `packages/absurd-kit/src/queries/*.sql`, generated into the `*.queries.ts` beside it. Exempt:
+ * those generated modules and `src/engine/` (the bundled migrations and the install script).
  */
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../packages/absurd-kit');
 const EXEMPT = [/^src\/queries\/[^/]+\.queries\.ts$/, /^src\/engine\//];
 
 /** What SQL looks like in a string: statement shapes, not lone words that prose uses too. */
@@ -79,7 +79,7 @@ describe('no SQL text in src/', () => {
     const findings: Finding[] = [];
     for (const file of files) findings.push(...findSqlInSource(file, await readFile(path.join(root, file), 'utf8')));
     const report = findings.map((f) => `${f.file}:${f.line}: ${f.text}`).join('\n');
-    expect(report, 'move these statements to sql/queries/ and run npm run generate').toBe('');
+    expect(report, 'move these statements to src/queries/*.sql and run npm run generate').toBe('');
   });
 
   it('catches statements in strings and templates, and ignores comments and prose', () => {

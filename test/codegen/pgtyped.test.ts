@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { GENERATED_HEADER, generateQueryModules, QueryCheckError, type QueryModule } from '../../codegen/pgtyped.js';
+import { GENERATED_HEADER, generateQueryModules, QueryCheckError, type QueryModule } from '../../packages/cli/src/generate/pgtyped.js';
 
 const serverUrl = inject('absurdTestServerUrl');
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -170,13 +170,12 @@ describe('generateQueryModules', () => {
     }
   }, 120_000);
 
-  it('the committed runtime modules in src/queries are current', async () => {
+  it('the committed query modules of both packages (packages/*/src/queries) are current', async () => {
     const modules: QueryModule[] = await generateQueryModules({
       databaseUrl: serverUrl,
-      queryDirs: ['sql/queries'],
+      queryDirs: ['packages/absurd-kit/src/queries', 'packages/cli/src/queries'],
       cwd: repoRoot,
-      outDir: 'src/queries',
-      runtimeModule: './src/query-runtime.js',
+      runtimeModule: 'absurd-kit/query-runtime',
     });
     expect(modules.length).toBeGreaterThan(0);
     for (const module of modules) {
@@ -189,7 +188,7 @@ describe('generateQueryModules', () => {
 
 describe('the light query runtime', () => {
   it('sends the statement with $n in first-use order and strips column hints', async () => {
-    const { PreparedQuery } = await import('../../src/query-runtime.js');
+    const { PreparedQuery } = await import('../../packages/absurd-kit/src/query-runtime.js');
     const ir = {
       usedParamSet: { a: true, b: true },
       params: [
@@ -213,7 +212,7 @@ describe('the light query runtime', () => {
   });
 
   it('drops hints only from aliases, never from literals, comments, dollar quotes or plain identifiers', async () => {
-    const { withoutAliasHints } = await import('../../src/query-runtime.js');
+    const { withoutAliasHints } = await import('../../packages/absurd-kit/src/query-runtime.js');
     expect(withoutAliasHints('select a as "a!", b AS  "b?", c as "c" from t')).toBe('select a as "a", b AS  "b", c as "c" from t');
     expect(withoutAliasHints(`select 'as "x!"' as "y!", 'it''s as "z?"' as w`)).toBe(`select 'as "x!"' as "y", 'it''s as "z?"' as w`);
     expect(withoutAliasHints('select 1 -- as "x!"\n as "n!"')).toBe('select 1 -- as "x!"\n as "n"');
@@ -223,7 +222,7 @@ describe('the light query runtime', () => {
   });
 
   it('refuses array spreads and picks, which only @pgtyped/runtime supports', async () => {
-    const { PreparedQuery } = await import('../../src/query-runtime.js');
+    const { PreparedQuery } = await import('../../packages/absurd-kit/src/query-runtime.js');
     const ir = {
       usedParamSet: { ids: true },
       params: [{ name: 'ids', transform: { type: 'array_spread' }, locs: [{ a: 0, b: 3 }] }],

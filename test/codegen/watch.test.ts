@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { watchGenerate, type WatchRun } from '../../codegen/generate/watch.js';
+import { watchGenerate, type WatchRun } from '../../packages/cli/src/generate/watch.js';
 import { useTempProjects, writeProjectFile } from './generate-helpers.js';
 
 const projects = useTempProjects();

@@ -8,7 +8,7 @@ import { spawn as spawnProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Absurd, Worker } from '../../src/index.js';
+import type { Absurd, Worker } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { rawSpawn, runRows, table, taskRow, useClients, waitForTaskState } from './helpers.js';
 import { SHOP_QUEUE, placeOrder } from './fixtures/shop-contracts.js';

@@ -6,7 +6,7 @@
 import * as v from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineEvent, defineTask, type Schema } from '../../src/index.js';
+import { defineEvent, defineTask, type Schema } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   countRows,

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ValidationError, defineEvent, defineTask } from '../../src/index.js';
+import { ValidationError, defineEvent, defineTask } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   awkwardQueueNames,

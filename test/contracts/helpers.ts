@@ -5,7 +5,7 @@
  * are those of the runtime and SQL tests (re-exported here).
  */
 import { expect } from 'vitest';
-import { ValidationError, type Absurd, type ClaimedTask } from '../../src/index.js';
+import { ValidationError, type Absurd, type ClaimedTask } from '../../packages/absurd-kit/src/index.js';
 import type { Queryable } from '../sql/helpers.js';
 
 export { countRows } from '../sql/helpers.js';

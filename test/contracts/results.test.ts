@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { Absurd, defineTask, taskHandle, type Queryable } from '../../src/index.js';
+import { Absurd, defineTask, taskHandle, type Queryable } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { drain, queueName, recordingLog, runRows, table, taskRow, useClients, validationErrorOf, workOnce } from './helpers.js';
 

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
 import { z } from 'zod';
-import { Absurd, ValidationError, defineEvent, defineTask } from '../../src/index.js';
+import { Absurd, ValidationError, defineEvent, defineTask } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 
 const db = useTestDatabase();

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ValidationError, defineTask, type StepSchemas } from '../../src/index.js';
+import { ValidationError, defineTask, type StepSchemas } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   awkwardQueueNames,

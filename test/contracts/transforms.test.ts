@@ -5,7 +5,7 @@
  */
 import { expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineTask } from '../../src/index.js';
+import { defineTask } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { checkpoints, queueName, rawEmit, runRows, taskRow, useClients, workOnce } from './helpers.js';
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ValidationError, defineTask, type Absurd } from '../../src/index.js';
+import { ValidationError, defineTask, type Absurd } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { queueName, rawSpawn, runRows, useClients, validationErrorOf, workOnce } from './helpers.js';
 

@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DATABASE_URL, databaseUrlFor, redactDatabaseUrl, resolveDatabaseUrl } from '../../src/config.js';
-import { DatabaseUnreachableError, fromDatabaseError, isAbsurdError } from '../../src/errors.js';
-import { migrate, schemaStatus } from '../../src/migrate.js';
+import { DEFAULT_DATABASE_URL, databaseUrlFor, redactDatabaseUrl, resolveDatabaseUrl } from '../../packages/absurd-kit/src/config.js';
+import { DatabaseUnreachableError, fromDatabaseError, isAbsurdError } from '../../packages/absurd-kit/src/errors.js';
+import { migrate, schemaStatus } from '../../packages/absurd-kit/src/migrate.js';
 import { useTestDatabase } from '../support/db.js';
 
 const db = useTestDatabase();

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { renderInstallScript } from '../../src/engine/install-script.js';
-import { migrationFromFile } from '../../src/engine/migration.js';
-import { migrate, schemaStatus } from '../../src/migrate.js';
+import { renderInstallScript } from '../../packages/absurd-kit/src/engine/install-script.js';
+import { migrationFromFile } from '../../packages/absurd-kit/src/engine/migration.js';
+import { migrate, schemaStatus } from '../../packages/absurd-kit/src/migrate.js';
 import { dumpAbsurdCatalogue } from './catalogue.js';
 import { useEmptyDatabases } from './empty-databases.js';
 

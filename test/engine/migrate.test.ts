@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { migrationFromFile } from '../../src/engine/migration.js';
-import { migrations } from '../../src/engine/migrations.generated.js';
-import { MIGRATION_LOCK_KEY } from '../../src/engine/tracking.js';
-import { MigrationChecksumError, MigrationFailedError } from '../../src/errors.js';
-import { migrate } from '../../src/migrate.js';
+import { migrationFromFile } from '../../packages/absurd-kit/src/engine/migration.js';
+import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
+import { MIGRATION_LOCK_KEY } from '../../packages/absurd-kit/src/engine/tracking.js';
+import { MigrationChecksumError, MigrationFailedError } from '../../packages/absurd-kit/src/errors.js';
+import { migrate } from '../../packages/absurd-kit/src/migrate.js';
 import { useEmptyDatabases } from './empty-databases.js';
 
 const empty = useEmptyDatabases();

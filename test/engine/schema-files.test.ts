@@ -9,8 +9,8 @@ import {
   readMigrationDirectory,
   renderMigrationsModule,
   templateLiteral,
-} from '../../codegen/schema-files.js';
-import { migrations } from '../../src/engine/migrations.generated.js';
+} from '../../scripts/schema-files.js';
+import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 

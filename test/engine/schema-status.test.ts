@@ -1,13 +1,13 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { migrations } from '../../src/engine/migrations.generated.js';
+import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
 import {
   SchemaForeignError,
   SchemaMissingError,
   SchemaOutdatedError,
   SchemaTooNewError,
-} from '../../src/errors.js';
-import { assertSchemaCurrent, initSchema, migrate, schemaStatus } from '../../src/migrate.js';
+} from '../../packages/absurd-kit/src/errors.js';
+import { assertSchemaCurrent, initSchema, migrate, schemaStatus } from '../../packages/absurd-kit/src/migrate.js';
 import { useEmptyDatabases } from './empty-databases.js';
 
 const empty = useEmptyDatabases();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TimeoutError } from '../../src/index.js';
+import { TimeoutError } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { appAtFakeTime, checkpoints, queueName, runRows, table, useClients, useFakeClock, workOnce } from './helpers.js';
 

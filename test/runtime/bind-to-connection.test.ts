@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Absurd } from '../../src/index.js';
+import { Absurd } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { queueName, recordingConnection, table, useClients, workOnce } from './helpers.js';
 

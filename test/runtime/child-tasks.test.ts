@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TimeoutError, type SpawnResult } from '../../src/index.js';
+import { TimeoutError, type SpawnResult } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   awkwardQueueNames,

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Absurd } from '../../src/index.js';
+import { Absurd } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { queueName, recordingConnection, useClients, utf8QueueName57 } from './helpers.js';
 

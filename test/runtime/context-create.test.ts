@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineTask, TaskContext, ValidationError } from '../../src/index.js';
+import { defineTask, TaskContext, ValidationError } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { checkpoints, queueName, taskRow, useClients } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
-import { getCurrentContext, type JsonObject, type TaskContext } from '../../src/index.js';
+import { getCurrentContext, type JsonObject, type TaskContext } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { delay, queueName, useClients, workOnce } from './helpers.js';
 

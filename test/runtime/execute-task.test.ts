@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Absurd, CancelledTask, FailedTask, SuspendTask, type TaskContext } from '../../src/index.js';
+import { Absurd, CancelledTask, FailedTask, SuspendTask, type TaskContext } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   appAtFakeTime,

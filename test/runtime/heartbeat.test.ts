@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CancelledTask } from '../../src/index.js';
+import { CancelledTask } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { appAtFakeTime, queueName, runRows, useClients, useFakeClock, workOnce } from './helpers.js';
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, afterEach, vi } from 'vitest';
-import { Absurd, type AbsurdOptions, type ClaimedTask, type Log, type Queryable as ClientConnection } from '../../src/index.js';
+import { Absurd, type AbsurdOptions, type ClaimedTask, type Log, type Queryable as ClientConnection } from '../../packages/absurd-kit/src/index.js';
 import type { TestDatabase } from '../support/db.js';
 import { table, type Queryable, type TaskRow } from '../sql/helpers.js';
 

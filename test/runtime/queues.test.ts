@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Absurd, type QueueStorageMode } from '../../src/index.js';
+import { Absurd, type QueueStorageMode } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { queueName, recordingConnection, table, useClients, utf8QueueName57 } from './helpers.js';
 

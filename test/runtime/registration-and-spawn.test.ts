@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Absurd, type SpawnOptions } from '../../src/index.js';
+import { Absurd, type SpawnOptions } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   queueName,

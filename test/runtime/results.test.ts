@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { Absurd, TimeoutError, type Queryable } from '../../src/index.js';
+import { Absurd, TimeoutError, type Queryable } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { delay, queueName, recordingConnection, useClients, workOnce } from './helpers.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RetryStrategy } from '../../src/index.js';
+import type { RetryStrategy } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   appAtFakeTime,

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { closeOnSignals, type Closable } from '../../src/index.js';
+import { closeOnSignals, type Closable } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { LOG_TABLE_DDL } from './fixtures/tasks.js';
 import { delay, gate, queueName, recordClaims, startFixture, taskRow, useClients, waitFor, waitForTaskState } from './helpers.js';

@@ -1,6 +1,6 @@
 import { afterAll, expect, it } from 'vitest';
 import pg from 'pg';
-import { Absurd } from '../../src/index.js';
+import { Absurd } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 
 const db = useTestDatabase();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { JsonValue, StepHandle, TaskContext } from '../../src/index.js';
+import type { JsonValue, StepHandle, TaskContext } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   appAtFakeTime,

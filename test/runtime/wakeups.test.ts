@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { wakeChannel, type Absurd } from '../../src/index.js';
+import { wakeChannel, type Absurd } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   delay,

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { startPostgresServer, type PostgresServer } from '../../src/postgres-server.js';
+import { startPostgresServer, type PostgresServer } from '../../packages/cli/src/database/postgres-server.js';
 import { applySchemaForTests } from './schema.js';
-import { databaseUrlFor } from '../../src/config.js';
+import { databaseUrlFor } from '../../packages/absurd-kit/src/config.js';
 
 /**
  * Provides one PostgreSQL server for the whole run and a template database with the engine

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { readMigrationDirectory } from '../../codegen/schema-files.js';
-import { migrate } from '../../src/migrate.js';
+import { readMigrationDirectory } from '../../scripts/schema-files.js';
+import { migrate } from '../../packages/absurd-kit/src/migrate.js';
 
 const migrationsDir = fileURLToPath(new URL('../../sql/migrations/', import.meta.url));
 

@@ -23,7 +23,7 @@ import {
   type TaskHandle,
   type TaskResultSnapshot,
   type TypedTaskResultSnapshot,
-} from '../../src/index.js';
+} from '../../packages/absurd-kit/src/index.js';
 
 const shipmentPacked = defineEvent({
   name: 'shipment.packed',

@@ -1,0 +1,123 @@
+/**
+ * Commands that install and inspect the engine schema: `init`, `migrate`, `schema-version`,
+ * `schema sql`.
+ */
+import { redactDatabaseUrl } from '../../../absurd-kit/src/config.js';
+import { renderInstallScript } from '../../../absurd-kit/src/engine/install-script.js';
+import { migrationLabel, type MigrationRef } from '../../../absurd-kit/src/engine/migration.js';
+import { migrations } from '../../../absurd-kit/src/engine/migrations.generated.js';
+import { SchemaMissingError } from '../../../absurd-kit/src/errors.js';
+import { initSchema, latestVersion, migrate, schemaStatus } from '../../../absurd-kit/src/migrate.js';
+import { EXIT, type CommandContext, type CommandSpec } from '../cli-command.js';
+
+const jsonFlag = { name: 'json', description: 'Print one JSON object instead of text lines' } as const;
+
+const packageLatest = migrations.at(-1);
+
+function describeVersion(version: number | null): string {
+  const known = migrations.find((m) => m.version === version);
+  if (known) return migrationLabel(known);
+  return version === null ? 'none' : String(version).padStart(6, '0');
+}
+
+/** Progress for people watching a terminal; scripts and CI get only the result lines. */
+function progress(context: CommandContext): ((migration: MigrationRef) => void) | undefined {
+  if (!context.io.stderr.isTTY) return undefined;
+  return (migration) => context.io.stderr.write(`applying ${migrationLabel(migration)}…\n`);
+}
+
+function printApplied(context: CommandContext, verb: string, applied: readonly MigrationRef[]): void {
+  for (const migration of applied) context.print(`${verb} ${migrationLabel(migration)}`);
+}
+
+/** `absurd init`: first-time installation. */
+export const initCommand: CommandSpec = {
+  name: 'init',
+  summary: 'Install the engine schema on a database that has none',
+  description:
+    'Installs schema "absurd" on a database without one. Does nothing on a database that is already ' +
+    'current; refuses a schema installed by other tools and tells you to run `absurd migrate` on an outdated one.',
+  flags: [],
+  async run(context) {
+    const url = context.databaseUrl();
+    const result = await initSchema(url, { onMigration: progress(context) });
+    if (result.state === 'already-current') {
+      context.print(`schema absurd is already installed and current (${describeVersion(result.version)}); nothing to do`);
+    } else {
+      printApplied(context, 'applied', result.applied);
+      context.print(`installed schema absurd (${describeVersion(latestVersion(result.applied))}) in ${redactDatabaseUrl(url)}`);
+    }
+    return EXIT.ok;
+  },
+};
+
+/** `absurd migrate`: applies what the database lacks. */
+export const migrateCommand: CommandSpec = {
+  name: 'migrate',
+  summary: 'Apply the engine migrations the database lacks',
+  description:
+    'Applies every migration of this version of absurd-kit that the database lacks, each in its own ' +
+    'transaction under an advisory lock (safe to run from several processes at once). Installs the ' +
+    'schema on an empty database.',
+  flags: [{ name: 'dry-run', description: 'List the migrations that would run; change nothing' }, jsonFlag],
+  async run(context) {
+    const dryRun = context.flags['dry-run'] === true;
+    const { applied } = await migrate(context.databaseUrl(), { dryRun, onMigration: progress(context) });
+    if (context.flags.json) {
+      context.print(JSON.stringify({ dryRun, applied, latest: packageLatest?.version ?? null }));
+    } else if (applied.length === 0) {
+      context.print(`schema absurd is already current (${describeVersion(packageLatest?.version ?? null)}); nothing to do`);
+    } else {
+      printApplied(context, dryRun ? 'would apply' : 'applied', applied);
+      if (!dryRun) context.print(`schema absurd is current (${describeVersion(latestVersion(applied))})`);
+    }
+    return EXIT.ok;
+  },
+};
+
+/** `absurd schema-version`: the contract level and the latest migration. */
+export const schemaVersionCommand: CommandSpec = {
+  name: 'schema-version',
+  summary: 'Print the Absurd contract level and the latest applied migration',
+  description:
+    'Prints what absurd.get_schema_version() returns (the Absurd contract level the schema implements), ' +
+    'the latest migration applied to the database, the latest one in this package, and the schema state.',
+  flags: [jsonFlag],
+  async run(context) {
+    const status = await schemaStatus(context.databaseUrl());
+    if (status.state === 'not-installed') throw new SchemaMissingError();
+    const migration = status.state === 'foreign' ? null : latestVersion(status.applied);
+    const report = {
+      contract: status.schemaVersion,
+      migration,
+      packageMigration: packageLatest?.version ?? null,
+      state: status.state,
+    };
+    if (context.flags.json) {
+      context.print(JSON.stringify(report));
+    } else {
+      context.print(`contract: ${report.contract ?? 'unknown'}`);
+      context.print(`migration: ${status.state === 'foreign' ? 'none (not installed by absurd-kit)' : describeVersion(migration)}`);
+      context.print(`package migration: ${describeVersion(report.packageMigration)}`);
+      context.print(`state: ${status.state}`);
+    }
+    return EXIT.ok;
+  },
+};
+
+/** `absurd schema sql`: the install script, from the bundled migrations. */
+export const schemaSqlCommand: CommandSpec = {
+  name: 'schema sql',
+  summary: 'Print the single-file install script (sql/absurd.sql); needs no database',
+  description:
+    'Prints the install script: every migration of this package plus its tracking rows, as plain SQL ' +
+    'for `psql -f` or your own migration tool. Run it once, on a database without schema "absurd".',
+  flags: [],
+  async run(context) {
+    context.io.stdout.write(renderInstallScript(migrations));
+    return EXIT.ok;
+  },
+};
+
+/** Every schema command, in help order. */
+export const schemaCommands: readonly CommandSpec[] = [initCommand, migrateCommand, schemaVersionCommand, schemaSqlCommand];
