@@ -1,5 +1,5 @@
 /**
- * The typed query modules stage: pgtyped over the configured query folders (`codegen/pgtyped.ts`),
+ * The typed query modules stage: pgtyped over the configured query folders (`pgtyped.ts`),
  * loaded only when there is something to generate, since it starts or uses a database.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
