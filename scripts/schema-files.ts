@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { renderInstallScript } from '../packages/absurd-kit/src/engine/install-script.js';
+import { installScript } from '../packages/absurd-kit/src/engine/install-script.js';
 import { migrationFromFile, migrationLabel, type Migration } from '../packages/absurd-kit/src/engine/migration.js';
 
 /** A file produced by {@link buildSchemaFiles}, relative to the repository root. */
@@ -81,7 +81,7 @@ export async function buildSchemaFiles(root: string): Promise<GeneratedFile[]> {
   const migrations = await readMigrationDirectory(path.join(root, MIGRATIONS_DIR));
   return [
     { path: MIGRATIONS_MODULE, content: renderMigrationsModule(migrations) },
-    { path: INSTALL_SCRIPT, content: renderInstallScript(migrations) },
+    { path: INSTALL_SCRIPT, content: installScript(migrations) },
   ];
 }
 

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { renderInstallScript } from '../../packages/absurd-kit/src/engine/install-script.js';
+import { installScript } from '../../packages/absurd-kit/src/engine/install-script.js';
 import { migrationFromFile } from '../../packages/absurd-kit/src/engine/migration.js';
 import { migrate, schemaStatus } from '../../packages/absurd-kit/src/migrate.js';
 import { dumpAbsurdCatalogue } from './catalogue.js';
@@ -53,19 +53,19 @@ describe('sql/absurd.sql', () => {
   });
 });
 
-describe('renderInstallScript()', () => {
+describe('installScript()', () => {
   it('refuses a migration whose last statement lacks its semicolon', () => {
     const m = migrationFromFile('000001_open.sql', 'create table absurd.x (id int)\n-- trailing comment\n');
-    expect(() => renderInstallScript([m])).toThrow(/000001_open must end its last statement with ";"/);
+    expect(() => installScript([m])).toThrow(/000001_open must end its last statement with ";"/);
   });
 
   it('refuses psql meta-commands', () => {
     const m = migrationFromFile('000001_meta.sql', '\\set ON_ERROR_STOP on\nselect 1;\n');
-    expect(() => renderInstallScript([m])).toThrow(/000001_meta line 1: psql meta-commands/);
+    expect(() => installScript([m])).toThrow(/000001_meta line 1: psql meta-commands/);
   });
 
   it('accepts a trailing comment after the last semicolon', () => {
     const m = migrationFromFile('000001_ok.sql', 'select 1; -- done\n\n');
-    expect(renderInstallScript([m])).toContain("values (1, 'ok', ");
+    expect(installScript([m])).toContain("values (1, 'ok', ");
   });
 });

@@ -65,9 +65,27 @@ export type {
   TaskDefaults,
 } from './define.js';
 export { CancelledTask, FailedTask, SuspendTask, isControlFlowSignal } from './signals.js';
+export { assertSchemaCurrent, initSchema, latestVersion, migrate, schemaStatus } from './migrate.js';
+export type {
+  AppliedMigration,
+  InitResult,
+  MigrateOptions,
+  MigrateResult,
+  SchemaOptions,
+  SchemaStatus,
+} from './migrate.js';
+export { installScript } from './engine/install-script.js';
+export { migrations as engineMigrations } from './engine/migrations.generated.js';
+export { migrationLabel } from './engine/migration.js';
+export type { Migration, MigrationRef } from './engine/migration.js';
+export type { DatabaseConnection } from './db.js';
+export { redactDatabaseUrl, resolveDatabaseUrl } from './config.js';
+export type { DatabaseUrlOptions, Environment } from './config.js';
 export {
   AbsurdError,
   DatabaseUnreachableError,
+  MigrationChecksumError,
+  MigrationFailedError,
   SchemaForeignError,
   SchemaMissingError,
   SchemaOutdatedError,

@@ -3,7 +3,7 @@
  * `schema sql`.
  */
 import { redactDatabaseUrl } from '../../../absurd-kit/src/config.js';
-import { renderInstallScript } from '../../../absurd-kit/src/engine/install-script.js';
+import { installScript } from '../../../absurd-kit/src/engine/install-script.js';
 import { migrationLabel, type MigrationRef } from '../../../absurd-kit/src/engine/migration.js';
 import { migrations } from '../../../absurd-kit/src/engine/migrations.generated.js';
 import { SchemaMissingError } from '../../../absurd-kit/src/errors.js';
@@ -114,7 +114,7 @@ export const schemaSqlCommand: CommandSpec = {
     'for `psql -f` or your own migration tool. Run it once, on a database without schema "absurd".',
   flags: [],
   async run(context) {
-    context.io.stdout.write(renderInstallScript(migrations));
+    context.io.stdout.write(installScript(migrations));
     return EXIT.ok;
   },
 };
