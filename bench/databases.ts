@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { databaseUrlFor } from '../packages/absurd-kit/src/config.js';
+import { databaseUrlFor } from '../packages/cli/src/database/urls.js';
 import { startPostgresServer } from '../packages/cli/src/database/postgres-server.js';
 import { BENCH_QUEUE, PRESPAWN_OPTIONS, TASK } from './settings.js';
 

@@ -7,10 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { Absurd, type TaskHandle } from 'absurd-kit';
-import { configuredDatabaseUrl, redactDatabaseUrl } from '../packages/absurd-kit/src/config.js';
+import { Absurd, migrate, redactDatabaseUrl, type TaskHandle } from 'absurd-kit';
+import { configuredDatabaseUrl } from '../packages/cli/src/database/urls.js';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../packages/cli/src/database/embedded-database.js';
-import { migrate } from '../packages/absurd-kit/src/migrate.js';
 import { createClient } from '../generated/client.js';
 import type { fulfillOrder } from '../workflows/index.js';
 import { registerDemoHandlers } from './demo/handlers.js';

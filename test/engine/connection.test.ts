@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DATABASE_URL, databaseUrlFor, redactDatabaseUrl, resolveDatabaseUrl } from '../../packages/absurd-kit/src/config.js';
+import { DEFAULT_DATABASE_URL, redactDatabaseUrl, resolveDatabaseUrl } from '../../packages/absurd-kit/src/config.js';
+import { databaseUrlFor } from '../../packages/cli/src/database/urls.js';
 import { DatabaseUnreachableError, fromDatabaseError, isAbsurdError } from '../../packages/absurd-kit/src/errors.js';
 import { migrate, schemaStatus } from '../../packages/absurd-kit/src/migrate.js';
 import { useTestDatabase } from '../support/db.js';

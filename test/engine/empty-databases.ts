@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
-import { databaseUrlFor } from '../../packages/absurd-kit/src/config.js';
+import { databaseUrlFor } from '../../packages/cli/src/database/urls.js';
 
 /** Databases without the engine schema, on the test server; see {@link useEmptyDatabases}. */
 export interface EmptyDatabases {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { databaseUrlFor } from '../../packages/absurd-kit/src/config.js';
+import { databaseUrlFor } from '../../packages/cli/src/database/urls.js';
 
 /** A database cloned from the template for one test file. */
 export interface TestDatabase {

@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startPostgresServer, type PostgresServer } from '../../packages/cli/src/database/postgres-server.js';
 import { applySchemaForTests } from './schema.js';
-import { databaseUrlFor } from '../../packages/absurd-kit/src/config.js';
+import { databaseUrlFor } from '../../packages/cli/src/database/urls.js';
 
 /**
  * Provides one PostgreSQL server for the whole run and a template database with the engine

@@ -59,38 +59,10 @@ export function redactDatabaseUrl(url: string): string {
   return redacted.replace(/([?&;\s]|^)(password)=([^&\s]*)/gi, '$1$2=***');
 }
 
-/**
- * The URL of database `database` on the server of `url`: same host, port, user, password and
- * options, the database name percent-encoded.
- *
- * @example
- * databaseUrlFor('postgresql://app@db:5432/postgres?sslmode=require', 'orders');
- * // 'postgresql://app@db:5432/orders?sslmode=require'
- */
-export function databaseUrlFor(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${encodeURIComponent(database)}`;
-  return parsed.toString();
-}
-
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value;
 }
 
 function looksLikeUrl(value: string): boolean {
   return /^postgres(ql)?:\/\//i.test(value) || value.includes('=');
-}
-
-/**
- * The database the user configured — the explicit URL, `ABSURD_DATABASE_URL` or `PGDATABASE` — or
- * undefined when none is, so that a caller can fall back to an embedded database.
- *
- * @example
- * const url = configuredDatabaseUrl() ?? (await startEmbeddedDatabase()).url;
- */
-export function configuredDatabaseUrl(options: DatabaseUrlOptions = {}): string | undefined {
-  const env = options.env ?? process.env;
-  const configured =
-    nonEmpty(options.databaseUrl) ?? nonEmpty(env.ABSURD_DATABASE_URL) ?? nonEmpty(env.PGDATABASE);
-  return configured === undefined ? undefined : resolveDatabaseUrl(options);
 }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { databaseUrlFor } from '../../../absurd-kit/src/config.js';
+import { databaseUrlFor } from '../database/urls.js';
 import { connectClient } from '../../../absurd-kit/src/db.js';
 import { migrate } from '../../../absurd-kit/src/migrate.js';
 import { startPostgresServer } from '../database/postgres-server.js';
