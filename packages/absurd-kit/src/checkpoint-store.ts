@@ -3,7 +3,6 @@
  */
 import { toJsonParam, type JsonValue } from './json.js';
 import { getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
-import { queryConnection } from './queryable.js';
 import { signalFromDatabaseError } from './signals.js';
 import { checkpointRefusal, type TaskContextRuntime } from './task-context-runtime.js';
 
@@ -44,7 +43,7 @@ export class CheckpointStore {
     } else {
       const rows = await getCheckpointStates.run(
         { queueName: runtime.queueName, taskId: run.task_id, runId: run.run_id },
-        queryConnection(runtime.con),
+        runtime.con,
       );
       for (const row of rows) states.set(row.checkpoint_name, row.state);
     }
@@ -92,7 +91,7 @@ export class CheckpointStore {
       await withTaskState(() =>
         setCheckpointState.run(
           { queueName: runtime.queueName, taskId, checkpointName, state: text, ownerRunId: runId, extendClaimBy: extendBy },
-          queryConnection(runtime.con),
+          runtime.con,
         ),
       );
     }

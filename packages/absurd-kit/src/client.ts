@@ -21,7 +21,7 @@ import { claimTasks, secondsUntilNextRun } from './queries/runs.queries.js';
 import { cancelTask, getTaskResult, retryTask } from './queries/tasks.queries.js';
 import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
-import { queryConnection, type Queryable } from './queryable.js';
+import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
@@ -221,13 +221,13 @@ export class Absurd {
     const queue = validateQueueName(queueName ?? this.queueName);
     await emitEvent.run(
       { queueName: queue, eventName, payload: toJsonParam(payload ?? null), channel: wakeChannel(queue) },
-      queryConnection(this.con),
+      this.con,
     );
   }
 
   /** Cancels a task that has not ended (a no-op on ended tasks). */
   async cancelTask(taskID: string, queueName?: string): Promise<void> {
-    await cancelTask.run({ queueName: validateQueueName(queueName ?? this.queueName), taskId: taskID }, queryConnection(this.con));
+    await cancelTask.run({ queueName: validateQueueName(queueName ?? this.queueName), taskId: taskID }, this.con);
   }
 
   /** Retries a failed task: in place (a new run) or, with `spawnNewTask`, as a new task. */
@@ -238,7 +238,7 @@ export class Absurd {
     if (options.spawnNewTask) body.spawn_new = true;
     const rows = await retryTask.run(
       { queueName: queue, taskId: taskID, options: JSON.stringify(body), channel: wakeChannel(queue) },
-      queryConnection(this.con),
+      this.con,
     );
     return toSpawnResult(rows[0]);
   }
@@ -255,7 +255,7 @@ export class Absurd {
   async fetchTaskResult(task: string | TaskHandle, options: FetchTaskResultOptions = {}): Promise<unknown> {
     const taskID = typeof task === 'string' ? task : task.taskID;
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
-    const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, queryConnection(this.con))) as TaskResultRow[];
+    const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, this.con)) as TaskResultRow[];
     if (!row) return null;
     return typedSnapshot(snapshotFromRow(row), typeof task === 'string' ? undefined : task.contract);
   }
@@ -318,7 +318,7 @@ export class Absurd {
     const { batchSize = 1, claimTimeout = 120, workerId = 'worker' } = options;
     const rows = await claimTasks.run(
       { queueName: this.queueName, workerId, claimTimeout, quantity: batchSize },
-      queryConnection(this.con),
+      this.con,
     );
     return rows as ClaimedTask[];
   }
@@ -347,7 +347,7 @@ export class Absurd {
             }
           : undefined,
         secondsUntilNextRun: async () => {
-          const [row] = await secondsUntilNextRun.run({ queueName: this.queueName }, queryConnection(this.con));
+          const [row] = await secondsUntilNextRun.run({ queueName: this.queueName }, this.con);
           return row?.seconds ?? null;
         },
       },

@@ -5,7 +5,7 @@ import { notifyQueue } from './queries/notifications.queries.js';
 import { emitEvent } from './queries/events.queries.js';
 import { failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
 import { getTaskResult } from './queries/tasks.queries.js';
-import { queryConnection, type Queryable } from './queryable.js';
+import type { Queryable } from './queryable.js';
 import { CancelledTask, isControlFlowSignal, signalFromDatabaseError, signalFromOutcome, SuspendTask } from './signals.js';
 import { runWithContext } from './current-context.js';
 import { TaskContext } from './task-context.js';
@@ -172,8 +172,8 @@ export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unk
   try {
     const reason = toJsonParam(serializeError(error));
     const failure = { queueName: host.queueName, runId: task.run_id, reason };
-    if (isPermanentFailure(error)) await failTask.run(failure, queryConnection(host.con));
-    else await failRunQuery.run({ ...failure, retryAt: null }, queryConnection(host.con));
+    if (isPermanentFailure(error)) await failTask.run(failure, host.con);
+    else await failRunQuery.run({ ...failure, retryAt: null }, host.con);
   } catch (failError) {
     if (isControlFlowSignal(signalFromDatabaseError(failError))) return;
     throw failError;
@@ -188,13 +188,13 @@ export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unk
  * poll interval would not know of a run that another, busy worker put to sleep. Best effort.
  */
 async function wakeIdleWorkers(host: ExecutionHost): Promise<void> {
-  await notifyQueue.run({ channel: wakeChannel(host.queueName) }, queryConnection(host.con)).catch(() => undefined);
+  await notifyQueue.run({ channel: wakeChannel(host.queueName) }, host.con).catch(() => undefined);
 }
 
 async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask): Promise<void> {
   const delay = 15 + deferJitter(task.run_id);
   try {
-    await scheduleRunAfter.run({ queueName: host.queueName, runId: task.run_id, seconds: delay }, queryConnection(host.con));
+    await scheduleRunAfter.run({ queueName: host.queueName, runId: task.run_id, seconds: delay }, host.con);
     host.log.warn(`claimed unknown task "${task.task_name}" (${task.task_id}); deferred run ${task.run_id} by ${delay}s`);
   } catch (deferError) {
     await failRun(host, task, deferError);
@@ -221,7 +221,7 @@ async function announceEnd(host: ExecutionHost, task: ClaimedTask): Promise<void
   const parent = parentFromHeaders(task.headers);
   if (!parent) return;
   try {
-    const [row] = (await getTaskResult.run({ queueName: host.queueName, taskId: task.task_id }, queryConnection(host.con))) as
+    const [row] = (await getTaskResult.run({ queueName: host.queueName, taskId: task.task_id }, host.con)) as
       | TaskResultRow[];
     if (!row || !isFinalState(row.state)) return;
     await emitEvent.run(
@@ -231,7 +231,7 @@ async function announceEnd(host: ExecutionHost, task: ClaimedTask): Promise<void
         payload: toJsonParam(snapshotFromRow(row)),
         channel: wakeChannel(parent.queue),
       },
-      queryConnection(host.con),
+      host.con,
     );
   } catch (error) {
     host.log.warn(`could not notify parent task ${parent.taskId} of ${task.task_id}:`, error);

@@ -25,7 +25,6 @@ import {
   recordMigration,
   rollbackTransaction,
 } from './queries/migrations.queries.js';
-import { queryConnection } from './queryable.js';
 
 /** A row of `absurd.kit_migrations`. */
 export interface AppliedMigration extends MigrationRef {
@@ -193,14 +192,14 @@ interface SchemaProbe {
 }
 
 async function probe(client: pg.ClientBase): Promise<SchemaProbe> {
-  const [row] = await probeSchema.run(undefined, queryConnection(client));
+  const [row] = await probeSchema.run(undefined, client);
   if (!row) throw new Error('schema probe returned no row');
   return row;
 }
 
 async function schemaVersionOf(client: pg.ClientBase, found: SchemaProbe): Promise<string | null> {
   if (!found.hasVersionFunction) return null;
-  const [row] = await getSchemaVersion.run(undefined, queryConnection(client));
+  const [row] = await getSchemaVersion.run(undefined, client);
   return row?.version ?? null;
 }
 
@@ -210,7 +209,7 @@ function isForeign(found: SchemaProbe): boolean {
 }
 
 async function readApplied(client: pg.ClientBase): Promise<AppliedMigration[]> {
-  return listAppliedMigrations.run(undefined, queryConnection(client));
+  return listAppliedMigrations.run(undefined, client);
 }
 
 async function readStatus(client: pg.ClientBase, migrations: readonly Migration[]): Promise<SchemaStatus> {
@@ -262,12 +261,12 @@ async function applyOne(
   known: ReadonlyMap<number, Migration>,
   onMigration: ((migration: MigrationRef) => void) | undefined,
 ): Promise<boolean> {
-  await beginTransaction.run(undefined, queryConnection(client));
+  await beginTransaction.run(undefined, client);
   try {
     // Transaction-level lock: released by commit/rollback, so a crash can never leave it held.
     // Everything below is decided after acquiring it, from a fresh read-committed snapshot, so a
     // migrator that waited sees what the previous holder committed.
-    await lockMigrations.run({ key: MIGRATION_LOCK_KEY }, queryConnection(client));
+    await lockMigrations.run({ key: MIGRATION_LOCK_KEY }, client);
     const found = await probe(client);
     if (isForeign(found)) throw new SchemaForeignError(await schemaVersionOf(client, found));
     if (!found.hasTrackingTable) await client.query(CREATE_TRACKING_TABLE_SQL);
@@ -276,7 +275,7 @@ async function applyOne(
     const unknown = applied.filter((m) => !known.has(m.version));
     if (unknown.length > 0) throw new SchemaTooNewError(unknown);
     if (applied.some((m) => m.version === migration.version)) {
-      await rollbackTransaction.run(undefined, queryConnection(client));
+      await rollbackTransaction.run(undefined, client);
       return false;
     }
     onMigration?.(toRef(migration));
@@ -284,17 +283,17 @@ async function applyOne(
     // migrator fails on the primary key before running any of the migration's SQL.
     await recordMigration.run(
       { version: migration.version, name: migration.name, checksum: migration.checksum },
-      queryConnection(client),
+      client,
     );
     try {
       await client.query(migration.sql);
     } catch (error) {
       throw new MigrationFailedError(migration, error);
     }
-    await commitTransaction.run(undefined, queryConnection(client));
+    await commitTransaction.run(undefined, client);
     return true;
   } catch (error) {
-    await rollbackTransaction.run(undefined, queryConnection(client)).catch(() => {});
+    await rollbackTransaction.run(undefined, client).catch(() => {});
     throw error;
   }
 }

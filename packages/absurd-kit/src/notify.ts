@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { listenStatement, unlistenStatement } from './queries/notifications.queries.js';
-import { queryConnection } from './queryable.js';
 
 /**
  * The NOTIFY channel of a queue. Spawns, emitted events and retries notify it so that idle workers
@@ -145,6 +144,6 @@ export class QueueListener {
  */
 async function setListening(client: pg.Client, channel: string, listening: boolean): Promise<void> {
   const query = listening ? listenStatement : unlistenStatement;
-  const [row] = await query.run({ channel }, queryConnection(client));
+  const [row] = await query.run({ channel }, client);
   if (row) await client.query(row.statement);
 }

@@ -1,20 +1,20 @@
-import type { IDatabaseConnection } from '@pgtyped/runtime';
 import type pg from 'pg';
+import type { QueryConnection } from './query-runtime.js';
 
 /**
  * Anything with node-postgres's `query`: a `pg.Pool`, a `pg.Client`, a `PoolClient` (for example
- * one inside the caller's transaction), or an object of your own with the same method.
+ * one inside the caller's transaction), or an object of your own with the same method. Every
+ * generated query (`src/queries/*.queries.ts`) accepts one as its connection.
  */
 export type Queryable = Pick<pg.Client, 'query'> | Pick<pg.PoolClient, 'query'>;
 
 /**
- * A {@link Queryable} as the connection of a generated query (`src/queries/*.queries.ts`), which
- * calls only `query(text, values)` and reads only `rows`. The cast is needed because pgtyped's
- * connection type declares `rowCount: number` where node-postgres says `number | null`.
+ * A {@link Queryable} typed as the connection of a generated query. The runtime passes its
+ * connections to generated queries directly; this is kept for tooling that still calls it.
  *
  * @example
  * const rows = await listQueues.run(undefined, queryConnection(pool));
  */
-export function queryConnection(con: Queryable): IDatabaseConnection {
-  return con as IDatabaseConnection;
+export function queryConnection(con: Queryable): QueryConnection {
+  return con;
 }

@@ -7,7 +7,7 @@ import {
   listQueues as listQueuesQuery,
   setQueuePolicy as setQueuePolicyQuery,
 } from './queries/queues.queries.js';
-import { queryConnection, type Queryable } from './queryable.js';
+import type { Queryable } from './queryable.js';
 
 /** How a queue stores its tables. */
 export type QueueStorageMode = 'unpartitioned' | 'partitioned';
@@ -45,8 +45,8 @@ export interface QueuePolicy {
 /** Creates a queue (idempotent; an error when it exists with another storage mode), then sets its policy. */
 export async function createQueue(con: Queryable, queueName: string, options: CreateQueueOptions = {}): Promise<void> {
   const mode = options.storageMode ?? 'unpartitioned';
-  if (mode === 'unpartitioned') await createQueueQuery.run({ queueName }, queryConnection(con));
-  else if (mode === 'partitioned') await createQueueWithMode.run({ queueName, storageMode: mode }, queryConnection(con));
+  if (mode === 'unpartitioned') await createQueueQuery.run({ queueName }, con);
+  else if (mode === 'partitioned') await createQueueWithMode.run({ queueName, storageMode: mode }, con);
   else throw new Error(`Invalid queue storage mode: ${String(mode)}`);
   await setQueuePolicy(con, queueName, options);
 }
@@ -61,12 +61,12 @@ export async function setQueuePolicy(con: Queryable, queueName: string, options:
   if (options.detachMode !== undefined) policy.detach_mode = options.detachMode;
   if (options.detachMinAge !== undefined) policy.detach_min_age = options.detachMinAge;
   if (Object.keys(policy).length === 0) return;
-  await setQueuePolicyQuery.run({ queueName, policy: JSON.stringify(policy) }, queryConnection(con));
+  await setQueuePolicyQuery.run({ queueName, policy: JSON.stringify(policy) }, con);
 }
 
 /** The queue's policy, or null when the queue does not exist. */
 export async function getQueuePolicy(con: Queryable, queueName: string): Promise<QueuePolicy | null> {
-  const [row] = await getQueuePolicyQuery.run({ queueName }, queryConnection(con));
+  const [row] = await getQueuePolicyQuery.run({ queueName }, con);
   if (!row) return null;
   return {
     queueName: row.queue_name,
@@ -82,11 +82,11 @@ export async function getQueuePolicy(con: Queryable, queueName: string): Promise
 
 /** Drops a queue with all its tasks; unknown queues are ignored. */
 export async function dropQueue(con: Queryable, queueName: string): Promise<void> {
-  await dropQueueQuery.run({ queueName }, queryConnection(con));
+  await dropQueueQuery.run({ queueName }, con);
 }
 
 /** Every queue's name, sorted. */
 export async function listQueues(con: Queryable): Promise<string[]> {
-  const rows = await listQueuesQuery.run(undefined, queryConnection(con));
+  const rows = await listQueuesQuery.run(undefined, con);
   return rows.map((row) => row.queue_name);
 }

@@ -1,7 +1,7 @@
 import { Batcher } from './batcher.js';
 import { setCheckpoints, setCheckpointState } from './queries/checkpoints.queries.js';
 import { completeRuns } from './queries/runs.queries.js';
-import { queryConnection, type Queryable } from './queryable.js';
+import type { Queryable } from './queryable.js';
 import type { CheckpointWrite } from './task-context-runtime.js';
 
 /**
@@ -36,7 +36,7 @@ export class RunWrites {
   async #completeRuns(items: { runId: string; result: string }[]): Promise<string[]> {
     const rows = await completeRuns.run(
       { queueName: this.#queueName, runIds: items.map((c) => c.runId), results: items.map((c) => c.result) },
-      queryConnection(this.#con),
+      this.#con,
     );
     const outcomes = new Map(rows.map((row) => [row.run_id, row.outcome]));
     return items.map((c) => outcomes.get(c.runId) ?? 'not_found');
@@ -57,7 +57,7 @@ export class RunWrites {
           ownerRuns: writes.map((w) => w.ownerRun),
           extendBy: writes.map((w) => w.extendBy ?? 0),
         },
-        queryConnection(this.#con),
+        this.#con,
       );
       return writes.map((_, i) => rows[i]?.outcome ?? 'not_found');
     } catch (error) {
@@ -77,7 +77,7 @@ export class RunWrites {
           ownerRunId: write.ownerRun,
           extendClaimBy: write.extendBy,
         },
-        queryConnection(this.#con),
+        this.#con,
       );
       return 'ok';
     } catch (error) {

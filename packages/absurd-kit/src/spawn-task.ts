@@ -6,7 +6,7 @@ import type { Registration } from './execute-task.js';
 import { toJsonParam } from './json.js';
 import { wakeChannel } from './notify.js';
 import { spawnTask } from './queries/tasks.queries.js';
-import { queryConnection, type Queryable } from './queryable.js';
+import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
 import type { SpawnResult } from './task-result.js';
@@ -77,7 +77,7 @@ export async function sendSpawn(
       options: JSON.stringify(spawnOptionsToJson(options)),
       channel: wakeChannel(queue),
     },
-    queryConnection(con),
+    con,
   );
   if (!row) throw new Error('absurd.spawn_task returned no row');
   return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };

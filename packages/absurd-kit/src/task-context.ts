@@ -17,7 +17,6 @@ import { wakeChannel } from './notify.js';
 import { awaitEvent as awaitEventQuery, emitEvent as emitEventQuery } from './queries/events.queries.js';
 import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
 import { getTaskResult } from './queries/tasks.queries.js';
-import { queryConnection } from './queryable.js';
 import { SuspendTask } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
@@ -178,7 +177,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (remainingMs > 0) {
       await scheduleRunAfter.run(
         { queueName: this.queueName, runId: this.runID, seconds: remainingMs / 1000 },
-        queryConnection(this.#runtime.con),
+        this.#runtime.con,
       );
       throw new SuspendTask();
     }
@@ -234,7 +233,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
         payload: toJsonParam(payload ?? null),
         channel: wakeChannel(this.queueName),
       },
-      queryConnection(this.#runtime.con),
+      this.#runtime.con,
     );
   }
 
@@ -242,7 +241,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   async heartbeat(seconds?: number): Promise<void> {
     const extendBy = seconds ?? this.#runtime.claimTimeout;
     await withTaskState(() =>
-      extendClaim.run({ queueName: this.queueName, runId: this.runID, seconds: extendBy }, queryConnection(this.#runtime.con)),
+      extendClaim.run({ queueName: this.queueName, runId: this.runID, seconds: extendBy }, this.#runtime.con),
     );
     this.#runtime.onLeaseExtended?.(extendBy);
   }
@@ -395,7 +394,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const [row] = await withTaskState(() =>
       awaitEventQuery.run(
         { queueName: this.queueName, taskId: this.taskID, runId: this.runID, stepName: checkpointName, eventName, timeout },
-        queryConnection(this.#runtime.con),
+        this.#runtime.con,
       ),
     );
     if (!row) throw new Error(`absurd.await_event returned no row for event "${eventName}"`);
@@ -403,7 +402,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   }
 
   async #fetchSnapshot(queue: string, taskID: string): Promise<TaskResultSnapshot> {
-    const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, queryConnection(this.#runtime.con))) as TaskResultRow[];
+    const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, this.#runtime.con)) as TaskResultRow[];
     if (!row) throw new Error(`Task "${taskID}" not found in queue "${queue}"`);
     return snapshotFromRow(row);
   }
@@ -421,7 +420,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   }
 
   async #dbNowMs(): Promise<number> {
-    const [row] = await currentTime.run(undefined, queryConnection(this.#runtime.con));
+    const [row] = await currentTime.run(undefined, this.#runtime.con);
     if (!row) throw new Error("the engine's clock (current_time) returned no row");
     return new Date(row.now).getTime();
   }
