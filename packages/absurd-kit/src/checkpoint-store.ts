@@ -3,8 +3,8 @@
  */
 import { toJsonParam, type JsonValue } from './json.js';
 import { getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
-import { signalFromDatabaseError } from './signals.js';
-import { checkpointRefusal, type TaskContextRuntime } from './task-context-runtime.js';
+import { signalFromDatabaseError, signalFromOutcome } from './signals.js';
+import type { TaskContextRuntime } from './types.js';
 
 /** What the store needs of the run it belongs to. */
 export interface CheckpointRun {
@@ -83,14 +83,14 @@ export class CheckpointStore {
     const runtime = this.#runtime;
     const extendBy = extendLease ? runtime.claimTimeout : null;
     const text = toJsonParam(value);
-    const { task_id: taskId, run_id: runId } = this.#run;
+    const { task_id: taskID, run_id: runID } = this.#run;
     if (runtime.writeCheckpoint) {
-      const outcome = await runtime.writeCheckpoint({ taskId, stepName: checkpointName, state: text, ownerRun: runId, extendBy });
-      if (outcome !== 'ok') throw checkpointRefusal(outcome, runId, runtime.queueName);
+      const outcome = await runtime.writeCheckpoint({ taskID, stepName: checkpointName, state: text, ownerRun: runID, extendBy });
+      if (outcome !== 'ok') throw checkpointRefusal(outcome, runID, runtime.queueName);
     } else {
       await withTaskState(() =>
         setCheckpointState.run(
-          { queueName: runtime.queueName, taskId, checkpointName, state: text, ownerRunId: runId, extendClaimBy: extendBy },
+          { queueName: runtime.queueName, taskId: taskID, checkpointName, state: text, ownerRunId: runID, extendClaimBy: extendBy },
           runtime.con,
         ),
       );
@@ -98,6 +98,20 @@ export class CheckpointStore {
     this.#states.delete(checkpointName);
     this.#written.set(checkpointName, text);
     if (extendBy) runtime.onLeaseExtended?.(extendBy);
+  }
+
+  /**
+   * The absolute deadline (ms) of the timed wait `checkpointName`: `timeout` seconds from `now()`
+   * the first time, stored as the checkpoint `<checkpointName>$deadline`, so that suspends and
+   * replays keep the first deadline instead of starting the timeout again.
+   */
+  async deadline(checkpointName: string, timeout: number, now: () => Promise<number>): Promise<number> {
+    const key = `${checkpointName}$deadline`;
+    const stored = this.get(key);
+    if (typeof stored === 'string') return Date.parse(stored);
+    const deadline = (await now()) + timeout * 1000;
+    await this.write(key, new Date(deadline).toISOString(), false);
+    return deadline;
   }
 }
 
@@ -108,4 +122,12 @@ export async function withTaskState<T>(fn: () => Promise<T>): Promise<T> {
   } catch (error) {
     throw signalFromDatabaseError(error);
   }
+}
+
+/** What absurd.set_task_checkpoint_state raises for a write refused with `outcome`. */
+function checkpointRefusal(outcome: string, runID: string, queueName: string): Error {
+  const signal = signalFromOutcome(outcome);
+  if (signal) return signal;
+  if (outcome === 'not_found') return new Error(`Run "${runID}" not found for checkpoint`);
+  return new Error(`checkpoint write refused (${outcome}) for run "${runID}" in queue "${queueName}"`);
 }

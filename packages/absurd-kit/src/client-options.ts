@@ -1,13 +1,12 @@
 /**
- * The option and handler types of the {@link Absurd} client.
+ * The option and handler types of the `Absurd` client.
  */
 import type pg from 'pg';
 import type { Input, Output, ParamsOf, ResultOf, StepsOf, TaskContract } from './define.js';
-import type { Log } from './execute-task.js';
 import type { Queryable } from './queryable.js';
 import type { CancellationPolicy, SpawnOptions } from './spawn-options.js';
 import type { TaskContext } from './task-context.js';
-import type { Absurd } from './client.js';
+import type { Log } from './types.js';
 
 /** A task handler: gets the spawn params and the task context, returns the task's result. */
 export type TaskHandler<P = unknown, R = unknown> = (params: P, ctx: TaskContext) => Promise<R>;
@@ -21,7 +20,7 @@ export type ContractHandler<C extends TaskContract> = (
   ctx: TaskContext<StepsOf<C>>,
 ) => Promise<Input<ResultOf<C>>>;
 
-/** Options of {@link Absurd.registerTask}. */
+/** Options of `Absurd#registerTask`. */
 export interface TaskRegistrationOptions {
   name: string;
   /** Queue the task runs on; default the client's queue. */
@@ -40,7 +39,7 @@ export interface AbsurdHooks {
   wrapTaskExecution?: <T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>;
 }
 
-/** Options of the {@link Absurd} constructor. */
+/** Options of the `Absurd` constructor. */
 export interface AbsurdOptions {
   /** A connection URL, a `pg.Pool`, or anything with `query`. Default: `ABSURD_DATABASE_URL`, `PGDATABASE`, `postgresql://localhost/absurd`. */
   db?: pg.Pool | string | Queryable;
@@ -52,19 +51,19 @@ export interface AbsurdOptions {
   hooks?: AbsurdHooks;
 }
 
-/** Options of {@link Absurd.fetchTaskResult}. */
+/** Options of `Absurd#fetchTaskResult`. */
 export interface FetchTaskResultOptions {
   queue?: string;
 }
 
-/** Options of {@link Absurd.awaitTaskResult}. */
+/** Options of `Absurd#awaitTaskResult`. */
 export interface AwaitTaskResultOptions {
   queue?: string;
   /** Seconds; `undefined` or `Infinity` waits forever. */
   timeout?: number;
 }
 
-/** Options of {@link Absurd.retryTask}. */
+/** Options of `Absurd#retryTask`. */
 export interface RetryTaskOptions {
   queue?: string;
   /** The new total of attempts (must exceed the attempts so far); default one more. */

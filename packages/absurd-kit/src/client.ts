@@ -13,29 +13,27 @@ import {
   type TaskContract,
 } from './define.js';
 import { TimeoutError } from './errors.js';
-import { executeClaimedTask, type ExecutionHost, type Log, type Registration } from './execute-task.js';
-import { toJsonParam, type JsonValue } from './json.js';
+import { executeClaimedTask, type ExecutionHost } from './execute-task.js';
+import type { JsonValue } from './json.js';
 import { QueueListener, wakeChannel } from './notify.js';
-import { emitEvent } from './queries/events.queries.js';
+import { sendEvent } from './emit-event.js';
 import { claimTasks, secondsUntilNextRun } from './queries/runs.queries.js';
-import { cancelTask, getTaskResult, retryTask } from './queries/tasks.queries.js';
+import { cancelTask, retryTask } from './queries/tasks.queries.js';
 import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
-import type { TaskContext } from './task-context.js';
-import type { TaskContextRuntime } from './task-context-runtime.js';
-import type { ClaimedTask } from './task-context-types.js';
+import { toRegistration, type Registration } from './registration.js';
+import type { ClaimedTask, ExecuteOptions, Log, TaskContextRuntime } from './types.js';
 import {
   attachContract,
   isFinalState,
-  snapshotFromRow,
+  readTaskResult,
   typedSnapshot,
   type SpawnResult,
   type TaskHandle,
-  type TaskResultRow,
   type TaskResultSnapshot,
   type TypedTaskResultSnapshot,
 } from './task-result.js';
@@ -53,7 +51,6 @@ import type {
 import {
   resolveWorkerOptions,
   startWorkerLoop,
-  type ExecuteOptions,
   type Worker,
   type WorkerCloseOptions,
   type WorkerOptions,
@@ -142,30 +139,8 @@ export class Absurd {
     handler: TaskHandler<P, R>,
   ): void;
   registerTask(options: TaskRegistrationOptions | TaskContract, handler: (params: never, ctx: never) => Promise<unknown>): void {
-    if (isTaskContract(options)) {
-      this.registry.set(options.name, {
-        name: options.name,
-        queue: options.queue,
-        handler: handler as Registration['handler'],
-        defaultMaxAttempts: options.defaults.maxAttempts,
-        defaultCancellation: options.defaults.cancellation,
-        defaultRetryStrategy: options.defaults.retryStrategy,
-        contract: options,
-      });
-      return;
-    }
-    if (!options?.name) throw new Error('Task registration requires a name');
-    if (options.defaultMaxAttempts !== undefined && options.defaultMaxAttempts < 1) {
-      throw new Error('defaultMaxAttempts must be at least 1');
-    }
-    const queue = validateQueueName(options.queue ?? this.queueName);
-    this.registry.set(options.name, {
-      name: options.name,
-      queue,
-      handler: handler as Registration['handler'],
-      defaultMaxAttempts: options.defaultMaxAttempts,
-      defaultCancellation: options.defaultCancellation,
-    });
+    const registration = toRegistration(options, handler as Registration['handler'], this.queueName);
+    this.registry.set(registration.name, registration);
   }
 
   /**
@@ -217,12 +192,7 @@ export class Absurd {
       payload = rest[0];
       queueName = rest[1] as string | undefined;
     }
-    if (!eventName) throw new Error('eventName must be a non-empty string');
-    const queue = validateQueueName(queueName ?? this.queueName);
-    await emitEvent.run(
-      { queueName: queue, eventName, payload: toJsonParam(payload ?? null), channel: wakeChannel(queue) },
-      this.con,
-    );
+    await sendEvent(this.con, queueName ?? this.queueName, eventName, payload);
   }
 
   /** Cancels a task that has not ended (a no-op on ended tasks). */
@@ -255,9 +225,8 @@ export class Absurd {
   async fetchTaskResult(task: string | TaskHandle, options: FetchTaskResultOptions = {}): Promise<unknown> {
     const taskID = typeof task === 'string' ? task : task.taskID;
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
-    const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, this.con)) as TaskResultRow[];
-    if (!row) return null;
-    return typedSnapshot(snapshotFromRow(row), typeof task === 'string' ? undefined : task.contract);
+    const snapshot = await readTaskResult(this.con, queue, taskID);
+    return snapshot && typedSnapshot(snapshot, typeof task === 'string' ? undefined : task.contract);
   }
 
   /**
@@ -383,10 +352,10 @@ export class Absurd {
     const taskName = isTaskContract(task) ? task.name : task;
     const registration = this.registry.get(taskName);
     const contract = isTaskContract(task) ? task : registration?.contract;
-    const queue = spawnQueue(task, registration, options.queue);
+    const queue = spawnQueue(task, registration?.queue, options.queue);
     // Checked, not transformed: the input form is stored and parsed again by the worker.
     if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
-    let effective = withSpawnDefaults(task, registration, options, this.defaultMaxAttempts);
+    let effective = withSpawnDefaults(task, registration?.defaults, options, this.defaultMaxAttempts);
     if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
     return sendSpawn(con, queue, taskName, params, effective);
   }
@@ -402,7 +371,7 @@ export class Absurd {
       queueName: this.queueName,
       log: this.log,
       registration: (name) => this.registry.get(name),
-      completeRun: (runId, result) => this.#runWrites().complete(runId, result),
+      completeRun: (runID, result) => this.#runWrites().complete(runID, result),
       wrapTaskExecution: this.hooks.wrapTaskExecution,
       contextRuntime: (claimTimeout, onLeaseExtended, registration): TaskContextRuntime => ({
         con: this.con,

@@ -1,39 +1,16 @@
-import type { TaskContract } from './define.js';
 import { toJsonParam, type JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
 import { notifyQueue } from './queries/notifications.queries.js';
-import { emitEvent } from './queries/events.queries.js';
 import { failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
-import { getTaskResult } from './queries/tasks.queries.js';
 import type { Queryable } from './queryable.js';
+import type { Registration } from './registration.js';
 import { CancelledTask, isControlFlowSignal, signalFromDatabaseError, signalFromOutcome, SuspendTask } from './signals.js';
 import { runWithContext } from './current-context.js';
 import { TaskContext } from './task-context.js';
-import type { TaskContextRuntime } from './task-context-runtime.js';
-import type { ClaimedTask } from './task-context-types.js';
-import { isFinalState, parentFromHeaders, snapshotFromRow, taskResultEvent, type TaskResultRow } from './task-result.js';
-import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
+import { sendEvent } from './emit-event.js';
+import { isFinalState, parentFromHeaders, readTaskResult, taskResultEvent } from './task-result.js';
+import type { ClaimedTask, ExecuteOptions, Log, TaskContextRuntime } from './types.js';
 import { parseWith } from './validation.js';
-import type { ExecuteOptions } from './worker.js';
-
-/** Where log lines go; `console` by default. */
-export interface Log {
-  log(...args: unknown[]): void;
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-}
-
-/** A registered handler with its resolved queue (and its contract, when registered by one). */
-export interface Registration {
-  name: string;
-  queue: string;
-  handler: (params: never, ctx: TaskContext) => Promise<unknown>;
-  defaultMaxAttempts?: number | undefined;
-  defaultCancellation?: CancellationPolicy | undefined;
-  defaultRetryStrategy?: RetryStrategy | undefined;
-  contract?: TaskContract | undefined;
-}
 
 /** What {@link executeClaimedTask} needs from the client. */
 export interface ExecutionHost {
@@ -42,7 +19,7 @@ export interface ExecutionHost {
   log: Log;
   registration(name: string): Registration | undefined;
   /** Completes a run with its result (JSON text); resolves with `completed` or the run's state. */
-  completeRun(runId: string, result: string): Promise<string>;
+  completeRun(runID: string, result: string): Promise<string>;
   wrapTaskExecution?: (<T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>) | undefined;
   contextRuntime(
     claimTimeout: number,
@@ -204,10 +181,10 @@ async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask): Promise
 }
 
 /** A deterministic 0–15 from the run id (FNV-1a), so that deferred runs spread out. */
-export function deferJitter(runId: string): number {
+export function deferJitter(runID: string): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < runId.length; i++) {
-    hash ^= runId.charCodeAt(i);
+  for (let i = 0; i < runID.length; i++) {
+    hash ^= runID.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
   return Math.abs(hash) % 16;
@@ -221,18 +198,9 @@ async function announceEnd(host: ExecutionHost, task: ClaimedTask): Promise<void
   const parent = parentFromHeaders(task.headers);
   if (!parent) return;
   try {
-    const [row] = (await getTaskResult.run({ queueName: host.queueName, taskId: task.task_id }, host.con)) as
-      | TaskResultRow[];
-    if (!row || !isFinalState(row.state)) return;
-    await emitEvent.run(
-      {
-        queueName: parent.queue,
-        eventName: taskResultEvent(task.task_id),
-        payload: toJsonParam(snapshotFromRow(row)),
-        channel: wakeChannel(parent.queue),
-      },
-      host.con,
-    );
+    const snapshot = await readTaskResult(host.con, host.queueName, task.task_id);
+    if (!snapshot || !isFinalState(snapshot.state)) return;
+    await sendEvent(host.con, parent.queue, taskResultEvent(task.task_id), snapshot);
   } catch (error) {
     host.log.warn(`could not notify parent task ${parent.taskId} of ${task.task_id}:`, error);
   }

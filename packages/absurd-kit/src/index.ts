@@ -20,16 +20,17 @@ export { TaskContext } from './task-context.js';
 export { getCurrentContext } from './current-context.js';
 export type {
   AwaitEventOptions,
-  AwaitTaskResultOptions as ContextAwaitTaskResultOptions,
   ClaimedTask,
+  ContextAwaitTaskResultOptions,
+  ExecuteOptions,
+  Log,
   NoSteps,
   StepHandle,
   TaskRef,
-} from './task-context-types.js';
-export type { ExecuteOptions, Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
+} from './types.js';
+export type { Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
 export { closeOnSignals } from './shutdown.js';
 export type { Closable, CloseOnSignalsOptions } from './shutdown.js';
-export type { Log } from './execute-task.js';
 export { serializeError } from './execute-task.js';
 export type { JsonObject, JsonValue } from './json.js';
 export type { Queryable } from './queryable.js';

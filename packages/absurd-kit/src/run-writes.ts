@@ -2,7 +2,7 @@ import { Batcher } from './batcher.js';
 import { setCheckpoints, setCheckpointState } from './queries/checkpoints.queries.js';
 import { completeRuns } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
-import type { CheckpointWrite } from './task-context-runtime.js';
+import type { CheckpointWrite } from './types.js';
 
 /**
  * The writes a worker makes for the runs it executes — completions and checkpoints — batched per
@@ -13,7 +13,7 @@ import type { CheckpointWrite } from './task-context-runtime.js';
 export class RunWrites {
   readonly #con: Queryable;
   readonly #queueName: string;
-  readonly #completions: Batcher<{ runId: string; result: string }, string>;
+  readonly #completions: Batcher<{ runID: string; result: string }, string>;
   readonly #checkpoints: Batcher<CheckpointWrite, string>;
 
   constructor(con: Queryable, queueName: string) {
@@ -24,8 +24,8 @@ export class RunWrites {
   }
 
   /** Completes a run with its result (JSON text). */
-  complete(runId: string, result: string): Promise<string> {
-    return this.#completions.submit({ runId, result });
+  complete(runID: string, result: string): Promise<string> {
+    return this.#completions.submit({ runID, result });
   }
 
   /** Writes a checkpoint (and extends its run's lease). */
@@ -33,13 +33,13 @@ export class RunWrites {
     return this.#checkpoints.submit(write);
   }
 
-  async #completeRuns(items: { runId: string; result: string }[]): Promise<string[]> {
+  async #completeRuns(items: { runID: string; result: string }[]): Promise<string[]> {
     const rows = await completeRuns.run(
-      { queueName: this.#queueName, runIds: items.map((c) => c.runId), results: items.map((c) => c.result) },
+      { queueName: this.#queueName, runIds: items.map((c) => c.runID), results: items.map((c) => c.result) },
       this.#con,
     );
     const outcomes = new Map(rows.map((row) => [row.run_id, row.outcome]));
-    return items.map((c) => outcomes.get(c.runId) ?? 'not_found');
+    return items.map((c) => outcomes.get(c.runID) ?? 'not_found');
   }
 
   /**
@@ -51,7 +51,7 @@ export class RunWrites {
       const rows = await setCheckpoints.run(
         {
           queueName: this.#queueName,
-          taskIds: writes.map((w) => w.taskId),
+          taskIds: writes.map((w) => w.taskID),
           stepNames: writes.map((w) => w.stepName),
           states: writes.map((w) => w.state) as string[],
           ownerRuns: writes.map((w) => w.ownerRun),
@@ -71,7 +71,7 @@ export class RunWrites {
       await setCheckpointState.run(
         {
           queueName: this.#queueName,
-          taskId: write.taskId,
+          taskId: write.taskID,
           checkpointName: write.stepName,
           state: write.state,
           ownerRunId: write.ownerRun,

@@ -1,8 +1,7 @@
 /**
  * Spawning: where a spawn goes, which options it gets, and the call that sends it.
  */
-import { isTaskContract, type TaskContract } from './define.js';
-import type { Registration } from './execute-task.js';
+import { isTaskContract, type TaskContract, type TaskDefaults } from './define.js';
 import { toJsonParam } from './json.js';
 import { wakeChannel } from './notify.js';
 import { spawnTask } from './queries/tasks.queries.js';
@@ -13,10 +12,10 @@ import type { SpawnResult } from './task-result.js';
 
 /**
  * The queue a client's spawn of `task` goes to: a contract's declared queue, else the queue the
- * task was registered for, else `requested` (required for names the client does not know). A
- * requested queue that disagrees with the declared or registered one is refused.
+ * task was registered for (`registeredQueue`), else `requested` (required for names the client
+ * does not know). A requested queue that disagrees with the declared or registered one is refused.
  */
-export function spawnQueue(task: string | TaskContract, registration: Registration | undefined, requested: string | undefined): string {
+export function spawnQueue(task: string | TaskContract, registeredQueue: string | undefined, requested: string | undefined): string {
   const taskName = isTaskContract(task) ? task.name : task;
   if (isTaskContract(task)) {
     if (requested !== undefined && validateQueueName(requested) !== task.queue) {
@@ -24,14 +23,14 @@ export function spawnQueue(task: string | TaskContract, registration: Registrati
     }
     return task.queue;
   }
-  if (registration) {
+  if (registeredQueue !== undefined) {
     if (requested !== undefined) {
       validateQueueName(requested);
-      if (requested !== registration.queue) {
-        throw new Error(`Task "${taskName}" is registered for queue "${registration.queue}" but spawn requested queue "${requested}".`);
+      if (requested !== registeredQueue) {
+        throw new Error(`Task "${taskName}" is registered for queue "${registeredQueue}" but spawn requested queue "${requested}".`);
       }
     }
-    return registration.queue;
+    return registeredQueue;
   }
   if (requested === undefined) {
     throw new Error(`Task "${taskName}" is not registered. Provide options.queue when spawning unregistered tasks.`);
@@ -41,22 +40,23 @@ export function spawnQueue(task: string | TaskContract, registration: Registrati
 
 /**
  * A spawn's options with the defaults filled in, each from the first that gives it: the spawn's own
- * options, the contract's defaults, the registration's, then (attempts only) the client's.
+ * options, the contract's defaults, the registration's (`registered`), then (attempts only) the
+ * client's.
  */
 export function withSpawnDefaults(
   task: string | TaskContract,
-  registration: Registration | undefined,
+  registered: TaskDefaults | undefined,
   options: SpawnOptions,
   clientMaxAttempts: number,
 ): SpawnOptions {
   const defaults = isTaskContract(task) ? task.defaults : undefined;
   const effective: SpawnOptions = {
     ...options,
-    maxAttempts: options.maxAttempts ?? defaults?.maxAttempts ?? registration?.defaultMaxAttempts ?? clientMaxAttempts,
+    maxAttempts: options.maxAttempts ?? defaults?.maxAttempts ?? registered?.maxAttempts ?? clientMaxAttempts,
   };
-  const cancellation = options.cancellation ?? defaults?.cancellation ?? registration?.defaultCancellation;
+  const cancellation = options.cancellation ?? defaults?.cancellation ?? registered?.cancellation;
   if (cancellation !== undefined) effective.cancellation = cancellation;
-  const retryStrategy = options.retryStrategy ?? defaults?.retryStrategy ?? registration?.defaultRetryStrategy;
+  const retryStrategy = options.retryStrategy ?? defaults?.retryStrategy ?? registered?.retryStrategy;
   if (retryStrategy !== undefined) effective.retryStrategy = retryStrategy;
   return effective;
 }

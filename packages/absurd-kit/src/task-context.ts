@@ -11,12 +11,11 @@ import {
   type StepSchemas,
   type TaskContract,
 } from './define.js';
+import { sendEvent } from './emit-event.js';
 import { TimeoutError, type ValidationBoundary } from './errors.js';
-import { toJsonParam, type JsonObject, type JsonValue } from './json.js';
-import { wakeChannel } from './notify.js';
-import { awaitEvent as awaitEventQuery, emitEvent as emitEventQuery } from './queries/events.queries.js';
+import type { JsonObject, JsonValue } from './json.js';
+import { awaitEvent as awaitEventQuery } from './queries/events.queries.js';
 import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
-import { getTaskResult } from './queries/tasks.queries.js';
 import { SuspendTask } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
@@ -24,29 +23,28 @@ import {
   attachContract,
   isFinalState,
   parentHeader,
-  snapshotFromRow,
+  readTaskResult,
   taskResultEvent,
   typedSnapshot,
   type SpawnResult,
   type TaskHandle,
-  type TaskResultRow,
   type TaskResultSnapshot,
   type TypedTaskResultSnapshot,
 } from './task-result.js';
-import { standaloneRuntime, type TaskContextOptions, type TaskContextRuntime } from './task-context-runtime.js';
-import { parseWith } from './validation.js';
-
+import { standaloneRuntime, type TaskContextOptions } from './task-context-runtime.js';
 import type {
   AwaitEventOptions,
-  AwaitTaskResultOptions,
   ClaimedTask,
+  ContextAwaitTaskResultOptions,
   MaybePromise,
   NoSteps,
   StepHandle,
+  TaskContextRuntime,
   TaskRef,
   UndeclaredStep,
   UntypedStepName,
-} from './task-context-types.js';
+} from './types.js';
+import { parseWith } from './validation.js';
 
 /**
  * What a task handler uses to make its work durable. Every durable call is identified by a
@@ -225,16 +223,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       payload = maybePayload;
       await parseWith(event.payload, payload, this.#site('event', eventName, true));
     }
-    if (!eventName) throw new Error('eventName must be a non-empty string');
-    await emitEventQuery.run(
-      {
-        queueName: this.queueName,
-        eventName,
-        payload: toJsonParam(payload ?? null),
-        channel: wakeChannel(this.queueName),
-      },
-      this.#runtime.con,
-    );
+    await sendEvent(this.#runtime.con, this.queueName, eventName, payload);
   }
 
   /** Extends the lease by `seconds` (default: the claim timeout) from now. */
@@ -293,10 +282,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
    */
   awaitTaskResult<C extends TaskContract>(
     task: TaskHandle<C>,
-    options?: AwaitTaskResultOptions,
+    options?: ContextAwaitTaskResultOptions,
   ): Promise<TypedTaskResultSnapshot<Output<ResultOf<C>>>>;
-  awaitTaskResult(task: TaskRef, options?: AwaitTaskResultOptions): Promise<TaskResultSnapshot>;
-  async awaitTaskResult(task: TaskRef | TaskHandle, options: AwaitTaskResultOptions = {}): Promise<unknown> {
+  awaitTaskResult(task: TaskRef, options?: ContextAwaitTaskResultOptions): Promise<TaskResultSnapshot>;
+  async awaitTaskResult(task: TaskRef | TaskHandle, options: ContextAwaitTaskResultOptions = {}): Promise<unknown> {
     const contract = typeof task === 'object' && 'contract' in task ? (task as TaskHandle).contract : undefined;
     return typedSnapshot(await this.#awaitTaskResult(task, options), contract);
   }
@@ -309,11 +298,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const checkpointName = this.#checkpoints.nameFor(options.stepName ?? `$awaitEvent:${eventName}`);
     const cached = this.#checkpoints.get(checkpointName);
     if (cached !== undefined) return cached;
-    if (this.#task.wake_event === eventName && this.#task.event_payload == null) {
-      this.#task.wake_event = null;
-      this.#task.event_payload = null;
-      throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
-    }
+    if (this.#consumeTimeoutWake(eventName)) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
     const row = await this.#awaitEventRow(checkpointName, eventName, timeout);
     if (row.should_suspend) throw new SuspendTask();
     this.#checkpoints.remember(checkpointName, row.payload);
@@ -321,7 +306,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return row.payload;
   }
 
-  async #awaitTaskResult(task: TaskRef, options: AwaitTaskResultOptions): Promise<TaskResultSnapshot> {
+  async #awaitTaskResult(task: TaskRef, options: ContextAwaitTaskResultOptions): Promise<TaskResultSnapshot> {
     const taskID = typeof task === 'string' ? task : task.taskID;
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
     const checkInterval = Math.max(1, Math.floor(options.checkInterval ?? 60));
@@ -332,9 +317,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const deadline = await this.#deadline(checkpointName, options.timeout);
     const eventName = taskResultEvent(taskID);
     for (;;) {
-      // Woken by this wait's own timeout: consume it (the next await_event call reports it).
-      const timedOut = this.#task.wake_event === eventName && this.#task.event_payload == null;
-      const snapshot = await this.#fetchSnapshot(queue, taskID);
+      // Woken by this wait's own timeout: the await_event below reports it; the next one waits again.
+      this.#consumeTimeoutWake(eventName);
+      const snapshot = await readTaskResult(this.#runtime.con, queue, taskID);
+      if (!snapshot) throw new Error(`Task "${taskID}" not found in queue "${queue}"`);
       if (isFinalState(snapshot.state)) {
         await this.#checkpoints.write(checkpointName, snapshot, false);
         return snapshot;
@@ -350,11 +336,18 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
         this.#checkpoints.remember(checkpointName, row.payload);
         return row.payload as unknown as TaskResultSnapshot;
       }
-      if (timedOut) {
-        this.#task.wake_event = null;
-        this.#task.event_payload = null;
-      }
     }
+  }
+
+  /**
+   * True (once) when this run was woken because its wait for `eventName` timed out: the claim
+   * names the event and carries no payload. The local copy is cleared so that it is not seen again.
+   */
+  #consumeTimeoutWake(eventName: string): boolean {
+    if (this.#task.wake_event !== eventName || this.#task.event_payload != null) return false;
+    this.#task.wake_event = null;
+    this.#task.event_payload = null;
+    return true;
   }
 
   async #begin(name: string): Promise<StepHandle<unknown, unknown>> {
@@ -387,9 +380,6 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return { subject: this.#runtime.contract?.name ?? this.taskName, boundary, detail, retryable };
   }
 
-
-
-
   async #awaitEventRow(checkpointName: string, eventName: string, timeout: number | null) {
     const [row] = await withTaskState(() =>
       awaitEventQuery.run(
@@ -401,22 +391,11 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return row;
   }
 
-  async #fetchSnapshot(queue: string, taskID: string): Promise<TaskResultSnapshot> {
-    const [row] = (await getTaskResult.run({ queueName: queue, taskId: taskID }, this.#runtime.con)) as TaskResultRow[];
-    if (!row) throw new Error(`Task "${taskID}" not found in queue "${queue}"`);
-    return snapshotFromRow(row);
-  }
-
-  /** The absolute deadline (ms, database clock) of a timed wait, stored on first use so it survives suspends. */
+  /** The absolute deadline (ms, database clock) of a timed wait; null without a timeout. */
   async #deadline(checkpointName: string, timeout: number | undefined): Promise<number | null> {
     if (timeout === undefined || timeout === Infinity) return null;
     if (!Number.isFinite(timeout) || timeout < 0) throw new Error('timeout must be a finite non-negative number');
-    const key = `${checkpointName}$deadline`;
-    const stored = this.#checkpoints.get(key);
-    if (typeof stored === 'string') return Date.parse(stored);
-    const deadline = (await this.#dbNowMs()) + timeout * 1000;
-    await this.#checkpoints.write(key, new Date(deadline).toISOString(), false);
-    return deadline;
+    return this.#checkpoints.deadline(checkpointName, timeout, () => this.#dbNowMs());
   }
 
   async #dbNowMs(): Promise<number> {
@@ -424,6 +403,5 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (!row) throw new Error("the engine's clock (current_time) returned no row");
     return new Date(row.now).getTime();
   }
-
 }
 

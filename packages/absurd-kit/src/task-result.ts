@@ -1,5 +1,7 @@
 import type { TaskContract } from './define.js';
 import type { JsonObject, JsonValue } from './json.js';
+import { getTaskResult } from './queries/tasks.queries.js';
+import type { Queryable } from './queryable.js';
 import { parseWith } from './validation.js';
 
 /** The states of a task. */
@@ -53,14 +55,19 @@ export interface SpawnResult {
 }
 
 /** A row of `absurd.get_task_result`. */
-export interface TaskResultRow {
+interface TaskResultRow {
   state: TaskResultState;
   result: JsonValue | null;
   failure_reason: JsonValue | null;
 }
 
-/** Builds the snapshot of a `get_task_result` row (the same JSON shape the Absurd SDKs checkpoint). */
-export function snapshotFromRow(row: TaskResultRow): TaskResultSnapshot {
+/**
+ * A task's current snapshot (`absurd.get_task_result`; the same JSON shape the Absurd SDKs
+ * checkpoint), or null when the queue has no such task.
+ */
+export async function readTaskResult(con: Queryable, queueName: string, taskID: string): Promise<TaskResultSnapshot | null> {
+  const [row] = (await getTaskResult.run({ queueName, taskId: taskID }, con)) as TaskResultRow[];
+  if (!row) return null;
   if (row.state === 'completed') return { state: 'completed', result: row.result };
   if (row.state === 'failed') return { state: 'failed', failure: row.failure_reason };
   return { state: row.state };

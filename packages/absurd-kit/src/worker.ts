@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { ClaimedTask } from './task-context-types.js';
+import type { ClaimedTask, ExecuteOptions } from './types.js';
 
 /** Options of `startWorker`. */
 export interface WorkerOptions {
@@ -54,17 +54,6 @@ export interface WorkerHost {
   subscribeToWakeups?(onWake: () => void): Promise<() => Promise<void>>;
   /** Seconds until the queue's next run is due (null: none). */
   secondsUntilNextRun?(): Promise<number | null>;
-}
-
-/** Options the worker passes to `executeTask`. */
-export interface ExecuteOptions {
-  /** Exit the process when the run overruns its lease by 100 %. */
-  fatalOnLeaseTimeout?: boolean;
-  /**
-   * Called once the handler has settled and only the run's final write (completion or failure)
-   * is left. The worker then lets the run's slot go to new work while that write is on its way.
-   */
-  onHandlerSettled?: () => void;
 }
 
 /** Longest a busy worker waits for more free slots before claiming for the ones it has. */

@@ -1,0 +1,133 @@
+/**
+ * The types that several modules of the runtime share: the claimed run, step handles and the
+ * options of a task context's waits, where log lines go, what a task context runs on, and what the
+ * worker passes to an execution. Modules import these from here rather than from each other, so
+ * that type imports never tie modules into a loop (graphile-worker's `interfaces.ts` habit).
+ * Types that only one module uses stay in that module.
+ */
+import type { Schema, TaskContract } from './define.js';
+import type { JsonObject, JsonValue } from './json.js';
+import type { Queryable } from './queryable.js';
+import type { SpawnOptions } from './spawn-options.js';
+import type { SpawnResult } from './task-result.js';
+
+/** Where log lines go; `console` by default. */
+export interface Log {
+  log(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+/** A run as `absurd.claim_task` hands it out (the raw row, snake_case, as `absurd-sdk` exposes it). */
+export interface ClaimedTask {
+  run_id: string;
+  task_id: string;
+  task_name: string;
+  attempt: number;
+  params: JsonValue;
+  retry_strategy: JsonValue;
+  max_attempts: number | null;
+  headers: JsonObject | null;
+  wake_event: string | null;
+  event_payload: JsonValue | null;
+  /**
+   * The checkpoints visible to this run, by name, when the claim returned them (absurd-kit's
+   * claims do); otherwise they are loaded when the run starts.
+   */
+  checkpoints?: { [name: string]: JsonValue } | null;
+}
+
+/**
+ * A step looked up with `TaskContext#beginStep`: done with its stored state, or still to do.
+ * `I` is the type `TaskContext#completeStep` accepts (a step schema's input).
+ */
+export type StepHandle<T = JsonValue, I = T> = {
+  readonly name: string;
+  readonly checkpointName: string;
+  /** Type-only: what completeStep accepts. */
+  readonly __input?: I;
+  /** Type-only: what completeStep returns (kept when `done` narrows `state` away). */
+  readonly __output?: T;
+} & ({ done: false; state?: never } | { done: true; state: T });
+
+/** No step schemas (a task registered without a contract). */
+export type NoSteps = Record<never, Schema>;
+
+/** A step name that has no schema in `S` (so the untyped overloads cannot bypass a declared one). */
+export type UndeclaredStep<S, N extends string> = N & (N extends keyof S ? never : unknown);
+
+/**
+ * The name type the untyped overloads fall back to when a result type is given explicitly
+ * (`ctx.step<T>(name, fn)`, where the name is not inferred): any string when `S` declares no steps,
+ * none otherwise (write `ctx.step<T, 'name'>(…)` or let `T` be inferred), so that an explicit type
+ * cannot skip a declared step's schema.
+ */
+export type UntypedStepName<S> = [keyof S] extends [never] ? string : never;
+
+/** A value, or a promise of it. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Options of `TaskContext#awaitEvent`. */
+export interface AwaitEventOptions {
+  /** Checkpoint name; default `$awaitEvent:<eventName>`. */
+  stepName?: string;
+  /** Seconds to wait (floored); then a `TimeoutError`. Negative or NaN: no timeout. */
+  timeout?: number;
+}
+
+/** Options of `TaskContext#awaitTaskResult`. */
+export interface ContextAwaitTaskResultOptions {
+  /** Queue of the awaited task; default the handle's queue, else this task's queue. */
+  queue?: string;
+  /** Seconds to wait in all; then a `TimeoutError`. Default: no limit. */
+  timeout?: number;
+  /** Checkpoint name; default `$awaitTaskResult:<taskID>`. */
+  stepName?: string;
+  /**
+   * While suspended, how often (seconds) to look at the awaited task in case nobody announces its
+   * end (a task run by another SDK does not). Default 60.
+   */
+  checkInterval?: number;
+}
+
+/** A task to await: its id, or an object with its id and queue (a spawn result, a handle). */
+export type TaskRef = string | { taskID: string; queue?: string };
+
+/** Options the worker passes to `Absurd#executeTask`. */
+export interface ExecuteOptions {
+  /** Exit the process when the run overruns its lease by 100 %. */
+  fatalOnLeaseTimeout?: boolean;
+  /**
+   * Called once the handler has settled and only the run's final write (completion or failure)
+   * is left. The worker then lets the run's slot go to new work while that write is on its way.
+   */
+  onHandlerSettled?: () => void;
+}
+
+/** What a task context runs on: given by the client and worker that run it. */
+export interface TaskContextRuntime {
+  con: Queryable;
+  queueName: string;
+  claimTimeout: number;
+  /** Spawns on this context's connection (registration rules, defaults, hooks and params validation applied). */
+  spawn(task: string | TaskContract, params: unknown, options: SpawnOptions): Promise<SpawnResult & { queue: string }>;
+  /** Called whenever the lease was extended (checkpoint write, heartbeat), with its new length. */
+  onLeaseExtended?(seconds: number): void;
+  /** The task's contract when it was registered by one: its step schemas are enforced. */
+  contract?: TaskContract | undefined;
+  /**
+   * Writes a checkpoint (batched with other runs' writes); resolves with `ok` or why it was
+   * refused (`cancelled`, `failed`, `not_found`). Without it, each write is its own call.
+   */
+  writeCheckpoint?(write: CheckpointWrite): Promise<string>;
+}
+
+/** One checkpoint write: `state` is JSON text (null: SQL NULL); `extendBy` the lease extension in seconds. */
+export interface CheckpointWrite {
+  taskID: string;
+  stepName: string;
+  state: string | null;
+  ownerRun: string;
+  extendBy: number | null;
+}
