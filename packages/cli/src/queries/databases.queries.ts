@@ -54,3 +54,29 @@ const createDatabaseStatementIR: any = {"usedParamSet":{"database":true},"params
  * ```
  */
 export const createDatabaseStatement = new PreparedQuery<ICreateDatabaseStatementParams,ICreateDatabaseStatementResult>(createDatabaseStatementIR);
+
+/** 'DropDatabaseStatement' parameters type */
+export interface IDropDatabaseStatementParams {
+  database: string;
+}
+
+/** 'DropDatabaseStatement' return type */
+export interface IDropDatabaseStatementResult {
+  statement: string;
+}
+
+/** 'DropDatabaseStatement' query type */
+export interface IDropDatabaseStatementQuery {
+  params: IDropDatabaseStatementParams;
+  result: IDropDatabaseStatementResult;
+}
+
+const dropDatabaseStatementIR: any = {"usedParamSet":{"database":true},"params":[{"name":"database","required":true,"transform":{"type":"scalar"},"locs":[{"a":67,"b":76}]}],"statement":"select format('drop database if exists \"%s\" with (force)', replace(:database!::text, '\"', '\"\"')) as \"statement!\""};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select format('drop database if exists "%s" with (force)', replace(:database!::text, '"', '""')) as "statement!"
+ * ```
+ */
+export const dropDatabaseStatement = new PreparedQuery<IDropDatabaseStatementParams,IDropDatabaseStatementResult>(dropDatabaseStatementIR);
