@@ -1,7 +1,7 @@
 /**
  * What a CLI command is: the shape of the entries of the command table in `cli.ts`.
  */
-import type { Environment } from '../../absurd-kit/src/config.js';
+import type { Environment } from 'absurd-kit';
 import type { FlagLists, FlagSpec, FlagValues } from './cli-args.js';
 
 /** Exit codes of `absurd`. Never 0 on error. */

@@ -2,8 +2,7 @@
  * The `absurd` command line: one table of commands and flags, and {@link run}, which the 3-line
  * `bin/absurd.js` calls and tests call in-process.
  */
-import { resolveDatabaseUrl } from '../../absurd-kit/src/config.js';
-import { AbsurdError } from '../../absurd-kit/src/errors.js';
+import { AbsurdError, resolveDatabaseUrl } from 'absurd-kit';
 import { leadingFlagCount, parseArgs, renderFlags, UsageError, type FlagSpec } from './cli-args.js';
 import { EXIT, type CliIo, type CommandSpec } from './cli-command.js';
 import { cleanupCommands } from './commands/cleanup.js';

@@ -2,7 +2,7 @@
  * The project configuration read by `absurd generate`: `absurd.config.ts` at the project root,
  * exported from `@absurd-kit/cli`. Pure: loading the file is the CLI's job.
  */
-import { AbsurdError } from '../../absurd-kit/src/errors.js';
+import { AbsurdError } from 'absurd-kit';
 
 /** What `absurd.config.ts` may set. Paths are relative to the project root (the config file's folder). */
 export interface AbsurdConfig {

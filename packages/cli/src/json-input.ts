@@ -2,7 +2,7 @@
  * JSON typed on a command line: parsing with a precise location on error, and building an object
  * from `key=value` / `key:=json` pairs with dotted paths (`-P customer.email=a@b.c`).
  */
-import type { JsonObject, JsonValue } from '../../absurd-kit/src/json.js';
+import type { JsonObject, JsonValue } from 'absurd-kit';
 import { UsageError } from './cli-args.js';
 import { JsonInputError } from './cli-errors.js';
 

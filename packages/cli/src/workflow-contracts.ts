@@ -7,8 +7,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
-import { isEventContract, isTaskContract, type EventContract, type TaskContract } from '../../absurd-kit/src/define.js';
-import { AbsurdError } from '../../absurd-kit/src/errors.js';
+import { AbsurdError, isEventContract, isTaskContract, type EventContract, type TaskContract } from 'absurd-kit';
 
 /** The directory searched when none is given. */
 export const DEFAULT_WORKFLOWS_DIR = 'workflows';

@@ -5,11 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { redactDatabaseUrl } from '../../../absurd-kit/src/config.js';
+import { AbsurdError, migrate, migrationLabel, redactDatabaseUrl } from 'absurd-kit';
 import { startEmbeddedDatabase } from '../database/embedded-database.js';
-import { AbsurdError } from '../../../absurd-kit/src/errors.js';
-import { migrate } from '../../../absurd-kit/src/migrate.js';
-import { migrationLabel } from '../../../absurd-kit/src/engine/migration.js';
 import { UsageError } from '../cli-args.js';
 import { EXIT, type CliIo, type CommandSpec } from '../cli-command.js';
 import { booleanFlag, integerFlag, stringFlag } from '../cli-flags.js';

@@ -2,12 +2,18 @@
  * Commands that install and inspect the engine schema: `init`, `migrate`, `schema-version`,
  * `schema sql`.
  */
-import { redactDatabaseUrl } from '../../../absurd-kit/src/config.js';
-import { installScript } from '../../../absurd-kit/src/engine/install-script.js';
-import { migrationLabel, type MigrationRef } from '../../../absurd-kit/src/engine/migration.js';
-import { migrations } from '../../../absurd-kit/src/engine/migrations.generated.js';
-import { SchemaMissingError } from '../../../absurd-kit/src/errors.js';
-import { initSchema, latestVersion, migrate, schemaStatus } from '../../../absurd-kit/src/migrate.js';
+import {
+  SchemaMissingError,
+  engineMigrations as migrations,
+  initSchema,
+  installScript,
+  latestVersion,
+  migrate,
+  migrationLabel,
+  redactDatabaseUrl,
+  schemaStatus,
+  type MigrationRef,
+} from 'absurd-kit';
 import { EXIT, type CommandContext, type CommandSpec } from '../cli-command.js';
 
 const jsonFlag = { name: 'json', description: 'Print one JSON object instead of text lines' } as const;

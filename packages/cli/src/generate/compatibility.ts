@@ -8,7 +8,7 @@
  * The check is conservative: where it cannot prove that nothing old is refused (an `allOf`, a
  * changed `not`, a keyword it does not know), it reports a change.
  */
-import type { JsonValue } from '../../../absurd-kit/src/json.js';
+import type { JsonValue } from 'absurd-kit';
 
 /** A JSON Schema (an object, or `true` / `false`). */
 export type JsonSchema = JsonValue;

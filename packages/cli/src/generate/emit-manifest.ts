@@ -3,7 +3,7 @@
  * event's payload — the contract shared with services in other languages, the dashboard and the
  * compatibility check (see docs/manifest.md).
  */
-import type { JsonObject, JsonValue } from '../../../absurd-kit/src/json.js';
+import type { JsonObject, JsonValue } from 'absurd-kit';
 import { JSON_SCHEMA_DIALECT, type SchemaPair } from './json-schema.js';
 import type { ContractModel, EventModel, TaskModel } from './model.js';
 

@@ -4,7 +4,7 @@
  */
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { toJSONSchema, type ZodType } from 'zod';
-import type { JsonObject } from '../../../absurd-kit/src/json.js';
+import type { JsonObject } from 'absurd-kit';
 
 /** The two JSON Schemas of one schema; null where the validator cannot describe itself. */
 export interface SchemaPair {

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
-import type { EventContract, TaskContract } from '../../../absurd-kit/src/define.js';
+import type { EventContract, TaskContract } from 'absurd-kit';
 import type { DiscoveredContract } from './discover.js';
 import { moduleExports } from './module-exports.js';
 import { GenerateError, type GenerateProblem } from './problems.js';

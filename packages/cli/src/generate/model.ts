@@ -2,7 +2,7 @@
  * The model every output is emitted from: tasks and events in a fixed order, with their JSON
  * Schemas and the TypeScript names the client gives them.
  */
-import type { JsonObject, JsonValue } from '../../../absurd-kit/src/json.js';
+import type { JsonObject, JsonValue } from 'absurd-kit';
 import { schemaPair, type SchemaPair } from './json-schema.js';
 import type { LoadedContract } from './load-contracts.js';
 import { GenerateError, type GenerateProblem } from './problems.js';

@@ -2,7 +2,7 @@
  * What `absurd generate` reports about the contract files: problems located by file and line,
  * gathered so that one run shows all of them.
  */
-import { AbsurdError } from '../../../absurd-kit/src/errors.js';
+import { AbsurdError } from 'absurd-kit';
 
 /** One problem in the contract files. `file` is relative to the project root, `line` 1-based. */
 export interface GenerateProblem {
