@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { installScript } from '../packages/absurd-kit/src/engine/install-script.js';
-import { migrationFromFile, migrationLabel, type Migration } from '../packages/absurd-kit/src/engine/migration.js';
+import { migrationLabel, type Migration, type MigrationRef } from '../packages/absurd-kit/src/engine/migration.js';
 
 /** A file produced by {@link buildSchemaFiles}, relative to the repository root. */
 export interface GeneratedFile {
@@ -16,6 +17,59 @@ export const MIGRATIONS_DIR = 'sql/migrations';
 export const MIGRATIONS_MODULE = 'packages/absurd-kit/src/engine/migrations.generated.ts';
 /** The single-file install script. */
 export const INSTALL_SCRIPT = 'sql/absurd.sql';
+
+const FILE_NAME = /^(\d{6})_([A-Za-z0-9][A-Za-z0-9_-]*)\.sql$/;
+
+/**
+ * Splits a migration file name into its version and name, or returns `undefined` when the name
+ * does not follow the `NNNNNN_name.sql` pattern.
+ *
+ * @example
+ * parseMigrationFileName('000002_queues.sql'); // { version: 2, name: 'queues' }
+ */
+export function parseMigrationFileName(fileName: string): MigrationRef | undefined {
+  const match = FILE_NAME.exec(fileName);
+  if (!match?.[1] || !match[2]) return undefined;
+  const version = Number(match[1]);
+  return version > 0 ? { version, name: match[2] } : undefined;
+}
+
+/**
+ * Normalises a migration file's text: drops a byte-order mark and turns CRLF/CR line endings into
+ * `\n`, so that the checksum does not depend on how the repository was checked out.
+ *
+ * @example
+ * normaliseMigrationText('select 1;\r\n'); // 'select 1;\n'
+ */
+export function normaliseMigrationText(text: string): string {
+  return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+}
+
+/**
+ * Hex sha256 of a migration's (normalised) text: recorded when a migration is applied, verified on
+ * every later run.
+ *
+ * @example
+ * migrationChecksum('create schema if not exists absurd;\n'); // '3b1f…'
+ */
+export function migrationChecksum(sql: string): string {
+  return createHash('sha256').update(sql, 'utf8').digest('hex');
+}
+
+/**
+ * Builds a {@link Migration} from a file name and its text, or throws when the name is invalid.
+ *
+ * @example
+ * const m = migrationFromFile('000001_foundation.sql', 'create schema if not exists absurd;\n');
+ */
+export function migrationFromFile(fileName: string, text: string): Migration {
+  const ref = parseMigrationFileName(fileName);
+  if (!ref) {
+    throw new Error(`migration file "${fileName}" must be named NNNNNN_name.sql (six digits from 000001, then letters, digits, _ or -)`);
+  }
+  const sql = normaliseMigrationText(text);
+  return { ...ref, sql, checksum: migrationChecksum(sql) };
+}
 
 /**
  * Reads every `*.sql` file of a migrations directory, in version order. Throws on a badly named

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { installScript } from '../../packages/absurd-kit/src/engine/install-script.js';
-import { migrationFromFile } from '../../packages/absurd-kit/src/engine/migration.js';
+import { migrationFromFile } from '../../scripts/schema-files.js';
 import { migrate, schemaStatus } from '../../packages/absurd-kit/src/migrate.js';
 import { dumpAbsurdCatalogue } from './catalogue.js';
 import { useEmptyDatabases } from './empty-databases.js';

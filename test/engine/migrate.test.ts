@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { migrationFromFile } from '../../packages/absurd-kit/src/engine/migration.js';
+import { migrationFromFile } from '../../scripts/schema-files.js';
 import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
 import { MIGRATION_LOCK_KEY } from '../../packages/absurd-kit/src/engine/tracking.js';
 import { MigrationChecksumError, MigrationFailedError } from '../../packages/absurd-kit/src/errors.js';
