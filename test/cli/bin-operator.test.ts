@@ -31,13 +31,13 @@ describe('bin/absurd.js operator commands', () => {
     const spawned = await absurd(['spawn', 'resize-image', '-q', queue, '-P', 'width:=640', '-P', 'source.url=s3://b/k', '--max-attempts', '2', '--json']);
     expect(spawned.stderr).toBe('');
     expect(spawned.code).toBe(0);
-    const { taskId } = JSON.parse(spawned.stdout) as { taskId: string };
+    const { taskID } = JSON.parse(spawned.stdout) as { taskID: string };
 
-    const shown = await absurd(['tasks', 'show', taskId, '--json']);
+    const shown = await absurd(['tasks', 'show', taskID, '--json']);
     expect(shown.code).toBe(0);
     expect(JSON.parse(shown.stdout)).toMatchObject({
       queue,
-      task: { taskId, taskName: 'resize-image', state: 'pending', maxAttempts: 2, params: { width: 640, source: { url: 's3://b/k' } } },
+      task: { taskID, taskName: 'resize-image', state: 'pending', maxAttempts: 2, params: { width: 640, source: { url: 's3://b/k' } } },
       runs: [{ attempt: 1, state: 'pending' }],
     });
   }, 60_000);

@@ -194,11 +194,11 @@ describe('queue names that need quoting', () => {
     expect(Buffer.byteLength(queue)).toBeLessThanOrEqual(57);
     expect(await cliJson(['queue', 'create', queue, ...d()])).toMatchObject({ queue, created: true });
     expect(await cliJson(['queue', 'policy', queue, '--cleanup-limit', '7', ...d()])).toMatchObject({ queue, cleanupLimit: 7 });
-    const spawned = await cliJson<{ taskId: string; queue: string }>(['spawn', 'greet', '-q', queue, '-P', 'who=you', ...d()]);
+    const spawned = await cliJson<{ taskID: string; queue: string }>(['spawn', 'greet', '-q', queue, '-P', 'who=you', ...d()]);
     expect(spawned.queue).toBe(queue);
-    const listed = await cliJson<{ tasks: { taskId: string; queue: string }[] }>(['tasks', 'list', '-q', queue, ...d()]);
-    expect(listed.tasks).toEqual([expect.objectContaining({ taskId: spawned.taskId, queue })]);
-    const shown = await cliJson<{ queue: string; task: { params: unknown } }>(['tasks', 'show', spawned.taskId, ...d()]);
+    const listed = await cliJson<{ tasks: { taskID: string; queue: string }[] }>(['tasks', 'list', '-q', queue, ...d()]);
+    expect(listed.tasks).toEqual([expect.objectContaining({ taskID: spawned.taskID, queue })]);
+    const shown = await cliJson<{ queue: string; task: { params: unknown } }>(['tasks', 'show', spawned.taskID, ...d()]);
     expect(shown).toMatchObject({ queue, task: { params: { who: 'you' } } });
     expect(await cliJson(['cleanup', queue, '0', '--dry-run', ...d()])).toMatchObject({ queue, tasks: 0 });
     expect(await cliJson(['queue', 'drop', queue, '--yes', ...d()])).toEqual({ queue, dropped: true });

@@ -12,8 +12,8 @@ const broken = fileURLToPath(new URL('./fixtures/broken-workflows', import.meta.
 interface Spawned {
   queue: string;
   taskName: string;
-  taskId: string;
-  runId: string;
+  taskID: string;
+  runID: string;
   attempt: number;
   created: boolean;
   validated: boolean;
@@ -25,11 +25,11 @@ async function newQueue(): Promise<string> {
   return queue;
 }
 
-async function taskRow(queue: string, taskId: string) {
+async function taskRow(queue: string, taskID: string) {
   const { rows } = await db.pool.query(
     `select task_name, params, headers, retry_strategy, max_attempts, cancellation, idempotency_key, state
        from absurd."t_${queue.replaceAll('"', '""')}" where task_id = $1`,
-    [taskId],
+    [taskID],
   );
   return rows[0] as Record<string, unknown> | undefined;
 }
@@ -49,7 +49,7 @@ describe('absurd spawn (no contract)', () => {
       '-P', 'note=a=b', '-H', 'trace=abc', '-H', 'tenant=acme', ...d(),
     ]);
     expect(spawned).toMatchObject({ queue, taskName: 'send-invoice', attempt: 1, created: true, validated: false });
-    expect(await taskRow(queue, spawned.taskId)).toEqual({
+    expect(await taskRow(queue, spawned.taskID)).toEqual({
       task_name: 'send-invoice',
       params: { invoice: { id: 'I-1' }, copies: 2, customer: { email: 'a@example.com', vip: true }, lines: [1, 2], note: 'a=b' },
       headers: { trace: 'abc', tenant: 'acme' },
@@ -59,7 +59,7 @@ describe('absurd spawn (no contract)', () => {
       idempotency_key: null,
       state: 'pending',
     });
-    const { rows } = await db.pool.query(`select state, attempt from absurd."r_${queue}" where run_id = $1`, [spawned.runId]);
+    const { rows } = await db.pool.query(`select state, attempt from absurd."r_${queue}" where run_id = $1`, [spawned.runID]);
     expect(rows[0]).toEqual({ state: 'pending', attempt: 1 });
   });
 
@@ -78,13 +78,13 @@ describe('absurd spawn (no contract)', () => {
   ])('retry flags %j store %j (a retry flag without a kind means exponential)', async (flags, strategy) => {
     const queue = await newQueue();
     const spawned = await cliJson<Spawned>(['spawn', 'flaky', '-q', queue, ...flags, ...d()]);
-    expect((await taskRow(queue, spawned.taskId))?.retry_strategy).toEqual(strategy);
+    expect((await taskRow(queue, spawned.taskID))?.retry_strategy).toEqual(strategy);
   });
 
   it('stores --max-attempts, --max-duration and --max-delay', async () => {
     const queue = await newQueue();
     const spawned = await cliJson<Spawned>(['spawn', 'slow', '-q', queue, '--max-attempts', '3', '--max-duration', '600', '--max-delay', '30', ...d()]);
-    expect(await taskRow(queue, spawned.taskId)).toMatchObject({ max_attempts: 3, cancellation: { max_duration: 600, max_delay: 30 } });
+    expect(await taskRow(queue, spawned.taskID)).toMatchObject({ max_attempts: 3, cancellation: { max_duration: 600, max_delay: 30 } });
   });
 
   it('--idempotency-key spawns once and says so the second time', async () => {
@@ -92,9 +92,9 @@ describe('absurd spawn (no contract)', () => {
     const first = await cliJson<Spawned>(['spawn', 'once', '-q', queue, '--idempotency-key', 'k-1', ...d()]);
     const again = await cli(['spawn', 'once', '-q', queue, '--idempotency-key', 'k-1', ...d()]);
     expect(again.code).toBe(0);
-    expect(again.stdout).toContain(`task ${first.taskId} already exists for idempotency key "k-1" on queue "${queue}"; nothing spawned`);
+    expect(again.stdout).toContain(`task ${first.taskID} already exists for idempotency key "k-1" on queue "${queue}"; nothing spawned`);
     const json = await cliJson<Spawned>(['spawn', 'once', '-q', queue, '--idempotency-key', 'k-1', ...d()]);
-    expect(json).toMatchObject({ taskId: first.taskId, created: false });
+    expect(json).toMatchObject({ taskID: first.taskID, created: false });
     expect(await taskCount(queue)).toBe(1);
   });
 
@@ -179,7 +179,7 @@ describe('absurd spawn with a contract', () => {
       '-P', 'orderId=O-1', '-P', 'amount:=1999', '-P', 'customer.email=a@example.com', ...d(),
     ]);
     expect(spawned).toMatchObject({ queue: CONTRACT_QUEUE, created: true, validated: true });
-    expect(await taskRow(CONTRACT_QUEUE, spawned.taskId)).toMatchObject({
+    expect(await taskRow(CONTRACT_QUEUE, spawned.taskID)).toMatchObject({
       params: { orderId: 'O-1', amount: 1999, customer: { email: 'a@example.com' } },
       max_attempts: 7,
       retry_strategy: { kind: 'fixed', base_seconds: 9 },
@@ -227,7 +227,7 @@ describe('absurd spawn with a contract', () => {
       'spawn', 'order-fulfillment', '-P', 'orderId=A', '-P', 'amount:=12', '-P', 'items:=["sku-1"]', '-P', 'email=a@example.com', ...d(),
     ]);
     expect(good).toMatchObject({ queue: 'orders', validated: true });
-    expect((await taskRow('orders', good.taskId))?.max_attempts).toBe(5);
+    expect((await taskRow('orders', good.taskID))?.max_attempts).toBe(5);
   });
 
   it('fails clearly when --workflows is missing or a contract file does not load', async () => {
@@ -270,9 +270,9 @@ describe('absurd emit', () => {
     const queue = await newQueue();
     const spawned = await cliJson<Spawned>(['spawn', 'waiter', '-q', queue, ...d()]);
     await db.pool.query(`select * from absurd.claim_task($1, 'w', 60, 1)`, [queue]);
-    await db.pool.query(`select * from absurd.await_event($1, $2, $3, 'wait', 'go:1', null)`, [queue, spawned.taskId, spawned.runId]);
+    await db.pool.query(`select * from absurd.await_event($1, $2, $3, 'wait', 'go:1', null)`, [queue, spawned.taskID, spawned.runID]);
     expect(await cliJson(['emit', 'go', '--key', '1', '-q', queue, '--payload', '{"ok": true}', ...d()])).toMatchObject({ emitted: true });
-    const { rows } = await db.pool.query(`select state, event_payload from absurd."r_${queue}" where run_id = $1`, [spawned.runId]);
+    const { rows } = await db.pool.query(`select state, event_payload from absurd."r_${queue}" where run_id = $1`, [spawned.runID]);
     expect(rows[0]).toEqual({ state: 'pending', event_payload: { ok: true } });
   });
 

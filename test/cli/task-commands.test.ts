@@ -14,7 +14,7 @@ beforeAll(async () => {
 
 interface Listed {
   queue: string;
-  taskId: string;
+  taskID: string;
   taskName: string;
   state: string;
   attempts: number;
@@ -55,9 +55,9 @@ async function claim(queue: string, worker: string): Promise<{ run_id: string; t
   return rows[0];
 }
 
-async function failRun(queue: string, runId: string, message: string): Promise<void> {
+async function failRun(queue: string, runID: string, message: string): Promise<void> {
   const reason = { name: 'Error', message, stack: null };
-  await db.pool.query('select absurd.fail_run($1, $2, $3, null)', [queue, runId, JSON.stringify(reason)]);
+  await db.pool.query('select absurd.fail_run($1, $2, $3, null)', [queue, runID, JSON.stringify(reason)]);
 }
 
 /** A task that failed its only attempt, alone in a new queue (so that the claim takes it). */
@@ -77,14 +77,14 @@ describe('absurd tasks list', () => {
     const t2 = await spawnAt('2024-01-02T00:00:00Z', b, name);
     const t3 = await spawnAt('2024-01-03T00:00:00Z', a, name);
     const { tasks, nextAfter } = await cliJson<{ tasks: Listed[]; nextAfter: string | null }>(['tasks', 'list', '--name', name, ...d()]);
-    expect(tasks.map((t) => [t.taskId, t.queue])).toEqual([
+    expect(tasks.map((t) => [t.taskID, t.queue])).toEqual([
       [t3.task_id, a],
       [t2.task_id, b],
       [t1.task_id, a],
     ]);
     expect(tasks[0]).toEqual({
       queue: a,
-      taskId: t3.task_id,
+      taskID: t3.task_id,
       taskName: name,
       state: 'pending',
       attempts: 1,
@@ -114,7 +114,7 @@ describe('absurd tasks list', () => {
     const running = await claim(queue, 'w'); // the oldest pending run: `old`
     expect(running.task_id).toBe(old.task_id);
     const ids = async (...flags: string[]) =>
-      (await cliJson<{ tasks: Listed[] }>(['tasks', 'list', '-q', queue, ...flags, ...d()])).tasks.map((t) => t.taskId);
+      (await cliJson<{ tasks: Listed[] }>(['tasks', 'list', '-q', queue, ...flags, ...d()])).tasks.map((t) => t.taskID);
 
     expect(await ids()).toEqual([email.task_id, recent.task_id, middle.task_id, old.task_id]);
     expect(await ids('--state', 'running')).toEqual([old.task_id]);
@@ -135,16 +135,16 @@ describe('absurd tasks list', () => {
       cliJson<{ tasks: Listed[]; nextAfter: string | null }>(['tasks', 'list', '-q', queue, '--limit', '2', ...flags, ...d()]);
 
     const first = await page();
-    expect(first.tasks.map((t) => t.taskId)).toEqual(newestFirst.slice(0, 2));
+    expect(first.tasks.map((t) => t.taskID)).toEqual(newestFirst.slice(0, 2));
     expect(first.nextAfter).toBe(newestFirst[1]);
     const second = await page('--after', first.nextAfter!);
-    expect(second.tasks.map((t) => t.taskId)).toEqual(newestFirst.slice(2, 4));
+    expect(second.tasks.map((t) => t.taskID)).toEqual(newestFirst.slice(2, 4));
     const third = await page('--after', second.nextAfter!);
-    expect(third).toEqual({ tasks: [expect.objectContaining({ taskId: newestFirst[4] })], nextAfter: null });
-    expect((await page('--offset', '2')).tasks.map((t) => t.taskId)).toEqual(newestFirst.slice(2, 4));
+    expect(third).toEqual({ tasks: [expect.objectContaining({ taskID: newestFirst[4] })], nextAfter: null });
+    expect((await page('--offset', '2')).tasks.map((t) => t.taskID)).toEqual(newestFirst.slice(2, 4));
     // --after finds its anchor task in any queue when -q is omitted.
     const across = await cliJson<{ tasks: Listed[] }>(['tasks', 'list', '--name', 'page', '--after', newestFirst[3]!, ...d()]);
-    expect(across.tasks.map((t) => t.taskId)).toEqual([newestFirst[4]]);
+    expect(across.tasks.map((t) => t.taskID)).toEqual([newestFirst[4]]);
 
     const text = await cli(['tasks', 'list', '-q', queue, '-l', '2', ...d()]);
     expect(text.stdout.trimEnd().split('\n').at(-1)).toBe(`(2 shown; next page: --after ${newestFirst[1]})`);
@@ -199,7 +199,7 @@ describe('absurd tasks show', () => {
     const shown = await cliJson<Record<string, any>>(['tasks', 'show', task.task_id, ...d()]);
     expect(shown.queue).toBe(queue);
     expect(shown.task).toMatchObject({
-      taskId: task.task_id,
+      taskID: task.task_id,
       taskName: 'ship-order',
       state: 'sleeping',
       attempts: 2,
@@ -213,13 +213,13 @@ describe('absurd tasks show', () => {
       lastAttemptRun: second.run_id,
     });
     expect(shown.runs).toEqual([
-      expect.objectContaining({ runId: task.run_id, attempt: 1, state: 'failed', claimedBy: 'worker-1', failureReason: { name: 'Error', message: 'card declined', stack: null } }),
-      expect.objectContaining({ runId: second.run_id, attempt: 2, state: 'sleeping', wakeEvent: 'shipped:O-9', failureReason: null }),
+      expect.objectContaining({ runID: task.run_id, attempt: 1, state: 'failed', claimedBy: 'worker-1', failureReason: { name: 'Error', message: 'card declined', stack: null } }),
+      expect.objectContaining({ runID: second.run_id, attempt: 2, state: 'sleeping', wakeEvent: 'shipped:O-9', failureReason: null }),
     ]);
     expect(shown.runs[0].failedAt).toMatch(/Z$/);
-    expect(shown.checkpoints).toEqual([expect.objectContaining({ name: 'charge', status: 'committed', ownerRunId: task.run_id, state: { paymentId: 'p-1' } })]);
+    expect(shown.checkpoints).toEqual([expect.objectContaining({ name: 'charge', status: 'committed', ownerRunID: task.run_id, state: { paymentId: 'p-1' } })]);
     expect(shown.waits).toEqual([
-      expect.objectContaining({ runId: second.run_id, stepName: 'await-ship', eventName: 'shipped:O-9', eventEmittedAt: null, timeoutAt: expect.stringMatching(/Z$/) }),
+      expect.objectContaining({ runID: second.run_id, stepName: 'await-ship', eventName: 'shipped:O-9', eventEmittedAt: null, timeoutAt: expect.stringMatching(/Z$/) }),
     ]);
     expect(shown).toMatchObject({ result: null, failure: null });
 
@@ -260,7 +260,7 @@ describe('absurd tasks show', () => {
     const shown = await cliJson<Record<string, any>>(['tasks', 'show', task.run_id, ...d()]);
     expect(shown).toMatchObject({
       queue,
-      task: { taskId: task.task_id, state: 'failed' },
+      task: { taskID: task.task_id, state: 'failed' },
       failure: { name: 'Error', message: 'no luck' },
       result: null,
     });
@@ -293,7 +293,7 @@ describe('absurd cancel', () => {
     const task = await spawnAt(null, queue, 'cancel-me');
     expect(await cliJson(['cancel', task.task_id, '-q', queue, ...d()])).toEqual({
       queue,
-      taskId: task.task_id,
+      taskID: task.task_id,
       previousState: 'pending',
       state: 'cancelled',
       cancelled: true,
@@ -329,7 +329,7 @@ describe('absurd retry', () => {
   it('retries a failed task in place: one more attempt by default, or up to --max-attempts', async () => {
     const { queue, ...task } = await failedTask();
     const retried = await cliJson(['retry', task.task_id, '-q', queue, ...d()]);
-    expect(retried).toMatchObject({ queue, retriedTaskId: task.task_id, taskId: task.task_id, attempt: 2, created: false });
+    expect(retried).toMatchObject({ queue, retriedTaskID: task.task_id, taskID: task.task_id, attempt: 2, created: false });
     const { rows } = await db.pool.query(`select state, max_attempts from absurd."t_${queue}" where task_id = $1`, [task.task_id]);
     expect(rows[0]).toEqual({ state: 'pending', max_attempts: 2 });
 
@@ -342,10 +342,10 @@ describe('absurd retry', () => {
 
   it('--spawn-new spawns a new task with the same params', async () => {
     const { queue, ...task } = await failedTask('import', { file: 'a.csv' });
-    const retried = await cliJson<{ taskId: string; created: boolean; attempt: number }>(['retry', task.task_id, '--spawn-new', '--max-attempts', '4', ...d()]);
-    expect(retried).toMatchObject({ created: true, attempt: 1, retriedTaskId: task.task_id });
-    expect(retried.taskId).not.toBe(task.task_id);
-    const { rows } = await db.pool.query(`select task_name, params, max_attempts, state from absurd."t_${queue}" where task_id = $1`, [retried.taskId]);
+    const retried = await cliJson<{ taskID: string; created: boolean; attempt: number }>(['retry', task.task_id, '--spawn-new', '--max-attempts', '4', ...d()]);
+    expect(retried).toMatchObject({ created: true, attempt: 1, retriedTaskID: task.task_id });
+    expect(retried.taskID).not.toBe(task.task_id);
+    const { rows } = await db.pool.query(`select task_name, params, max_attempts, state from absurd."t_${queue}" where task_id = $1`, [retried.taskID]);
     expect(rows[0]).toEqual({ task_name: 'import', params: { file: 'a.csv' }, max_attempts: 4, state: 'pending' });
   });
 

@@ -1,14 +1,22 @@
 /**
  * Database access of the operator commands: one connection per command, a schema check first,
- * queue existence checks, and quoted names of the per-queue tables.
+ * queue existence checks, the runtime's client on that connection, and running the statements
+ * that the CLI's queries build for per-queue tables.
  */
 import type pg from 'pg';
-import { connectClient } from '../../absurd-kit/src/db.js';
-import { SchemaMissingError, SchemaOutdatedError, SchemaTooNewError } from '../../absurd-kit/src/errors.js';
-import { schemaStatus } from '../../absurd-kit/src/migrate.js';
-import type { QueueStorageMode } from '../../absurd-kit/src/queue-admin.js';
+import {
+  Absurd,
+  SchemaMissingError,
+  SchemaOutdatedError,
+  SchemaTooNewError,
+  schemaStatus,
+  type AbsurdOptions,
+  type QueueStorageMode,
+} from 'absurd-kit';
 import type { CommandContext } from './cli-command.js';
 import { QueueNotFoundError } from './cli-errors.js';
+import { connectDatabase } from './database/connect.js';
+import { queueStorageMode } from './queries/queues.queries.js';
 
 /**
  * Opens one connection to the command's database, checks that the engine schema is there (a
@@ -19,10 +27,10 @@ import { QueueNotFoundError } from './cli-errors.js';
  * `SchemaOutdatedError` or `SchemaTooNewError` before `fn` runs.
  *
  * @example
- * await withEngine(context, async (db) => (await db.query('select 1')).rows);
+ * await withEngine(context, async (db) => (await queueRows.run(undefined, db)).length);
  */
-export async function withEngine<T>(context: CommandContext, fn: (db: pg.ClientBase) => Promise<T>): Promise<T> {
-  const db = await connectClient(context.databaseUrl());
+export async function withEngine<T>(context: CommandContext, fn: (db: pg.Client) => Promise<T>): Promise<T> {
+  const db = await connectDatabase(context.databaseUrl());
   try {
     const status = await schemaStatus(db);
     if (status.state === 'not-installed') throw new SchemaMissingError();
@@ -35,7 +43,20 @@ export async function withEngine<T>(context: CommandContext, fn: (db: pg.ClientB
 }
 
 /**
- * An SQL identifier in double quotes (queue names may hold quotes, spaces and upper case).
+ * The runtime's client on the command's connection, for what it already does the way every
+ * producer does it — spawning, emitting, cancelling, retrying, creating and dropping queues — wake-up
+ * notifications and contract checks included. It never owns `db`.
+ *
+ * @example
+ * await engineClient(db).cancelTask(taskID, 'orders');
+ */
+export function engineClient(db: pg.ClientBase, options: Omit<AbsurdOptions, 'db'> = {}): Absurd {
+  return new Absurd({ ...options, db });
+}
+
+/**
+ * An SQL identifier in double quotes (queue names may hold quotes, spaces and upper case), for
+ * messages that name a table the way psql wants it typed.
  *
  * @example
  * quoteIdent('t_bad"name'); // '"t_bad""name"'
@@ -45,20 +66,6 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** The per-queue tables of the contract (§1.5): tasks, runs, checkpoints, events, waits. */
-export type QueueTablePrefix = 't' | 'r' | 'c' | 'e' | 'w';
-
-/**
- * The quoted, schema-qualified name of a queue's table. Only call it with a queue name read back
- * from `absurd.queues` (see {@link requireQueue}), never with unchecked input.
- *
- * @example
- * queueTable('t', 'orders'); // 'absurd."t_orders"'
- */
-export function queueTable(prefix: QueueTablePrefix, queue: string): string {
-  return `absurd.${quoteIdent(`${prefix}_${queue}`)}`;
-}
-
 /**
  * The queue's storage mode; throws {@link QueueNotFoundError} when there is no such queue.
  *
@@ -66,22 +73,35 @@ export function queueTable(prefix: QueueTablePrefix, queue: string): string {
  * await requireQueue(db, 'orders'); // 'unpartitioned'
  */
 export async function requireQueue(db: pg.ClientBase, queue: string, hint?: string): Promise<QueueStorageMode> {
-  const { rows } = await db.query<{ storage_mode: QueueStorageMode }>(
-    'select storage_mode from absurd.queues where queue_name = $1',
-    [queue],
-  );
-  const row = rows[0];
+  const [row] = await queueStorageMode.run({ queueName: queue }, db);
   if (!row) throw new QueueNotFoundError(queue, hint);
-  return row.storage_mode;
+  return row.storage_mode as QueueStorageMode;
 }
 
 /**
- * Every queue name, sorted.
+ * Runs a statement that one of the CLI's queries built for a queue's tables (see
+ * `src/queries/tasks.sql`): its text comes from SQL, where every table name was quoted by
+ * `format('%I', …)`; `values` are its parameters. `R` is the row shape the query's header
+ * documents (these statements are not checked by pgtyped, the queries that build them are).
  *
  * @example
- * await queueNames(db); // ['orders', 'receipts']
+ * const [built] = await taskStateStatement.run({ queueName: 'orders' }, db);
+ * const [task] = await runStatement<{ state: string }>(db, built!.statement, [taskID]);
  */
-export async function queueNames(db: pg.ClientBase): Promise<string[]> {
-  const { rows } = await db.query<{ queue_name: string }>('select queue_name from absurd.list_queues()');
-  return rows.map((row) => row.queue_name);
+export async function runStatement<R extends object>(db: pg.ClientBase, statement: string, values: readonly unknown[] = []): Promise<R[]> {
+  const { rows } = await db.query<R>(statement, [...values]);
+  return rows;
+}
+
+/**
+ * The one row a query returns, or an error naming the query (a query that always returns one row
+ * returned none: the engine schema is not what this version expects).
+ *
+ * @example
+ * const built = oneRow(await taskStateStatement.run({ queueName }, db), 'TaskStateStatement');
+ */
+export function oneRow<R>(rows: readonly R[], query: string): R {
+  const row = rows[0];
+  if (row === undefined) throw new Error(`${query} returned no row`);
+  return row;
 }

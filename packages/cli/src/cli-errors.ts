@@ -2,7 +2,7 @@
  * Errors of the operator commands (queues, tasks, events). Each says what is wrong with what,
  * and which command to run next.
  */
-import { AbsurdError } from '../../absurd-kit/src/errors.js';
+import { AbsurdError } from 'absurd-kit';
 import { shellQuote } from './cli-format.js';
 
 /**
@@ -29,15 +29,15 @@ export class QueueNotFoundError extends AbsurdError {
  */
 export class TaskNotFoundError extends AbsurdError {
   declare readonly code: 'TASK_NOT_FOUND';
-  readonly taskId: string;
+  readonly taskID: string;
   /** The queue searched, or undefined when every queue was. */
   readonly queue: string | undefined;
 
-  constructor(taskId: string, queue: string | undefined) {
+  constructor(taskID: string, queue: string | undefined) {
     const where = queue === undefined ? 'in any queue' : `in queue ${JSON.stringify(queue)}`;
     const list = queue === undefined ? 'absurd tasks list' : `absurd tasks list -q ${shellQuote(queue)}`;
-    super('TASK_NOT_FOUND', `task ${taskId} not found ${where} — see \`${list}\``);
-    this.taskId = taskId;
+    super('TASK_NOT_FOUND', `task ${taskID} not found ${where} — see \`${list}\``);
+    this.taskID = taskID;
     this.queue = queue;
   }
 }

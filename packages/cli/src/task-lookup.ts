@@ -2,9 +2,10 @@
  * Finding a task by id in one queue or in all of them (task ids are UUIDs, unique across queues).
  */
 import type pg from 'pg';
-import { AbsurdError } from '../../absurd-kit/src/errors.js';
-import { queueNames, queueTable, requireQueue } from './cli-database.js';
+import { AbsurdError } from 'absurd-kit';
+import { requireQueue, runStatement } from './cli-database.js';
 import { TaskNotFoundError } from './cli-errors.js';
+import { findTaskStatement } from './queries/tasks.queries.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -13,9 +14,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * sees a malformed id).
  *
  * @example
- * checkTaskId('0190b6a2-5c1e-7000-8000-000000000000');
+ * checkTaskID('0190b6a2-5c1e-7000-8000-000000000000');
  */
-export function checkTaskId(text: string): string {
+export function checkTaskID(text: string): string {
   if (!UUID.test(text)) {
     throw new AbsurdError('INVALID_TASK_ID', `${JSON.stringify(text)} is not a task id (task ids are UUIDs such as 0190b6a2-5c1e-7d3a-9f00-4b5c6d7e8f90)`);
   }
@@ -25,7 +26,7 @@ export function checkTaskId(text: string): string {
 /** Where a task was found. */
 export interface FoundTask {
   readonly queue: string;
-  readonly taskId: string;
+  readonly taskID: string;
 }
 
 /**
@@ -34,7 +35,7 @@ export interface FoundTask {
  * an unknown queue and {@link TaskNotFoundError} when no queue has the id.
  *
  * @example
- * const { queue } = await findTask(db, taskId, undefined);
+ * const { queue } = await findTask(db, taskID, undefined);
  */
 export async function findTask(
   db: pg.ClientBase,
@@ -42,22 +43,12 @@ export async function findTask(
   queue: string | undefined,
   options: { byRun?: boolean } = {},
 ): Promise<FoundTask> {
-  const taskId = checkTaskId(id);
+  const taskID = checkTaskID(id);
   if (queue !== undefined) await requireQueue(db, queue);
-  const queues = queue === undefined ? await queueNames(db) : [queue];
-  if (queues.length === 0) throw new TaskNotFoundError(taskId, queue);
-  // One statement over every queue; queue names travel as parameters, table names are quoted.
-  const branches = queues.flatMap((name, i) => {
-    const q = `$${i + 2}::text`;
-    const byTask = `select ${q} as queue_name, task_id, 0 as via_run from ${queueTable('t', name)} where task_id = $1::uuid`;
-    const byRun = `select ${q} as queue_name, task_id, 1 as via_run from ${queueTable('r', name)} where run_id = $1::uuid`;
-    return options.byRun ? [byTask, byRun] : [byTask];
-  });
-  const { rows } = await db.query<{ queue_name: string; task_id: string }>(
-    `select queue_name, task_id from (${branches.join(' union all ')}) found order by via_run, queue_name limit 1`,
-    [taskId, ...queues],
-  );
-  const row = rows[0];
-  if (!row) throw new TaskNotFoundError(taskId, queue);
-  return { queue: row.queue_name, taskId: row.task_id };
+  // One statement over every queue (or the one given), built in SQL from absurd.queues.
+  const [built] = await findTaskStatement.run({ queueName: queue ?? null, byRun: options.byRun === true }, db);
+  if (!built?.statement) throw new TaskNotFoundError(taskID, queue);
+  const [row] = await runStatement<{ queue_name: string; task_id: string }>(db, built.statement, [taskID]);
+  if (!row) throw new TaskNotFoundError(taskID, queue);
+  return { queue: row.queue_name, taskID: row.task_id };
 }

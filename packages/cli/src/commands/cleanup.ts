@@ -4,8 +4,9 @@
  */
 import { UsageError } from '../cli-args.js';
 import { EXIT, type CommandSpec } from '../cli-command.js';
-import { queueTable, requireQueue, withEngine } from '../cli-database.js';
+import { oneRow, requireQueue, runStatement, withEngine } from '../cli-database.js';
 import { booleanFlag, integerFlag } from '../cli-flags.js';
+import { cleanupBatch, cleanupCountStatement } from '../queries/cleanup.queries.js';
 
 /** The longest TTL the engine's integer seconds parameter can hold (~68 years). */
 const MAX_TTL_SECONDS = 2_147_483_647;
@@ -44,30 +45,15 @@ export const cleanupCommand: CommandSpec = {
     const counts = await withEngine(context, async (db) => {
       await requireQueue(db, queue);
       if (dryRun) {
-        // The same selection as cleanup_tasks: the terminal time comes from the last run, or
-        // from cancelled_at for cancelled tasks.
-        const { rows } = await db.query<{ tasks: number; events: number }>(
-          `with cutoff as (select absurd.current_time() - make_interval(secs => $1) as at)
-           select (select count(*)::int
-                     from ${queueTable('t', queue)} t
-                     left join ${queueTable('r', queue)} r on r.run_id = t.last_attempt_run
-                    where case t.state when 'completed' then r.completed_at
-                                       when 'failed' then r.failed_at
-                                       when 'cancelled' then t.cancelled_at end < (select at from cutoff)) as tasks,
-                  (select count(*)::int from ${queueTable('e', queue)} e
-                    where e.emitted_at < (select at from cutoff)) as events`,
-          [ttl],
-        );
-        return rows[0] ?? { tasks: 0, events: 0 };
+        // The same selection as cleanup_tasks, counted (see CleanupCountStatement).
+        const { statement } = oneRow(await cleanupCountStatement.run({ queueName: queue }, db), 'CleanupCountStatement');
+        const [counted] = await runStatement<{ tasks: number; events: number }>(db, statement, [ttl]);
+        return counted ?? { tasks: 0, events: 0 };
       }
       let tasks = 0;
       let events = 0;
       for (;;) {
-        const { rows } = await db.query<{ tasks: number; events: number }>(
-          'select absurd.cleanup_tasks($1, $2, $3) as tasks, absurd.cleanup_events($1, $2, $3) as events',
-          [queue, ttl, limit],
-        );
-        const batch = rows[0] ?? { tasks: 0, events: 0 };
+        const batch = oneRow(await cleanupBatch.run({ queueName: queue, ttlSeconds: ttl, limit }, db), 'CleanupBatch');
         tasks += batch.tasks;
         events += batch.events;
         if (batch.tasks === 0 && batch.events === 0) return { tasks, events };

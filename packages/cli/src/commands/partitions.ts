@@ -6,9 +6,19 @@
 import type pg from 'pg';
 import { UsageError } from '../cli-args.js';
 import { EXIT, type CommandSpec } from '../cli-command.js';
-import { quoteIdent, requireQueue, withEngine } from '../cli-database.js';
+import { oneRow, quoteIdent, requireQueue, runStatement, withEngine } from '../cli-database.js';
 import { booleanFlag, stringFlag } from '../cli-flags.js';
 import { displayName, formatTime, jsonTime, renderTable, shellQuote } from '../cli-format.js';
+import {
+  detachCandidates,
+  detachPartitionStatement,
+  disableCron,
+  dropDetachedPartition,
+  enableCronStatement,
+  ensurePartitions,
+  partitionNames as partitionNamesQuery,
+  tableState,
+} from '../queries/partitions.queries.js';
 
 const jsonFlag = { name: 'json', description: 'Print one JSON object instead of text lines' } as const;
 
@@ -34,10 +44,11 @@ function cronJobs(rows: readonly { job_name: string; job_id: string }[]): CronJo
   });
 }
 
+/** The schedule flags, the parameter of EnableCronStatement each sets, and the engine's default. */
 const SCHEDULE_FLAGS = [
-  { name: 'partition-schedule', param: 'p_partition_schedule', what: 'ensure_partitions', fallback: '5 * * * *' },
-  { name: 'cleanup-schedule', param: 'p_cleanup_schedule', what: 'cleanup_all_queues', fallback: '17 * * * *' },
-  { name: 'detach-schedule', param: 'p_detach_schedule', what: 'schedule_detach_jobs', fallback: '29 * * * *' },
+  { name: 'partition-schedule', param: 'partitionSchedule', what: 'ensure_partitions', fallback: '5 * * * *' },
+  { name: 'cleanup-schedule', param: 'cleanupSchedule', what: 'cleanup_all_queues', fallback: '17 * * * *' },
+  { name: 'detach-schedule', param: 'detachSchedule', what: 'schedule_detach_jobs', fallback: '29 * * * *' },
 ] as const;
 
 /** `absurd cron`. */
@@ -73,21 +84,12 @@ export const cronCommand: CommandSpec = {
       throw new UsageError(`--${schedules[0]?.name ?? 'schedule'} only applies with --enable`);
     }
     const jobs = await withEngine(context, async (db) => {
-      if (disable) {
-        const { rows } = await db.query<{ job_name: string; job_id: string }>(
-          'select job_name, job_id::text as job_id from absurd.disable_cron($1::text)',
-          [queue ?? null],
-        );
-        return cronJobs(rows);
-      }
+      if (disable) return cronJobs(await disableCron.run({ queueName: queue ?? null }, db));
       if (queue !== undefined) await requireQueue(db, queue);
-      // Schedules not given keep the engine's defaults (named arguments are passed only when set).
-      const named = schedules.map((s, i) => `, ${s.param} => $${i + 2}::text`).join('');
-      const { rows } = await db.query<{ job_name: string; job_id: string }>(
-        `select job_name, job_id::text as job_id from absurd.enable_cron($1::text${named})`,
-        [queue ?? null, ...schedules.map((s) => s.value)],
-      );
-      return cronJobs(rows);
+      // Schedules not given keep the engine's defaults: the statement passes only those set.
+      const params = Object.fromEntries(schedules.map((s) => [s.param, s.value]));
+      const { statement } = oneRow(await enableCronStatement.run({ queueName: queue ?? null, ...params }, db), 'EnableCronStatement');
+      return cronJobs(await runStatement<{ job_name: string; job_id: string }>(db, statement));
     });
     if (booleanFlag(context, 'json')) {
       context.print(JSON.stringify({ action: enable ? 'enable' : 'disable', queue: queue ?? null, jobs }));
@@ -105,9 +107,7 @@ export const cronCommand: CommandSpec = {
 
 /** The names of every attached partition in schema absurd. */
 async function partitionNames(db: pg.ClientBase): Promise<Set<string>> {
-  const { rows } = await db.query<{ relname: string }>(
-    `select c.relname from pg_class c where c.relnamespace = 'absurd'::regnamespace and c.relispartition and c.relkind = 'r'`,
-  );
+  const rows = await partitionNamesQuery.run(undefined, db);
   return new Set(rows.map((r) => r.relname));
 }
 
@@ -125,7 +125,7 @@ export const partitionsEnsureCommand: CommandSpec = {
     const { created, storageMode } = await withEngine(context, async (db) => {
       const mode = queue === undefined ? undefined : await requireQueue(db, queue);
       const before = await partitionNames(db);
-      await db.query('select absurd.ensure_partitions($1::text)', [queue ?? null]);
+      await ensurePartitions.run({ queueName: queue ?? null }, db);
       const after = await partitionNames(db);
       return { created: [...after].filter((name) => !before.has(name)).sort(), storageMode: mode };
     });
@@ -146,43 +146,10 @@ export const partitionsEnsureCommand: CommandSpec = {
 };
 
 /** One row of list_detach_candidates, with what detaching it takes. */
-interface Candidate {
-  queue_name: string;
-  parent_table: string;
-  partition_table: string;
-  upper_bound: Date | null;
-  parent_has_default: boolean;
-}
+type Candidate = Awaited<ReturnType<typeof detachCandidates.run>>[number];
 
-/**
- * The `alter table … detach partition …` statement of a partition, `concurrently` only when the
- * parent has no DEFAULT partition (Postgres refuses a concurrent detach then), as the engine's
- * schedule_detach_jobs writes it.
- *
- * @example
- * detachSql('t_orders', 't_orders_419', false); // alter table absurd."t_orders" detach partition absurd."t_orders_419" concurrently
- */
-export function detachSql(parent: string, partition: string, parentHasDefault: boolean): string {
-  const statement = `alter table absurd.${quoteIdent(parent)} detach partition absurd.${quoteIdent(partition)}`;
-  return parentHasDefault ? statement : `${statement} concurrently`;
-}
-
-/** The upper bound of a partition's UUIDv7 range as a time (null when it has none). */
-const UPPER_BOUND_SQL = `absurd.uuidv7_timestamp(substring(pg_get_expr(c.relpartbound, c.oid)
-  from 'TO \\(''([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})''')::uuid)`;
-
-async function listCandidates(db: pg.ClientBase, queue: string | undefined): Promise<Candidate[]> {
-  const { rows } = await db.query<Candidate>(
-    `select d.queue_name, d.parent_table, d.partition_table,
-            ${UPPER_BOUND_SQL} as upper_bound,
-            coalesce((select pt.partdefid <> 0 from pg_partitioned_table pt
-                       where pt.partrelid = format('absurd.%I', d.parent_table)::regclass), false) as parent_has_default
-       from absurd.list_detach_candidates($1::text) d
-       join pg_class c on c.relnamespace = 'absurd'::regnamespace and c.relname = d.partition_table
-      order by d.queue_name, d.parent_table, upper_bound, d.partition_table`,
-    [queue ?? null],
-  );
-  return rows;
+function listCandidates(db: pg.ClientBase, queue: string | undefined): Promise<Candidate[]> {
+  return detachCandidates.run({ queueName: queue ?? null }, db);
 }
 
 /** `absurd partitions candidates`. */
@@ -213,7 +180,7 @@ export const partitionsCandidatesCommand: CommandSpec = {
             parentTable: c.parent_table,
             partitionTable: c.partition_table,
             upperBound: jsonTime(c.upper_bound),
-            sql: detachSql(c.parent_table, c.partition_table, c.parent_has_default),
+            sql: c.detach_sql,
           })),
         }),
       );
@@ -226,7 +193,7 @@ export const partitionsCandidatesCommand: CommandSpec = {
       return EXIT.ok;
     }
     if (booleanFlag(context, 'show-sql')) {
-      for (const c of candidates) context.print(`${detachSql(c.parent_table, c.partition_table, c.parent_has_default)};`);
+      for (const c of candidates) context.print(`${c.detach_sql};`);
       return EXIT.ok;
     }
     const table = renderTable(
@@ -237,27 +204,6 @@ export const partitionsCandidatesCommand: CommandSpec = {
     return EXIT.ok;
   },
 };
-
-/** Where a table of schema absurd stands: its kind and, when attached, its parent. */
-interface TableState {
-  relkind: string;
-  parent_table: string | null;
-  detach_pending: boolean | null;
-  parent_has_default: boolean | null;
-}
-
-async function tableState(db: pg.ClientBase, table: string): Promise<TableState | undefined> {
-  const { rows } = await db.query<TableState>(
-    `select c.relkind::text as relkind, p.relname as parent_table, i.inhdetachpending as detach_pending,
-            (select pt.partdefid <> 0 from pg_partitioned_table pt where pt.partrelid = p.oid) as parent_has_default
-       from pg_class c
-       left join pg_inherits i on i.inhrelid = c.oid
-       left join pg_class p on p.oid = i.inhparent
-      where c.relnamespace = 'absurd'::regnamespace and c.relname = $1`,
-    [table],
-  );
-  return rows[0];
-}
 
 /** The weekly partition names of the engine: `<t|r|c|w>_<queue>_<3-digit week tag>`. */
 const PARTITION_NAME = /^[trcw]_.+_[0-9]{3}$/;
@@ -286,7 +232,7 @@ export const partitionsDetachCommand: CommandSpec = {
     const name = `absurd.${quoteIdent(partition)}`;
     const outcome = await withEngine(context, async (db) => {
       if (queue !== undefined) await requireQueue(db, queue);
-      const state = await tableState(db, partition);
+      const [state] = await tableState.run({ tableName: partition }, db);
       if (!state) throw new Error(`table ${name} does not exist — see \`absurd partitions candidates\``);
       if (queue !== undefined && state.parent_table !== null) {
         const parents = ['t', 'r', 'c', 'w'].map((p) => `${p}_${queue}`);
@@ -314,19 +260,26 @@ export const partitionsDetachCommand: CommandSpec = {
         }
       } else {
         if (state.relkind === 'p') throw new Error(`${name} is a partitioned table, not one partition`);
-        const statement = detachSql(state.parent_table, partition, state.parent_has_default === true);
         // A concurrent detach that was interrupted leaves the partition pending; FINALIZE completes it.
-        await db.query(
-          state.detach_pending === true
-            ? `alter table absurd.${quoteIdent(state.parent_table)} detach partition ${name} finalize`
-            : statement,
+        const { statement } = oneRow(
+          await detachPartitionStatement.run(
+            {
+              parentTable: state.parent_table,
+              partitionTable: partition,
+              parentHasDefault: state.parent_has_default === true,
+              pending: state.detach_pending === true,
+            },
+            db,
+          ),
+          'DetachPartitionStatement',
         );
+        await runStatement(db, statement);
         detached = true;
       }
       let dropped: boolean | null = null;
       if (drop) {
-        const { rows } = await db.query<{ dropped: boolean }>('select absurd.drop_detached_partition($1) as dropped', [partition]);
-        dropped = rows[0]?.dropped === true;
+        const [row] = await dropDetachedPartition.run({ partitionTable: partition }, db);
+        dropped = row?.dropped === true;
       }
       return { detached, dropped, parent, queue: candidate?.queue_name ?? queue ?? null };
     });

@@ -1,15 +1,15 @@
 /**
- * Queue administration: `queue create`, `queue drop`, `queue list`, `queue policy`.
+ * Queue administration: `queue create`, `queue drop`, `queue list`, `queue policy`. Creating and
+ * dropping go through the runtime's client; the policy is read and written whole (the CLI also
+ * sets `default_partition`, which the client's policy options leave out).
  */
-import type pg from 'pg';
-import type { JsonObject } from '../../../absurd-kit/src/json.js';
-import { createQueue, dropQueue } from '../../../absurd-kit/src/queue-admin.js';
-import { validateQueueName } from '../../../absurd-kit/src/queue-name.js';
+import { validateQueueName, type JsonObject } from 'absurd-kit';
 import { UsageError } from '../cli-args.js';
 import { EXIT, type CommandSpec } from '../cli-command.js';
-import { requireQueue, withEngine } from '../cli-database.js';
+import { engineClient, oneRow, requireQueue, withEngine } from '../cli-database.js';
 import { booleanFlag, choiceFlag, integerFlag, stringFlag } from '../cli-flags.js';
 import { displayName, formatTime, jsonTime, renderTable } from '../cli-format.js';
+import { queuePolicy, queueRows, queueStorageMode, setQueuePolicy } from '../queries/queues.queries.js';
 
 const jsonFlag = { name: 'json', description: 'Print one JSON object instead of text lines' } as const;
 const queueArg = [{ name: 'queue', required: true }] as const;
@@ -30,10 +30,10 @@ export const queueCreateCommand: CommandSpec = {
     const queue = validateQueueName(context.positionals[0]);
     const storageMode = choiceFlag(context, 'storage-mode', ['unpartitioned', 'partitioned']) ?? 'unpartitioned';
     const existed = await withEngine(context, async (db) => {
-      const { rowCount } = await db.query('select 1 from absurd.queues where queue_name = $1', [queue]);
+      const existing = await queueStorageMode.run({ queueName: queue }, db);
       // The engine refuses a second create with another storage mode; the same mode is a no-op.
-      await createQueue(db, queue, { storageMode });
-      return (rowCount ?? 0) > 0;
+      await engineClient(db).createQueue(queue, { storageMode });
+      return existing.length > 0;
     });
     if (booleanFlag(context, 'json')) {
       context.print(JSON.stringify({ queue, storageMode, created: !existed }));
@@ -61,7 +61,7 @@ export const queueDropCommand: CommandSpec = {
     }
     await withEngine(context, async (db) => {
       await requireQueue(db, queue, 'see `absurd queue list`');
-      await dropQueue(db, queue);
+      await engineClient(db).dropQueue(queue);
     });
     context.print(booleanFlag(context, 'json') ? JSON.stringify({ queue, dropped: true }) : `dropped queue ${JSON.stringify(queue)}`);
     return EXIT.ok;
@@ -74,12 +74,7 @@ export const queueListCommand: CommandSpec = {
   summary: 'List the queues with their storage mode',
   flags: [jsonFlag],
   async run(context) {
-    const rows = await withEngine(context, async (db) => {
-      const result = await db.query<{ queue_name: string; storage_mode: string; created_at: Date }>(
-        'select queue_name, storage_mode, created_at from absurd.queues order by queue_name',
-      );
-      return result.rows;
-    });
+    const rows = await withEngine(context, (db) => queueRows.run(undefined, db));
     if (booleanFlag(context, 'json')) {
       const queues = rows.map((r) => ({ name: r.queue_name, storageMode: r.storage_mode, createdAt: jsonTime(r.created_at) }));
       context.print(JSON.stringify({ queues }));
@@ -112,31 +107,6 @@ const POLICY_FLAGS = [
   },
 ] as const;
 
-interface PolicyRow {
-  queue_name: string;
-  storage_mode: string;
-  default_partition: string;
-  partition_lookahead: string;
-  partition_lookback: string;
-  cleanup_ttl: string;
-  cleanup_limit: number;
-  detach_mode: string;
-  detach_min_age: string;
-}
-
-async function readPolicy(db: pg.ClientBase, queue: string): Promise<PolicyRow> {
-  const { rows } = await db.query<PolicyRow>(
-    `select queue_name, storage_mode, default_partition, partition_lookahead::text as partition_lookahead,
-            partition_lookback::text as partition_lookback, cleanup_ttl::text as cleanup_ttl, cleanup_limit,
-            detach_mode, detach_min_age::text as detach_min_age
-       from absurd.get_queue_policy($1)`,
-    [queue],
-  );
-  const row = rows[0];
-  if (!row) throw new Error(`queue ${JSON.stringify(queue)} has no policy row`);
-  return row;
-}
-
 /** `absurd queue policy`. */
 export const queuePolicyCommand: CommandSpec = {
   name: 'queue policy',
@@ -160,8 +130,8 @@ export const queuePolicyCommand: CommandSpec = {
     const updated = Object.keys(changes).length > 0;
     const policy = await withEngine(context, async (db) => {
       await requireQueue(db, queue);
-      if (updated) await db.query('select absurd.set_queue_policy($1, $2::jsonb)', [queue, JSON.stringify(changes)]);
-      return readPolicy(db, queue);
+      if (updated) await setQueuePolicy.run({ queueName: queue, policy: JSON.stringify(changes) }, db);
+      return oneRow(await queuePolicy.run({ queueName: queue }, db), 'QueuePolicy');
     });
     if (booleanFlag(context, 'json')) {
       context.print(

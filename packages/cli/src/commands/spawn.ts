@@ -1,24 +1,26 @@
 /**
- * Producing work from the command line: `spawn` and `emit`. When the workflows directory declares
- * the task or event, its contract validates the params or payload (nothing is written when they do
- * not match) and supplies the queue and the spawn defaults.
+ * Producing work from the command line: `spawn` and `emit`, through the runtime's client (which
+ * also wakes the queue's workers). When the workflows directory declares the task or event, the
+ * client checks the params or payload against its contract (nothing is written when they do not
+ * match), and the contract supplies the queue and the spawn defaults.
  */
-import type { EventContract, TaskContract } from '../../../absurd-kit/src/define.js';
-import { ValidationError } from '../../../absurd-kit/src/errors.js';
-import type { JsonValue } from '../../../absurd-kit/src/json.js';
-import { wakeChannel } from '../../../absurd-kit/src/notify.js';
-import { emitEvent } from '../../../absurd-kit/src/queries/events.queries.js';
-import { spawnTask } from '../../../absurd-kit/src/queries/tasks.queries.js';
-import { queryConnection } from '../../../absurd-kit/src/queryable.js';
-import { validateQueueName } from '../../../absurd-kit/src/queue-name.js';
-import { spawnOptionsToJson, type RetryStrategy, type SpawnOptions } from '../../../absurd-kit/src/spawn-options.js';
-import { parseWith } from '../../../absurd-kit/src/validation.js';
+import {
+  ValidationError,
+  validateQueueName,
+  type EventContract,
+  type JsonValue,
+  type RetryStrategy,
+  type SpawnOptions,
+  type SpawnResult,
+  type TaskContract,
+} from 'absurd-kit';
 import { UsageError } from '../cli-args.js';
 import { EXIT, type CommandContext, type CommandSpec } from '../cli-command.js';
-import { queueTable, requireQueue, withEngine } from '../cli-database.js';
+import { engineClient, oneRow, requireQueue, runStatement, withEngine } from '../cli-database.js';
 import { booleanFlag, choiceFlag, integerFlag, numberFlag, stringFlag } from '../cli-flags.js';
 import { formatTime, jsonTime } from '../cli-format.js';
 import { assignParams, jsonFromFlags } from '../json-input.js';
+import { emittedEventStatement } from '../queries/events.queries.js';
 import { loadWorkflowContracts } from '../workflow-contracts.js';
 
 const jsonFlag = { name: 'json', description: 'Print one JSON object instead of text lines' } as const;
@@ -123,45 +125,33 @@ export const spawnCommand: CommandSpec = {
     const { tasks } = await loadWorkflowContracts(stringFlag(context, 'workflows'));
     const contract = tasks.get(taskName);
     const queue = validateQueueName(contract ? contractQueue('task', contract, requested) : (requested ?? 'default'));
-    if (contract) {
-      try {
-        // Checked, not transformed: the input form is stored and parsed again by the worker.
-        await parseWith(contract.params, params, { subject: taskName, boundary: 'params', retryable: true });
-      } catch (error) {
-        if (error instanceof ValidationError) return reportValidation(context, 'spawn', error);
-        throw error;
-      }
-      options.maxAttempts ??= contract.defaults.maxAttempts;
-      options.retryStrategy ??= contract.defaults.retryStrategy;
-      options.cancellation ??= contract.defaults.cancellation;
+    // What is not given on the command line comes from the contract, else stays unset: the
+    // engine's defaults apply (unlimited attempts, as with absurdctl), not the client's 5.
+    const maxAttempts = options.maxAttempts ?? contract?.defaults.maxAttempts;
+    let row: SpawnResult;
+    try {
+      row = await withEngine(context, async (db) => {
+        await requireQueue(db, queue);
+        const client = engineClient(db, { hooks: { beforeSpawn: (_name, _params, resolved) => ({ ...resolved, maxAttempts }) } });
+        // By contract, the client checks the params first (checked, not transformed: the input
+        // form is stored and parsed again by the worker) and fills in the contract's defaults.
+        return contract ? client.spawn(contract, params, options) : client.spawn(taskName, params, { ...options, queue });
+      });
+    } catch (error) {
+      if (error instanceof ValidationError) return reportValidation(context, 'spawn', error);
+      throw error;
     }
-    const row = await withEngine(context, async (db) => {
-      await requireQueue(db, queue);
-      const rows = await spawnTask.run(
-        {
-          queueName: queue,
-          taskName,
-          params: JSON.stringify(params),
-          options: JSON.stringify(spawnOptionsToJson(options)),
-          channel: wakeChannel(queue),
-        },
-        queryConnection(db),
-      );
-      const spawned = rows[0];
-      if (!spawned) throw new Error('spawn_task returned no row');
-      return spawned;
-    });
-    const result = { queue, taskName, taskId: row.task_id, runId: row.run_id, attempt: row.attempt, created: row.created, validated: !!contract };
+    const result = { queue, taskName, taskID: row.taskID, runID: row.runID, attempt: row.attempt, created: row.created, validated: !!contract };
     if (booleanFlag(context, 'json')) {
       context.print(JSON.stringify(result));
     } else if (row.created) {
-      context.print(`spawned task ${row.task_id} (${JSON.stringify(taskName)} on queue ${JSON.stringify(queue)})`);
-      context.print(`run ${row.run_id}, attempt ${row.attempt}${contract ? '; params match the contract' : ''}`);
+      context.print(`spawned task ${row.taskID} (${JSON.stringify(taskName)} on queue ${JSON.stringify(queue)})`);
+      context.print(`run ${row.runID}, attempt ${row.attempt}${contract ? '; params match the contract' : ''}`);
     } else {
       context.print(
-        `task ${row.task_id} already exists for idempotency key ${JSON.stringify(options.idempotencyKey)} on queue ${JSON.stringify(queue)}; nothing spawned`,
+        `task ${row.taskID} already exists for idempotency key ${JSON.stringify(options.idempotencyKey)} on queue ${JSON.stringify(queue)}; nothing spawned`,
       );
-      context.print(`run ${row.run_id}, attempt ${row.attempt}`);
+      context.print(`run ${row.runID}, attempt ${row.attempt}`);
     }
     return EXIT.ok;
   },
@@ -212,28 +202,24 @@ export const emitCommand: CommandSpec = {
       : found.key === undefined
         ? name
         : `${name}:${found.key}`;
-    if (found.contract) {
-      try {
-        await parseWith(found.contract.payload, payload, { subject: eventName, boundary: 'event', retryable: true });
-      } catch (error) {
-        if (error instanceof ValidationError) return reportValidation(context, 'emit', error);
-        throw error;
-      }
+    let earlier: Date | undefined;
+    try {
+      earlier = await withEngine(context, async (db) => {
+        await requireQueue(db, queue);
+        // Only to tell the operator: emit_event itself keeps the first payload either way.
+        const { statement } = oneRow(await emittedEventStatement.run({ queueName: queue }, db), 'EmittedEventStatement');
+        const [emitted] = await runStatement<{ emitted_at: Date }>(db, statement, [eventName]);
+        if (emitted) return emitted.emitted_at;
+        // By contract, the client checks the payload first and writes nothing when it does not match.
+        const client = engineClient(db);
+        if (found.contract) await client.emitEvent(found.contract, found.key, payload, queue);
+        else await client.emitEvent(eventName, payload, queue);
+        return undefined;
+      });
+    } catch (error) {
+      if (error instanceof ValidationError) return reportValidation(context, 'emit', error);
+      throw error;
     }
-    const earlier = await withEngine(context, async (db) => {
-      await requireQueue(db, queue);
-      // Only to tell the operator: emit_event itself keeps the first payload either way.
-      const { rows } = await db.query<{ emitted_at: Date }>(
-        `select emitted_at from ${queueTable('e', queue)} where event_name = $1 and payload is not null`,
-        [eventName],
-      );
-      if (rows[0]) return rows[0].emitted_at;
-      await emitEvent.run(
-        { queueName: queue, eventName, payload: JSON.stringify(payload), channel: wakeChannel(queue) },
-        queryConnection(db),
-      );
-      return undefined;
-    });
     if (booleanFlag(context, 'json')) {
       context.print(
         JSON.stringify({ queue, event: eventName, emitted: earlier === undefined, emittedBefore: jsonTime(earlier), validated: !!found.contract }),

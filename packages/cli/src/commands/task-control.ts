@@ -1,15 +1,14 @@
 /**
- * Changing the course of a task: `cancel` and `retry`.
+ * Changing the course of a task: `cancel` and `retry`, through the runtime's client (which also
+ * wakes the queue's workers).
  */
 import type pg from 'pg';
-import { wakeChannel } from '../../../absurd-kit/src/notify.js';
-import { cancelTask, retryTask } from '../../../absurd-kit/src/queries/tasks.queries.js';
-import { queryConnection } from '../../../absurd-kit/src/queryable.js';
-import { AbsurdError } from '../../../absurd-kit/src/errors.js';
+import { AbsurdError } from 'absurd-kit';
 import { EXIT, type CommandSpec } from '../cli-command.js';
-import { queueTable, withEngine } from '../cli-database.js';
+import { engineClient, oneRow, runStatement, withEngine } from '../cli-database.js';
 import { booleanFlag, integerFlag, stringFlag } from '../cli-flags.js';
 import { shellQuote } from '../cli-format.js';
+import { taskStateStatement } from '../queries/tasks.queries.js';
 import { findTask } from '../task-lookup.js';
 
 const jsonFlag = { name: 'json', description: 'Print one JSON object instead of text lines' } as const;
@@ -21,13 +20,16 @@ const queueFlag = {
 } as const;
 const taskArg = [{ name: 'task-id', required: true }] as const;
 
-async function taskState(db: pg.ClientBase, queue: string, taskId: string): Promise<{ state: string; attempts: number; max_attempts: number | null }> {
-  const { rows } = await db.query<{ state: string; attempts: number; max_attempts: number | null }>(
-    `select state, attempts, max_attempts from ${queueTable('t', queue)} where task_id = $1`,
-    [taskId],
-  );
-  const row = rows[0];
-  if (!row) throw new Error(`task ${taskId} disappeared from queue ${JSON.stringify(queue)}`);
+interface TaskState {
+  state: string;
+  attempts: number;
+  max_attempts: number | null;
+}
+
+async function taskState(db: pg.ClientBase, queue: string, taskID: string): Promise<TaskState> {
+  const { statement } = oneRow(await taskStateStatement.run({ queueName: queue }, db), 'TaskStateStatement');
+  const [row] = await runStatement<TaskState>(db, statement, [taskID]);
+  if (!row) throw new Error(`task ${taskID} disappeared from queue ${JSON.stringify(queue)}`);
   return row;
 }
 
@@ -39,18 +41,18 @@ export const cancelCommand: CommandSpec = {
   flags: [queueFlag, jsonFlag],
   async run(context) {
     const result = await withEngine(context, async (db) => {
-      const { queue, taskId } = await findTask(db, context.positionals[0] ?? '', stringFlag(context, 'queue'));
-      const before = (await taskState(db, queue, taskId)).state;
-      await cancelTask.run({ queueName: queue, taskId }, queryConnection(db));
-      const after = (await taskState(db, queue, taskId)).state;
-      return { queue, taskId, previousState: before, state: after, cancelled: before !== 'cancelled' && after === 'cancelled' };
+      const { queue, taskID } = await findTask(db, context.positionals[0] ?? '', stringFlag(context, 'queue'));
+      const before = (await taskState(db, queue, taskID)).state;
+      await engineClient(db).cancelTask(taskID, queue);
+      const after = (await taskState(db, queue, taskID)).state;
+      return { queue, taskID, previousState: before, state: after, cancelled: before !== 'cancelled' && after === 'cancelled' };
     });
     if (booleanFlag(context, 'json')) {
       context.print(JSON.stringify(result));
     } else if (result.cancelled) {
-      context.print(`cancelled task ${result.taskId} on queue ${JSON.stringify(result.queue)} (was ${result.previousState})`);
+      context.print(`cancelled task ${result.taskID} on queue ${JSON.stringify(result.queue)} (was ${result.previousState})`);
     } else {
-      context.print(`task ${result.taskId} on queue ${JSON.stringify(result.queue)} had already ended (${result.state}); nothing to cancel`);
+      context.print(`task ${result.taskID} on queue ${JSON.stringify(result.queue)} had already ended (${result.state}); nothing to cancel`);
     }
     return EXIT.ok;
   },
@@ -75,39 +77,32 @@ export const retryCommand: CommandSpec = {
     const maxAttempts = integerFlag(context, 'max-attempts', { min: 1 });
     const spawnNew = booleanFlag(context, 'spawn-new');
     const result = await withEngine(context, async (db) => {
-      const { queue, taskId } = await findTask(db, context.positionals[0] ?? '', stringFlag(context, 'queue'));
-      const task = await taskState(db, queue, taskId);
+      const { queue, taskID } = await findTask(db, context.positionals[0] ?? '', stringFlag(context, 'queue'));
+      const task = await taskState(db, queue, taskID);
       if (task.state !== 'failed') {
         throw new AbsurdError(
           'TASK_NOT_FAILED',
-          `task ${taskId} on queue ${JSON.stringify(queue)} is ${task.state}, not failed; only failed tasks can be retried` +
-            (task.state === 'cancelled' ? '' : ` (see \`absurd tasks show ${taskId} -q ${shellQuote(queue)}\`)`),
+          `task ${taskID} on queue ${JSON.stringify(queue)} is ${task.state}, not failed; only failed tasks can be retried` +
+            (task.state === 'cancelled' ? '' : ` (see \`absurd tasks show ${taskID} -q ${shellQuote(queue)}\`)`),
         );
       }
       if (!spawnNew && maxAttempts !== undefined && maxAttempts <= task.attempts) {
         throw new AbsurdError(
           'RETRY_ATTEMPTS',
-          `--max-attempts ${maxAttempts} must be greater than the ${task.attempts} attempt(s) task ${taskId} has had`,
+          `--max-attempts ${maxAttempts} must be greater than the ${task.attempts} attempt(s) task ${taskID} has had`,
         );
       }
-      const options: Record<string, number | boolean> = {};
-      if (maxAttempts !== undefined) options.max_attempts = maxAttempts;
-      if (spawnNew) options.spawn_new = true;
-      const rows = await retryTask.run(
-        { queueName: queue, taskId, options: JSON.stringify(options), channel: wakeChannel(queue) },
-        queryConnection(db),
-      );
-      const row = rows[0];
-      if (!row) throw new Error('retry_task returned no row');
-      return { queue, retriedTaskId: taskId, taskId: row.task_id, runId: row.run_id, attempt: row.attempt, created: row.created };
+      const retried = await engineClient(db).retryTask(taskID, { queue, maxAttempts, spawnNewTask: spawnNew });
+      const { runID, attempt, created } = retried;
+      return { queue, retriedTaskID: taskID, taskID: retried.taskID, runID, attempt, created };
     });
     if (booleanFlag(context, 'json')) {
       context.print(JSON.stringify(result));
     } else if (result.created) {
-      context.print(`spawned task ${result.taskId} on queue ${JSON.stringify(result.queue)} as a retry of ${result.retriedTaskId}`);
-      context.print(`run ${result.runId}, attempt ${result.attempt}`);
+      context.print(`spawned task ${result.taskID} on queue ${JSON.stringify(result.queue)} as a retry of ${result.retriedTaskID}`);
+      context.print(`run ${result.runID}, attempt ${result.attempt}`);
     } else {
-      context.print(`retried task ${result.taskId} on queue ${JSON.stringify(result.queue)}: run ${result.runId}, attempt ${result.attempt}`);
+      context.print(`retried task ${result.taskID} on queue ${JSON.stringify(result.queue)}: run ${result.runID}, attempt ${result.attempt}`);
     }
     return EXIT.ok;
   },

@@ -1,8 +1,7 @@
 import path from 'node:path';
-import pg from 'pg';
-import { startPostgresServer, type PostgresServer } from './postgres-server.js';
 import { createDatabaseStatement, databaseExists } from '../queries/databases.queries.js';
-import { queryConnection } from '../../../absurd-kit/src/queryable.js';
+import { connectDatabase } from './connect.js';
+import { startPostgresServer, type PostgresServer } from './postgres-server.js';
 
 /** Options of {@link startEmbeddedDatabase}. */
 export interface EmbeddedDatabaseOptions {
@@ -38,13 +37,12 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions = {
   const database = options.database ?? 'absurd';
   const server = await startPostgresServer({ dataDir: path.join(directory, 'pgdata'), port: options.port, onLog: options.onLog });
   try {
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
+    const admin = await connectDatabase(server.url);
     try {
-      const [exists] = await databaseExists.run({ database }, queryConnection(admin));
+      const [exists] = await databaseExists.run({ database }, admin);
       if (!exists) {
-        // CREATE DATABASE takes an identifier, which no parameter can carry: Postgres quotes it.
-        const [create] = await createDatabaseStatement.run({ database }, queryConnection(admin));
+        // CREATE DATABASE takes an identifier, which no parameter can carry: the query quotes it.
+        const [create] = await createDatabaseStatement.run({ database }, admin);
         if (create) await admin.query(create.statement);
       }
     } finally {

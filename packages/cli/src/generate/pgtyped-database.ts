@@ -7,10 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { databaseUrlFor } from '../database/urls.js';
-import { connectClient } from '../../../absurd-kit/src/db.js';
-import { migrate } from '../../../absurd-kit/src/migrate.js';
+import { migrate } from 'absurd-kit';
+import { oneRow } from '../cli-database.js';
+import { connectDatabase } from '../database/connect.js';
 import { startPostgresServer } from '../database/postgres-server.js';
+import { databaseUrlFor } from '../database/urls.js';
+import { createDatabaseStatement, dropDatabaseStatement } from '../queries/databases.queries.js';
 
 /** A database with the engine schema, until {@link CheckDatabase.close}. */
 export interface CheckDatabase {
@@ -48,18 +50,20 @@ async function startThrowawayServer(): Promise<CheckDatabase> {
 async function createTemporaryDatabase(serverUrl: string): Promise<CheckDatabase> {
   // The process id lets a caller (a test) tell its own temporary databases from concurrent ones.
   const name = `absurd_codegen_${process.pid}_${randomBytes(6).toString('hex')}`;
-  const admin = await connectClient(serverUrl);
+  const admin = await connectDatabase(serverUrl);
   try {
-    await admin.query(`create database ${name}`);
+    const { statement } = oneRow(await createDatabaseStatement.run({ database: name }, admin), 'CreateDatabaseStatement');
+    await admin.query(statement);
   } finally {
     await admin.end().catch(() => undefined);
   }
   const url = databaseUrlFor(serverUrl, name);
   const close = async () => {
-    const client = await connectClient(serverUrl);
+    const client = await connectDatabase(serverUrl);
     try {
       // `with (force)` ends connections a failed check may have left behind.
-      await client.query(`drop database if exists ${name} with (force)`);
+      const { statement } = oneRow(await dropDatabaseStatement.run({ database: name }, client), 'DropDatabaseStatement');
+      await client.query(statement);
     } finally {
       await client.end().catch(() => undefined);
     }
