@@ -269,6 +269,37 @@ describe('absurd tasks show', () => {
     expect(JSON.parse(failure)).toEqual({ name: 'Error', message: 'no luck', stack: null });
   });
 
+  it("hides the runtime's internal checkpoints unless --internal shows them, marked", async () => {
+    const queue = await newQueue();
+    const task = await spawnAt(null, queue, 'parent');
+    await claim(queue, 'w');
+    const child = randomUUID();
+    const names = ['charge', `$spawn:child`, `$awaitTaskResult:${child}`, `$awaitTaskResult:${child}$deadline`, 'wait-child$deadline'];
+    for (const name of names) {
+      await db.pool.query(`select absurd.set_task_checkpoint_state($1, $2, $3, '"x"', $4, null)`, [queue, task.task_id, name, task.run_id]);
+    }
+    const internal = names.filter((name) => name !== 'charge');
+
+    const text = (await cli(['tasks', 'show', task.task_id, ...d()])).stdout;
+    expect(text).toContain('checkpoints (1; 4 internal hidden, see --internal):\n  "charge"  committed  run #1  ');
+    for (const name of internal) expect(text).not.toContain(JSON.stringify(name));
+    const json = await cliJson<Record<string, any>>(['tasks', 'show', task.task_id, ...d()]);
+    expect(json.checkpoints).toEqual([expect.objectContaining({ name: 'charge', internal: false })]);
+    expect(json.hiddenInternalCheckpoints).toBe(4);
+
+    const all = (await cli(['tasks', 'show', task.task_id, '--internal', ...d()])).stdout;
+    expect(all).toContain('checkpoints (5, 4 of them internal):\n');
+    expect(all).toMatch(/^ {2}"charge" {2}committed {2}run #1 {2}\S+$/m);
+    for (const name of internal) {
+      expect(all).toMatch(new RegExp(`^  ${JSON.stringify(name).replace(/[$]/g, '\\$')}  committed  run #1  \\S+  \\(internal\\)$`, 'm'));
+    }
+    const allJson = await cliJson<Record<string, any>>(['tasks', 'show', task.task_id, '--internal', ...d()]);
+    expect(Object.fromEntries(allJson.checkpoints.map((c: { name: string; internal: boolean }) => [c.name, c.internal]))).toEqual(
+      Object.fromEntries(names.map((name) => [name, name !== 'charge'])),
+    );
+    expect(allJson.hiddenInternalCheckpoints).toBe(0);
+  });
+
   it('fails with exit 1 for an unknown task, a malformed id and an unknown queue', async () => {
     const queue = await newQueue();
     const id = randomUUID();

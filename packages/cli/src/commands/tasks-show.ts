@@ -2,6 +2,9 @@
  * `tasks show`: one task with its settings, runs, checkpoints, open waits and outcome. It reads the
  * per-queue tables, as the contract allows tools to, through statements that
  * `src/queries/tasks.sql` builds (table names quoted there; the task id a parameter).
+ *
+ * Checkpoints the runtime writes for its own bookkeeping (see {@link isInternalCheckpoint}) are
+ * left out unless `--internal` asks for them; the handler's own steps are what an operator reads.
  */
 import type pg from 'pg';
 import { EXIT, type CommandContext, type CommandSpec } from '../cli-command.js';
@@ -12,6 +15,20 @@ import { taskDetailStatements } from '../queries/tasks.queries.js';
 import { findTask } from '../task-lookup.js';
 
 const jsonFlag = { name: 'json', description: 'Print one JSON object instead of text lines' } as const;
+
+/**
+ * Whether a checkpoint is the runtime's bookkeeping rather than a step the handler named: the
+ * names the runtime makes up start with `$` (`$spawn:<task>`, `$awaitEvent:<event>`,
+ * `$awaitTaskResult:<task id>`, with `#2`… for repeats), and the deadline of a timed wait is
+ * stored as `<the wait's checkpoint>$deadline`, also under a step name the handler chose.
+ *
+ * @example
+ * isInternalCheckpoint('$awaitTaskResult:0190b6a2-…$deadline'); // true
+ * isInternalCheckpoint('process-payment');                      // false
+ */
+export function isInternalCheckpoint(name: string): boolean {
+  return name.startsWith('$') || name.endsWith('$deadline');
+}
 
 interface TaskRow {
   task_id: string;
@@ -69,18 +86,22 @@ interface TaskDetails {
   queue: string;
   task: TaskRow;
   runs: RunRow[];
+  /** The checkpoints shown: without the internal ones, unless `--internal` asks for them. */
   checkpoints: CheckpointRow[];
+  /** How many internal checkpoints were left out. */
+  hiddenCheckpoints: number;
   waits: WaitRow[];
 }
 
-async function readDetails(db: pg.ClientBase, queue: string, taskID: string): Promise<TaskDetails> {
+async function readDetails(db: pg.ClientBase, queue: string, taskID: string, internal: boolean): Promise<TaskDetails> {
   const built = oneRow(await taskDetailStatements.run({ queueName: queue }, db), 'TaskDetailStatements');
   const [task] = await runStatement<TaskRow>(db, built.task, [taskID]);
   if (!task) throw new Error(`task ${taskID} disappeared from queue ${JSON.stringify(queue)}`);
   const runs = await runStatement<RunRow>(db, built.runs, [taskID]);
   const checkpoints = await runStatement<CheckpointRow>(db, built.checkpoints, [taskID]);
   const waits = await runStatement<WaitRow>(db, built.waits, [taskID]);
-  return { queue, task, runs, checkpoints, waits };
+  const shown = internal ? checkpoints : checkpoints.filter((c) => !isInternalCheckpoint(c.checkpoint_name));
+  return { queue, task, runs, checkpoints: shown, hiddenCheckpoints: checkpoints.length - shown.length, waits };
 }
 
 /** The failure of a failed task: the reason recorded on its last run. */
@@ -127,11 +148,13 @@ function detailsJson(d: TaskDetails) {
     })),
     checkpoints: d.checkpoints.map((c) => ({
       name: c.checkpoint_name,
+      internal: isInternalCheckpoint(c.checkpoint_name),
       status: c.status,
       ownerRunID: c.owner_run_id,
       updatedAt: jsonTime(c.updated_at),
       state: c.state,
     })),
+    hiddenInternalCheckpoints: d.hiddenCheckpoints,
     waits: d.waits.map((w) => ({
       runID: w.run_id,
       stepName: w.step_name,
@@ -152,6 +175,15 @@ function describeFailure(reason: unknown): string {
     return typeof name === 'string' && name !== '' ? `${name}: ${message}` : message;
   }
   return JSON.stringify(reason);
+}
+
+/** `2`, `2; 1 internal hidden, see --internal`, or with --internal `3, 1 of them internal`. */
+function checkpointCount(d: TaskDetails): string {
+  if (d.hiddenCheckpoints > 0) {
+    return `${d.checkpoints.length}; ${d.hiddenCheckpoints} internal hidden, see --internal`;
+  }
+  const internal = d.checkpoints.filter((c) => isInternalCheckpoint(c.checkpoint_name)).length;
+  return internal > 0 ? `${d.checkpoints.length}, ${internal} of them internal` : String(d.checkpoints.length);
 }
 
 function printDetails(context: CommandContext, d: TaskDetails): void {
@@ -190,11 +222,12 @@ function printDetails(context: CommandContext, d: TaskDetails): void {
   }
 
   context.print('');
-  context.print(`checkpoints (${d.checkpoints.length}):`);
+  context.print(`checkpoints (${checkpointCount(d)}):`);
   const attemptOf = new Map(d.runs.map((r) => [r.run_id, r.attempt]));
   for (const c of d.checkpoints) {
     const owner = c.owner_run_id === null ? 'no run' : `run #${attemptOf.get(c.owner_run_id) ?? '?'}`;
-    context.print(`  ${JSON.stringify(c.checkpoint_name)}  ${c.status}  ${owner}  ${formatTime(c.updated_at)}`);
+    const mark = isInternalCheckpoint(c.checkpoint_name) ? '  (internal)' : '';
+    context.print(`  ${JSON.stringify(c.checkpoint_name)}  ${c.status}  ${owner}  ${formatTime(c.updated_at)}${mark}`);
     context.print(`     ${prettyJson(c.state, '     ')}`);
   }
 
@@ -219,14 +252,20 @@ export const tasksShowCommand: CommandSpec = {
   summary: 'Show one task: params, headers, settings, runs, checkpoints, waits, result or failure',
   description:
     'Shows a task by id (or the task of a run id), searching every queue unless -q is given: its params, headers, ' +
-    'retry and cancellation settings, each run with its state, times and failure, the checkpoints, the open ' +
-    'event waits, and the result or failure.',
+    'retry and cancellation settings, each run with its state, times and failure, the checkpoints of its steps, ' +
+    'the open event waits, and the result or failure. Checkpoints the runtime keeps for itself (names starting ' +
+    'with $, such as $awaitTaskResult:<id>$deadline) are shown, marked as internal, only with --internal.',
   args: [{ name: 'task-id', required: true }],
-  flags: [{ name: 'queue', short: 'q', value: 'queue', description: 'Queue of the task (default: search every queue)' }, jsonFlag],
+  flags: [
+    { name: 'queue', short: 'q', value: 'queue', description: 'Queue of the task (default: search every queue)' },
+    { name: 'internal', description: "Also show the runtime's internal checkpoints, marked as such" },
+    jsonFlag,
+  ],
   async run(context) {
+    const internal = booleanFlag(context, 'internal');
     const details = await withEngine(context, async (db) => {
       const found = await findTask(db, context.positionals[0] ?? '', stringFlag(context, 'queue'), { byRun: true });
-      return readDetails(db, found.queue, found.taskID);
+      return readDetails(db, found.queue, found.taskID, internal);
     });
     if (booleanFlag(context, 'json')) context.print(JSON.stringify(detailsJson(details)));
     else printDetails(context, details);
