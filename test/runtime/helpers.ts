@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, afterEach, vi } from 'vitest';
-import { Absurd, type AbsurdOptions, type ClaimedTask, type Log, type Queryable as ClientConnection } from '../../packages/absurd-kit/src/index.js';
+import { Absurd, type AbsurdOptions, type ClaimedTask, type Queryable as ClientConnection } from '../../packages/absurd-kit/src/index.js';
 import type { TestDatabase } from '../support/db.js';
 import { table, type Queryable, type TaskRow } from '../sql/helpers.js';
 
@@ -51,6 +51,9 @@ export function recordingConnection(
   };
   return { con: con as unknown as ClientConnection, queries, texts: () => queries.map((q) => q.text) };
 }
+
+/** What a client logs to (the `log` option). */
+type Log = NonNullable<AbsurdOptions['log']>;
 
 /** A log that keeps every line (instead of printing it) so that tests can look at warnings and errors. */
 export interface RecordingLog extends Log {

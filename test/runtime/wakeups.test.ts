@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { wakeChannel, type Absurd } from '../../packages/absurd-kit/src/index.js';
+import type { Absurd } from '../../packages/absurd-kit/src/index.js';
+import { wakeChannel } from '../../packages/absurd-kit/src/notify.js';
 import { useTestDatabase } from '../support/db.js';
 import {
   delay,

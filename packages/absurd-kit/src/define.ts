@@ -155,12 +155,22 @@ export function defineEvent<const Name extends string, E extends Schema>(options
   });
 }
 
-/** True for values made by {@link defineTask}. */
+/**
+ * True for values made by {@link defineTask}.
+ *
+ * @example
+ * const tasks = Object.values(await import('./workflows/index.js')).filter(isTaskContract);
+ */
 export function isTaskContract(value: unknown): value is TaskContract {
   return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'absurd.task';
 }
 
-/** True for values made by {@link defineEvent}. */
+/**
+ * True for values made by {@link defineEvent}.
+ *
+ * @example
+ * const events = Object.values(await import('./workflows/index.js')).filter(isEventContract);
+ */
 export function isEventContract(value: unknown): value is EventContract {
   return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'absurd.event';
 }

@@ -38,7 +38,8 @@ export function isAbsurdError(error: unknown, code?: string): error is AbsurdErr
  * The database could not be reached or refused the login. `url` never contains the password.
  *
  * @example
- * throw new DatabaseUnreachableError('postgresql://app:secret@db/absurd', cause); // message shows app:***@db
+ * try { await migrate(url); }
+ * catch (error) { if (error instanceof DatabaseUnreachableError) console.error(`is ${error.url} up?`); }
  */
 export class DatabaseUnreachableError extends AbsurdError {
   declare readonly code: 'DATABASE_UNREACHABLE';
@@ -60,7 +61,8 @@ export class DatabaseUnreachableError extends AbsurdError {
  * Schema `absurd` is not installed in the database.
  *
  * @example
- * throw new SchemaMissingError();
+ * try { await assertSchemaCurrent(pool); }
+ * catch (error) { if (error instanceof SchemaMissingError) await initSchema(pool); else throw error; }
  */
 export class SchemaMissingError extends AbsurdError {
   declare readonly code: 'SCHEMA_MISSING';
@@ -74,7 +76,8 @@ export class SchemaMissingError extends AbsurdError {
  * The database lacks migrations that this package has.
  *
  * @example
- * throw new SchemaOutdatedError([{ version: 4, name: 'claims' }]);
+ * try { await assertSchemaCurrent(pool); }
+ * catch (error) { if (error instanceof SchemaOutdatedError) console.error(`pending: ${error.pending.length}`); }
  */
 export class SchemaOutdatedError extends AbsurdError {
   declare readonly code: 'SCHEMA_OUTDATED';
@@ -94,7 +97,8 @@ export class SchemaOutdatedError extends AbsurdError {
  * The database has migrations this package does not know: the package is older than the schema.
  *
  * @example
- * throw new SchemaTooNewError([{ version: 9, name: 'future' }]);
+ * try { await migrate(url); }
+ * catch (error) { if (error instanceof SchemaTooNewError) console.error('deploy a newer absurd-kit'); }
  */
 export class SchemaTooNewError extends AbsurdError {
   declare readonly code: 'SCHEMA_TOO_NEW';
@@ -115,7 +119,8 @@ export class SchemaTooNewError extends AbsurdError {
  * `absurdctl init`); absurd-kit refuses to change it.
  *
  * @example
- * throw new SchemaForeignError('0.4.0');
+ * try { await migrate(url); }
+ * catch (error) { if (error instanceof SchemaForeignError) console.error(`found ${error.schemaVersion}`); }
  */
 export class SchemaForeignError extends AbsurdError {
   declare readonly code: 'SCHEMA_FOREIGN';
@@ -136,7 +141,8 @@ export class SchemaForeignError extends AbsurdError {
  * An applied migration's recorded checksum differs from the same migration in this package.
  *
  * @example
- * throw new MigrationChecksumError({ version: 2, name: 'queues' }, 'ab12…', 'cd34…');
+ * try { await migrate(url); }
+ * catch (error) { if (error instanceof MigrationChecksumError) console.error(migrationLabel(error.migration)); }
  */
 export class MigrationChecksumError extends AbsurdError {
   declare readonly code: 'MIGRATION_CHECKSUM_MISMATCH';
@@ -155,7 +161,8 @@ export class MigrationChecksumError extends AbsurdError {
  * A migration's SQL failed; its transaction was rolled back and nothing of it was recorded.
  *
  * @example
- * throw new MigrationFailedError({ version: 3, name: 'tasks' }, pgError);
+ * try { await migrate(url); }
+ * catch (error) { if (error instanceof MigrationFailedError) console.error(error.sqlState, error.cause); }
  */
 export class MigrationFailedError extends AbsurdError {
   declare readonly code: 'MIGRATION_FAILED';

@@ -1,10 +1,15 @@
 /**
  * absurd-kit: durable execution for TypeScript on PostgreSQL alone.
  *
+ * The public entry: what a worker, a producer or a deploy script uses, and nothing else. The test
+ * `test/runtime/public-api.test.ts` pins this list.
+ *
  * @example
  * import { Absurd } from 'absurd-kit';
  * const app = new Absurd({ queueName: 'orders' });
  */
+
+// The client: registering handlers, spawning, events, results, queues, workers.
 export { Absurd } from './client.js';
 export type {
   AbsurdHooks,
@@ -16,24 +21,7 @@ export type {
   TaskHandler,
   TaskRegistrationOptions,
 } from './client-options.js';
-export { TaskContext } from './task-context.js';
-export { getCurrentContext } from './current-context.js';
-export type {
-  AwaitEventOptions,
-  ClaimedTask,
-  ContextAwaitTaskResultOptions,
-  ExecuteOptions,
-  Log,
-  NoSteps,
-  StepHandle,
-  TaskRef,
-} from './types.js';
-export type { Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
-export { closeOnSignals } from './shutdown.js';
-export type { Closable, CloseOnSignalsOptions } from './shutdown.js';
-export { serializeError } from './execute-task.js';
-export type { JsonObject, JsonValue } from './json.js';
-export type { Queryable } from './queryable.js';
+export type { CancellationPolicy, RetryStrategy, SpawnOptions } from './spawn-options.js';
 export type {
   CreateQueueOptions,
   QueueDetachMode,
@@ -41,7 +29,11 @@ export type {
   QueuePolicyOptions,
   QueueStorageMode,
 } from './queue-admin.js';
-export type { CancellationPolicy, RetryStrategy, SpawnOptions } from './spawn-options.js';
+export { validateQueueName } from './queue-name.js';
+export type { Queryable } from './queryable.js';
+export type { JsonObject, JsonValue } from './json.js';
+
+// Results of tasks.
 export { taskHandle } from './task-result.js';
 export type {
   SpawnResult,
@@ -50,6 +42,19 @@ export type {
   TaskResultState,
   TypedTaskResultSnapshot,
 } from './task-result.js';
+
+// Inside a task.
+export { TaskContext } from './task-context.js';
+export { getCurrentContext } from './current-context.js';
+export type { AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, StepHandle } from './types.js';
+export { CancelledTask, FailedTask, SuspendTask, isControlFlowSignal } from './signals.js';
+
+// Workers.
+export type { Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';
+export { closeOnSignals } from './shutdown.js';
+export type { Closable, CloseOnSignalsOptions } from './shutdown.js';
+
+// Contracts.
 export { defineEvent, defineTask, isEventContract, isTaskContract } from './define.js';
 export type {
   DefineTaskOptions,
@@ -65,7 +70,8 @@ export type {
   TaskContract,
   TaskDefaults,
 } from './define.js';
-export { CancelledTask, FailedTask, SuspendTask, isControlFlowSignal } from './signals.js';
+
+// The engine schema: installing, upgrading, checking.
 export { assertSchemaCurrent, initSchema, latestVersion, migrate, schemaStatus } from './migrate.js';
 export type {
   AppliedMigration,
@@ -79,9 +85,13 @@ export { installScript } from './engine/install-script.js';
 export { migrations as engineMigrations } from './engine/migrations.generated.js';
 export { migrationLabel } from './engine/migration.js';
 export type { Migration, MigrationRef } from './engine/migration.js';
+
+// Connecting.
 export type { DatabaseConnection } from './db.js';
 export { redactDatabaseUrl, resolveDatabaseUrl } from './config.js';
 export type { DatabaseUrlOptions, Environment } from './config.js';
+
+// Errors: every class a public function throws.
 export {
   AbsurdError,
   DatabaseUnreachableError,
@@ -96,5 +106,3 @@ export {
   isAbsurdError,
 } from './errors.js';
 export type { ValidationBoundary, ValidationIssue } from './errors.js';
-export { validateQueueName } from './queue-name.js';
-export { wakeChannel } from './notify.js';

@@ -13,7 +13,13 @@
  * }
  */
 
-/** The task suspended (sleeping, or waiting for an event or a child); it resumes later. */
+/**
+ * The task suspended (sleeping, or waiting for an event or a child); it resumes later. Exported,
+ * like its siblings, under the names `absurd-sdk` uses, so that code written for it keeps working.
+ *
+ * @example
+ * await expect(ctx.sleepFor('cool-down', 60)).rejects.toBeInstanceOf(SuspendTask);
+ */
 export class SuspendTask extends Error {
   constructor() {
     super('Task suspended');
@@ -21,7 +27,12 @@ export class SuspendTask extends Error {
   }
 }
 
-/** The task was cancelled (SQLSTATE AB001); nothing more of it runs. */
+/**
+ * The task was cancelled (SQLSTATE AB001); nothing more of it runs.
+ *
+ * @example
+ * catch (error) { if (error instanceof CancelledTask) await releaseReservation(); throw error; }
+ */
 export class CancelledTask extends Error {
   constructor() {
     super('Task cancelled');
@@ -29,7 +40,12 @@ export class CancelledTask extends Error {
   }
 }
 
-/** This run already failed, e.g. its lease expired and another worker took over (SQLSTATE AB002). */
+/**
+ * This run already failed, e.g. its lease expired and another worker took over (SQLSTATE AB002).
+ *
+ * @example
+ * catch (error) { if (error instanceof FailedTask) log.info('another worker has this task now'); throw error; }
+ */
 export class FailedTask extends Error {
   constructor() {
     super('Task already failed');
@@ -37,7 +53,17 @@ export class FailedTask extends Error {
   }
 }
 
-/** True for {@link SuspendTask}, {@link CancelledTask} and {@link FailedTask}: rethrow these. */
+/**
+ * True for {@link SuspendTask}, {@link CancelledTask} and {@link FailedTask}: rethrow these.
+ *
+ * @example
+ * try {
+ *   await ctx.step('charge', charge);
+ * } catch (error) {
+ *   if (isControlFlowSignal(error)) throw error;
+ *   await ctx.step('refund', refund);
+ * }
+ */
 export function isControlFlowSignal(error: unknown): error is SuspendTask | CancelledTask | FailedTask {
   return error instanceof SuspendTask || error instanceof CancelledTask || error instanceof FailedTask;
 }

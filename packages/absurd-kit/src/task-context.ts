@@ -52,6 +52,9 @@ import { parseWith } from './validation.js';
  * (one counter per name, shared by steps, sleeps, event waits, child spawns and awaits), so a
  * replay meets the same names in the same order and gets the stored results back.
  *
+ * Durable calls stop an execution by throwing control-flow signals (a sleep or wait suspends, a
+ * cancellation ends it): a `catch` around them must rethrow those, see `isControlFlowSignal`.
+ *
  * @example
  * app.registerTask({ name: 'welcome' }, async (params: { email: string }, ctx) => {
  *   const user = await ctx.step('create-user', () => createUser(params.email));
