@@ -1,3 +1,5 @@
+import { Absurd as SdkAbsurd } from 'absurd-sdk';
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { Absurd, type QueueStorageMode } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
@@ -14,6 +16,30 @@ async function relationKind(name: string): Promise<string | null> {
   );
   return (rows[0] as { kind: string } | undefined)?.kind ?? null;
 }
+
+describe('queue names', () => {
+  const methods = ['createQueue', 'setQueuePolicy', 'getQueuePolicy', 'dropQueue'] as const;
+  const refusal = (call: Promise<unknown>) => call.then(() => undefined, (error: unknown) => error as Error);
+
+  it.each(methods)('%s refuses an empty or overlong name before any query, as absurd-sdk does', async (method) => {
+    const { con, queries } = recordingConnection();
+    const app = new Absurd({ db: con, queueName: 'ok' });
+    const sdk = new SdkAbsurd({ db: con as unknown as pg.Pool, queueName: 'ok' });
+    for (const name of ['', 'q'.repeat(58), 'é'.repeat(29)]) {
+      const ours = await refusal(app[method](name));
+      expect(ours, `${method}(${JSON.stringify(name)})`).toBeInstanceOf(Error);
+      expect(ours?.message).toBe((await refusal(sdk[method](name)))?.message);
+    }
+    expect((await refusal(app[method]('q'.repeat(58))))?.message).toBe(`Queue name "${'q'.repeat(58)}" is too long (max 57 bytes).`);
+    expect((await refusal(app[method]('')))?.message).toBe('Queue name must be provided');
+    expect(queries).toHaveLength(0);
+  });
+
+  it.each(methods)('%s accepts a name of exactly 57 bytes', async (method) => {
+    const app = new Absurd({ db: recordingConnection().con, queueName: 'ok' });
+    expect(await refusal(app[method]('é'.repeat(28) + 'q'))).toBeUndefined();
+  });
+});
 
 describe('createQueue', () => {
   it("creates the client's queue, unpartitioned by default, and is idempotent", async () => {
@@ -64,14 +90,6 @@ describe('createQueue', () => {
     await expect(app.createQueue('bad', { storageMode: 'sharded' as QueueStorageMode })).rejects.toThrow(
       new Error('Invalid queue storage mode: sharded'),
     );
-    expect(queries).toHaveLength(0);
-  });
-
-  it('validates the queue name', async () => {
-    const { con, queries } = recordingConnection();
-    const app = new Absurd({ db: con, queueName: 'ok' });
-    await expect(app.createQueue('')).rejects.toThrow('Queue name must be provided');
-    await expect(app.createQueue('q'.repeat(58))).rejects.toThrow('is too long (max 57 bytes).');
     expect(queries).toHaveLength(0);
   });
 

@@ -259,12 +259,12 @@ export class Absurd {
 
   /** Creates a queue (default: this client's; idempotent), then applies any policy given. */
   async createQueue(queueName?: string, options: CreateQueueOptions = {}): Promise<void> {
-    await queues.createQueue(this.con, validateQueueName(queueName ?? this.queueName), options);
+    await queues.createQueue(this.con, queueName ?? this.queueName, options);
   }
 
   /** Updates a queue's policy keys; sends nothing when none is given. */
   async setQueuePolicy(queueName?: string, options: QueuePolicyOptions = {}): Promise<void> {
-    await queues.setQueuePolicy(this.con, validateQueueName(queueName ?? this.queueName), options);
+    await queues.setQueuePolicy(this.con, queueName ?? this.queueName, options);
   }
 
   /** A queue's policy, or null when it does not exist. */

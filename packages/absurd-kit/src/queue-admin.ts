@@ -8,6 +8,7 @@ import {
   setQueuePolicy as setQueuePolicyQuery,
 } from './queries/queues.queries.js';
 import type { Queryable } from './queryable.js';
+import { validateQueueName } from './queue-name.js';
 
 /** How a queue stores its tables. */
 export type QueueStorageMode = 'unpartitioned' | 'partitioned';
@@ -42,8 +43,14 @@ export interface QueuePolicy {
   detachMinAge: string;
 }
 
+/*
+ * Every function here checks the queue name first (absurd-sdk's rule and messages, see
+ * validateQueueName), so that a bad name is refused before any query whichever caller sends it.
+ */
+
 /** Creates a queue (idempotent; an error when it exists with another storage mode), then sets its policy. */
 export async function createQueue(con: Queryable, queueName: string, options: CreateQueueOptions = {}): Promise<void> {
+  validateQueueName(queueName);
   const mode = options.storageMode ?? 'unpartitioned';
   if (mode === 'unpartitioned') await createQueueQuery.run({ queueName }, con);
   else if (mode === 'partitioned') await createQueueWithMode.run({ queueName, storageMode: mode }, con);
@@ -53,6 +60,7 @@ export async function createQueue(con: Queryable, queueName: string, options: Cr
 
 /** Updates the given policy keys; sends nothing when none is given. */
 export async function setQueuePolicy(con: Queryable, queueName: string, options: QueuePolicyOptions = {}): Promise<void> {
+  validateQueueName(queueName);
   const policy: JsonObject = {};
   if (options.partitionLookahead !== undefined) policy.partition_lookahead = options.partitionLookahead;
   if (options.partitionLookback !== undefined) policy.partition_lookback = options.partitionLookback;
@@ -66,6 +74,7 @@ export async function setQueuePolicy(con: Queryable, queueName: string, options:
 
 /** The queue's policy, or null when the queue does not exist. */
 export async function getQueuePolicy(con: Queryable, queueName: string): Promise<QueuePolicy | null> {
+  validateQueueName(queueName);
   const [row] = await getQueuePolicyQuery.run({ queueName }, con);
   if (!row) return null;
   return {
@@ -82,6 +91,7 @@ export async function getQueuePolicy(con: Queryable, queueName: string): Promise
 
 /** Drops a queue with all its tasks; unknown queues are ignored. */
 export async function dropQueue(con: Queryable, queueName: string): Promise<void> {
+  validateQueueName(queueName);
   await dropQueueQuery.run({ queueName }, con);
 }
 
