@@ -166,7 +166,7 @@ export interface ITableStateParams {
 
 /** 'TableState' return type */
 export interface ITableStateResult {
-  detach_pending: boolean;
+  detach_pending: boolean | null;
   parent_has_default: boolean | null;
   parent_table: string | null;
   relkind: string;
@@ -178,12 +178,12 @@ export interface ITableStateQuery {
   result: ITableStateResult;
 }
 
-const tableStateIR: any = {"usedParamSet":{"tableName":true},"params":[{"name":"tableName","required":true,"transform":{"type":"scalar"},"locs":[{"a":396,"b":406}]}],"statement":"select c.relkind::text as \"relkind!\", p.relname::text as parent_table, i.inhdetachpending as detach_pending,\n       (select pt.partdefid <> 0 from pg_partitioned_table pt where pt.partrelid = p.oid) as parent_has_default\n  from pg_class c\n  left join pg_inherits i on i.inhrelid = c.oid\n  left join pg_class p on p.oid = i.inhparent\n where c.relnamespace = 'absurd'::regnamespace and c.relname = :tableName!"};
+const tableStateIR: any = {"usedParamSet":{"tableName":true},"params":[{"name":"tableName","required":true,"transform":{"type":"scalar"},"locs":[{"a":402,"b":412}]}],"statement":"select c.relkind::text as \"relkind!\", p.relname::text as \"parent_table?\", i.inhdetachpending as \"detach_pending?\",\n       (select pt.partdefid <> 0 from pg_partitioned_table pt where pt.partrelid = p.oid) as parent_has_default\n  from pg_class c\n  left join pg_inherits i on i.inhrelid = c.oid\n  left join pg_class p on p.oid = i.inhparent\n where c.relnamespace = 'absurd'::regnamespace and c.relname = :tableName!"};
 
 /**
  * Query generated from SQL:
  * ```
- * select c.relkind::text as "relkind!", p.relname::text as parent_table, i.inhdetachpending as detach_pending,
+ * select c.relkind::text as "relkind!", p.relname::text as "parent_table?", i.inhdetachpending as "detach_pending?",
  *        (select pt.partdefid <> 0 from pg_partitioned_table pt where pt.partrelid = p.oid) as parent_has_default
  *   from pg_class c
  *   left join pg_inherits i on i.inhrelid = c.oid
