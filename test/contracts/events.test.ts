@@ -66,7 +66,7 @@ describe('client emitEvent', () => {
       received: '5',
       retryable: true,
     });
-    expect(here.message).toMatch(/^shipment\.packed:o-1: event\.trackingNumber: .+; received 5$/);
+    expect(here.message).toMatch(/^shipment\.packed:o-1: event\.trackingNumber: .+, received 5$/);
     const there = await validationErrorOf(app.emitEvent(packed, 'o-1', { ...goodPayload, packedAt: 'yesterday' }, other));
     expect(there.issues[0]?.path).toBe('packedAt');
     const keyless = await validationErrorOf(app.emitEvent(packed, undefined, badPayload));
@@ -109,7 +109,7 @@ describe('ctx.emitEvent', () => {
       received: '5',
       retryable: true,
     });
-    expect(error.message).toMatch(/^ship: event "shipment\.packed:o-1"\.trackingNumber: .+; received 5$/);
+    expect(error.message).toMatch(/^ship: event "shipment\.packed:o-1"\.trackingNumber: .+, received 5$/);
     expect(await countRows(db.pool, queue, 'e')).toBe(0);
     expect((await taskRow(db.pool, queue, handle.taskID))?.state).toBe('completed');
   });
@@ -175,7 +175,7 @@ describe('ctx.awaitEvent receiving a payload emitted without validation', () => 
       retryable: false,
     });
     expect((reason.issues as { path: string }[]).map((issue) => issue.path)).toEqual(['trackingNumber', 'packedAt']);
-    expect(reason.message).toMatch(/^ship: event "shipment\.packed:o-1"\.trackingNumber: .+ \(and 1 more issue\(s\)\); received 5$/);
+    expect(reason.message).toMatch(/^ship: event "shipment\.packed:o-1"\.trackingNumber: .+, received 5 \(and 1 more issue\(s\)\)$/);
     expect(await workOnce(app)).toHaveLength(0);
   });
 

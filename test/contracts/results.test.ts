@@ -71,7 +71,7 @@ describe("a handler's result", () => {
       received: '"2"',
       retryable: false,
     });
-    expect((runs[0]?.failure_reason as { message: string }).message).toMatch(/^receipt: result\.pages: .+; received "2"$/);
+    expect((runs[0]?.failure_reason as { message: string }).message).toMatch(/^receipt: result\.pages: .+, received "2"$/);
     expect(await workOnce(app)).toHaveLength(0);
     expect(calls).toBe(1);
   });
@@ -119,7 +119,7 @@ describe('a client reading a stored result through a contract', () => {
       received: '"last tuesday"',
       retryable: false,
     });
-    expect(fetched.message).toMatch(/^receipt: result\.sentAt: .+; received "last tuesday"$/);
+    expect(fetched.message).toMatch(/^receipt: result\.sentAt: .+, received "last tuesday"$/);
     const awaited = await validationErrorOf(reader.awaitTaskResult(handle, { timeout: 5 }));
     expect(awaited.issues[0]?.path).toBe('sentAt');
     // Untyped, the same row reads fine.

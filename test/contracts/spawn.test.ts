@@ -64,7 +64,7 @@ describe('client spawn', () => {
     });
     expect(error.issues).toHaveLength(1);
     expect(error.issues[0]?.path).toBe('amount');
-    expect(error.message).toMatch(/^order-fulfillment: params\.amount: .+; received "12"$/);
+    expect(error.message).toMatch(/^order-fulfillment: params\.amount: .+, received "12"$/);
     // Refused before the hooks and before the engine: no task, no run, not even the hook saw it.
     expect(seen).toEqual([]);
     expect(await countRows(db.pool, queue, 't')).toBe(0);
@@ -83,7 +83,7 @@ describe('client spawn', () => {
     const notObject = await validationErrorOf(app.spawn(order, 5 as unknown as typeof good));
     expect(notObject.issues[0]?.path).toBe('');
     expect(notObject.received).toBe('5');
-    expect(notObject.message).toMatch(/^order-fulfillment: params: .+; received 5$/);
+    expect(notObject.message).toMatch(/^order-fulfillment: params: .+, received 5$/);
 
     const several = await validationErrorOf(app.spawn(order, { orderId: 1, items: [] } as unknown as typeof good));
     expect(several.issues.map((issue) => issue.path).sort()).toEqual(['amount', 'items', 'orderId']);

@@ -68,7 +68,7 @@ describe('step result on the first run', () => {
       received: '42',
       retryable: true,
     });
-    expect(error.message).toMatch(/^checkout: step "process-payment"\.paymentId: .+; received 42$/);
+    expect(error.message).toMatch(/^checkout: step "process-payment"\.paymentId: .+, received 42$/);
     expect(await checkpoints(db.pool, queue, handle.taskID)).toEqual({});
     let runs = await runRows(db.pool, queue, handle.taskID);
     expect(runs.map((run) => run.state)).toEqual(['failed', 'pending']);
@@ -184,7 +184,7 @@ describe('step result on replay, read with a changed step schema', () => {
       received: '"p-legacy-1"',
       retryable: false,
     });
-    expect(reason.message).toMatch(/^checkout: step "process-payment"\.paymentId: .+; received "p-legacy-1"$/);
+    expect(reason.message).toMatch(/^checkout: step "process-payment"\.paymentId: .+, received "p-legacy-1"$/);
     // Three attempts were left; none is used.
     expect(await workOnce(app)).toHaveLength(0);
     // The stored value is left as it was, for whoever repairs it.

@@ -68,7 +68,7 @@ describe('stored params refused at task start', () => {
       received: '"12"',
       retryable: false,
     });
-    expect(reason.message).toMatch(/^order-fulfillment: params\.amount: .+; received "12"$/);
+    expect(reason.message).toMatch(/^order-fulfillment: params\.amount: .+, received "12"$/);
     expect(reason.stack).toEqual(expect.stringContaining('ValidationError'));
     // Nothing left to claim: no second attempt although four remain.
     expect(await workOnce(app)).toHaveLength(0);
@@ -92,7 +92,7 @@ describe('stored params refused at task start', () => {
       retryable: false,
     });
     expect((run?.failure_reason as { message: string }).message).toMatch(
-      /^order-fulfillment: params\.lines\[1\]\.qty: .+; received "many"$/,
+      /^order-fulfillment: params\.lines\[1\]\.qty: .+, received "many"$/,
     );
   });
 

@@ -268,7 +268,10 @@ export type ValidationBoundary = 'params' | 'result' | 'step' | 'event';
 /**
  * A payload did not match its schema. Thrown to the caller at spawn and emit (nothing is written),
  * raised inside a task where a stored value is read (the task then fails without retry: a retry
- * cannot fix stored data), and when a client reads a result.
+ * cannot fix stored data), and when a client reads a result. The message names the subject, the
+ * boundary, the path and the received value, each once:
+ * `order-fulfillment: params.amount: expected number, received "12"`; `issues` keeps every
+ * problem as the validator worded it.
  *
  * @example
  * try { await app.spawn(fulfillOrder, params); }
@@ -295,14 +298,7 @@ export class ValidationError extends AbsurdError {
     received: string;
     retryable: boolean;
   }) {
-    const where = options.detail === undefined ? options.boundary : `${options.boundary} "${options.detail}"`;
-    const first = options.issues[0];
-    const path = first?.path ? `.${first.path}` : '';
-    const more = options.issues.length > 1 ? ` (and ${options.issues.length - 1} more issue(s))` : '';
-    super(
-      'VALIDATION',
-      `${options.subject}: ${where}${path}: ${first?.message ?? 'invalid value'}${more}; received ${options.received}`,
-    );
+    super('VALIDATION', `${options.subject}: ${describeValidation(options)}`);
     this.subject = options.subject;
     this.boundary = options.boundary;
     this.detail = options.detail;
@@ -325,4 +321,31 @@ export class ValidationError extends AbsurdError {
       retryable: this.retryable,
     };
   }
+}
+
+/**
+ * Where a value was refused and why, without the subject: the message of a {@link ValidationError}
+ * after `<subject>: `, e.g. `params.email: expected string, received undefined`. Each fact is said
+ * once: a validator's generic prefix (Zod's `Invalid input: `) is dropped, and so is the end of its
+ * message that says what it received (Zod names only the type: `received string`), since the
+ * received value follows.
+ *
+ * @example
+ * describeValidation({ boundary: 'params', issues: [{ path: 'amount', message: 'Invalid input: expected number, received string' }], received: '"12"' });
+ * // 'params.amount: expected number, received "12"'
+ */
+export function describeValidation(refusal: {
+  boundary: ValidationBoundary;
+  detail?: string | undefined;
+  issues: readonly ValidationIssue[];
+  received: string;
+}): string {
+  const where = refusal.detail === undefined ? refusal.boundary : `${refusal.boundary} "${refusal.detail}"`;
+  const [first] = refusal.issues;
+  const path = !first?.path ? '' : first.path.startsWith('[') ? first.path : `.${first.path}`;
+  const problem = (first?.message ?? 'invalid value')
+    .replace(/^invalid (input|type):\s+/i, '')
+    .replace(/(,|\s+but)\s+received\s[\s\S]*$/i, '');
+  const more = refusal.issues.length > 1 ? ` (and ${refusal.issues.length - 1} more issue(s))` : '';
+  return `${where}${path}: ${problem}, received ${refusal.received}${more}`;
 }
