@@ -11,6 +11,8 @@ import { findEmbeddedPackage } from '../../packages/cli/src/database/embedded-bi
 import { startPostgresServer, type PostgresServer } from '../../packages/cli/src/database/postgres-server.js';
 
 const isRoot = process.platform !== 'win32' && userInfo().uid === 0;
+/** Said in the name of a root-only test that is skipped. */
+const ROOT_ONLY = isRoot ? '' : ' — skipped: not running as root, so the server runs as this user';
 const dirs: string[] = [];
 const servers: PostgresServer[] = [];
 
@@ -80,7 +82,7 @@ describe('the embedded PostgreSQL', () => {
   }, 120_000);
 
   it.skipIf(!isRoot)(
-    'as root, runs a copy of the binaries and keeps the data in a folder the server user reaches, says where, and finds the data again (skipped unless root: otherwise the server runs as this user)',
+    `as root, runs a copy of the binaries and keeps the data in a folder the server user reaches, says where, and finds the data again${ROOT_ONLY}`,
     async () => {
       const locked = await tempDir(0o700); // like /root: the postgres user cannot enter it
       const shared = path.join(await tempDir(0o755), 'shared');
@@ -101,9 +103,12 @@ describe('the embedded PostgreSQL', () => {
       const first = await start();
       expect(first.notices).toHaveLength(1);
       const [notice] = first.notices;
-      expect(notice).toContain('runs as user "postgres"');
-      expect(notice).toContain(`running a copy of the binaries in ${shared}${path.sep}postgres-`);
-      expect(notice).toContain(`${dataDir}: keeping the data in ${first.server.dataDir} instead`);
+      expect(notice).toBe(
+        `PostgreSQL runs as user "postgres" (it refuses to run as root), which cannot reach ` +
+          `${path.join(packageDir, 'native/bin/postgres')} (EACCES) nor ${dataDir}: ` +
+          `running a copy of the binaries from ${path.join(shared, `postgres-${(await findEmbeddedPackage(packageDir)).label}`)} ` +
+          `and keeping the data in ${first.server.dataDir}`,
+      );
       expect(path.dirname(first.server.dataDir)).toBe(shared);
       await query(first.server.url, 'create table kept (id int); insert into kept values (42)');
       await first.server.stop();
@@ -118,7 +123,7 @@ describe('the embedded PostgreSQL', () => {
   );
 
   it.skipIf(!isRoot)(
-    'as root, refuses binaries of a given folder the server user cannot reach, saying what to do (skipped unless root)',
+    `as root, refuses binaries of a given folder the server user cannot reach, saying what to do${ROOT_ONLY}`,
     async () => {
       const locked = await tempDir(0o700);
       const installed = await findEmbeddedPackage();
@@ -133,7 +138,7 @@ describe('the embedded PostgreSQL', () => {
   );
 
   it.skipIf(!isRoot)(
-    'as root, refuses a data directory with data that the server user cannot enter instead of starting an empty one (skipped unless root)',
+    `as root, refuses a data directory with data that the server user cannot enter instead of starting an empty one${ROOT_ONLY}`,
     async () => {
       const locked = await tempDir(0o700);
       const dataDir = path.join(locked, 'pgdata');

@@ -17,7 +17,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useEmptyDatabases } from '../engine/empty-databases.js';
 import { repoRoot } from '../support/cli-process.js';
 
-/** The Node major the entry points are also loaded with, from the registry's `node-<os>-<cpu>` package. */
+/**
+ * The Node version the entry points are also loaded with: the registry's `node-<os>-<cpu>` package
+ * (it holds `bin/node`), pinned, installed by this test into its temporary folder. Not a
+ * dependency of the repository: the package declares a `node` bin, which npm would link into
+ * node_modules/.bin, and every npm script (`npm test` included) would then run on Node 22.
+ */
 const NODE_22 = '22.23.5';
 /** Where the registry has a Node binary package (`bin/node`) for this platform. */
 const NODE_22_PACKAGE = ['linux-x64', 'linux-arm64', 'darwin-x64', 'darwin-arm64'].includes(`${process.platform}-${process.arch}`)
@@ -306,7 +311,7 @@ describe('the packed packages in a development install (runtime, CLI, TypeScript
     for (const { target } of links) expect((await lstat(path.join(embedded, target))).isSymbolicLink(), target).toBe(true);
     if (isRoot) {
       // The project is under a 0700 folder: the server's user (postgres) cannot run the binaries there.
-      expect(generate.stderr).toMatch(/runs as user "postgres" .* running a copy of the binaries in /);
+      expect(generate.stderr).toMatch(/^PostgreSQL runs as user "postgres" .*: running a copy of the binaries from /m);
     }
   }, 180_000);
 

@@ -98,11 +98,14 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
   const onLog = options.onLog ?? (() => {});
   const onNotice = options.onNotice ?? ((line: string) => process.stderr.write(`${line}\n`));
   const sharedDir = path.resolve(options.sharedDir ?? defaultSharedDir());
-  const notes: string[] = [];
-  const bins = await resolveBinaries(options.binaries ?? { kind: 'embedded' }, owner, sharedDir, notes);
-  const dataDir = await resolveDataDir(path.resolve(options.dataDir), owner, sharedDir, notes);
-  if (notes.length > 0) {
-    onNotice(`the PostgreSQL server runs as user "${owner.name}" (it refuses to run as root), which cannot reach ${notes.join(', and ')}`);
+  const moves: Move[] = [];
+  const bins = await resolveBinaries(options.binaries ?? { kind: 'embedded' }, owner, sharedDir, moves);
+  const dataDir = await resolveDataDir(path.resolve(options.dataDir), owner, sharedDir, moves);
+  if (moves.length > 0) {
+    onNotice(
+      `PostgreSQL runs as user "${owner.name}" (it refuses to run as root), which cannot reach ` +
+        `${moves.map((m) => m.unreachable).join(' nor ')}: ${moves.map((m) => m.instead).join(' and ')}`,
+    );
   }
 
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
@@ -154,6 +157,14 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
   };
 }
 
+/** Something the server's user cannot reach where it is, and what is done instead. */
+interface Move {
+  /** What cannot be reached, e.g. `/root/app/.absurd/pgdata`. */
+  unreachable: string;
+  /** What is done instead, e.g. `keeping the data in /var/tmp/absurd-kit-0/pgdata-…`. */
+  instead: string;
+}
+
 interface ResolvedBinaries {
   initdb: string;
   postgres: string;
@@ -169,7 +180,7 @@ async function resolveBinaries(
   binaries: PostgresBinaries,
   owner: ServerUser,
   sharedDir: string,
-  notes: string[],
+  moves: Move[],
 ): Promise<ResolvedBinaries> {
   if (binaries.kind === 'directory') {
     const bins = binDirectory(binaries.binDir);
@@ -208,7 +219,10 @@ async function resolveBinaries(
         'to have it copied again, or set ABSURD_DATABASE_URL to a server of your own',
     );
   }
-  notes.push(`${pkg.nativeDir} (${first.reason}): running a copy of the binaries in ${path.dirname(path.dirname(copy.postgres))}`);
+  moves.push({
+    unreachable: `${installed.postgres} (${first.reason})`,
+    instead: `running a copy of the binaries from ${path.dirname(path.dirname(copy.postgres))}`,
+  });
   return { ...copy, version: second.stdout.trim() };
 }
 
@@ -221,7 +235,7 @@ function binDirectory(binDir: string): { initdb: string; postgres: string } {
  * `dataDir`, so that the next start with the same `dataDir` finds the same data. Reaching means
  * entering its parent: the data directory itself is handed to that user (or made by it) anyway.
  */
-async function resolveDataDir(dataDir: string, owner: ServerUser, sharedDir: string, notes: string[]): Promise<string> {
+async function resolveDataDir(dataDir: string, owner: ServerUser, sharedDir: string, moves: Move[]): Promise<string> {
   if (canEnter(owner, path.dirname(dataDir))) return dataDir;
   if (existsSync(path.join(dataDir, 'PG_VERSION'))) {
     // Data is there already: starting an empty server elsewhere would look like data loss.
@@ -233,7 +247,7 @@ async function resolveDataDir(dataDir: string, owner: ServerUser, sharedDir: str
   }
   await ensurePrivateDirectory(sharedDir);
   const moved = path.join(sharedDir, `pgdata-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`);
-  notes.push(`${dataDir}: keeping the data in ${moved} instead`);
+  moves.push({ unreachable: dataDir, instead: `keeping the data in ${moved}` });
   return moved;
 }
 
