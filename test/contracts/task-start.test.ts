@@ -153,3 +153,38 @@ describe('stored params refused at task start', () => {
     expect((await taskRow(db.pool, queue, task_id))?.state).toBe('completed');
   });
 });
+
+describe('the worker log of params refused at task start', () => {
+  it('is one error line naming the task, the run, the boundary, the field and the outcome; no stack', async () => {
+    const queue = queueName('start-log');
+    const app = await clients.app(queue);
+    const signup = defineTask({
+      name: 'signup',
+      queue,
+      params: z.object({ email: z.string(), profile: z.object({ age: z.number() }) }),
+      result: z.null(),
+    });
+    app.registerTask(signup, async () => null);
+    const missing = await rawSpawn(db.pool, queue, 'signup', { profile: { age: 3 } }, { max_attempts: 5 });
+    const nested = await rawSpawn(db.pool, queue, 'signup', { email: 'a@b.c', profile: { age: 'old' } }, { max_attempts: 5 });
+    await workOnce(app, 10);
+
+    expect(app.recorded.lines).toEqual([
+      {
+        level: 'error',
+        args: [`task "signup" run ${missing.run_id}: params invalid at params.email: expected string, received undefined — failed without retry`],
+      },
+      {
+        level: 'error',
+        args: [`task "signup" run ${nested.run_id}: params invalid at params.profile.age: expected number, received "old" — failed without retry`],
+      },
+    ]);
+    // The details stay in the stored failure.
+    const [run] = await runRows(db.pool, queue, missing.task_id);
+    expect(run?.failure_reason).toMatchObject({
+      message: 'signup: params.email: expected string, received undefined',
+      issues: [{ path: 'email', message: 'Invalid input: expected string, received undefined' }],
+      stack: expect.stringContaining('ValidationError'),
+    });
+  });
+});

@@ -9,6 +9,7 @@ import {
   fnv1aJitter,
   gate,
   queueName,
+  rawSpawn,
   runRows,
   table,
   taskRow,
@@ -119,20 +120,51 @@ describe('failure reasons', () => {
     }
   }
 
-  it('stores {name, message, stack} for errors and logs them', async () => {
+  it('stores {name, message, stack} for errors and logs one line without the stack', async () => {
     const app = await appWithQueue();
     const thrown = new PaymentDeclined('card expired');
     app.registerTask({ name: 'declined' }, async () => {
       throw thrown;
     });
-    const { taskID } = await app.spawn('declined', null, { maxAttempts: 1 });
+    const { taskID, runID } = await app.spawn('declined', null, { maxAttempts: 1 });
     await workOnce(app);
     const [run] = await runRows(db.pool, app.queueName, taskID);
     expect(run?.failure_reason).toStrictEqual({ name: 'PaymentDeclined', message: 'card expired', stack: thrown.stack });
     expect((run?.failure_reason as { stack: string } | undefined)?.stack).toContain('card expired');
     expect(app.recorded.lines.filter((l) => l.level === 'error')).toEqual([
-      { level: 'error', args: ['[absurd] task execution failed:', thrown] },
+      {
+        level: 'error',
+        args: [`task "declined" run ${runID}: PaymentDeclined: card expired — attempt 1 of 1 failed, no attempts left`],
+      },
     ]);
+  });
+
+  it('logs a failure with attempts left as one warning, and the last one as an error', async () => {
+    const app = await appWithQueue();
+    app.registerTask({ name: 'flaky' }, async (_params, ctx) => {
+      throw new Error(`down\nat attempt ${ctx.attempt}`);
+    });
+    const { taskID } = await app.spawn('flaky', null, { maxAttempts: 2 });
+    await workOnce(app);
+    await workOnce(app);
+    const runs = await runRows(db.pool, app.queueName, taskID);
+    expect(runs).toHaveLength(2);
+    expect(app.recorded.lines.map((l) => [l.level, l.args])).toEqual([
+      ['warn', [`task "flaky" run ${runs[0]!.run_id}: Error: down — attempt 1 of 2 failed`]],
+      ['error', [`task "flaky" run ${runs[1]!.run_id}: Error: down — attempt 2 of 2 failed, no attempts left`]],
+    ]);
+  });
+
+  it('logs a failure of a task with unlimited attempts as a warning', async () => {
+    const app = await appWithQueue();
+    app.registerTask({ name: 'endless' }, async () => {
+      throw 'not an Error';
+    });
+    // A spawn without max_attempts (psql, pg_cron, absurdctl) may be retried for ever.
+    const { run_id } = await rawSpawn(db.pool, app.queueName, 'endless', null);
+    await workOnce(app);
+    expect(app.recorded.messages('warn')).toEqual([`task "endless" run ${run_id}: not an Error — attempt 1 failed`]);
+    expect(app.recorded.messages('error')).toEqual([]);
   });
 
   it('stores stack null when an error has none', async () => {
@@ -315,7 +347,7 @@ describe('runs that end quietly', () => {
     const { taskID } = await app.spawn('cancel-then-throw', null);
     await workOnce(app);
     expect(queries.filter((q) => q.text.includes('absurd.fail_run'))).toHaveLength(1);
-    expect(app.recorded.messages('error')).toHaveLength(1);
+    expect(app.recorded.messages('warn')).toEqual([expect.stringMatching(/^task "cancel-then-throw" run .+: Error: after cancel — attempt 1 of 5 failed$/)]);
     expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'cancelled' });
   });
 });
@@ -389,7 +421,7 @@ describe('a handler that swallows SuspendTask', () => {
     expect(failed?.state).toBe('failed');
     expect((failed?.failure_reason as { message: string } | undefined)?.message).toMatch(/is not currently running/);
     expect(retry).toMatchObject({ attempt: 2, state: 'pending' });
-    expect(app.recorded.messages('error')).toHaveLength(1);
+    expect(app.recorded.messages('warn')).toHaveLength(1);
     await workOnce(app);
     expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: 'attempt 2' });
   });

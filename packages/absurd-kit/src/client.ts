@@ -12,7 +12,7 @@ import {
   type ResultOf,
   type TaskContract,
 } from './define.js';
-import { TimeoutError } from './errors.js';
+import { errorLine, TimeoutError } from './errors.js';
 import { executeClaimedTask, type ExecutionHost } from './execute-task.js';
 import type { JsonValue } from './json.js';
 import { QueueListener, wakeChannel } from './notify.js';
@@ -96,7 +96,7 @@ export class Absurd {
     this.registry = new Map();
     if (typeof opts.db === 'string' || opts.db === undefined) {
       const pool = new pg.Pool({ connectionString: resolveDatabaseUrl({ databaseUrl: opts.db }) });
-      pool.on('error', (error) => this.log.error('[absurd] idle database connection failed:', error));
+      pool.on('error', (error) => this.log.warn(`idle database connection dropped: ${errorLine(error)}`));
       this.con = pool;
       this.ownsConnection = true;
     } else {
@@ -300,7 +300,7 @@ export class Absurd {
 
   /** Starts a worker for this client's queue in the background (see {@link WorkerOptions}). */
   async startWorker(options: WorkerOptions = {}): Promise<Worker> {
-    const resolved = resolveWorkerOptions(options, (error) => this.log.error('Worker error:', error));
+    const resolved = resolveWorkerOptions(options, (error) => this.log.error(`Worker error: ${errorLine(error)}`));
     const connection = this.#listenConfig();
     const worker = await startWorkerLoop(
       {
@@ -310,7 +310,7 @@ export class Absurd {
           ? (onWake) => {
               this.listener ??= new QueueListener({
                 connection,
-                onError: (error) => this.log.warn('[absurd] wake-up connection problem:', error.message),
+                onError: (error) => this.log.warn(`wake-up connection problem: ${errorLine(error)}`),
               });
               return this.listener.subscribe(this.queueName, onWake);
             }

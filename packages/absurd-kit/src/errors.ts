@@ -222,6 +222,20 @@ function sqlStateOf(error: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/**
+ * An error in one line for a log: `Name: first line of its message`, without the stack (network
+ * errors may be AggregateErrors without a message: their first error is named instead).
+ *
+ * @example
+ * errorLine(new TypeError('bad\nmore')); // 'TypeError: bad'
+ */
+export function errorLine(error: unknown): string {
+  if (error instanceof AggregateError && error.message === '' && error.errors.length > 0) return errorLine(error.errors[0]);
+  if (!(error instanceof Error)) return String(error);
+  const message = error.message.split('\n', 1)[0] ?? '';
+  return message === '' ? error.name : `${error.name}: ${message}`;
+}
+
 /** One line describing an underlying error (network errors may be AggregateErrors without a message). */
 function describeCause(cause: unknown): string {
   if (cause instanceof AggregateError && cause.message === '' && cause.errors.length > 0) {

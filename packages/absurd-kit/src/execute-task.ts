@@ -1,4 +1,5 @@
-import { toJsonParam, type JsonValue } from './json.js';
+import { errorLine } from './errors.js';
+import { toJsonParam } from './json.js';
 import { wakeChannel } from './notify.js';
 import { notifyQueue } from './queries/notifications.queries.js';
 import { failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
@@ -6,6 +7,7 @@ import type { Queryable } from './queryable.js';
 import type { Registration } from './registration.js';
 import { CancelledTask, isControlFlowSignal, signalFromDatabaseError, signalFromOutcome, SuspendTask } from './signals.js';
 import { runWithContext } from './current-context.js';
+import { failureLogLine, isPermanentFailure, serializeError } from './run-failure.js';
 import { TaskContext } from './task-context.js';
 import { sendEvent } from './emit-event.js';
 import { isFinalState, parentFromHeaders, readTaskResult, taskResultEvent } from './task-result.js';
@@ -103,30 +105,10 @@ export async function executeClaimedTask(
       return;
     }
     if (isControlFlowSignal(error)) return;
-    log.error('[absurd] task execution failed:', error);
     await failRun(host, task, error);
   } finally {
     clearTimers();
   }
-}
-
-/**
- * The failure reason stored for an error: `{ name, message, stack }` (plus the error's own `toJSON`
- * fields, e.g. a ValidationError's issues), or `{ message }` for non-errors.
- */
-export function serializeError(error: unknown): JsonValue {
-  if (error instanceof Error) {
-    const own = typeof (error as { toJSON?: unknown }).toJSON === 'function' ? (error as unknown as { toJSON(): object }).toJSON() : {};
-    return JSON.parse(
-      JSON.stringify({ ...own, name: error.name, message: error.message, stack: error.stack || null }),
-    ) as JsonValue;
-  }
-  return { message: String(error) };
-}
-
-/** True for errors that declare a retry pointless (`retryable === false`), e.g. invalid stored data. */
-export function isPermanentFailure(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
 }
 
 async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unknown): Promise<void> {
@@ -142,10 +124,12 @@ async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unkno
 }
 
 /**
- * Fails the run (retry rules apply; a permanent failure fails the task without retry); a run already
- * cancelled or failed (AB001/AB002) is left as it is.
+ * Logs the failure (one line) and fails the run (retry rules apply; a permanent failure fails the
+ * task without retry); a run already cancelled or failed (AB001/AB002) is left as it is.
  */
 export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unknown): Promise<void> {
+  const { level, line } = failureLogLine(task, error);
+  host.log[level](line);
   try {
     const reason = toJsonParam(serializeError(error));
     const failure = { queueName: host.queueName, runId: task.run_id, reason };
@@ -202,6 +186,6 @@ async function announceEnd(host: ExecutionHost, task: ClaimedTask): Promise<void
     if (!snapshot || !isFinalState(snapshot.state)) return;
     await sendEvent(host.con, parent.queue, taskResultEvent(task.task_id), snapshot);
   } catch (error) {
-    host.log.warn(`could not notify parent task ${parent.taskId} of ${task.task_id}:`, error);
+    host.log.warn(`task "${task.task_name}" run ${task.run_id}: could not tell parent task ${parent.taskId} that it ended: ${errorLine(error)}`);
   }
 }
