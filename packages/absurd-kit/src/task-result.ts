@@ -35,7 +35,7 @@ export interface TaskHandle<C extends TaskContract = TaskContract> extends Spawn
  * `fetchTaskResult` / `awaitTaskResult` for a typed, validated result.
  *
  * @example
- * const snapshot = await app.awaitTaskResult(taskHandle(fulfillOrder, savedTaskId));
+ * const snapshot = await app.awaitTaskResult(taskHandle(fulfillOrder, savedTaskID));
  */
 export function taskHandle<C extends TaskContract>(contract: C, taskID: string, queue?: string): TaskHandle<C> {
   return attachContract({ taskID, runID: '', attempt: 0, created: false, queue: queue ?? contract.queue }, contract);
@@ -90,7 +90,8 @@ export function isFinalState(state: TaskResultState): boolean {
 
 /**
  * The header a child task carries to find its parent: `{ queue, taskId }`. A worker that ends a
- * task carrying it emits {@link taskResultEvent} on the parent's queue.
+ * task carrying it emits {@link taskResultEvent} on the parent's queue. A wire format stored with
+ * tasks and read by the engine's `cancel_task`, so it keeps its keys (docs/api-conventions.md).
  */
 export const PARENT_HEADER = 'absurd.parent';
 
