@@ -5,9 +5,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import { AbsurdError, isEventContract, isTaskContract, type EventContract, type TaskContract } from 'absurd-kit';
+import { importTsModule } from './import-ts-module.js';
 
 /** The directory searched when none is given. */
 export const DEFAULT_WORKFLOWS_DIR = 'workflows';
@@ -42,7 +41,7 @@ export async function loadWorkflowContracts(dir: string | undefined, cwd = proce
   for (const file of files) {
     let module: Record<string, unknown>;
     try {
-      module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
+      module = await importTsModule(file);
     } catch (error) {
       throw new AbsurdError(
         'WORKFLOWS_LOAD_FAILED',

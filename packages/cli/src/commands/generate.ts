@@ -1,13 +1,15 @@
 /**
  * `absurd generate`: the typed client, the manifest and the typed query modules from the
  * contracts (`--check` for CI, `--watch` while editing).
+ *
+ * The pipeline (ts-morph and the TypeScript compiler, pgtyped, tsx) is imported when the command
+ * runs, not when the command table is built: the other commands start without it.
  */
 import { EXIT, type CommandContext, type CommandSpec } from '../cli-command.js';
 import { applyResult, type ApplyOutcome } from '../generate/apply.js';
 import { formatReport } from '../generate/compare-manifests.js';
-import { generate, type GenerateOptions, type GenerateResult } from '../generate/pipeline.js';
+import type { GenerateOptions, GenerateResult } from '../generate/pipeline.js';
 import { GenerateError } from '../generate/problems.js';
-import { watchGenerate } from '../generate/watch.js';
 
 /** `absurd generate`. */
 export const generateCommand: CommandSpec = {
@@ -42,6 +44,7 @@ export const generateCommand: CommandSpec = {
       onStage: context.io.stderr.isTTY ? (stage) => context.io.stderr.write(`${stage}…\n`) : undefined,
     };
     if (flags.watch) return watch(context, options);
+    const { generate } = await import('../generate/pipeline.js');
     let result: GenerateResult;
     try {
       result = await generate(options);
@@ -124,6 +127,7 @@ async function watch(context: CommandContext, options: GenerateOptions): Promise
   const stop = () => controller.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  const { watchGenerate } = await import('../generate/watch.js');
   try {
     await watchGenerate({
       ...options,

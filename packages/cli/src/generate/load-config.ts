@@ -4,9 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import { ConfigError, resolveConfig, type ResolvedConfig } from '../config.js';
+import { importTsModule } from '../import-ts-module.js';
 import { moduleExports } from './module-exports.js';
 
 /** The names looked for at the project root, in this order. */
@@ -41,7 +40,7 @@ export async function loadConfig(options: { root: string; configFile?: string | 
   const relative = path.relative(root, file);
   let loaded: { default?: unknown };
   try {
-    loaded = moduleExports((await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>);
+    loaded = moduleExports(await importTsModule(file));
   } catch (error) {
     // defineConfig() checked it while loading; tsx loads its own copy of the class, so go by the code.
     const problems = (error as { code?: unknown; problems?: unknown }).problems;

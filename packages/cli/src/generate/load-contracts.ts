@@ -3,9 +3,8 @@
  * each discovered contract with its value, which carries the actual schemas.
  */
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import type { EventContract, TaskContract } from 'absurd-kit';
+import { importTsModule } from '../import-ts-module.js';
 import type { DiscoveredContract } from './discover.js';
 import { moduleExports } from './module-exports.js';
 import { GenerateError, type GenerateProblem } from './problems.js';
@@ -27,7 +26,7 @@ export async function loadContracts(root: string, contracts: readonly Discovered
   const modules = new Map<string, Record<string, unknown> | undefined>();
   for (const file of [...new Set(contracts.map((c) => c.file))].sort()) {
     try {
-      const namespace = (await tsImport(pathToFileURL(path.join(root, file)).href, import.meta.url)) as Record<string, unknown>;
+      const namespace = await importTsModule(path.join(root, file));
       modules.set(file, moduleExports(namespace));
     } catch (error) {
       problems.push({ file, message: `cannot be imported: ${(error as Error).message.split('\n')[0]}` });
