@@ -6,7 +6,7 @@ import type { Manifest, ManifestTask } from '../../packages/cli/src/generate/emi
 import { schemaPair } from '../../packages/cli/src/generate/json-schema.js';
 
 /** The input JSON Schema of a Zod schema, as the manifest holds it. */
-const json = (schema: z.ZodType): JsonSchema => schemaPair(schema).input!;
+const json = async (schema: z.ZodType): Promise<JsonSchema> => (await schemaPair(schema)).input!;
 
 const order = z.object({ orderId: z.string(), amount: z.number() });
 
@@ -63,8 +63,8 @@ const table: Array<[string, z.ZodType, z.ZodType, Array<{ path: string; message:
 ];
 
 describe('breakingChanges', () => {
-  it.each(table)('%s', (_name, before, after, expected) => {
-    const changes = breakingChanges(json(before), json(after));
+  it.each(table)('%s', async (_name, before, after, expected) => {
+    const changes = breakingChanges(await json(before), await json(after));
     expect(changes).toHaveLength(expected.length);
     for (const [i, want] of expected.entries()) {
       expect(changes[i]?.path).toBe(want.path);
@@ -72,13 +72,13 @@ describe('breakingChanges', () => {
     }
   });
 
-  it('compares recursive schemas ($ref) without looping', () => {
+  it('compares recursive schemas ($ref) without looping', async () => {
     const node = (leaf: z.ZodType) => {
       const tree: z.ZodType = z.lazy(() => z.object({ value: leaf, children: z.array(tree) }));
       return tree;
     };
-    expect(breakingChanges(json(node(z.number())), json(node(z.number())))).toEqual([]);
-    const changes = breakingChanges(json(node(z.number())), json(node(z.number().int())));
+    expect(breakingChanges(await json(node(z.number())), await json(node(z.number())))).toEqual([]);
+    const changes = breakingChanges(await json(node(z.number())), await json(node(z.number().int())));
     expect(changes.length).toBeGreaterThan(0);
     expect(changes[0]?.message).toMatch(/integer/);
   });
@@ -89,14 +89,18 @@ describe('breakingChanges', () => {
   });
 });
 
+// Converted once, up front: schemaPair is asynchronous (it may have to load zod).
+const defaults = {
+  params: await schemaPair(order),
+  result: await schemaPair(z.object({ ok: z.boolean() })),
+  steps: { charge: await schemaPair(z.object({ id: z.string() })) },
+};
 const task = (over: Partial<ManifestTask> = {}): ManifestTask => ({
   queue: 'orders',
   version: 1,
   export: { module: 'orders.ts', name: 'fulfillOrder' },
   defaults: {},
-  params: schemaPair(order),
-  result: schemaPair(z.object({ ok: z.boolean() })),
-  steps: { charge: schemaPair(z.object({ id: z.string() })) },
+  ...defaults,
   ...over,
 });
 const manifest = (tasks: Record<string, ManifestTask>, events: Manifest['events'] = {}): Manifest => ({
@@ -108,11 +112,11 @@ const manifest = (tasks: Record<string, ManifestTask>, events: Manifest['events'
 });
 
 describe('compareManifests', () => {
-  it('reports a changed queue, narrowed params and a narrowed step as breaking', () => {
+  it('reports a changed queue, narrowed params and a narrowed step as breaking', async () => {
     const after = task({
       queue: 'orders-v2',
-      params: schemaPair(z.object({ orderId: z.string(), amount: z.number().int() })),
-      steps: { charge: schemaPair(z.object({ id: z.uuid() })) },
+      params: await schemaPair(z.object({ orderId: z.string(), amount: z.number().int() })),
+      steps: { charge: await schemaPair(z.object({ id: z.uuid() })) },
     });
     const report = compareManifests(manifest({ fulfil: task() }), manifest({ fulfil: after }));
     expect(report.breaking.map((c) => c.path)).toEqual(['queue', 'params.amount', 'steps.charge.id', 'steps.charge.id']);
@@ -120,8 +124,8 @@ describe('compareManifests', () => {
     expect(report.accepted).toEqual([]);
   });
 
-  it('accepts breaking changes when the version was bumped', () => {
-    const after = task({ version: 2, params: schemaPair(z.object({ orderId: z.string() })) });
+  it('accepts breaking changes when the version was bumped', async () => {
+    const after = task({ version: 2, params: await schemaPair(z.object({ orderId: z.string() })) });
     const report = compareManifests(manifest({ fulfil: task() }), manifest({ fulfil: after }));
     expect(report.breaking).toEqual([]);
     expect(report.accepted).toEqual([
@@ -134,11 +138,11 @@ describe('compareManifests', () => {
     expect(report.breaking).toEqual([{ kind: 'task', name: 'fulfil', path: 'version', message: 'version went down from 3 to 2' }]);
   });
 
-  it('checks event payloads; removed contracts and new ones are notes or nothing', () => {
-    const event = (payload: z.ZodType, version = 1) => ({ version, export: { module: 'e.ts', name: 'packed' }, payload: schemaPair(payload) });
+  it('checks event payloads; removed contracts and new ones are notes or nothing', async () => {
+    const event = async (payload: z.ZodType, version = 1) => ({ version, export: { module: 'e.ts', name: 'packed' }, payload: await schemaPair(payload) });
     const report = compareManifests(
-      manifest({ gone: task() }, { packed: event(z.object({ tracking: z.string() })) }),
-      manifest({ fresh: task() }, { packed: event(z.object({ tracking: z.string(), carrier: z.string() })) }),
+      manifest({ gone: task() }, { packed: await event(z.object({ tracking: z.string() })) }),
+      manifest({ fresh: task() }, { packed: await event(z.object({ tracking: z.string(), carrier: z.string() })) }),
     );
     expect(report.breaking).toEqual([{ kind: 'event', name: 'packed', path: 'payload.carrier', message: 'new required field without a default' }]);
     expect(report.notes).toEqual(['task "gone" was removed: make sure none is still queued, running or sleeping']);

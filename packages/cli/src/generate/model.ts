@@ -88,9 +88,9 @@ export const RESERVED_NAMES: readonly string[] = [
  * names would clash.
  *
  * @example
- * const model = buildModel(await loadContracts(root, discovered));
+ * const model = await buildModel(await loadContracts(root, discovered));
  */
-export function buildModel(contracts: readonly LoadedContract[]): ContractModel {
+export async function buildModel(contracts: readonly LoadedContract[]): Promise<ContractModel> {
   const tasks: TaskModel[] = [];
   const events: EventModel[] = [];
   for (const { source, value } of contracts) {
@@ -108,14 +108,20 @@ export function buildModel(contracts: readonly LoadedContract[]): ContractModel 
         queue: value.queue,
         version: value.version,
         defaults: sortKeys(JSON.parse(JSON.stringify(value.defaults)) as JsonValue) as JsonObject,
-        params: schemaPair(value.params),
-        result: schemaPair(value.result),
-        steps: Object.keys(value.steps)
-          .sort()
-          .map((step) => ({ name: step, schema: schemaPair(value.steps[step]!), typeName: `${origin.typeName}${pascalCase(step)}Step` })),
+        params: await schemaPair(value.params),
+        result: await schemaPair(value.result),
+        steps: await Promise.all(
+          Object.keys(value.steps)
+            .sort()
+            .map(async (step) => ({
+              name: step,
+              schema: await schemaPair(value.steps[step]!),
+              typeName: `${origin.typeName}${pascalCase(step)}Step`,
+            })),
+        ),
       });
     } else if (value.kind === 'absurd.event') {
-      events.push({ ...origin, name: value.name, version: value.version, payload: schemaPair(value.payload) });
+      events.push({ ...origin, name: value.name, version: value.version, payload: await schemaPair(value.payload) });
     }
   }
   const byName = <T extends { name: string }>(a: T, b: T) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);

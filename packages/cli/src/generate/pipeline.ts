@@ -57,7 +57,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   stage(`finding contracts in ${config.workflowsDir}/`);
   const discovered = discoverContracts({ root: config.root, workflowsDir, allowImports: config.allowImports });
   stage('loading their schemas');
-  const model = buildModel(await loadContracts(config.root, discovered));
+  const model = await buildModel(await loadContracts(config.root, discovered));
   const manifest = buildManifest(model);
   const layout = { workflowsDir: relativePath(config.root, workflowsDir), outDir: relativePath(config.root, outDir) };
   const manifestPath = `${layout.outDir}/manifest.json`;
