@@ -359,7 +359,7 @@ const NO_NODE_22 = NODE_22_PACKAGE ? '' : ` — skipped: the registry has no nod
 
 describe(`the packed packages on Node ${NODE_22}`, () => {
   it.skipIf(!NODE_22_PACKAGE)(
-    `loads every entry point${NO_NODE_22}`,
+    `loads every entry point and runs the absurd bin${NO_NODE_22}`,
     async () => {
       expect(node22).toBeDefined();
       const script = [
@@ -371,6 +371,9 @@ describe(`the packed packages on Node ${NODE_22}`, () => {
       const load = await run(node22!, ['--input-type=module', '-e', script], { cwd: dev });
       expect(load.code, show(load)).toBe(0);
       expect(load.stdout.trim()).toBe(`v${NODE_22} function function function`);
+      const help = await run(node22!, ['node_modules/@absurd-kit/cli/bin/absurd.js', '--help'], { cwd: dev });
+      expect(help.code, show(help)).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: absurd <command>/m);
     },
   );
 
