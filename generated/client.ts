@@ -21,7 +21,7 @@ import {
 import { fulfillOrder, sendReceipt, shipmentPacked } from '../workflows/orders.js';
 
 /** A task by id, or the handle `spawn` returned (its queue is used). */
-export type TaskId = string | { readonly taskID: string; readonly queue?: string };
+export type TaskID = string | { readonly taskID: string; readonly queue?: string };
 
 // order-fulfillment: queue 'orders', version 1 (orders.ts)
 
@@ -78,9 +78,9 @@ export interface TaskClient<P, R, C extends TaskContract> {
   /** Spawns the task on its queue; params are validated first. */
   spawn(params: P, options?: SpawnOptions): Promise<TaskHandle<C>>;
   /** The task's state and, once completed, its validated result; null for an unknown task. */
-  fetchResult(task: TaskId, options?: FetchTaskResultOptions): Promise<TypedTaskResultSnapshot<R> | null>;
+  fetchResult(task: TaskID, options?: FetchTaskResultOptions): Promise<TypedTaskResultSnapshot<R> | null>;
   /** Waits until the task completes, fails or is cancelled (`timeout` in seconds). */
-  awaitResult(task: TaskId, options?: AwaitTaskResultOptions): Promise<TypedTaskResultSnapshot<R>>;
+  awaitResult(task: TaskID, options?: AwaitTaskResultOptions): Promise<TypedTaskResultSnapshot<R>>;
 }
 
 /** Typed calls for one event. */
@@ -118,7 +118,7 @@ export function createClient(app: Absurd): Client {
 }
 
 function taskClient<C extends TaskContract>(app: Absurd, contract: C): TaskClient<Input<ParamsOf<C>>, Output<ResultOf<C>>, C> {
-  const handle = (task: TaskId) =>
+  const handle = (task: TaskID) =>
     typeof task === 'string' ? taskHandle(contract, task) : taskHandle(contract, task.taskID, task.queue);
   return {
     spawn: (params, options) => app.spawn(contract, params, options),

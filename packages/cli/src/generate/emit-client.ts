@@ -31,7 +31,7 @@ export function emitClient(model: ContractModel, layout: ClientLayout): string {
     ...imports(model, layout),
     '',
     '/** A task by id, or the handle `spawn` returned (its queue is used). */',
-    'export type TaskId = string | { readonly taskID: string; readonly queue?: string };',
+    'export type TaskID = string | { readonly taskID: string; readonly queue?: string };',
   ];
   for (const task of model.tasks) out.push('', ...taskTypes(task));
   for (const event of model.events) out.push('', ...eventTypes(event));
@@ -182,9 +182,9 @@ const HELPER_TYPES = [
   '  /** Spawns the task on its queue; params are validated first. */',
   '  spawn(params: P, options?: SpawnOptions): Promise<TaskHandle<C>>;',
   '  /** The task\'s state and, once completed, its validated result; null for an unknown task. */',
-  '  fetchResult(task: TaskId, options?: FetchTaskResultOptions): Promise<TypedTaskResultSnapshot<R> | null>;',
+  '  fetchResult(task: TaskID, options?: FetchTaskResultOptions): Promise<TypedTaskResultSnapshot<R> | null>;',
   '  /** Waits until the task completes, fails or is cancelled (`timeout` in seconds). */',
-  '  awaitResult(task: TaskId, options?: AwaitTaskResultOptions): Promise<TypedTaskResultSnapshot<R>>;',
+  '  awaitResult(task: TaskID, options?: AwaitTaskResultOptions): Promise<TypedTaskResultSnapshot<R>>;',
   '}',
   '',
   '/** Typed calls for one event. */',
@@ -196,7 +196,7 @@ const HELPER_TYPES = [
 
 const HELPER_FUNCTIONS = [
   'function taskClient<C extends TaskContract>(app: Absurd, contract: C): TaskClient<Input<ParamsOf<C>>, Output<ResultOf<C>>, C> {',
-  '  const handle = (task: TaskId) =>',
+  '  const handle = (task: TaskID) =>',
   '    typeof task === \'string\' ? taskHandle(contract, task) : taskHandle(contract, task.taskID, task.queue);',
   '  return {',
   '    spawn: (params, options) => app.spawn(contract, params, options),',

@@ -74,7 +74,7 @@ export const RESERVED_NAMES: readonly string[] = [
   'TaskClient',
   'TaskContract',
   'TaskHandle',
-  'TaskId',
+  'TaskID',
   'Tasks',
   'TypedTaskResultSnapshot',
   'createClient',
