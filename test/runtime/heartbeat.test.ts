@@ -61,7 +61,9 @@ describe('ctx.heartbeat', () => {
         state: 'failed',
         failure: { name: 'error', message: 'extend_by must be > 0' },
       });
-      expect(app.recorded.messages('error')).toEqual([expect.stringContaining('[absurd] task execution failed:')]);
+      expect(app.recorded.messages('error')).toEqual([
+        expect.stringMatching(/^task "bad-beat" run \S+: error: extend_by must be > 0 — attempt 1 of 1 failed, no attempts left$/),
+      ]);
     }
   });
 
