@@ -1,3 +1,7 @@
+/**
+ * Executing one claimed run: its context, its handler, and its end (completed, failed, suspended,
+ * cancelled, or deferred when no handler is registered for it), with the lease timers around it.
+ */
 import { errorLine } from './errors.js';
 import { toJsonParam } from './json.js';
 import { wakeChannel } from './notify.js';

@@ -1,3 +1,7 @@
+/**
+ * The worker loop: claims runs while slots are free, executes them, and waits for work between
+ * claims (poll interval, notifications, the next due run).
+ */
 import { hostname } from 'node:os';
 import type { ClaimedTask, ExecuteOptions } from './types.js';
 
