@@ -6,9 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../packages/cli/src/cli.js';
 import { absurdProcess, repoRoot } from '../support/cli-process.js';
-import { cli } from './helpers.js';
 
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
@@ -99,7 +97,7 @@ describe('absurd dev', () => {
     await expect(schemaVersion(second.url)).rejects.toThrow();
   }, 180_000);
 
-  it.runIf(COMMANDS.some((c) => c.name === 'generate'))(
+  it(
     '--generate runs `absurd generate --watch` in the project and stops it with the server',
     async () => {
       // A minimal project: a contract in workflows/, absurd-kit and zod resolvable from it.
@@ -131,17 +129,5 @@ describe('absurd dev', () => {
       expect(dev.output()).toContain('stopped PostgreSQL');
     },
     180_000,
-  );
-
-  it.skipIf(COMMANDS.some((c) => c.name === 'generate'))(
-    '--generate fails before starting anything when there is no generate command',
-    async () => {
-      const result = await cli(['dev', '--generate', '--data-dir', path.join(tmpdir(), 'absurd-dev-never-created')]);
-      expect(result).toEqual({
-        code: 1,
-        stdout: '',
-        stderr: 'absurd dev: --generate needs the `absurd generate` command, which this version does not have\n',
-      });
-    },
   );
 });

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AbsurdError, migrate, migrationLabel, redactDatabaseUrl } from 'absurd-kit';
+import { migrate, migrationLabel, redactDatabaseUrl } from 'absurd-kit';
 import { startEmbeddedDatabase } from '../database/embedded-database.js';
 import { UsageError } from '../cli-args.js';
 import { EXIT, type CliIo, type CommandSpec } from '../cli-command.js';
@@ -75,13 +75,6 @@ export const devCommand: CommandSpec = {
     }
     const port = integerFlag(context, 'port', { min: 1, max: 65_535 });
     const directory = path.resolve(stringFlag(context, 'data-dir') ?? '.absurd');
-    if (booleanFlag(context, 'generate')) {
-      // Looked up by name at run time: `generate` is optional in the command table.
-      const { COMMANDS } = await import('../cli.js');
-      if (!COMMANDS.some((command) => command.name === 'generate')) {
-        throw new AbsurdError('GENERATE_UNAVAILABLE', '--generate needs the `absurd generate` command, which this version does not have');
-      }
-    }
     const tty = context.io.stderr.isTTY === true;
     const note = (line: string) => {
       if (tty) context.io.stderr.write(`${line}\n`);
