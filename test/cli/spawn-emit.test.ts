@@ -282,6 +282,10 @@ describe('absurd emit', () => {
       event: 'card.charged:O-1',
       validated: true,
     });
+    // An event emitted before is still checked: invalid input is refused, not reported as a repeat.
+    const badRepeat = await cli(['emit', 'card.charged:O-1', '-q', queue, '--payload', '{"chargeId": ""}', '--workflows', fixtures, ...d()]);
+    expect(badRepeat.code).toBe(1);
+    expect(badRepeat.stderr).toContain('absurd emit: card.charged:O-1: event.chargeId:');
     const bad = await cli(['emit', 'card.charged:O-2', '-q', queue, '--payload', '{"chargeId": ""}', '--workflows', fixtures, ...d()]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('absurd emit: card.charged:O-2: event.chargeId:');

@@ -209,12 +209,12 @@ export const emitCommand: CommandSpec = {
         // Only to tell the operator: emit_event itself keeps the first payload either way.
         const { statement } = oneRow(await emittedEventStatement.run({ queueName: queue }, db), 'EmittedEventStatement');
         const [emitted] = await runStatement<{ emitted_at: Date }>(db, statement, [eventName]);
-        if (emitted) return emitted.emitted_at;
-        // By contract, the client checks the payload first and writes nothing when it does not match.
+        // Emitted again all the same, so that a contract still checks the payload (an invalid one is
+        // refused, exit 1, whether or not the event was emitted before); the engine keeps the first.
         const client = engineClient(db);
         if (found.contract) await client.emitEvent(found.contract, found.key, payload, queue);
         else await client.emitEvent(eventName, payload, queue);
-        return undefined;
+        return emitted?.emitted_at;
       });
     } catch (error) {
       if (error instanceof ValidationError) return reportValidation(context, 'emit', error);
