@@ -63,9 +63,22 @@ export interface PostgresServer {
   urlFor(database: string): string;
   /** Server version string reported by `postgres --version`. */
   readonly version: string;
+  /**
+   * Stops the server the way `pg_ctl stop -m <mode>` does and starts it again on the same port and
+   * data directory, after `downFor` milliseconds. `fast` (the default) disconnects clients and
+   * checkpoints; `immediate` aborts every process without a checkpoint, so the start that follows
+   * runs crash recovery. Clients see their connections drop and new ones refused meanwhile.
+   */
+  restart(options?: { mode?: ShutdownMode; downFor?: number }): Promise<void>;
   /** Fast shutdown; waits for the process to exit. Idempotent. */
   stop(): Promise<void>;
 }
+
+/** How a server shuts down: as `pg_ctl stop -m smart|fast|immediate`. */
+export type ShutdownMode = 'smart' | 'fast' | 'immediate';
+
+/** The signal the postmaster takes for each shutdown mode. */
+const SHUTDOWN_SIGNALS: Record<ShutdownMode, NodeJS.Signals> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
 
 // Not "absurd": a role named like the schema would put schema absurd on every search_path ("$user")
 // and hide unqualified references to the engine's functions.
@@ -131,8 +144,18 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
   };
   const args = ['-D', dataDir, '-p', String(port)];
   for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
-  const child = spawn(bins.postgres, args, { ...owner.ids, stdio: ['ignore', 'pipe', 'pipe'] });
-  await waitUntilReady(child, onLog);
+  const launch = async () => {
+    const started = spawn(bins.postgres, args, { ...owner.ids, stdio: ['ignore', 'pipe', 'pipe'] });
+    await waitUntilReady(started, onLog);
+    return started;
+  };
+  let child = await launch();
+  const shutDown = async (mode: ShutdownMode) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(SHUTDOWN_SIGNALS[mode]);
+    await exited;
+  };
 
   const urlFor = (database: string) =>
     `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
@@ -143,13 +166,16 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
     dataDir,
     version: bins.version,
     urlFor,
+    async restart({ mode = 'fast', downFor = 0 } = {}) {
+      if (stopped) throw new Error('the server was stopped; it cannot be restarted');
+      await shutDown(mode);
+      if (downFor > 0) await new Promise((resolve) => setTimeout(resolve, downFor));
+      child = await launch();
+    },
     stop() {
+      // "fast" shutdown: disconnects clients, no waiting for them.
       stopped ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-          child.kill('SIGINT'); // "fast" shutdown: disconnects clients, no waiting for them
-          await exited;
-        }
+        await shutDown('fast');
         if (options.ephemeral) await rm(dataDir, { recursive: true, force: true });
       })();
       return stopped;
