@@ -4,7 +4,8 @@ import pg from 'pg';
  * A textual dump of everything in schema `absurd` that a migration can create: relations with
  * their options, columns with types/defaults/nullability, indexes, constraints, functions with
  * full definitions, triggers, types, view definitions and the tracking rows. Two databases with
- * the same dump have the same engine schema.
+ * the same dump have the same engine schema. A schema without the tracking table (one installed by
+ * Absurd) has no tracking rows.
  */
 export async function dumpAbsurdCatalogue(url: string): Promise<Record<string, string[]>> {
   const client = new pg.Client({ connectionString: url });
@@ -44,7 +45,9 @@ export async function dumpAbsurdCatalogue(url: string): Promise<Record<string, s
         from pg_type t join pg_namespace n on n.oid = t.typnamespace
         where n.nspname = 'absurd' order by 1`),
       views: await lines(`select viewname || ' ' || definition as line from pg_views where schemaname = 'absurd' order by 1`),
-      trackingRows: await lines(`select version || ' ' || name || ' ' || checksum as line from absurd.kit_migrations order by version`),
+      trackingRows: (await lines(`select to_regclass('absurd.kit_migrations') is not null as line`))[0]
+        ? await lines(`select version || ' ' || name || ' ' || checksum as line from absurd.kit_migrations order by version`)
+        : [],
     };
   } finally {
     await client.end();

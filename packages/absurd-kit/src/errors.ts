@@ -116,7 +116,7 @@ export class SchemaTooNewError extends AbsurdError {
 
 /**
  * Schema `absurd` exists but was not installed by absurd-kit (for example by Absurd's own
- * `absurdctl init`); absurd-kit refuses to change it.
+ * `absurdctl init`); absurd-kit changes it only when asked to adopt it (`migrate(db, { adopt: true })`).
  *
  * @example
  * try { await migrate(url); }
@@ -129,10 +129,11 @@ export class SchemaForeignError extends AbsurdError {
 
   constructor(schemaVersion: string | null) {
     const version = schemaVersion === null ? 'no get_schema_version()' : `get_schema_version() = '${schemaVersion}'`;
-    super(
-      'SCHEMA_FOREIGN',
-      `schema "absurd" exists but was not installed by absurd-kit (${version}); absurd-kit will not modify it — use another database, or drop that schema if nothing uses it`,
-    );
+    const next =
+      schemaVersion === 'main'
+        ? 'run `absurd migrate --adopt` to adopt it in place, keeping its queues and tasks'
+        : "absurd-kit adopts only Absurd's contract level 'main': bring it there with Absurd's `absurdctl migrate`, then run `absurd migrate --adopt`";
+    super('SCHEMA_FOREIGN', `schema "absurd" exists but was not installed by absurd-kit (${version}) — ${next}`);
     this.schemaVersion = schemaVersion;
   }
 }

@@ -81,6 +81,8 @@ export type {
   SchemaOptions,
   SchemaStatus,
 } from './migrate.js';
+export { SchemaNotAdoptableError } from './adopt.js';
+export type { AdoptedQueue, AdoptionIndex, AdoptionReport, NotAdoptableReason } from './adopt.js';
 export { installScript } from './engine/install-script.js';
 export { migrations as engineMigrations } from './engine/migrations.generated.js';
 export { migrationLabel } from './engine/migration.js';

@@ -3,6 +3,7 @@
  * (`engine/migrations.generated.ts`), so nothing here reads the filesystem.
  */
 import type pg from 'pg';
+import { adoptSchema, type AdoptionIndex, type AdoptionReport, type SchemaNotAdoptableError } from './adopt.js';
 import { withClient, type DatabaseConnection } from './db.js';
 import { migrations as bundledMigrations } from './engine/migrations.generated.js';
 import type { Migration, MigrationRef } from './engine/migration.js';
@@ -71,12 +72,27 @@ export interface MigrateOptions extends SchemaOptions {
   dryRun?: boolean;
   /** Called just before each migration is applied (for progress output). */
   onMigration?: (migration: MigrationRef) => void;
+  /**
+   * {@link migrate} only: adopt in place a schema that Absurd installed (state `foreign`, contract
+   * level `main`) instead of refusing it — see {@link AdoptionReport}. On a schema in any other
+   * state, `migrate` does what it does without this option.
+   */
+  adopt?: boolean;
+  /** With `adopt`: called before each index is built on an existing queue (for progress output). */
+  onIndex?: (index: AdoptionIndex) => void;
+  /**
+   * With `adopt`: how many seconds to keep trying to lock the queue tables while workers write to
+   * them, before giving up with nothing changed (default 30).
+   */
+  lockWait?: number;
 }
 
 /** What {@link migrate} did. */
 export interface MigrateResult {
   /** The migrations this call applied — with `dryRun`, would apply — in order. */
   readonly applied: readonly MigrationRef[];
+  /** Present when this call adopted (with `dryRun`: would adopt) a schema installed by Absurd. */
+  readonly adoption?: AdoptionReport;
 }
 
 /** What {@link initSchema} did. */
@@ -90,18 +106,29 @@ export type InitResult =
  * again is a no-op; concurrent migrators serialise on the lock and the later ones find nothing to
  * do. Installs from scratch on a database without schema `absurd`.
  *
- * Throws {@link SchemaForeignError} (schema not installed by absurd-kit), {@link SchemaTooNewError},
- * {@link MigrationChecksumError} (an applied migration changed), {@link MigrationFailedError}.
+ * With `adopt`, a schema installed by Absurd (contract level `main`) is brought to absurd-kit's
+ * engine in place, in one transaction that keeps every queue and task as it is (see
+ * {@link AdoptionReport}); running it again is then a no-op.
+ *
+ * Throws {@link SchemaForeignError} (schema not installed by absurd-kit, without `adopt`),
+ * {@link SchemaNotAdoptableError}, {@link SchemaTooNewError}, {@link MigrationChecksumError} (an
+ * applied migration changed), {@link MigrationFailedError}.
  *
  * @example
- * const { applied } = await migrate('postgresql://localhost/absurd');
- * console.log(`applied ${applied.length} migration(s)`);
+ * const { applied, adoption } = await migrate('postgresql://localhost/absurd', { adopt: true });
+ * console.log(`applied ${applied.length} migration(s)`, adoption ? `to ${adoption.queues.length} adopted queue(s)` : '');
  */
 export async function migrate(db: DatabaseConnection, options: MigrateOptions = {}): Promise<MigrateResult> {
   const migrations = options.migrations ?? bundledMigrations;
   return withClient(db, async (client) => {
-    const status = await readStatus(client, migrations);
-    if (status.state === 'foreign') throw new SchemaForeignError(status.schemaVersion);
+    let status = await readStatus(client, migrations);
+    if (status.state === 'foreign') {
+      if (!options.adopt) throw new SchemaForeignError(status.schemaVersion);
+      const adopted = await adoptSchema(client, migrations, options);
+      if (adopted) return adopted;
+      // Another process adopted it while this one waited for the migration lock.
+      status = await readStatus(client, migrations);
+    }
     if (status.state === 'newer') throw new SchemaTooNewError(status.unknown);
     const pending = status.state === 'not-installed' ? migrations : status.state === 'outdated' ? status.pending : [];
     if (options.dryRun) return { applied: pending.map(toRef) };
