@@ -6,6 +6,7 @@ import { COMMANDS, run } from '../../packages/cli/src/cli.js';
 import { migrationLabel } from '../../packages/absurd-kit/src/engine/migration.js';
 import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
 import { useEmptyDatabases } from '../engine/empty-databases.js';
+import { installAbsurdSchema, populateEveryState } from '../support/absurd-schema.js';
 
 const empty = useEmptyDatabases();
 const last = migrations.at(-1)!;
@@ -151,6 +152,107 @@ describe('absurd migrate', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('cannot connect to postgresql://someone:***@127.0.0.1:1/absurd');
     expect(result.stderr).not.toContain('hunter2');
+  });
+});
+
+describe('absurd migrate --adopt, on a database set up by Absurd', () => {
+  /** A database with Absurd's schema and one queue (name needing quotes) holding tasks in every state. */
+  async function absurdDatabase(queue = `it's "q" ${process.pid}`): Promise<string> {
+    const url = await empty.create();
+    await installAbsurdSchema(url);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query('select absurd.create_queue($1, $2)', [queue, 'partitioned']);
+      await populateEveryState(client, queue);
+    } finally {
+      await client.end();
+    }
+    return url;
+  }
+
+  it('plain migrate refuses it with exit 1 and names --adopt; schema-version says foreign and names it too', async () => {
+    const url = await absurdDatabase();
+    const refused = await cli(['migrate', '-d', url]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`schema "absurd" exists but was not installed by absurd-kit (get_schema_version() = 'main')`);
+    expect(refused.stderr).toContain('run `absurd migrate --adopt`');
+    const version = await cli(['schema-version', '-d', url]);
+    expect(version).toMatchObject({ code: 0, stderr: '' });
+    expect(version.stdout).toBe(
+      'contract: main\n' +
+        'migration: none (not installed by absurd-kit; `absurd migrate --adopt` adopts it)\n' +
+        `package migration: ${migrationLabel(last)}\n` +
+        'state: foreign\n',
+    );
+  });
+
+  it('--dry-run lists every change and changes nothing; then --adopt makes it current; a second run does nothing', async () => {
+    const queue = `adopt_${process.pid}`;
+    const url = await absurdDatabase(queue);
+    const dry = await cli(['migrate', '--adopt', '--dry-run', '-d', url]);
+    expect(dry).toMatchObject({ code: 0, stderr: '' });
+    const lines = dry.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      `would adopt schema absurd installed by Absurd (contract level main), 1 queue(s): "${queue}" (partitioned); no queue or task is changed`,
+    );
+    expect(lines).toContain('would replace function absurd.spawn_task(text, text, jsonb, jsonb)');
+    expect(lines).toContain('would add function absurd.kit_claim_task');
+    expect(lines).toContain(`would create index "r_${queue}_cai" on "r_${queue}" (queue "${queue}")`);
+    expect(lines).toContain(`would create index "t_${queue}_cpi" on "t_${queue}" (queue "${queue}")`);
+    expect(lines).toContain('would create table absurd.kit_migrations');
+    expect(lines.slice(-migrations.length)).toEqual(migrations.map((m) => `would record ${migrationLabel(m)}`));
+    expect(JSON.parse((await cli(['schema-version', '--json', '-d', url])).stdout)).toMatchObject({ state: 'foreign' });
+
+    const real = await cli(['migrate', '--adopt', '-d', url]);
+    expect(real).toMatchObject({ code: 0, stderr: '' });
+    expect(real.stdout).toContain(`created index "r_${queue}_cai" on "r_${queue}" (queue "${queue}")\n`);
+    expect(real.stdout.endsWith(
+      `adopted schema absurd: 38 function(s) replaced, 9 added, 2 index(es) on 1 queue(s); schema absurd is current (${migrationLabel(last)})\n`,
+    )).toBe(true);
+    expect(JSON.parse((await cli(['schema-version', '--json', '-d', url])).stdout)).toEqual({
+      contract: 'main',
+      migration: last.version,
+      packageMigration: last.version,
+      state: 'current',
+    });
+    const again = await cli(['migrate', '--adopt', '-d', url]);
+    expect(again.stdout).toBe(`schema absurd is already current (${migrationLabel(last)}); nothing to do\n`);
+  });
+
+  it('--json reports the adoption', async () => {
+    const queue = `adopt_json_${process.pid}`;
+    const url = await absurdDatabase(queue);
+    const result = await cli(['migrate', '--adopt', '--json', '-d', url]);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({
+      dryRun: false,
+      applied: migrations.map(({ version, name }) => ({ version, name })),
+      latest: last.version,
+      adoption: {
+        schemaVersion: 'main',
+        queues: [{ name: queue, storageMode: 'partitioned' }],
+        indexes: [
+          { queue, table: `r_${queue}`, name: `r_${queue}_cai` },
+          { queue, table: `t_${queue}`, name: `t_${queue}_cpi` },
+        ],
+        trackingTable: 'absurd.kit_migrations',
+      },
+    });
+  });
+
+  it('refuses another contract level with exit 1, naming the level found and the one supported', async () => {
+    const url = await absurdDatabase();
+    await exec(url, `create or replace function absurd.get_schema_version() returns text language sql as $$ select '0.3.0'::text $$`);
+    const plain = await cli(['migrate', '-d', url]);
+    expect(plain.stderr).toContain(`absurd-kit adopts only Absurd's contract level 'main'`);
+    const result = await cli(['migrate', '--adopt', '-d', url]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`its contract level is '0.3.0'`);
+    expect(result.stderr).toContain(`absurd-kit adopts only level 'main'`);
+    expect(result.stderr).toContain('nothing was changed');
   });
 });
 

@@ -12,6 +12,8 @@ import {
   migrationLabel,
   redactDatabaseUrl,
   schemaStatus,
+  type AdoptionIndex,
+  type AdoptionReport,
   type MigrationRef,
 } from 'absurd-kit';
 import { EXIT, type CommandContext, type CommandSpec } from '../cli-command.js';
@@ -64,13 +66,23 @@ export const migrateCommand: CommandSpec = {
   description:
     'Applies every migration of this version of absurd-kit that the database lacks, each in its own ' +
     'transaction under an advisory lock (safe to run from several processes at once). Installs the ' +
-    'schema on an empty database.',
-  flags: [{ name: 'dry-run', description: 'List the migrations that would run; change nothing' }, jsonFlag],
+    'schema on an empty database. With --adopt, takes over a schema installed by Absurd (contract level ' +
+    'main) in place: keeps every queue and task, replaces its functions with absurd-kit\'s, adds absurd-kit\'s ' +
+    'functions, indexes and tracking table, in one transaction; Absurd workers may keep running.',
+  flags: [
+    { name: 'dry-run', description: 'List what would be done; change nothing' },
+    { name: 'adopt', description: "Adopt a schema installed by Absurd (contract level main) in place" },
+    jsonFlag,
+  ],
   async run(context) {
     const dryRun = context.flags['dry-run'] === true;
-    const { applied } = await migrate(context.databaseUrl(), { dryRun, onMigration: progress(context) });
+    const adopt = context.flags.adopt === true;
+    const onIndex = context.io.stderr.isTTY ? (index: AdoptionIndex) => context.io.stderr.write(`indexing ${index.table}…\n`) : undefined;
+    const { applied, adoption } = await migrate(context.databaseUrl(), { dryRun, adopt, onMigration: progress(context), onIndex });
     if (context.flags.json) {
-      context.print(JSON.stringify({ dryRun, applied, latest: packageLatest?.version ?? null }));
+      context.print(JSON.stringify({ dryRun, applied, latest: packageLatest?.version ?? null, ...(adoption ? { adoption } : {}) }));
+    } else if (adoption) {
+      printAdoption(context, dryRun, applied, adoption);
     } else if (applied.length === 0) {
       context.print(`schema absurd is already current (${describeVersion(packageLatest?.version ?? null)}); nothing to do`);
     } else {
@@ -80,6 +92,35 @@ export const migrateCommand: CommandSpec = {
     return EXIT.ok;
   },
 };
+
+/** What `migrate --adopt` did or, with --dry-run, would do: one line per change, then a summary. */
+function printAdoption(context: CommandContext, dryRun: boolean, applied: readonly MigrationRef[], adoption: AdoptionReport): void {
+  const verb = (done: string, planned: string) => (dryRun ? `would ${planned}` : done);
+  const queues = adoption.queues.map((q) => `${JSON.stringify(q.name)}${q.storageMode === 'partitioned' ? ' (partitioned)' : ''}`);
+  context.print(
+    `${dryRun ? 'would adopt' : 'adopting'} schema absurd installed by Absurd (contract level ${adoption.schemaVersion}), ` +
+      `${adoption.queues.length} queue(s)${queues.length > 0 ? `: ${queues.join(', ')}` : ''}; no queue or task is changed`,
+  );
+  for (const fn of adoption.replacedFunctions) context.print(`${verb('replaced', 'replace')} function ${fn}`);
+  for (const fn of adoption.addedFunctions) context.print(`${verb('added', 'add')} function ${fn}`);
+  for (const index of adoption.indexes) {
+    context.print(`${verb('created', 'create')} index ${JSON.stringify(index.name)} on ${JSON.stringify(index.table)} (queue ${JSON.stringify(index.queue)})`);
+  }
+  context.print(`${verb('created', 'create')} table ${adoption.trackingTable}`);
+  printApplied(context, dryRun ? 'would record' : 'recorded', applied);
+  if (!dryRun) {
+    context.print(
+      `adopted schema absurd: ${adoption.replacedFunctions.length} function(s) replaced, ${adoption.addedFunctions.length} added, ` +
+        `${adoption.indexes.length} index(es) on ${adoption.queues.length} queue(s); schema absurd is current (${describeVersion(latestVersion(applied))})`,
+    );
+  }
+}
+
+function adoptionHint(schemaVersion: string | null): string {
+  return schemaVersion === 'main'
+    ? '`absurd migrate --adopt` adopts it'
+    : "`absurd migrate --adopt` adopts only contract level main";
+}
 
 /** `absurd schema-version`: the contract level and the latest migration. */
 export const schemaVersionCommand: CommandSpec = {
@@ -103,7 +144,7 @@ export const schemaVersionCommand: CommandSpec = {
       context.print(JSON.stringify(report));
     } else {
       context.print(`contract: ${report.contract ?? 'unknown'}`);
-      context.print(`migration: ${status.state === 'foreign' ? 'none (not installed by absurd-kit)' : describeVersion(migration)}`);
+      context.print(`migration: ${status.state === 'foreign' ? `none (not installed by absurd-kit; ${adoptionHint(status.schemaVersion)})` : describeVersion(migration)}`);
       context.print(`package migration: ${describeVersion(report.packageMigration)}`);
       context.print(`state: ${status.state}`);
     }
