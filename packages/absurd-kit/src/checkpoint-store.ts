@@ -3,6 +3,7 @@
  */
 import { toJsonParam, type JsonValue } from './json.js';
 import { getCheckpointStates, setCheckpointState } from './queries/checkpoints.queries.js';
+import { unguarded } from './lease.js';
 import { signalFromDatabaseError, signalFromOutcome } from './signals.js';
 import type { TaskContextRuntime } from './types.js';
 
@@ -41,10 +42,8 @@ export class CheckpointStore {
     if (run.checkpoints && typeof run.checkpoints === 'object') {
       for (const [name, state] of Object.entries(run.checkpoints)) states.set(name, state);
     } else {
-      const rows = await getCheckpointStates.run(
-        { queueName: runtime.queueName, taskId: run.task_id, runId: run.run_id },
-        runtime.con,
-      );
+      const params = { queueName: runtime.queueName, taskId: run.task_id, runId: run.run_id };
+      const rows = await (runtime.guard ?? unguarded).call(() => getCheckpointStates.run(params, runtime.con));
       for (const row of rows) states.set(row.checkpoint_name, row.state);
     }
     return new CheckpointStore(runtime, run, states);
@@ -78,23 +77,29 @@ export class CheckpointStore {
    * Writes a checkpoint (batched with other runs' writes when the runtime offers it) and, with
    * `extendLease`, extends the run's lease by the claim timeout. A write the engine refuses because
    * the task was cancelled or the run already failed throws the matching control-flow signal.
+   * After a connection failure the write is sent again while the run holds its lease: writing the
+   * same checkpoint of the same run twice stores the same state (an upsert) and extends the lease
+   * again, so a first write that committed unseen changes nothing.
    */
   async write(checkpointName: string, value: unknown, extendLease = true): Promise<void> {
     const runtime = this.#runtime;
     const extendBy = extendLease ? runtime.claimTimeout : null;
     const text = toJsonParam(value);
     const { task_id: taskID, run_id: runID } = this.#run;
-    if (runtime.writeCheckpoint) {
-      const outcome = await runtime.writeCheckpoint({ taskID, stepName: checkpointName, state: text, ownerRun: runID, extendBy });
-      if (outcome !== 'ok') throw checkpointRefusal(outcome, runID, runtime.queueName);
-    } else {
-      await withTaskState(() =>
-        setCheckpointState.run(
-          { queueName: runtime.queueName, taskId: taskID, checkpointName, state: text, ownerRunId: runID, extendClaimBy: extendBy },
-          runtime.con,
-        ),
-      );
-    }
+    const { writeCheckpoint } = runtime;
+    const send: () => Promise<unknown> = writeCheckpoint
+      ? async () => {
+          const outcome = await writeCheckpoint({ taskID, stepName: checkpointName, state: text, ownerRun: runID, extendBy });
+          if (outcome !== 'ok') throw checkpointRefusal(outcome, runID, runtime.queueName);
+        }
+      : () =>
+          withTaskState(() =>
+            setCheckpointState.run(
+              { queueName: runtime.queueName, taskId: taskID, checkpointName, state: text, ownerRunId: runID, extendClaimBy: extendBy },
+              runtime.con,
+            ),
+          );
+    await (runtime.guard ?? unguarded).call(send, { renews: extendBy });
     this.#states.delete(checkpointName);
     this.#written.set(checkpointName, text);
     if (extendBy) runtime.onLeaseExtended?.(extendBy);

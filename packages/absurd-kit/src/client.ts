@@ -17,7 +17,8 @@ import { executeClaimedTask, type ExecutionHost } from './execute-task.js';
 import type { JsonValue } from './json.js';
 import { QueueListener, wakeChannel } from './notify.js';
 import { sendEvent } from './emit-event.js';
-import { claimTasks, secondsUntilNextRun } from './queries/runs.queries.js';
+import { OutageMonitor, isConnectionError } from './outage.js';
+import { claimTasks, currentTime, secondsUntilNextRun } from './queries/runs.queries.js';
 import { cancelTask, retryTask } from './queries/tasks.queries.js';
 import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
@@ -83,6 +84,8 @@ export class Absurd {
   private worker: Worker | undefined;
   #writes: RunWrites | undefined;
   private listener: QueueListener | undefined;
+  /** This client's view of its database: one WARN when it goes away, one INFO when it is back. */
+  readonly #outage: OutageMonitor;
 
   constructor(options: AbsurdOptions | string | pg.Pool | Queryable = {}) {
     const opts: AbsurdOptions =
@@ -96,13 +99,20 @@ export class Absurd {
     this.registry = new Map();
     if (typeof opts.db === 'string' || opts.db === undefined) {
       const pool = new pg.Pool({ connectionString: resolveDatabaseUrl({ databaseUrl: opts.db }) });
-      pool.on('error', (error) => this.log.warn(`idle database connection dropped: ${errorLine(error)}`));
+      // An idle connection dropped by a restarting server is an outage's first sign, not an event
+      // of its own: the monitor logs the outage once (and nothing if the database still answers).
+      pool.on('error', (error) => {
+        if (isConnectionError(error)) this.#outage.failed(error);
+        else this.log.warn(`idle database connection dropped: ${errorLine(error)}`);
+      });
       this.con = pool;
       this.ownsConnection = true;
     } else {
       this.con = opts.db;
       this.ownsConnection = false;
     }
+    const con = this.con;
+    this.#outage = new OutageMonitor({ log: this.log, probe: () => currentTime.run(undefined, con) });
   }
 
   /**
@@ -298,19 +308,40 @@ export class Absurd {
     for (const task of tasks) await this.executeTask(task, claimTimeout);
   }
 
-  /** Starts a worker for this client's queue in the background (see {@link WorkerOptions}). */
+  /**
+   * Starts a worker for this client's queue in the background (see {@link WorkerOptions}). While
+   * the database is unreachable the worker logs one warning (not one error per failed claim), keeps
+   * its runs' writes waiting for it as long as their leases last, and logs once when it is back.
+   */
   async startWorker(options: WorkerOptions = {}): Promise<Worker> {
-    const resolved = resolveWorkerOptions(options, (error) => this.log.error(`Worker error: ${errorLine(error)}`));
+    // Claims that fail on their connection are the outage the monitor logs once; the default
+    // onError logs only the others. A custom onError still receives every claim error.
+    const resolved = resolveWorkerOptions(options, (error) => {
+      if (!isConnectionError(error)) this.log.error(`Worker error: ${errorLine(error)}`);
+    });
     const connection = this.#listenConfig();
     const worker = await startWorkerLoop(
       {
-        claimTasks: (claim) => this.claimTasks(claim),
+        claimTasks: async (claim) => {
+          try {
+            const tasks = await this.claimTasks(claim);
+            this.#outage.succeeded();
+            return tasks;
+          } catch (error) {
+            if (isConnectionError(error)) this.#outage.failed(error);
+            throw error;
+          }
+        },
         executeTask: (task, claimTimeout, execute) => this.executeTask(task, claimTimeout, execute),
         subscribeToWakeups: connection
           ? (onWake) => {
               this.listener ??= new QueueListener({
                 connection,
-                onError: (error) => this.log.warn(`wake-up connection problem: ${errorLine(error)}`),
+                onError: (error) => {
+                  if (isConnectionError(error)) this.#outage.failed(error);
+                  else this.log.warn(`wake-up connection problem: ${errorLine(error)}`);
+                },
+                onConnected: () => this.#outage.succeeded(),
               });
               return this.listener.subscribe(this.queueName, onWake);
             }
@@ -339,6 +370,7 @@ export class Absurd {
     await this.worker?.close(options);
     await this.listener?.close();
     this.listener = undefined;
+    this.#outage.close();
     if (this.ownsConnection) await (this.con as { end?: () => Promise<void> }).end?.();
   }
 
@@ -373,11 +405,12 @@ export class Absurd {
       registration: (name) => this.registry.get(name),
       completeRun: (runID, result) => this.#runWrites().complete(runID, result),
       wrapTaskExecution: this.hooks.wrapTaskExecution,
-      contextRuntime: (claimTimeout, onLeaseExtended, registration): TaskContextRuntime => ({
+      outage: this.#outage,
+      contextRuntime: (claimTimeout, guard, registration): TaskContextRuntime => ({
         con: this.con,
         queueName: this.queueName,
         claimTimeout,
-        onLeaseExtended,
+        guard,
         contract: registration?.contract,
         spawn: (task, params, options) => this.#spawn(this.con, task, params, options),
         writeCheckpoint: (write) => this.#runWrites().writeCheckpoint(write),

@@ -1,6 +1,7 @@
 /**
  * Executing one claimed run: its context, its handler, and its end (completed, failed, suspended,
- * cancelled, or deferred when no handler is registered for it), with the lease timers around it.
+ * cancelled, lost with its lease, or deferred when no handler is registered for it), under the
+ * run's lease (`lease.ts`).
  */
 import { errorLine } from './errors.js';
 import { toJsonParam } from './json.js';
@@ -9,13 +10,22 @@ import { notifyQueue } from './queries/notifications.queries.js';
 import { failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
 import type { Registration } from './registration.js';
-import { CancelledTask, isControlFlowSignal, signalFromDatabaseError, signalFromOutcome, SuspendTask } from './signals.js';
+import { RunLease, unguarded } from './lease.js';
+import type { OutageMonitor } from './outage.js';
+import {
+  CancelledTask,
+  FailedTask,
+  isControlFlowSignal,
+  signalFromDatabaseError,
+  signalFromOutcome,
+  SuspendTask,
+} from './signals.js';
 import { runWithContext } from './current-context.js';
 import { failureLogLine, isPermanentFailure, serializeError } from './run-failure.js';
 import { TaskContext } from './task-context.js';
 import { sendEvent } from './emit-event.js';
-import { isFinalState, parentFromHeaders, readTaskResult, taskResultEvent } from './task-result.js';
-import type { ClaimedTask, ExecuteOptions, Log, TaskContextRuntime } from './types.js';
+import { isFinalState, parentFromHeaders, readTaskResult, taskResultEvent, throwUnlessTaskRunning } from './task-result.js';
+import type { ClaimedTask, ExecuteOptions, Log, RunGuard, TaskContextRuntime } from './types.js';
 import { parseWith } from './validation.js';
 
 /** What {@link executeClaimedTask} needs from the client. */
@@ -27,11 +37,9 @@ export interface ExecutionHost {
   /** Completes a run with its result (JSON text); resolves with `completed` or the run's state. */
   completeRun(runID: string, result: string): Promise<string>;
   wrapTaskExecution?: (<T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>) | undefined;
-  contextRuntime(
-    claimTimeout: number,
-    onLeaseExtended: (seconds: number) => void,
-    registration: Registration | undefined,
-  ): TaskContextRuntime;
+  /** The client's view of its database; connection failures of runs are reported to it. */
+  outage?: OutageMonitor | undefined;
+  contextRuntime(claimTimeout: number, guard: RunGuard, registration: Registration | undefined): TaskContextRuntime;
 }
 
 /**
@@ -40,9 +48,11 @@ export interface ExecutionHost {
  * Unknown task names are deferred 15–30 s instead of failed (deploy workers before producers).
  * A task with a parent announces its end to the parent's queue.
  *
- * Lease timers: a warning when the run outlives its lease, and with `fatalOnLeaseTimeout` a process
- * exit at twice the lease (another worker has taken the run over by then). Checkpoint writes and
- * heartbeats reset them.
+ * The run's lease (claim or last renewal + its length) is tracked: every statement of the run that
+ * fails on its connection is sent again once the database is back, while the lease lasts. When the
+ * lease runs out, one warning is logged, `ctx.signal` fires, and the run stops as lost: no new step,
+ * no suspension, no failure written (another worker takes it over). With `fatalOnLeaseTimeout` the
+ * process exits at twice the lease.
  */
 export async function executeClaimedTask(
   host: ExecutionHost,
@@ -50,33 +60,23 @@ export async function executeClaimedTask(
   claimTimeout: number,
   options: ExecuteOptions = {},
 ): Promise<void> {
-  const { log } = host;
   const handlerSettled = () => options.onHandlerSettled?.();
-  // One timer at a time: the warning when the lease runs out, then (with fatalOnLeaseTimeout) the
-  // exit one lease later. A checkpoint write or heartbeat starts the chain again.
-  let leaseTimer: NodeJS.Timeout | undefined;
-  const clearTimers = () => clearTimeout(leaseTimer);
-  const scheduleLeaseTimers = (lease: number) => {
-    clearTimeout(leaseTimer);
-    if (!(lease > 0)) return;
-    leaseTimer = setTimeout(() => {
-      const label = `task ${task.task_name} (${task.task_id})`;
-      log.warn(`${label} exceeded claim timeout of ${lease}s`);
-      if (!options.fatalOnLeaseTimeout) return;
-      leaseTimer = setTimeout(() => {
-        log.error(`${label} exceeded claim timeout of ${lease}s by more than 100%; terminating process`);
-        process.exit(1);
-      }, lease * 1000);
-    }, lease * 1000);
-  };
-
-  scheduleLeaseTimers(claimTimeout);
+  const lease = new RunLease({
+    runID: task.run_id,
+    claimTimeout,
+    claimedAt: options.claimedAt,
+    label: `task ${task.task_name} (${task.task_id})`,
+    log: host.log,
+    outage: host.outage,
+    fatalOnLeaseTimeout: options.fatalOnLeaseTimeout,
+    workerSignal: options.workerSignal,
+  });
   try {
     const registration = host.registration(task.task_name);
-    const ctx = await TaskContext.create(host.contextRuntime(claimTimeout, scheduleLeaseTimers, registration), task);
+    const ctx = await TaskContext.create(host.contextRuntime(claimTimeout, lease, registration), task);
     if (!registration) {
       handlerSettled();
-      await deferUnknownTask(host, task);
+      await deferUnknownTask(host, task, lease);
       return;
     }
     if (registration.queue !== host.queueName) throw new Error('Misconfigured task (queue mismatch)');
@@ -91,7 +91,7 @@ export async function executeClaimedTask(
         await parseWith(contract.result, result, { subject: contract.name, boundary: 'result', retryable: false });
       }
       handlerSettled();
-      await completeRun(host, task, result);
+      await completeRun(host, task, result, lease);
       return result;
     };
     const wrap = host.wrapTaskExecution;
@@ -104,19 +104,29 @@ export async function executeClaimedTask(
     }
     // Cancelled under this worker: the task has ended, so a waiting parent is told now rather
     // than at its next check.
-    if (error instanceof CancelledTask) {
+    if (error instanceof CancelledTask || lease.signal.reason instanceof CancelledTask) {
       await announceEnd(host, task);
       return;
     }
     if (isControlFlowSignal(error)) return;
-    await failRun(host, task, error);
+    // The run had to stop before the handler failed (its lease ran out, the worker was closed):
+    // it is not this worker's to fail any more, and the failure may only be the stop itself.
+    if (lease.lost || lease.signal.aborted) return;
+    await failRun(host, task, error, lease);
   } finally {
-    clearTimers();
+    lease.end();
   }
 }
 
-async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unknown): Promise<void> {
-  const outcome = await host.completeRun(task.run_id, toJsonParam(result ?? null) ?? 'null');
+/**
+ * Completes the run, sending the completion again after a lost answer while the lease lasts: a
+ * completion that committed unseen is reported as `completed` by the repeat (kit_complete_runs
+ * reports a completed run's state). Offered once even when the run had to stop: the engine
+ * completes it only while it is still running under this claim, and refuses it once swept.
+ */
+async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unknown, lease: RunGuard): Promise<void> {
+  const text = toJsonParam(result ?? null) ?? 'null';
+  const outcome = await lease.call(() => host.completeRun(task.run_id, text), { evenIfStopped: true });
   if (outcome !== 'completed') {
     // What absurd.complete_run would have raised for this run.
     const signal = signalFromOutcome(outcome);
@@ -129,19 +139,34 @@ async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unkno
 
 /**
  * Logs the failure (one line) and fails the run (retry rules apply; a permanent failure fails the
- * task without retry); a run already cancelled or failed (AB001/AB002) is left as it is.
+ * task without retry); a run already cancelled or failed (AB001/AB002) is left as it is. The
+ * failure is sent again after a lost answer while the lease lasts; a repeat of one that committed
+ * unseen finds the run failed (AB002), which counts as done.
  */
-export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unknown): Promise<void> {
+export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unknown, lease: RunGuard = unguarded): Promise<void> {
   const { level, line } = failureLogLine(task, error);
   host.log[level](line);
+  let repeated = false;
   try {
     const reason = toJsonParam(serializeError(error));
     const failure = { queueName: host.queueName, runId: task.run_id, reason };
-    if (isPermanentFailure(error)) await failTask.run(failure, host.con);
-    else await failRunQuery.run({ ...failure, retryAt: null }, host.con);
+    const permanent = isPermanentFailure(error);
+    await lease.call<unknown>(
+      () => (permanent ? failTask.run(failure, host.con) : failRunQuery.run({ ...failure, retryAt: null }, host.con)),
+      {
+        beforeRetry: async () => {
+          repeated = true;
+        },
+      },
+    );
   } catch (failError) {
-    if (isControlFlowSignal(signalFromDatabaseError(failError))) return;
-    throw failError;
+    const signal = signalFromDatabaseError(failError);
+    // A repeat that finds the run failed (AB002, not a lost lease): the first attempt committed unseen.
+    const doneUnseen = repeated && signal !== failError && signal instanceof FailedTask;
+    if (!doneUnseen) {
+      if (isControlFlowSignal(signal)) return;
+      throw failError;
+    }
   }
   await wakeIdleWorkers(host);
   await announceEnd(host, task);
@@ -156,15 +181,21 @@ async function wakeIdleWorkers(host: ExecutionHost): Promise<void> {
   await notifyQueue.run({ channel: wakeChannel(host.queueName) }, host.con).catch(() => undefined);
 }
 
-async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask): Promise<void> {
+async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask, lease: RunGuard): Promise<void> {
   const delay = 15 + deferJitter(task.run_id);
   try {
-    await scheduleRunAfter.run({ queueName: host.queueName, runId: task.run_id, seconds: delay }, host.con);
-    host.log.warn(`claimed unknown task "${task.task_name}" (${task.task_id}); deferred run ${task.run_id} by ${delay}s`);
+    const params = { queueName: host.queueName, runId: task.run_id, seconds: delay };
+    await lease.call(() => scheduleRunAfter.run(params, host.con), {
+      beforeRetry: () => throwUnlessTaskRunning(host.con, host.queueName, task.task_id),
+    });
   } catch (deferError) {
-    await failRun(host, task, deferError);
-    return;
+    // SuspendTask: a first attempt whose answer was lost did defer the run.
+    if (!(deferError instanceof SuspendTask)) {
+      if (!isControlFlowSignal(deferError)) await failRun(host, task, deferError, lease);
+      return;
+    }
   }
+  host.log.warn(`claimed unknown task "${task.task_name}" (${task.task_id}); deferred run ${task.run_id} by ${delay}s`);
   await wakeIdleWorkers(host);
 }
 

@@ -47,7 +47,7 @@ export type {
 export { TaskContext } from './task-context.js';
 export { getCurrentContext } from './current-context.js';
 export type { AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, StepHandle } from './types.js';
-export { CancelledTask, FailedTask, SuspendTask, isControlFlowSignal } from './signals.js';
+export { CancelledTask, FailedTask, LeaseLost, SuspendTask, WorkerClosed, isControlFlowSignal } from './signals.js';
 
 // Workers.
 export type { Worker, WorkerCloseOptions, WorkerOptions } from './worker.js';

@@ -20,6 +20,8 @@ export interface QueueListenerOptions {
   connection: pg.ClientConfig;
   /** Called on connection problems; the listener reconnects by itself. */
   onError?: (error: Error) => void;
+  /** Called each time the connection is (re)established and listening. */
+  onConnected?: () => void;
 }
 
 /**
@@ -110,6 +112,7 @@ export class QueueListener {
       return;
     }
     this.#client = client;
+    this.#options.onConnected?.();
     if (attempt > 0) this.#wakeAll();
   }
 

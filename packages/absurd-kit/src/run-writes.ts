@@ -1,4 +1,5 @@
 import { Batcher } from './batcher.js';
+import { isConnectionError } from './outage.js';
 import { setCheckpoints, setCheckpointState } from './queries/checkpoints.queries.js';
 import { completeRuns } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
@@ -61,7 +62,8 @@ export class RunWrites {
       );
       return writes.map((_, i) => rows[i]?.outcome ?? 'not_found');
     } catch (error) {
-      if (writes.length === 1) throw error;
+      // A lost connection fails every write alike: each run sends its own again (see lease.ts).
+      if (writes.length === 1 || isConnectionError(error)) throw error;
       return Promise.all(writes.map((write) => this.#writeOne(write)));
     }
   }

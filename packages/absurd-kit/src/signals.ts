@@ -54,7 +54,52 @@ export class FailedTask extends Error {
 }
 
 /**
- * True for {@link SuspendTask}, {@link CancelledTask} and {@link FailedTask}: rethrow these.
+ * This run's lease ran out before it finished (the worker measures it: claim or last renewal plus
+ * the lease's length). Another worker may run the task by now, so nothing more of this run starts
+ * or is written; it is a {@link FailedTask} as far as the run is concerned. `ctx.signal` is aborted
+ * with it, and durable calls made afterwards throw it.
+ *
+ * @example
+ * await ctx.step('render', async () => {
+ *   for (const page of pages) {
+ *     if (ctx.signal.reason instanceof LeaseLost) throw ctx.signal.reason; // stop: another worker takes over
+ *     await render(page);
+ *   }
+ * });
+ */
+export class LeaseLost extends FailedTask {
+  /** The run whose lease ran out. */
+  readonly runID: string;
+  /** Length in seconds of the lease that ran out (the claim timeout, or the last heartbeat's). */
+  readonly leaseSeconds: number;
+
+  constructor(runID: string, leaseSeconds: number) {
+    super();
+    this.name = 'LeaseLost';
+    this.message = `the lease of run ${runID} (${leaseSeconds}s) ran out before it finished; another worker may take the task over`;
+    this.runID = runID;
+    this.leaseSeconds = leaseSeconds;
+  }
+}
+
+/**
+ * The worker was closed with a timeout, and the timeout passed while this run was still executing.
+ * The run keeps its lease (another worker takes it over when the lease ends); `ctx.signal` is
+ * aborted with this so that the handler can stop, and durable calls made afterwards throw it.
+ *
+ * @example
+ * if (ctx.signal.reason instanceof WorkerClosed) log.info('shutting down; the task resumes elsewhere');
+ */
+export class WorkerClosed extends Error {
+  constructor() {
+    super('the worker was closed and its close timeout passed before this run finished');
+    this.name = 'WorkerClosed';
+  }
+}
+
+/**
+ * True for {@link SuspendTask}, {@link CancelledTask}, {@link FailedTask} (and its {@link LeaseLost})
+ * and {@link WorkerClosed}: rethrow these.
  *
  * @example
  * try {
@@ -64,8 +109,13 @@ export class FailedTask extends Error {
  *   await ctx.step('refund', refund);
  * }
  */
-export function isControlFlowSignal(error: unknown): error is SuspendTask | CancelledTask | FailedTask {
-  return error instanceof SuspendTask || error instanceof CancelledTask || error instanceof FailedTask;
+export function isControlFlowSignal(error: unknown): error is SuspendTask | CancelledTask | FailedTask | WorkerClosed {
+  return (
+    error instanceof SuspendTask ||
+    error instanceof CancelledTask ||
+    error instanceof FailedTask ||
+    error instanceof WorkerClosed
+  );
 }
 
 /**
@@ -88,4 +138,17 @@ export function signalFromDatabaseError(error: unknown): unknown {
   if (code === 'AB001') return new CancelledTask();
   if (code === 'AB002') return new FailedTask();
   return error;
+}
+
+/**
+ * The signal that ends an execution which finds its task in `state` where it expected it running
+ * (e.g. after a suspending statement whose answer was lost): `sleeping`/`pending` →
+ * {@link SuspendTask} (the run was suspended, and maybe woken since), `cancelled` →
+ * {@link CancelledTask}, anything else but `running` → {@link FailedTask}; undefined while running.
+ */
+export function signalForTaskState(state: string | undefined): Error | undefined {
+  if (state === 'running') return undefined;
+  if (state === 'sleeping' || state === 'pending') return new SuspendTask();
+  if (state === 'cancelled') return new CancelledTask();
+  return new FailedTask();
 }

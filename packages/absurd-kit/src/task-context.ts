@@ -16,6 +16,7 @@ import { TimeoutError, type ValidationBoundary } from './errors.js';
 import type { JsonObject, JsonValue } from './json.js';
 import { awaitEvent as awaitEventQuery } from './queries/events.queries.js';
 import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
+import { unguarded } from './lease.js';
 import { SuspendTask } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { validateQueueName } from './queue-name.js';
@@ -25,6 +26,7 @@ import {
   parentHeader,
   readTaskResult,
   taskResultEvent,
+  throwUnlessTaskRunning,
   typedSnapshot,
   type SpawnResult,
   type TaskHandle,
@@ -38,6 +40,7 @@ import type {
   ContextAwaitTaskResultOptions,
   MaybePromise,
   NoSteps,
+  RunGuard,
   StepHandle,
   TaskContextRuntime,
   TaskRef,
@@ -115,6 +118,27 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return this.#runtime.queueName;
   }
 
+  /**
+   * Aborted when this run must stop, with a reason that says why:
+   * - {@link LeaseLost}: the run's lease ran out (a long step, a frozen process, a database that
+   *   stayed away longer than the lease); another worker may run the task now;
+   * - {@link CancelledTask}: the task was cancelled (noticed at a checkpoint write or a heartbeat);
+   * - {@link WorkerClosed}: the worker was closed and its close timeout passed.
+   *
+   * Durable calls made after it fired throw its reason, so no new step starts. A step body that
+   * takes long can pass the signal on, or look at it between pieces of work. Outside a worker (a
+   * context made with `TaskContext.create`) it never fires.
+   *
+   * @example
+   * const invoice = await ctx.step('fetch-invoice', async () => {
+   *   const response = await fetch(`https://billing.example/invoices/${params.id}`, { signal: ctx.signal });
+   *   return response.json();
+   * });
+   */
+  get signal(): AbortSignal {
+    return this.#guard.signal;
+  }
+
   /** The headers given at spawn (the same frozen object every time; `{}` when none). */
   get headers(): Readonly<JsonObject> {
     this.#headers ??= Object.freeze({ ...(this.#task.headers ?? {}) });
@@ -140,6 +164,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const checkpointName = this.#checkpoints.nameFor(name);
     const state = this.#checkpoints.get(checkpointName);
     if (state !== undefined) return (await this.#replayed(name, checkpointName, state)) as T;
+    // A run that must stop (lease lost, cancelled, worker closed) starts no new step.
+    this.#guard.check();
     return (await this.#store(name, checkpointName, await fn())) as T;
   }
 
@@ -176,10 +202,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (!state) await this.#checkpoints.write(checkpointName, wakeAt.toISOString());
     const remainingMs = effective.getTime() - Date.now();
     if (remainingMs > 0) {
-      await scheduleRunAfter.run(
-        { queueName: this.queueName, runId: this.runID, seconds: remainingMs / 1000 },
-        this.#runtime.con,
-      );
+      const params = { queueName: this.queueName, runId: this.runID, seconds: remainingMs / 1000 };
+      await this.#guard.call(() => scheduleRunAfter.run(params, this.#runtime.con), { beforeRetry: () => this.#unlessSuspended() });
       throw new SuspendTask();
     }
   }
@@ -226,15 +250,18 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       payload = maybePayload;
       await parseWith(event.payload, payload, this.#site('event', eventName, true));
     }
-    await sendEvent(this.#runtime.con, this.queueName, eventName, payload);
+    // The first emission of a name wins, so sending it again after a lost answer changes nothing.
+    await this.#guard.call(() => sendEvent(this.#runtime.con, this.queueName, eventName, payload));
   }
 
-  /** Extends the lease by `seconds` (default: the claim timeout) from now. */
+  /**
+   * Extends the lease by `seconds` (default: the claim timeout) from now. Throws the reason of
+   * {@link signal} when the run must stop (a lease that ran out is not taken back).
+   */
   async heartbeat(seconds?: number): Promise<void> {
     const extendBy = seconds ?? this.#runtime.claimTimeout;
-    await withTaskState(() =>
-      extendClaim.run({ queueName: this.queueName, runId: this.runID, seconds: extendBy }, this.#runtime.con),
-    );
+    const params = { queueName: this.queueName, runId: this.runID, seconds: extendBy };
+    await this.#guard.call(() => withTaskState(() => extendClaim.run(params, this.#runtime.con)), { renews: extendBy });
     this.#runtime.onLeaseExtended?.(extendBy);
   }
 
@@ -264,11 +291,15 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (handle.done) {
       result = handle.state as SpawnResult & { queue?: string };
     } else {
-      const spawned = await this.#runtime.spawn(contract ?? taskName, params, {
-        ...spawnOptions,
-        idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
-        headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
-      });
+      this.#guard.check();
+      // The idempotency key makes a spawn sent again (after a lost answer) return the same child.
+      const spawned = await this.#guard.call(() =>
+        this.#runtime.spawn(contract ?? taskName, params, {
+          ...spawnOptions,
+          idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
+          headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
+        }),
+      );
       result = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
       await this.#checkpoints.write(handle.checkpointName, result);
     }
@@ -322,7 +353,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     for (;;) {
       // Woken by this wait's own timeout: the await_event below reports it; the next one waits again.
       this.#consumeTimeoutWake(eventName);
-      const snapshot = await readTaskResult(this.#runtime.con, queue, taskID);
+      const snapshot = await this.#guard.call(() => readTaskResult(this.#runtime.con, queue, taskID));
       if (!snapshot) throw new Error(`Task "${taskID}" not found in queue "${queue}"`);
       if (isFinalState(snapshot.state)) {
         await this.#checkpoints.write(checkpointName, snapshot, false);
@@ -383,13 +414,16 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return { subject: this.#runtime.contract?.name ?? this.taskName, boundary, detail, retryable };
   }
 
+  /**
+   * Calls absurd.await_event. Sent again after a lost answer only while the task still runs: a
+   * first call that committed unseen may have suspended the run (then this execution ends here), or
+   * found the event and written the checkpoint (then the repeat returns that checkpoint).
+   */
   async #awaitEventRow(checkpointName: string, eventName: string, timeout: number | null) {
-    const [row] = await withTaskState(() =>
-      awaitEventQuery.run(
-        { queueName: this.queueName, taskId: this.taskID, runId: this.runID, stepName: checkpointName, eventName, timeout },
-        this.#runtime.con,
-      ),
-    );
+    const params = { queueName: this.queueName, taskId: this.taskID, runId: this.runID, stepName: checkpointName, eventName, timeout };
+    const [row] = await this.#guard.call(() => withTaskState(() => awaitEventQuery.run(params, this.#runtime.con)), {
+      beforeRetry: () => this.#unlessSuspended(),
+    });
     if (!row) throw new Error(`absurd.await_event returned no row for event "${eventName}"`);
     return row;
   }
@@ -401,8 +435,17 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return this.#checkpoints.deadline(checkpointName, timeout, () => this.#dbNowMs());
   }
 
+  /** Before a suspending statement is sent again: ends this execution if the first one suspended the run unseen. */
+  #unlessSuspended(): Promise<void> {
+    return throwUnlessTaskRunning(this.#runtime.con, this.queueName, this.taskID);
+  }
+
+  get #guard(): RunGuard {
+    return this.#runtime.guard ?? unguarded;
+  }
+
   async #dbNowMs(): Promise<number> {
-    const [row] = await currentTime.run(undefined, this.#runtime.con);
+    const [row] = await this.#guard.call(() => currentTime.run(undefined, this.#runtime.con));
     if (!row) throw new Error("the engine's clock (current_time) returned no row");
     return new Date(row.now).getTime();
   }

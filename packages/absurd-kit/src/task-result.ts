@@ -2,6 +2,7 @@ import type { TaskContract } from './define.js';
 import type { JsonObject, JsonValue } from './json.js';
 import { getTaskResult } from './queries/tasks.queries.js';
 import type { Queryable } from './queryable.js';
+import { signalForTaskState } from './signals.js';
 import { parseWith } from './validation.js';
 
 /** The states of a task. */
@@ -71,6 +72,17 @@ export async function readTaskResult(con: Queryable, queueName: string, taskID: 
   if (row.state === 'completed') return { state: 'completed', result: row.result };
   if (row.state === 'failed') return { state: 'failed', failure: row.failure_reason };
   return { state: row.state };
+}
+
+/**
+ * Before a statement that suspends a run is sent again after its answer was lost: throws the
+ * signal that ends the execution (see `signalForTaskState`) when the task no longer runs — the
+ * first statement committed unseen, or the task was cancelled or taken over meanwhile.
+ */
+export async function throwUnlessTaskRunning(con: Queryable, queueName: string, taskID: string): Promise<void> {
+  const snapshot = await readTaskResult(con, queueName, taskID);
+  const signal = signalForTaskState(snapshot?.state);
+  if (signal) throw signal;
 }
 
 /**

@@ -103,6 +103,39 @@ export interface ExecuteOptions {
    * is left. The worker then lets the run's slot go to new work while that write is on its way.
    */
   onHandlerSettled?: () => void;
+  /** When the claim was sent (`performance.now()`): the lease runs from then. Default: when execution starts. */
+  claimedAt?: number;
+  /** Aborted when the worker was closed and its close timeout passed: the run's `ctx.signal` fires. */
+  workerSignal?: AbortSignal;
+}
+
+/**
+ * What a task context knows of its run's lease (see `lease.ts`): the signal its handler gets, a
+ * check made before anything new starts, and the way every statement of the run is sent.
+ */
+export interface RunGuard {
+  /** Aborted when the run must stop: lease lost, task cancelled, worker closed past its timeout. */
+  readonly signal: AbortSignal;
+  /** Throws why the run must stop, if it must (nothing new may start then). */
+  check(): void;
+  /**
+   * Runs a statement of the run; after a connection failure waits for the database and runs it
+   * again while the run holds its lease. `fn` must be idempotent (it may have committed unseen).
+   */
+  call<T>(fn: () => Promise<T>, options?: RunCallOptions): Promise<T>;
+}
+
+/** Options of {@link RunGuard.call}. */
+export interface RunCallOptions {
+  /** The statement extends the lease by this many seconds when it succeeds. */
+  renews?: number | null | undefined;
+  /**
+   * Runs before each repeat of the statement; may throw to end the call instead (e.g. when the
+   * statement is found to have committed although its answer was lost).
+   */
+  beforeRetry?: () => Promise<void>;
+  /** Make one attempt even when the run must stop (a completion, which the engine arbitrates). */
+  evenIfStopped?: boolean;
 }
 
 /** What a task context runs on: given by the client and worker that run it. */
@@ -114,6 +147,8 @@ export interface TaskContextRuntime {
   spawn(task: string | TaskContract, params: unknown, options: SpawnOptions): Promise<SpawnResult & { queue: string }>;
   /** Called whenever the lease was extended (checkpoint write, heartbeat), with its new length. */
   onLeaseExtended?(seconds: number): void;
+  /** The run's lease; without one (a context made by hand) statements are sent once and the signal never fires. */
+  guard?: RunGuard | undefined;
   /** The task's contract when it was registered by one: its step schemas are enforced. */
   contract?: TaskContract | undefined;
   /**

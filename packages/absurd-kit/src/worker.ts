@@ -3,6 +3,7 @@
  * claims (poll interval, notifications, the next due run).
  */
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { ClaimedTask, ExecuteOptions } from './types.js';
 
 /** Options of `startWorker`. */
@@ -32,7 +33,8 @@ export interface WorkerOptions {
 export interface WorkerCloseOptions {
   /**
    * Seconds to wait for runs in flight; afterwards `close` returns and those runs keep their
-   * lease (another worker takes them over when it expires). Default: wait for all of them.
+   * lease (another worker takes them over when it expires), and their `ctx.signal` fires with
+   * `WorkerClosed` so that their handlers can stop. Default: wait for all of them.
    */
   timeout?: number;
 }
@@ -95,6 +97,8 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
   // finishing at once, so the writes a slow database has not taken yet stay bounded.
   const executing = new Set<Promise<void>>();
   const finishing = new Set<Promise<void>>();
+  // Aborted when close() gives up waiting: the runs still in flight see it in their ctx.signal.
+  const closeTimedOut = new AbortController();
   let running = true;
   let wake: (() => void) | undefined;
   let woken = false;
@@ -153,6 +157,8 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
         if (!running) break;
       }
       const toClaim = Math.min(batchSize, concurrency - executing.size);
+      // The leases start when the engine runs the claim; the worker counts from just before.
+      const claimedAt = performance.now();
       let tasks: ClaimedTask[];
       try {
         tasks = await host.claimTasks({ batchSize: toClaim, claimTimeout, workerId });
@@ -175,7 +181,12 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
           notify();
         };
         const started: Promise<void> = host
-          .executeTask(task, claimTimeout, { fatalOnLeaseTimeout, onHandlerSettled: releaseSlot })
+          .executeTask(task, claimTimeout, {
+            fatalOnLeaseTimeout,
+            onHandlerSettled: releaseSlot,
+            claimedAt,
+            workerSignal: closeTimedOut.signal,
+          })
           .catch(report)
           .finally(() => {
             executing.delete(started);
@@ -204,13 +215,14 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
         return;
       }
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        all,
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, Math.max(0, closeOptions.timeout ?? 0) * 1000);
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), Math.max(0, closeOptions.timeout ?? 0) * 1000);
         }),
       ]);
       clearTimeout(timer);
+      if (timedOut) closeTimedOut.abort();
     },
   };
 }
