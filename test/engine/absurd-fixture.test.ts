@@ -19,6 +19,8 @@ beforeAll(async () => {
   db = new pg.Client({ connectionString: url });
   db.on('error', () => {}); // the database is dropped with force after the file
   await db.connect();
+  // Off the search_path (the test server's role may be called absurd), as catalogue.test.ts reads it.
+  await db.query(`set search_path = public`);
   await db.query(`set timezone = 'UTC'`);
   return () => db.end();
 });
