@@ -4,13 +4,14 @@
  * refusals (which change nothing), running it twice, concurrent adopters, and how it takes its
  * locks next to other transactions.
  */
+import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SchemaNotAdoptableError } from '../../packages/absurd-kit/src/adopt.js';
 import { CONTRACT_FUNCTIONS, functionsDefinedBy } from '../../packages/absurd-kit/src/engine/adoption.js';
 import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
 import { migrate, schemaStatus, type MigrateResult } from '../../packages/absurd-kit/src/migrate.js';
-import { populateEveryState, snapshotRows, useAbsurdDatabases } from '../support/absurd-schema.js';
+import { absurdSchemaScript, populateEveryState, snapshotRows, useAbsurdDatabases } from '../support/absurd-schema.js';
 import { waitUntilBlocked } from '../sql/helpers.js';
 import { dumpAbsurdCatalogue } from './catalogue.js';
 import { useEmptyDatabases } from './empty-databases.js';
@@ -130,6 +131,32 @@ describe('adopting a database set up by Absurd, with tasks in every state', () =
     const catalogue = await dumpAbsurdCatalogue(url);
     expect(await migrate(url, { adopt: true })).toEqual({ applied: [] });
     expect(await dumpAbsurdCatalogue(url)).toEqual(catalogue);
+  });
+});
+
+describe('going back, as docs/compatibility.md says', () => {
+  it('restores Absurd’s function bodies, then drops the additions: Absurd’s schema again, rows untouched', async () => {
+    const { url, queues } = await populatedAbsurdDatabase();
+    await migrate(url, { adopt: true });
+    const rows = await withClient(url, (client) => snapshotRows(client));
+    const docs = await readFile(new URL('../../docs/compatibility.md', import.meta.url), 'utf8');
+    const goingBack = docs.slice(docs.indexOf('### Going back'));
+    const dropSql = /```sql\n([\s\S]*?)```/.exec(goingBack)?.[1];
+    expect(dropSql).toBeDefined();
+    await withClient(url, async (client) => {
+      // Step 1: the create function statements of Absurd's install script, as create or replace.
+      await client.query((await absurdSchemaScript()).replace(/^create function /gm, 'create or replace function '));
+      // Step 2: the SQL of the docs.
+      await client.query(dropSql!);
+    });
+    const untouched = await absurd.create();
+    await withClient(untouched, async (client) => {
+      for (const queue of queues) await client.query('select absurd.create_queue($1, $2)', [queue.name, queue.mode]);
+    });
+    const [back, original] = await Promise.all([dumpAbsurdCatalogue(url), dumpAbsurdCatalogue(untouched)]);
+    expect(withoutPartitionIndexNames(back)).toEqual(withoutPartitionIndexNames(original));
+    expect(await withClient(url, (client) => snapshotRows(client))).toEqual(rows);
+    expect(await schemaStatus(url)).toEqual({ state: 'foreign', schemaVersion: 'main' });
   });
 });
 
