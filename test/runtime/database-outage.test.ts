@@ -126,6 +126,8 @@ describe.each(['fast', 'immediate'] as const)('a PostgreSQL restart (-m %s) in t
         what: 'the run to complete',
       });
       await worker.close();
+      // The INFO line comes once the database has stayed reachable for a second.
+      await waitFor(() => log.messages('info').length > 0, { what: 'the INFO line' });
 
       expect(ran).toEqual(['one', 'two', 'three']);
       const check = new pg.Client({ connectionString: privateServer.url });

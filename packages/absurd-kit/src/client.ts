@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { RunWrites } from './run-writes.js';
 import { resolveDatabaseUrl } from './config.js';
@@ -323,9 +324,10 @@ export class Absurd {
     const worker = await startWorkerLoop(
       {
         claimTasks: async (claim) => {
+          const sentAt = performance.now();
           try {
             const tasks = await this.claimTasks(claim);
-            this.#outage.succeeded();
+            this.#outage.succeeded(sentAt);
             return tasks;
           } catch (error) {
             if (isConnectionError(error)) this.#outage.failed(error);

@@ -108,7 +108,7 @@ export class RunLease implements RunGuard {
       try {
         if (attempt > 1) await options.beforeRetry?.();
         const value = await fn();
-        this.#options.outage?.succeeded();
+        this.#options.outage?.succeeded(sentAt);
         if (options.renews) this.renew(options.renews, sentAt);
         return value;
       } catch (error) {

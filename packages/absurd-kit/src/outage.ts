@@ -3,6 +3,7 @@
  * than the statement), and the two log lines an operator wants — one WARN when the database goes
  * away, one INFO when it is back — however many queries failed in between.
  */
+import { performance } from 'node:perf_hooks';
 import { errorLine } from './errors.js';
 import type { Log } from './types.js';
 
@@ -70,19 +71,29 @@ export interface OutageMonitorOptions {
 }
 
 /** Longest wait between two probes of a database that is down. */
-const MAX_PROBE_INTERVAL_MS = 1000;
+const MAX_PROBE_INTERVAL_MS = 500;
+
+/**
+ * How long the database must stay reachable before the INFO line: a server that is shutting down
+ * may still answer a statement or two between refusals, which must not split one outage in two.
+ */
+const SETTLE_MS = 1000;
 
 /**
  * Watches one client's database. A connection failure reported with {@link failed} starts probing
- * (at most once a second): if the first probe fails too, the database is down and one WARN is
- * logged; when a probe or any other statement ({@link succeeded}) goes through again, one INFO says
- * how long it was gone. A single dropped connection whose database still answers logs nothing.
- * Writes waiting for the database use {@link whenReachable}.
+ * (every 100–500 ms): if the first probe fails too, the database is down and one WARN is logged;
+ * when a probe or any statement sent since ({@link succeeded}) goes through again, the database is
+ * reachable, and once it has stayed so for a second one INFO says how long it was gone. A single
+ * dropped connection whose database still answers logs nothing. Writes waiting for the database
+ * use {@link whenReachable}. Times are taken on the monotonic clock.
  */
 export class OutageMonitor {
   readonly #options: OutageMonitorOptions;
   #state: 'up' | 'checking' | 'down' = 'up';
+  /** When the first failure of the current outage was seen (`performance.now()`). */
   #since = 0;
+  /** Reachable again, INFO not logged yet: a failure meanwhile continues the same outage. */
+  #settling: { timer: NodeJS.Timeout; line: string } | undefined;
   #firstError: unknown;
   #probing = false;
   #closed = false;
@@ -101,17 +112,25 @@ export class OutageMonitor {
   /** Reports a statement that failed with a connection error (see {@link isConnectionError}). */
   failed(error: unknown): void {
     if (this.#closed) return;
-    if (this.#state === 'up') {
+    if (this.#state === 'up' && this.#settling) {
+      clearTimeout(this.#settling.timer);
+      this.#settling = undefined;
+      this.#state = 'down';
+    } else if (this.#state === 'up') {
       this.#state = 'checking';
-      this.#since = Date.now();
+      this.#since = performance.now();
       this.#firstError = error;
     }
     void this.#probe();
   }
 
-  /** Reports a statement that went through: the database is there. */
-  succeeded(): void {
-    if (this.#state !== 'up') this.#recovered();
+  /**
+   * Reports a statement that went through: the database is there. `sentAt` (`performance.now()`
+   * when it was sent) keeps a statement sent before the failures began from counting.
+   */
+  succeeded(sentAt?: number): void {
+    if (this.#state === 'up' || (sentAt !== undefined && sentAt < this.#since)) return;
+    this.#recovered();
   }
 
   /**
@@ -133,9 +152,14 @@ export class OutageMonitor {
     });
   }
 
-  /** Stops probing and releases every waiter. */
+  /** Stops probing and releases every waiter (an INFO line still settling is logged now). */
   close(): void {
     this.#closed = true;
+    if (this.#settling) {
+      clearTimeout(this.#settling.timer);
+      this.#options.log.info(this.#settling.line);
+      this.#settling = undefined;
+    }
     if (this.#sleep) {
       clearTimeout(this.#sleep.timer);
       this.#sleep.resolve();
@@ -179,8 +203,13 @@ export class OutageMonitor {
 
   #recovered(): void {
     if (this.#state === 'down') {
-      const seconds = ((Date.now() - this.#since) / 1000).toFixed(1);
-      this.#options.log.info(`database reachable again after ${seconds}s`);
+      const line = `database reachable again after ${((performance.now() - this.#since) / 1000).toFixed(1)}s`;
+      const timer = setTimeout(() => {
+        this.#settling = undefined;
+        this.#options.log.info(line);
+      }, SETTLE_MS);
+      timer.unref();
+      this.#settling = { timer, line };
     }
     this.#state = 'up';
     this.#firstError = undefined;
