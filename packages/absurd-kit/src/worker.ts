@@ -21,7 +21,11 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Seconds between polls when idle; default 0.25. Notifications wake the worker sooner. */
   pollInterval?: number;
-  /** Receives claim errors and unexpected execution errors; default logs them. */
+  /**
+   * Receives claim errors and unexpected execution errors. The default logs each as an ERROR,
+   * except connection failures: while the database is unreachable the client logs one WARN, and
+   * one INFO when it is back.
+   */
   onError?: (error: Error) => void;
   /** Exit the process when a task overruns its lease by 100 %; default true. */
   fatalOnLeaseTimeout?: boolean;
