@@ -118,6 +118,22 @@ describe('a run whose lease ran out', () => {
     expect(app.recorded.messages('error')).toEqual([]);
   });
 
+  it('counts from the claim: in a workBatch, a run whose lease ran out while it waited its turn starts no step', async () => {
+    const app = await clients.app(queueName('lease-batch'), { db: db.pool });
+    const ran: number[] = [];
+    app.registerTask({ name: 'turn' }, async (params: { n: number }, ctx) => {
+      await ctx.step('only', async () => {
+        ran.push(params.n);
+        await delay(1200);
+      });
+    });
+    await app.spawn('turn', { n: 1 });
+    await app.spawn('turn', { n: 2 });
+    await app.workBatch('batcher', 1, 2);
+    expect(ran).toEqual([1]);
+    expect(app.recorded.messages('warn')).toHaveLength(2);
+  });
+
   it('is renewed by a heartbeat for the heartbeat\'s length, and by checkpoint writes', async () => {
     const app = await clients.app(queueName('lease-renewed'), { db: db.pool });
     app.registerTask({ name: 'beating' }, async (_params, ctx) => {

@@ -303,10 +303,15 @@ export class Absurd {
     return rows as ClaimedTask[];
   }
 
-  /** Claims once and executes what it got, one after the other. */
+  /**
+   * Claims once and executes what it got, one after the other. Every lease starts at the claim, so
+   * a run still waiting its turn when its lease has run out is not started (another worker may
+   * have it by then).
+   */
   async workBatch(workerId = 'worker', claimTimeout = 120, batchSize = 1): Promise<void> {
+    const claimedAt = performance.now();
     const tasks = await this.claimTasks({ batchSize, claimTimeout, workerId });
-    for (const task of tasks) await this.executeTask(task, claimTimeout);
+    for (const task of tasks) await this.executeTask(task, claimTimeout, { claimedAt });
   }
 
   /**
