@@ -100,10 +100,15 @@ export class RunLease implements RunGuard {
     if (!this.#controller.signal.aborted) this.#controller.abort(reason);
   }
 
+  /**
+   * Runs a statement of the run (see {@link RunGuard.call}): throws why the run must stop before
+   * sending it, if it must; after a connection failure waits for the database, never past the
+   * lease, and sends it again. A cancellation or failure the engine reports aborts {@link signal}.
+   */
   async call<T>(fn: () => Promise<T>, options: RunCallOptions = {}): Promise<T> {
     let pause = FIRST_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
-      if (attempt > 1 || !options.evenIfStopped || !this.#controller.signal.aborted) this.check();
+      if (attempt > 1 || !options.evenIfStopped) this.check();
       const sentAt = performance.now();
       try {
         if (attempt > 1) await options.beforeRetry?.();
@@ -115,7 +120,8 @@ export class RunLease implements RunGuard {
         if (error instanceof CancelledTask || error instanceof FailedTask) this.abort(error);
         if (isControlFlowSignal(error) || !isConnectionError(error)) throw error;
         this.#options.outage?.failed(error);
-        if (options.evenIfStopped && this.#controller.signal.aborted) throw this.#controller.signal.reason;
+        // A run that must stop gets no repeat of its one attempt.
+        if (options.evenIfStopped) this.check();
       }
       // Wait for the database (the client probes it), but never past the lease.
       const remaining = this.remainingMs;
