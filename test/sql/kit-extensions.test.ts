@@ -438,6 +438,41 @@ describe('kit_complete_runs', () => {
 });
 
 describe('kit_set_checkpoints', () => {
+  it('waits for a concurrent failure of its owner run (the lease sweep), then reports it failed and writes nothing', async () => {
+    const q = await newQueue(c, 'ksc-race');
+    await setNow(c, T0);
+    const run = await spawnAndClaim(c, q, { max_attempts: 2 }, 60);
+    const a = await utcClient(db, { outsideSchema: true });
+    const b = await utcClient(db, { outsideSchema: true });
+    let out: [number, string][] = [];
+    try {
+      // Session A fails the run (as claim_task's sweep does when the lease expired) and keeps its
+      // transaction open; the checkpoint write of session B must wait for it and then see the end.
+      await a.query('begin');
+      await failRun(a, q, run.run_id);
+      await b.query('begin');
+      const write = b
+        .query<{ ord: string; outcome: string }>('select ord, outcome from absurd.kit_set_checkpoints($1, $2, $3, $4, $5, $6)', [
+          q,
+          [run.task_id],
+          ['step-1'],
+          ['{"charged": true}'],
+          [run.run_id],
+          [30],
+        ])
+        .then(({ rows }) => rows.map((r): [number, string] => [Number(r.ord), r.outcome]));
+      await waitUntilBlocked(c, pidOf(b));
+      await a.query('commit');
+      out = await write;
+      await b.query('commit');
+    } finally {
+      await a.query('rollback').catch(() => undefined);
+      await b.query('rollback').catch(() => undefined);
+    }
+    expect(out).toEqual([[1, 'failed']]);
+    expect(await checkpointRows(c, q, run.task_id)).toEqual([]);
+  });
+
   it('writes each checkpoint, keeps SQL NULL and JSON null apart, and extends each owner run’s lease once', async () => {
     const q = await newQueue(c, 'ksc-ok');
     await setNow(c, T0);
