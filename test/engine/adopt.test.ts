@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SchemaNotAdoptableError } from '../../packages/absurd-kit/src/adopt.js';
+import { SchemaNotAdoptableError } from '../../packages/absurd-kit/src/errors.js';
 import { CONTRACT_FUNCTIONS, functionsDefinedBy } from '../../packages/absurd-kit/src/engine/adoption.js';
 import { migrations } from '../../packages/absurd-kit/src/engine/migrations.generated.js';
 import { migrate, schemaStatus, type MigrateResult } from '../../packages/absurd-kit/src/migrate.js';

@@ -20,7 +20,7 @@ import {
 } from './engine/adoption.js';
 import type { Migration, MigrationRef } from './engine/migration.js';
 import { CREATE_TRACKING_TABLE_SQL, MIGRATION_LOCK_KEY, TRACKING_TABLE } from './engine/tracking.js';
-import { AbsurdError, MigrationFailedError } from './errors.js';
+import { MigrationFailedError, SchemaNotAdoptableError } from './errors.js';
 import {
   listAbsurdFunctions,
   listAbsurdRelations,
@@ -75,34 +75,6 @@ export interface AdoptionReport {
   readonly indexes: readonly AdoptionIndex[];
   /** The tracking table created, recording every bundled migration as applied. */
   readonly trackingTable: string;
-}
-
-/** Why a schema cannot be adopted. */
-export type NotAdoptableReason = 'contract-level' | 'schema-differs' | 'busy';
-
-/**
- * Adoption refused; nothing was changed. `reason` says why: the schema is at another contract
- * level than `main` (or has no `get_schema_version()`), it differs from the schema Absurd installs
- * (each difference in `differences`), or its queue tables stayed locked by other transactions.
- *
- * @example
- * try { await migrate(url, { adopt: true }); }
- * catch (error) { if (error instanceof SchemaNotAdoptableError) console.error(error.differences); }
- */
-export class SchemaNotAdoptableError extends AbsurdError {
-  declare readonly code: 'SCHEMA_NOT_ADOPTABLE';
-  readonly reason: NotAdoptableReason;
-  /** What `absurd.get_schema_version()` returned, or null when the function does not exist. */
-  readonly schemaVersion: string | null;
-  /** What stands in the way, one fact per entry. */
-  readonly differences: readonly string[];
-
-  constructor(reason: NotAdoptableReason, schemaVersion: string | null, differences: readonly string[], message: string) {
-    super('SCHEMA_NOT_ADOPTABLE', `${message}; nothing was changed`);
-    this.reason = reason;
-    this.schemaVersion = schemaVersion;
-    this.differences = differences;
-  }
 }
 
 /** Options of {@link adoptSchema}. */

@@ -81,8 +81,7 @@ export type {
   SchemaOptions,
   SchemaStatus,
 } from './migrate.js';
-export { SchemaNotAdoptableError } from './adopt.js';
-export type { AdoptedQueue, AdoptionIndex, AdoptionReport, NotAdoptableReason } from './adopt.js';
+export type { AdoptedQueue, AdoptionIndex, AdoptionReport } from './adopt.js';
 export { installScript } from './engine/install-script.js';
 export { migrations as engineMigrations } from './engine/migrations.generated.js';
 export { migrationLabel } from './engine/migration.js';
@@ -101,10 +100,11 @@ export {
   MigrationFailedError,
   SchemaForeignError,
   SchemaMissingError,
+  SchemaNotAdoptableError,
   SchemaOutdatedError,
   SchemaTooNewError,
   TimeoutError,
   ValidationError,
   isAbsurdError,
 } from './errors.js';
-export type { ValidationBoundary, ValidationIssue } from './errors.js';
+export type { NotAdoptableReason, ValidationBoundary, ValidationIssue } from './errors.js';

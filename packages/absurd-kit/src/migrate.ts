@@ -3,7 +3,7 @@
  * (`engine/migrations.generated.ts`), so nothing here reads the filesystem.
  */
 import type pg from 'pg';
-import { adoptSchema, type AdoptionIndex, type AdoptionReport, type SchemaNotAdoptableError } from './adopt.js';
+import { adoptSchema, type AdoptionIndex, type AdoptionReport } from './adopt.js';
 import { withClient, type DatabaseConnection } from './db.js';
 import { migrations as bundledMigrations } from './engine/migrations.generated.js';
 import type { Migration, MigrationRef } from './engine/migration.js';
