@@ -6,9 +6,9 @@ import { fulfillOrder, sendReceipt, shipmentPacked } from '../../workflows/index
 const fakeId = (prefix: string, value: string) => `${prefix}_${createHash('sha256').update(value).digest('hex').slice(0, 10)}`;
 
 /**
- * The demo's handlers: an order is paid and reserved (two checkpointed steps), waits for the
- * warehouse's `shipment.packed` event, sleeps a moment, then spawns a receipt child task and waits
- * for it. The receipt of `flakyOrderId` fails on its first attempt, to show a retry.
+ * The demo's handlers: an order is paid and reserved (two checkpointed steps), waits up to three
+ * days for the warehouse's `shipment.packed` event, sleeps a moment, then spawns a receipt child
+ * task and waits for it. The receipt of `flakyOrderId` fails on its first attempt, to show a retry.
  */
 export function registerDemoHandlers(orders: Absurd, receipts: Absurd, flakyOrderId: string): void {
   orders.registerTask(fulfillOrder, async (params, ctx) => {
@@ -17,7 +17,8 @@ export function registerDemoHandlers(orders: Absurd, receipts: Absurd, flakyOrde
       reservationId: fakeId('res', params.orderId),
       items: params.items,
     }));
-    const shipment = await ctx.awaitEvent(shipmentPacked, params.orderId, { timeout: 120 });
+    // The warehouse has three days to pack the order; after that the wait throws a TimeoutError.
+    const shipment = await ctx.awaitEvent(shipmentPacked, params.orderId, { timeout: 3 * 24 * 3600 });
     await ctx.sleepFor('hand-over-to-carrier', 1);
     const receipt = await ctx.spawn(sendReceipt, { orderId: params.orderId, email: params.email, amount: params.amount });
     const sent = await ctx.awaitTaskResult(receipt, { timeout: 120 });
