@@ -35,7 +35,13 @@ export default async function setup(project: TestProject) {
   await applySchemaForTests(databaseUrlFor(url, template), schema);
   project.provide('absurdTestServerUrl', url);
   project.provide('absurdTestTemplate', template);
+  // What `@absurd-kit/cli/testing` reads, as a user's global setup sets it (startTestServer): its
+  // tests, and the documented example, then clone on this server instead of starting their own.
+  const configured = process.env.ABSURD_TEST_DATABASE_URL;
+  process.env.ABSURD_TEST_DATABASE_URL = url;
   return async () => {
+    if (configured === undefined) delete process.env.ABSURD_TEST_DATABASE_URL;
+    else process.env.ABSURD_TEST_DATABASE_URL = configured;
     const client = new pg.Client({ connectionString: url });
     await client.connect().catch(() => undefined);
     await client.query(`drop database if exists ${template}`).catch(() => undefined);
