@@ -195,6 +195,24 @@ describe('running due work', () => {
     expect(t.now()).toEqual(new Date(start + 28 * 86_400_000));
   });
 
+  it('a 30-day sleep, then 5 retries with exponential backoff (bench/testing-time-skip.ts times it)', async () => {
+    const app = await t.client('renewals');
+    app.registerTask({ name: 'renew' }, async (_p, ctx) => {
+      await ctx.sleepFor('grace period', 30 * 86_400);
+      return ctx.step('charge', () => {
+        if (ctx.attempt <= 5) throw new Error(`card declined (attempt ${ctx.attempt})`);
+        return { chargedOnAttempt: ctx.attempt };
+      });
+    });
+    const start = t.now().getTime();
+    const handle = await app.spawn('renew', null, { maxAttempts: 6, retryStrategy: { kind: 'exponential', baseSeconds: 60, factor: 2 } });
+    const ran = await t.runUntilIdle({ skipTime: '60 days' });
+    expect(ran.map((r) => `${r.attempt} ${r.outcome}`)).toEqual(['1 suspended', '1 failed', '2 failed', '3 failed', '4 failed', '5 failed', '6 completed']);
+    // 30 days, then backoffs of 1, 2, 4, 8 and 16 minutes.
+    expect(t.now().getTime() - start).toBe(30 * 86_400_000 + (60 + 120 + 240 + 480 + 960) * 1000);
+    expect(await t.inspect(handle)).toMatchObject({ state: 'completed', attempts: 6, result: { chargedOnAttempt: 6 } });
+  });
+
   it('stops a task retried without end after maxRuns', async () => {
     const app = await t.client('loops');
     app.registerTask({ name: 'hopeless' }, async () => {
