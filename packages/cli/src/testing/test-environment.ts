@@ -249,8 +249,9 @@ export class TestEnvironment implements AsyncDisposable {
   }
 
   /**
-   * The events emitted on the environment's queues (or on `queue`), in emission order. The
-   * runtime's own (`$taskResult:…`, a child's end told to its parent) are left out.
+   * The events emitted on the environment's queues (or on `queue`), each queue's in emission order
+   * (by name at the same instant). The runtime's own (`$taskResult:…`, a child's end told to its
+   * parent) are left out.
    */
   async emittedEvents(queue?: string): Promise<EmittedEvent[]> {
     const events: EmittedEvent[] = [];
