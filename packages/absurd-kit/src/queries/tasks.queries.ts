@@ -49,7 +49,7 @@ export interface ICancelTaskParams {
 
 /** 'CancelTask' return type */
 export interface ICancelTaskResult {
-  kit_cancel_task: undefined | null;
+  cancel_task: undefined | null;
 }
 
 /** 'CancelTask' query type */
@@ -58,12 +58,12 @@ export interface ICancelTaskQuery {
   result: ICancelTaskResult;
 }
 
-const cancelTaskIR: any = {"usedParamSet":{"queueName":true,"taskId":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":30,"b":40}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":43,"b":50}]}],"statement":"select absurd.kit_cancel_task(:queueName!, :taskId!)"};
+const cancelTaskIR: any = {"usedParamSet":{"queueName":true,"taskId":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":26,"b":36}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":39,"b":46}]}],"statement":"select absurd.cancel_task(:queueName!, :taskId!)"};
 
 /**
  * Query generated from SQL:
  * ```
- * select absurd.kit_cancel_task(:queueName!, :taskId!)
+ * select absurd.cancel_task(:queueName!, :taskId!)
  * ```
  */
 export const cancelTask = new PreparedQuery<ICancelTaskParams,ICancelTaskResult>(cancelTaskIR);

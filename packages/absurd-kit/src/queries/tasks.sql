@@ -3,8 +3,9 @@
 
   SpawnTask        creates a task and its first run (absurd.spawn_task), then notifies the queue's
                    wake channel so that listening workers claim at once.
-  CancelTask       cancels a task that has not ended (a no-op on ended tasks); a child task's
-                   waiting parent is told at once (absurd.kit_cancel_task).
+  CancelTask       cancels a task that has not ended (a no-op on ended tasks). On absurd-kit's
+                   engine a child task's waiting parent is told at once (cancel_task announces it
+                   since migration 000007); Absurd's cancel_task does not.
   RetryTask        retries a failed task in place or as a new task, then notifies the wake channel.
   GetTaskResult    the task's state with its result or failure reason; no row for an unknown task.
 
@@ -21,7 +22,7 @@ select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", 
   from s;
 
 /* @name CancelTask */
-select absurd.kit_cancel_task(:queueName!, :taskId!);
+select absurd.cancel_task(:queueName!, :taskId!);
 
 /* @name RetryTask */
 with r as (select * from absurd.retry_task(:queueName!, :taskId!, :options::text::jsonb))
