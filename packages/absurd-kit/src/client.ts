@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { RunWrites } from './run-writes.js';
 import { resolveDatabaseUrl } from './config.js';
 import {
   isEventContract,
@@ -14,12 +13,11 @@ import {
   type TaskContract,
 } from './define.js';
 import { errorLine, TimeoutError } from './errors.js';
-import { executeClaimedTask, type ExecutionHost } from './execute-task.js';
 import type { JsonValue } from './json.js';
-import { QueueListener, wakeChannel } from './notify.js';
+import { wakeChannel } from './notify.js';
 import { sendEvent } from './emit-event.js';
 import { OutageMonitor, isConnectionError } from './outage.js';
-import { claimTasks, currentTime, secondsUntilNextRun } from './queries/runs.queries.js';
+import { currentTime } from './queries/runs.queries.js';
 import { cancelTask, retryTask } from './queries/tasks.queries.js';
 import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
@@ -28,7 +26,8 @@ import { validateQueueName } from './queue-name.js';
 import type { SpawnOptions } from './spawn-options.js';
 import { sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
 import { toRegistration, type Registration } from './registration.js';
-import type { ClaimedTask, ExecuteOptions, Log, TaskContextRuntime } from './types.js';
+import { TaskRunner } from './task-runner.js';
+import type { ClaimedTask, ExecuteOptions, Log } from './types.js';
 import {
   attachContract,
   isFinalState,
@@ -83,10 +82,10 @@ export class Absurd {
   private readonly hooks: AbsurdHooks;
   private readonly registry: Registry;
   private worker: Worker | undefined;
-  #writes: RunWrites | undefined;
-  private listener: QueueListener | undefined;
   /** This client's view of its database: one WARN when it goes away, one INFO when it is back. */
   readonly #outage: OutageMonitor;
+  /** Claims and executions, on the engine functions the database has. */
+  readonly #runner: TaskRunner;
 
   constructor(options: AbsurdOptions | string | pg.Pool | Queryable = {}) {
     const opts: AbsurdOptions =
@@ -114,6 +113,15 @@ export class Absurd {
     }
     const con = this.con;
     this.#outage = new OutageMonitor({ log: this.log, probe: () => currentTime.run(undefined, con) });
+    this.#runner = new TaskRunner({
+      con,
+      queueName: this.queueName,
+      log: this.log,
+      outage: this.#outage,
+      registration: (name) => this.registry.get(name),
+      wrapTaskExecution: this.hooks.wrapTaskExecution,
+      spawn: (task, params, options) => this.#spawn(con, task, params, options),
+    });
   }
 
   /**
@@ -206,7 +214,11 @@ export class Absurd {
     await sendEvent(this.con, queueName ?? this.queueName, eventName, payload);
   }
 
-  /** Cancels a task that has not ended (a no-op on ended tasks). */
+  /**
+   * Cancels a task that has not ended (a no-op on ended tasks). On absurd-kit's engine a child
+   * task's waiting parent is told at once; on Absurd's schema it finds out at its next check
+   * (`checkInterval`), unless an absurd-kit worker is running the child and notices first.
+   */
   async cancelTask(taskID: string, queueName?: string): Promise<void> {
     await cancelTask.run({ queueName: validateQueueName(queueName ?? this.queueName), taskId: taskID }, this.con);
   }
@@ -293,14 +305,13 @@ export class Absurd {
     return queues.listQueues(this.con);
   }
 
-  /** Claims up to `batchSize` due runs of this client's queue (also sweeps expired leases and policies). */
+  /**
+   * Claims up to `batchSize` due runs of this client's queue (also sweeps expired leases and
+   * policies). The first claim of a client reads which engine functions to use (see `startWorker`).
+   */
   async claimTasks(options: { batchSize?: number; claimTimeout?: number; workerId?: string } = {}): Promise<ClaimedTask[]> {
     const { batchSize = 1, claimTimeout = 120, workerId = 'worker' } = options;
-    const rows = await claimTasks.run(
-      { queueName: this.queueName, workerId, claimTimeout, quantity: batchSize },
-      this.con,
-    );
-    return rows as ClaimedTask[];
+    return this.#runner.claim({ batchSize, claimTimeout, workerId });
   }
 
   /**
@@ -318,6 +329,10 @@ export class Absurd {
    * Starts a worker for this client's queue in the background (see {@link WorkerOptions}). While
    * the database is unreachable the worker logs one warning (not one error per failed claim), keeps
    * its runs' writes waiting for it as long as their leases last, and logs once when it is back.
+   *
+   * On a schema installed by Absurd (no `absurd migrate --adopt` yet) the worker runs on Absurd's
+   * standard functions — one claim, completion and checkpoint write per call, polling at
+   * `pollInterval` without wake-ups — and says so once at INFO when it starts.
    */
   async startWorker(options: WorkerOptions = {}): Promise<Worker> {
     // Claims that fail on their connection are the outage the monitor logs once; the default
@@ -325,48 +340,18 @@ export class Absurd {
     const resolved = resolveWorkerOptions(options, (error) => {
       if (!isConnectionError(error)) this.log.error(`Worker error: ${errorLine(error)}`);
     });
-    const connection = this.#listenConfig();
-    const worker = await startWorkerLoop(
-      {
-        claimTasks: async (claim) => {
-          const sentAt = performance.now();
-          try {
-            const tasks = await this.claimTasks(claim);
-            this.#outage.succeeded(sentAt);
-            return tasks;
-          } catch (error) {
-            if (isConnectionError(error)) this.#outage.failed(error);
-            throw error;
-          }
-        },
-        executeTask: (task, claimTimeout, execute) => this.executeTask(task, claimTimeout, execute),
-        subscribeToWakeups: connection
-          ? (onWake) => {
-              this.listener ??= new QueueListener({
-                connection,
-                onError: (error) => {
-                  if (isConnectionError(error)) this.#outage.failed(error);
-                  else this.log.warn(`wake-up connection problem: ${errorLine(error)}`);
-                },
-                onConnected: () => this.#outage.succeeded(),
-              });
-              return this.listener.subscribe(this.queueName, onWake);
-            }
-          : undefined,
-        secondsUntilNextRun: async () => {
-          const [row] = await secondsUntilNextRun.run({ queueName: this.queueName }, this.con);
-          return row?.seconds ?? null;
-        },
-      },
-      resolved,
-    );
+    const host = await this.#runner.workerHost({
+      claimTasks: (claim) => this.claimTasks(claim),
+      executeTask: (task, claimTimeout, execute) => this.executeTask(task, claimTimeout, execute),
+    });
+    const worker = await startWorkerLoop(host, resolved);
     this.worker = worker;
     return worker;
   }
 
   /** Executes one claimed run to its end (see the worker). */
   async executeTask(task: ClaimedTask, claimTimeout: number, options: ExecuteOptions = {}): Promise<void> {
-    await executeClaimedTask(this.#executionHost(), task, claimTimeout, options);
+    await this.#runner.execute(task, claimTimeout, options);
   }
 
   /**
@@ -375,8 +360,7 @@ export class Absurd {
    */
   async close(options: WorkerCloseOptions = {}): Promise<void> {
     await this.worker?.close(options);
-    await this.listener?.close();
-    this.listener = undefined;
+    await this.#runner.close();
     this.#outage.close();
     if (this.ownsConnection) await (this.con as { end?: () => Promise<void> }).end?.();
   }
@@ -397,39 +381,6 @@ export class Absurd {
     let effective = withSpawnDefaults(task, registration?.defaults, options, this.defaultMaxAttempts);
     if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
     return sendSpawn(con, queue, taskName, params, effective);
-  }
-
-  #runWrites(): RunWrites {
-    this.#writes ??= new RunWrites(this.con, this.queueName);
-    return this.#writes;
-  }
-
-  #executionHost(): ExecutionHost {
-    return {
-      con: this.con,
-      queueName: this.queueName,
-      log: this.log,
-      registration: (name) => this.registry.get(name),
-      completeRun: (runID, result) => this.#runWrites().complete(runID, result),
-      wrapTaskExecution: this.hooks.wrapTaskExecution,
-      outage: this.#outage,
-      contextRuntime: (claimTimeout, guard, registration): TaskContextRuntime => ({
-        con: this.con,
-        queueName: this.queueName,
-        claimTimeout,
-        guard,
-        contract: registration?.contract,
-        spawn: (task, params, options) => this.#spawn(this.con, task, params, options),
-        writeCheckpoint: (write) => this.#runWrites().writeCheckpoint(write),
-      }),
-    };
-  }
-
-  /** Connection settings for a dedicated LISTEN connection, when the client has a real pg.Pool. */
-  #listenConfig(): pg.ClientConfig | undefined {
-    if (!(this.con instanceof pg.Pool)) return undefined;
-    const { max: _max, idleTimeoutMillis: _idle, ...config } = this.con.options as pg.PoolConfig;
-    return config;
   }
 }
 

@@ -7,7 +7,7 @@ import { errorLine } from './errors.js';
 import { toJsonParam } from './json.js';
 import { wakeChannel } from './notify.js';
 import { notifyQueue } from './queries/notifications.queries.js';
-import { failRun as failRunQuery, failTask, scheduleRunAfter } from './queries/runs.queries.js';
+import { failRun as failRunQuery, failRunAndCancelTask, failTask, scheduleRunAfter } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
 import type { Registration } from './registration.js';
 import { RunLease, unguarded } from './lease.js';
@@ -25,7 +25,7 @@ import { failureLogLine, isPermanentFailure, serializeError } from './run-failur
 import { TaskContext } from './task-context.js';
 import { sendEvent } from './emit-event.js';
 import { isFinalState, parentFromHeaders, readTaskResult, taskResultEvent, throwUnlessTaskRunning } from './task-result.js';
-import type { ClaimedTask, ExecuteOptions, Log, RunGuard, TaskContextRuntime } from './types.js';
+import type { ClaimedTask, EngineFeatures, ExecuteOptions, Log, RunGuard, TaskContextRuntime } from './types.js';
 import { parseWith } from './validation.js';
 
 /** What {@link executeClaimedTask} needs from the client. */
@@ -33,6 +33,8 @@ export interface ExecutionHost {
   con: Queryable;
   queueName: string;
   log: Log;
+  /** What the engine has: decides how a run fails without retry, and whether idle workers are told of suspends. */
+  features: EngineFeatures;
   registration(name: string): Registration | undefined;
   /** Completes a run with its result (JSON text); resolves with `completed` or the run's state. */
   completeRun(runID: string, result: string): Promise<string>;
@@ -121,12 +123,25 @@ export async function executeClaimedTask(
 /**
  * Completes the run, sending the completion again after a lost answer while the lease lasts: a
  * completion that committed unseen is reported as `completed` by the repeat (kit_complete_runs
- * reports a completed run's state). Offered once even when the run had to stop: the engine
- * completes it only while it is still running under this claim, and refuses it once swept.
+ * reports a completed run's state; where Absurd's complete_run refuses the repeat instead, the
+ * task's state says it). Offered once even when the run had to stop: the engine completes it only
+ * while it is still running under this claim, and refuses it once swept.
  */
 async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unknown, lease: RunGuard): Promise<void> {
   const text = toJsonParam(result ?? null) ?? 'null';
-  const outcome = await lease.call(() => host.completeRun(task.run_id, text), { evenIfStopped: true });
+  let repeated = false;
+  let outcome: string;
+  try {
+    outcome = await lease.call(() => host.completeRun(task.run_id, text), {
+      evenIfStopped: true,
+      beforeRetry: async () => {
+        repeated = true;
+      },
+    });
+  } catch (error) {
+    if (!repeated || (await readTaskResult(host.con, host.queueName, task.task_id))?.state !== 'completed') throw error;
+    outcome = 'completed';
+  }
   if (outcome !== 'completed') {
     // What absurd.complete_run would have raised for this run.
     const signal = signalFromOutcome(outcome);
@@ -142,17 +157,27 @@ async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unkno
  * task without retry); a run already cancelled or failed (AB001/AB002) is left as it is. The
  * failure is sent again after a lost answer while the lease lasts; a repeat of one that committed
  * unseen finds the run failed (AB002), which counts as done.
+ *
+ * Absurd's contract cannot fail a task without retry: there a permanent failure fails the run and
+ * cancels the task in the same transaction (the retry fail_run scheduled never starts), so the task
+ * ends `cancelled`, its run `failed` with the reason, unless its attempts were used up anyway.
  */
 export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unknown, lease: RunGuard = unguarded): Promise<void> {
+  const permanent = isPermanentFailure(error);
   const { level, line } = failureLogLine(task, error);
-  host.log[level](line);
+  const cancels = permanent && !host.features.failWithoutRetry && (task.max_attempts === null || task.attempt < task.max_attempts);
+  host.log[level](cancels ? `${line}; its task is cancelled` : line);
   let repeated = false;
   try {
     const reason = toJsonParam(serializeError(error));
     const failure = { queueName: host.queueName, runId: task.run_id, reason };
-    const permanent = isPermanentFailure(error);
+    const send = (): Promise<unknown> => {
+      if (!permanent) return failRunQuery.run({ ...failure, retryAt: null }, host.con);
+      if (host.features.failWithoutRetry) return failTask.run(failure, host.con);
+      return failRunAndCancelTask.run({ ...failure, taskId: task.task_id }, host.con);
+    };
     await lease.call<unknown>(
-      () => (permanent ? failTask.run(failure, host.con) : failRunQuery.run({ ...failure, retryAt: null }, host.con)),
+      send,
       {
         beforeRetry: async () => {
           repeated = true;
@@ -175,9 +200,11 @@ export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unk
 /**
  * Tells the queue's idle workers that a run now waits for a time (a sleep, a timed wait, a retry
  * backoff), so that they work out again when to look next. Without it, a worker idling with a long
- * poll interval would not know of a run that another, busy worker put to sleep. Best effort.
+ * poll interval would not know of a run that another, busy worker put to sleep. Best effort; not
+ * sent where workers do not listen (an engine without absurd-kit's additions).
  */
 async function wakeIdleWorkers(host: ExecutionHost): Promise<void> {
+  if (!host.features.wakeups) return;
   await notifyQueue.run({ channel: wakeChannel(host.queueName) }, host.con).catch(() => undefined);
 }
 

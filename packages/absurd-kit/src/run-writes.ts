@@ -1,37 +1,39 @@
 import { Batcher } from './batcher.js';
 import { isConnectionError } from './outage.js';
 import { setCheckpoints, setCheckpointState } from './queries/checkpoints.queries.js';
-import { completeRuns } from './queries/runs.queries.js';
+import { completeRun, completeRuns } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
-import type { CheckpointWrite } from './types.js';
+import type { CheckpointWrite, EngineFeatures } from './types.js';
 
 /**
  * The writes a worker makes for the runs it executes — completions and checkpoints — batched per
  * queue: those that coincide go out in one statement (`absurd.kit_complete_runs`,
- * `absurd.kit_set_checkpoints`) instead of one call each. Outcomes are per write: `completed` /
- * `ok`, or the state that refused it (`cancelled`, `failed`, `not_found`, …).
+ * `absurd.kit_set_checkpoints`) instead of one call each. On an engine without those functions
+ * (Absurd's schema) each write is its own call of `complete_run` / `set_task_checkpoint_state`.
+ * Outcomes are per write: `completed` / `ok`, or the state that refused it (`cancelled`, `failed`,
+ * `not_found`, …).
  */
 export class RunWrites {
   readonly #con: Queryable;
   readonly #queueName: string;
-  readonly #completions: Batcher<{ runID: string; result: string }, string>;
-  readonly #checkpoints: Batcher<CheckpointWrite, string>;
+  readonly #completions: Batcher<{ runID: string; result: string }, string> | undefined;
+  readonly #checkpoints: Batcher<CheckpointWrite, string> | undefined;
 
-  constructor(con: Queryable, queueName: string) {
+  constructor(con: Queryable, queueName: string, features: Pick<EngineFeatures, 'batchedCompletions' | 'batchedCheckpoints'>) {
     this.#con = con;
     this.#queueName = queueName;
-    this.#completions = new Batcher((items) => this.#completeRuns(items));
-    this.#checkpoints = new Batcher((writes) => this.#writeCheckpoints(writes));
+    if (features.batchedCompletions) this.#completions = new Batcher((items) => this.#completeRuns(items));
+    if (features.batchedCheckpoints) this.#checkpoints = new Batcher((writes) => this.#writeCheckpoints(writes));
   }
 
   /** Completes a run with its result (JSON text). */
   complete(runID: string, result: string): Promise<string> {
-    return this.#completions.submit({ runID, result });
+    return this.#completions ? this.#completions.submit({ runID, result }) : this.#completeOne(runID, result);
   }
 
   /** Writes a checkpoint (and extends its run's lease). */
   writeCheckpoint(write: CheckpointWrite): Promise<string> {
-    return this.#checkpoints.submit(write);
+    return this.#checkpoints ? this.#checkpoints.submit(write) : this.#writeOne(write);
   }
 
   async #completeRuns(items: { runID: string; result: string }[]): Promise<string[]> {
@@ -68,6 +70,16 @@ export class RunWrites {
     }
   }
 
+  /** absurd.complete_run: its AB001/AB002 become the outcomes kit_complete_runs reports. */
+  async #completeOne(runID: string, result: string): Promise<string> {
+    try {
+      await completeRun.run({ queueName: this.#queueName, runId: runID, result }, this.#con);
+      return 'completed';
+    } catch (error) {
+      return refusalOutcome(error);
+    }
+  }
+
   async #writeOne(write: CheckpointWrite): Promise<string> {
     try {
       await setCheckpointState.run(
@@ -83,10 +95,15 @@ export class RunWrites {
       );
       return 'ok';
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (code === 'AB001') return 'cancelled';
-      if (code === 'AB002') return 'failed';
-      throw error;
+      return refusalOutcome(error);
     }
   }
+}
+
+/** The outcome of a write the engine refused with AB001 (`cancelled`) or AB002 (`failed`); other errors are thrown. */
+function refusalOutcome(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'AB001') return 'cancelled';
+  if (code === 'AB002') return 'failed';
+  throw error;
 }

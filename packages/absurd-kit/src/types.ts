@@ -1,7 +1,7 @@
 /**
  * The types that several modules of the runtime share: the claimed run, step handles and the
- * options of a task context's waits, where log lines go, what a task context runs on, and what the
- * worker passes to an execution. Modules import these from here rather than from each other, so
+ * options of a task context's waits, where log lines go, what a task context runs on, what the
+ * worker passes to an execution, and which of absurd-kit's additions the engine has. Modules import these from here rather than from each other, so
  * that type imports never tie modules into a loop (graphile-worker's `interfaces.ts` habit).
  * Types that only one module uses stay in that module.
  */
@@ -165,4 +165,25 @@ export interface CheckpointWrite {
   state: string | null;
   ownerRun: string;
   extendBy: number | null;
+}
+
+/**
+ * Which of absurd-kit's additions the database's engine has (see `engine-features.ts`). Each one
+ * missing is replaced by Absurd's standard functions; the fast path uses them all.
+ */
+export interface EngineFeatures {
+  /** absurd-kit installed or adopted the schema (`absurd.kit_migrations` exists). */
+  tracked: boolean;
+  /** `kit_claim_task`: a claim returns its runs' checkpoints (else each run loads its own). */
+  claimWithCheckpoints: boolean;
+  /** `kit_complete_runs`: completions of many runs in one statement (else `complete_run` each). */
+  batchedCompletions: boolean;
+  /** `kit_set_checkpoints`: checkpoint writes of many runs in one statement (else one by one). */
+  batchedCheckpoints: boolean;
+  /** `kit_fail_task`: a run fails with its task, no retry (else `fail_run`, then `cancel_task`). */
+  failWithoutRetry: boolean;
+  /** `kit_seconds_until_next_run`: an idle worker sleeps until the next run is due (else it polls). */
+  nextRunDue: boolean;
+  /** Workers LISTEN for wake-ups on absurd-kit's schema (else they poll, as absurd-sdk does). */
+  wakeups: boolean;
 }

@@ -19,7 +19,11 @@ export interface WorkerOptions {
    * work while its completion is being written (at most `concurrency` such writes at once).
    */
   concurrency?: number;
-  /** Seconds between polls when idle; default 0.25. Notifications wake the worker sooner. */
+  /**
+   * Seconds between polls when idle; default 0.25. On absurd-kit's schema notifications wake the
+   * worker sooner, and the engine says when the next run is due; on a schema installed by Absurd
+   * the worker polls at this interval, as absurd-sdk's workers do.
+   */
   pollInterval?: number;
   /**
    * Receives claim errors and unexpected execution errors. The default logs each as an ERROR,
@@ -29,7 +33,10 @@ export interface WorkerOptions {
   onError?: (error: Error) => void;
   /** Exit the process when a task overruns its lease by 100 %; default true. */
   fatalOnLeaseTimeout?: boolean;
-  /** Listen for wake-up notifications (spawns, events, retries); default true when possible. */
+  /**
+   * Listen for wake-up notifications (spawns, events, retries); default true when possible: the
+   * client has a `pg.Pool`, and absurd-kit installed (or adopted) the schema.
+   */
   listen?: boolean;
 }
 

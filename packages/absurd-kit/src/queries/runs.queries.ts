@@ -50,6 +50,74 @@ const claimTasksIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"cla
  */
 export const claimTasks = new PreparedQuery<IClaimTasksParams,IClaimTasksResult>(claimTasksIR);
 
+/** 'ClaimTasksStandard' parameters type */
+export interface IClaimTasksStandardParams {
+  claimTimeout: number;
+  quantity: number;
+  queueName: string;
+  workerId: string;
+}
+
+/** 'ClaimTasksStandard' return type */
+export interface IClaimTasksStandardResult {
+  attempt: number;
+  event_payload: Json | null;
+  headers: Json | null;
+  max_attempts: number | null;
+  params: Json | null;
+  retry_strategy: Json | null;
+  run_id: string;
+  task_id: string;
+  task_name: string;
+  wake_event: string | null;
+}
+
+/** 'ClaimTasksStandard' query type */
+export interface IClaimTasksStandardQuery {
+  params: IClaimTasksStandardParams;
+  result: IClaimTasksStandardResult;
+}
+
+const claimTasksStandardIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"claimTimeout":true,"quantity":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":206,"b":216}]},{"name":"workerId","required":true,"transform":{"type":"scalar"},"locs":[{"a":219,"b":228}]},{"name":"claimTimeout","required":true,"transform":{"type":"scalar"},"locs":[{"a":231,"b":244}]},{"name":"quantity","required":true,"transform":{"type":"scalar"},"locs":[{"a":247,"b":256}]}],"statement":"select run_id as \"run_id!\", task_id as \"task_id!\", attempt as \"attempt!\", task_name as \"task_name!\", params, retry_strategy, max_attempts,\n       headers, wake_event, event_payload\n  from absurd.claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
+ *        headers, wake_event, event_payload
+ *   from absurd.claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)
+ * ```
+ */
+export const claimTasksStandard = new PreparedQuery<IClaimTasksStandardParams,IClaimTasksStandardResult>(claimTasksStandardIR);
+
+/** 'CompleteRun' parameters type */
+export interface ICompleteRunParams {
+  queueName: string;
+  result?: string | null | void;
+  runId: string;
+}
+
+/** 'CompleteRun' return type */
+export interface ICompleteRunResult {
+  complete_run: undefined | null;
+}
+
+/** 'CompleteRun' query type */
+export interface ICompleteRunQuery {
+  params: ICompleteRunParams;
+  result: ICompleteRunResult;
+}
+
+const completeRunIR: any = {"usedParamSet":{"queueName":true,"runId":true,"result":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":27,"b":37}]},{"name":"runId","required":true,"transform":{"type":"scalar"},"locs":[{"a":40,"b":46}]},{"name":"result","required":false,"transform":{"type":"scalar"},"locs":[{"a":49,"b":55}]}],"statement":"select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb)"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb)
+ * ```
+ */
+export const completeRun = new PreparedQuery<ICompleteRunParams,ICompleteRunResult>(completeRunIR);
+
 /** 'CompleteRuns' parameters type */
 export interface ICompleteRunsParams {
   queueName: string;
@@ -136,6 +204,36 @@ const failTaskIR: any = {"usedParamSet":{"queueName":true,"runId":true,"reason":
  * ```
  */
 export const failTask = new PreparedQuery<IFailTaskParams,IFailTaskResult>(failTaskIR);
+
+/** 'FailRunAndCancelTask' parameters type */
+export interface IFailRunAndCancelTaskParams {
+  queueName: string;
+  reason?: string | null | void;
+  runId: string;
+  taskId: string;
+}
+
+/** 'FailRunAndCancelTask' return type */
+export interface IFailRunAndCancelTaskResult {
+  cancel_task: undefined | null;
+}
+
+/** 'FailRunAndCancelTask' query type */
+export interface IFailRunAndCancelTaskQuery {
+  params: IFailRunAndCancelTaskParams;
+  result: IFailRunAndCancelTaskResult;
+}
+
+const failRunAndCancelTaskIR: any = {"usedParamSet":{"queueName":true,"runId":true,"reason":true,"taskId":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":39,"b":49},{"a":116,"b":126}]},{"name":"runId","required":true,"transform":{"type":"scalar"},"locs":[{"a":52,"b":58}]},{"name":"reason","required":false,"transform":{"type":"scalar"},"locs":[{"a":61,"b":67}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":129,"b":136}]}],"statement":"with failed as (select absurd.fail_run(:queueName!, :runId!, :reason::text::jsonb, null))\nselect absurd.cancel_task(:queueName!, :taskId!) from failed"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * with failed as (select absurd.fail_run(:queueName!, :runId!, :reason::text::jsonb, null))
+ * select absurd.cancel_task(:queueName!, :taskId!) from failed
+ * ```
+ */
+export const failRunAndCancelTask = new PreparedQuery<IFailRunAndCancelTaskParams,IFailRunAndCancelTaskResult>(failRunAndCancelTaskIR);
 
 /** 'ScheduleRunAfter' parameters type */
 export interface IScheduleRunAfterParams {

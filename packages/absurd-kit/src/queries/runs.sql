@@ -4,10 +4,18 @@
   ClaimTasks               claims up to `quantity` due runs of a queue for `claimTimeout` seconds
                            (also sweeps expired leases and queue policies), each with the
                            checkpoints visible to it, so a run starts without another round trip.
+  ClaimTasksStandard       the same claim with Absurd's claim_task, for engines without
+                           absurd-kit's additions: no checkpoints (each run loads its own).
   CompleteRuns             completes many runs in one call (results[i] for runIds[i]); reports the
                            state of each run that was not running instead of raising.
+  CompleteRun              completes one run (Absurd's complete_run), for engines without
+                           kit_complete_runs; raises AB001/AB002 where CompleteRuns reports.
   FailRun                  fails a run; `retryAt` null lets the task's retry strategy decide.
   FailTask                 fails the run and its task with no retry (absurd.kit_fail_task).
+  FailRunAndCancelTask     the closest Absurd's contract comes to FailTask: fails the run (its
+                           retry strategy applies) and cancels the task, so that a retry scheduled
+                           by fail_run is cancelled before it commits; a task whose attempts are
+                           used up stays failed. One statement: one transaction.
   ScheduleRunAfter         puts a run to sleep for `seconds` on the database's clock.
   ExtendClaim              extends the run's lease by `seconds`.
   SecondsUntilNextRun      seconds until the queue's earliest sleeping or pending run is due
@@ -20,6 +28,14 @@ select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_n
        headers, wake_event, event_payload, checkpoints as "checkpoints!"
   from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!);
 
+/* @name ClaimTasksStandard */
+select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
+       headers, wake_event, event_payload
+  from absurd.claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!);
+
+/* @name CompleteRun */
+select absurd.complete_run(:queueName!, :runId!, :result::text::jsonb);
+
 /* @name CompleteRuns */
 select run_id as "run_id!", outcome as "outcome!"
   from absurd.kit_complete_runs(:queueName!, :runIds!::uuid[], :results!::text[]::jsonb[]);
@@ -29,6 +45,10 @@ select absurd.fail_run(:queueName!, :runId!, :reason::text::jsonb, :retryAt);
 
 /* @name FailTask */
 select absurd.kit_fail_task(:queueName!, :runId!, :reason::text::jsonb);
+
+/* @name FailRunAndCancelTask */
+with failed as (select absurd.fail_run(:queueName!, :runId!, :reason::text::jsonb, null))
+select absurd.cancel_task(:queueName!, :taskId!) from failed;
 
 /* @name ScheduleRunAfter */
 SELECT absurd.schedule_run(:queueName!, :runId!, absurd.current_time() + make_interval(secs => :seconds!::double precision));
