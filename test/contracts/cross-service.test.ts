@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Absurd, Worker } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { rawSpawn, runRows, table, taskRow, useClients, waitForTaskState } from './helpers.js';
+import { expectFailedWithoutRetry, rawSpawn, table, taskRow, useClients, waitForTaskState, withoutRetry } from './helpers.js';
 import { SHOP_QUEUE, placeOrder } from './fixtures/shop-contracts.js';
 import { registerShopHandlers, seenByHandlers } from './fixtures/shop-handlers.js';
 
@@ -118,11 +118,9 @@ describe('the worker process', () => {
       { max_attempts: 5 },
     );
     // No notification was sent: the worker finds it by polling.
-    await waitForTaskState(db.pool, SHOP_QUEUE, task_id, 'failed');
+    await waitForTaskState(db.pool, SHOP_QUEUE, task_id, withoutRetry.taskState);
     expect(seenByHandlers.length).toBe(before);
-    const runs = await runRows(db.pool, SHOP_QUEUE, task_id);
-    expect(runs).toHaveLength(1);
-    expect(runs[0]?.failure_reason).toMatchObject({
+    expect(await expectFailedWithoutRetry(db.pool, SHOP_QUEUE, task_id)).toMatchObject({
       name: 'ValidationError',
       subject: 'place-order',
       boundary: 'params',

@@ -12,6 +12,7 @@ import {
   awkwardQueueNames,
   checkpoints,
   countRows,
+  expectFailedWithoutRetry,
   queueName,
   rawEmit,
   runRows,
@@ -162,10 +163,7 @@ describe('ctx.awaitEvent receiving a payload emitted without validation', () => 
     }
 
     expect(received).toBe(0);
-    expect((await taskRow(db.pool, queue, handle.taskID))?.state).toBe('failed');
-    const runs = await runRows(db.pool, queue, handle.taskID);
-    expect(runs.map((run) => run.state)).toEqual(['failed']);
-    const reason = runs[0]?.failure_reason as Record<string, unknown>;
+    const reason = await expectFailedWithoutRetry(db.pool, queue, handle.taskID);
     expect(reason).toMatchObject({
       name: 'ValidationError',
       subject: 'ship',

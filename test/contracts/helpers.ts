@@ -12,6 +12,8 @@ export { countRows } from '../sql/helpers.js';
 export {
   awkwardQueueNames,
   checkpoints,
+  expectFailedWithoutRetry,
+  onAbsurdSchema,
   queueName,
   rawSpawn,
   recordingLog,
@@ -21,6 +23,7 @@ export {
   useClients,
   utf8QueueName57,
   waitForTaskState,
+  withoutRetry,
 } from '../runtime/helpers.js';
 
 /** Claims once (batch `batchSize`) and executes what was claimed; returns the claimed runs. */

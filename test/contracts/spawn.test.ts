@@ -11,6 +11,7 @@ import {
   awkwardQueueNames,
   checkpoints,
   countRows,
+  expectFailedWithoutRetry,
   queueName,
   runRows,
   taskRow,
@@ -127,10 +128,7 @@ describe('client spawn', () => {
     const { taskID } = await producer.spawn('order-fulfillment', bad, { queue, maxAttempts: 5 });
     expect((await taskRow(db.pool, queue, taskID))?.params).toEqual(bad);
     await workOnce(worker);
-    const row = await taskRow(db.pool, queue, taskID);
-    expect(row?.state).toBe('failed');
-    expect(await runRows(db.pool, queue, taskID)).toHaveLength(1);
-    expect((await runRows(db.pool, queue, taskID))[0]?.failure_reason).toMatchObject({
+    expect(await expectFailedWithoutRetry(db.pool, queue, taskID)).toMatchObject({
       boundary: 'params',
       issues: [{ path: 'amount' }],
     });

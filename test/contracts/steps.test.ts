@@ -11,6 +11,7 @@ import { useTestDatabase } from '../support/db.js';
 import {
   awkwardQueueNames,
   checkpoints,
+  expectFailedWithoutRetry,
   queueName,
   rawEmit,
   runRows,
@@ -170,11 +171,7 @@ describe('step result on replay, read with a changed step schema', () => {
 
     expect(handlerReachedStep).toBe(true);
     expect(stepFunctionRan).toBe(false);
-    const task = await taskRow(db.pool, queue, handle.taskID);
-    expect(task?.state).toBe('failed');
-    const runs = await runRows(db.pool, queue, handle.taskID);
-    expect(runs.map((run) => run.state)).toEqual(how.startsWith('suspends') ? ['failed'] : ['failed', 'failed']);
-    const reason = runs.at(-1)?.failure_reason as Record<string, unknown>;
+    const reason = await expectFailedWithoutRetry(db.pool, queue, handle.taskID, how.startsWith('suspends') ? [] : ['failed']);
     expect(reason).toMatchObject({
       name: 'ValidationError',
       subject: 'checkout',
@@ -209,8 +206,7 @@ describe('step result on replay, read with a changed step schema', () => {
       return { paymentId: step.done ? step.state : 'none' };
     });
     await workOnce(app);
-    expect((await taskRow(db.pool, queue, handle.taskID))?.state).toBe('failed');
-    expect((await runRows(db.pool, queue, handle.taskID)).at(-1)?.failure_reason).toMatchObject({
+    expect(await expectFailedWithoutRetry(db.pool, queue, handle.taskID, ['failed'])).toMatchObject({
       boundary: 'step',
       detail: 'total',
       issues: [{ path: '' }],

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTask } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueueNames, queueName, rawSpawn, runRows, taskRow, useClients, workOnce } from './helpers.js';
+import { awkwardQueueNames, expectFailedWithoutRetry, queueName, rawSpawn, runRows, taskRow, useClients, withoutRetry, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);
@@ -52,12 +52,7 @@ describe('stored params refused at task start', () => {
 
     expect(await workOnce(app)).toHaveLength(1);
     expect(calls).toBe(0);
-    const task = await taskRow(db.pool, queue, task_id);
-    expect(task?.state).toBe('failed');
-    expect(task?.attempts).toBe(1);
-    const runs = await runRows(db.pool, queue, task_id);
-    expect(runs.map((run) => run.state)).toEqual(['failed']);
-    const reason = runs[0]?.failure_reason as Record<string, unknown>;
+    const reason = await expectFailedWithoutRetry(db.pool, queue, task_id);
     expect(reason).toMatchObject({
       name: 'ValidationError',
       code: 'VALIDATION',
@@ -72,7 +67,7 @@ describe('stored params refused at task start', () => {
     expect(reason.stack).toEqual(expect.stringContaining('ValidationError'));
     // Nothing left to claim: no second attempt although four remain.
     expect(await workOnce(app)).toHaveLength(0);
-    expect(await app.fetchTaskResult(task_id)).toEqual({ state: 'failed', failure: reason });
+    expect(await app.fetchTaskResult(task_id)).toEqual(withoutRetry.snapshot(reason));
   });
 
   it('name the nested path and the value found there', async () => {
@@ -118,10 +113,7 @@ describe('stored params refused at task start', () => {
       issues: [{ path: 'amount' }, { path: 'lines' }],
       received: 'undefined',
     });
-    for (const id of [nullParams, older.task_id]) {
-      expect((await taskRow(db.pool, queue, id))?.state).toBe('failed');
-      expect(await runRows(db.pool, queue, id)).toHaveLength(1);
-    }
+    for (const id of [nullParams, older.task_id]) await expectFailedWithoutRetry(db.pool, queue, id);
   });
 
   it('good params written by a raw producer run normally', async () => {
@@ -172,11 +164,11 @@ describe('the worker log of params refused at task start', () => {
     expect(app.recorded.lines).toEqual([
       {
         level: 'error',
-        args: [`task "signup" run ${missing.run_id}: params invalid at params.email: expected string, received undefined — failed without retry`],
+        args: [`task "signup" run ${missing.run_id}: params invalid at params.email: expected string, received undefined ${withoutRetry.logSuffix}`],
       },
       {
         level: 'error',
-        args: [`task "signup" run ${nested.run_id}: params invalid at params.profile.age: expected number, received "old" — failed without retry`],
+        args: [`task "signup" run ${nested.run_id}: params invalid at params.profile.age: expected number, received "old" ${withoutRetry.logSuffix}`],
       },
     ]);
     // The details stay in the stored failure.

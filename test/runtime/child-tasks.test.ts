@@ -13,6 +13,7 @@ import {
   type TaskRow,
   useClients,
   waitForTaskState,
+  WAKE_UP_POLL,
 } from './helpers.js';
 
 const db = useTestDatabase();
@@ -95,7 +96,7 @@ describe('ctx.awaitTaskResult', () => {
       for (const handle of handles) results.push(await ctx.awaitTaskResult(handle));
       return results.map((r) => r.result);
     });
-    const worker = await app.startWorker({ concurrency: 1, pollInterval: 3600 });
+    const worker = await app.startWorker({ concurrency: 1, pollInterval: WAKE_UP_POLL });
     const { taskID } = await app.spawn('parent', {});
     await waitForTaskState(db.pool, queue, taskID, 'completed', 15_000);
     await worker.close();
@@ -113,8 +114,8 @@ describe('ctx.awaitTaskResult', () => {
       const child = await ctx.spawn('child', { word: 'hi' }, { queue: children });
       return ctx.awaitTaskResult(child, { queue: children });
     });
-    const parentWorker = await parentApp.startWorker({ pollInterval: 3600 });
-    const childWorker = await childApp.startWorker({ pollInterval: 3600 });
+    const parentWorker = await parentApp.startWorker({ pollInterval: WAKE_UP_POLL });
+    const childWorker = await childApp.startWorker({ pollInterval: WAKE_UP_POLL });
     const { taskID } = await parentApp.spawn('parent', {});
     await waitForTaskState(db.pool, parents, taskID, 'completed', 8000);
     await parentWorker.close();
@@ -133,8 +134,8 @@ describe('ctx.awaitTaskResult', () => {
     childApp.registerTask({ name: 'routed' }, child);
     parentApp.registerTask({ name: 'routed', queue: children }, child); // spawn routing only
     parentApp.registerTask({ name: 'parent' }, async (_params, ctx) => ctx.awaitTaskResult(await ctx.spawn('routed', { n: 1 })));
-    const parentWorker = await parentApp.startWorker({ pollInterval: 3600 });
-    const childWorker = await childApp.startWorker({ pollInterval: 3600 });
+    const parentWorker = await parentApp.startWorker({ pollInterval: WAKE_UP_POLL });
+    const childWorker = await childApp.startWorker({ pollInterval: WAKE_UP_POLL });
     const { taskID } = await parentApp.spawn('parent', {});
     await waitForTaskState(db.pool, parents, taskID, 'completed', 8000);
     await parentWorker.close();
@@ -151,7 +152,7 @@ describe('ctx.awaitTaskResult', () => {
       throw new Error('child broke');
     });
     app.registerTask({ name: 'parent' }, async (_params, ctx) => ctx.awaitTaskResult(await ctx.spawn('child', {}, { maxAttempts: 1 })));
-    const worker = await app.startWorker({ pollInterval: 3600 });
+    const worker = await app.startWorker({ pollInterval: WAKE_UP_POLL });
     const { taskID } = await app.spawn('parent', {});
     await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
     await worker.close();
@@ -168,7 +169,7 @@ describe('ctx.awaitTaskResult', () => {
       const child = await ctx.step('spawn', async () => (await ctx.spawn('child', {})).taskID);
       return ctx.awaitTaskResult(child, { checkInterval: 1 });
     });
-    const worker = await app.startWorker({ pollInterval: 3600 });
+    const worker = await app.startWorker({ pollInterval: WAKE_UP_POLL });
     const { taskID } = await app.spawn('parent', {});
     await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
     const [child] = await tasksNamed(queue, 'child');
@@ -193,7 +194,7 @@ describe('ctx.awaitTaskResult', () => {
       return 'finished';
     });
     app.registerTask({ name: 'parent' }, async (_params, ctx) => ctx.awaitTaskResult(await ctx.spawn('child', {}))); // default checkInterval
-    const worker = await app.startWorker({ concurrency: 2, pollInterval: 3600 });
+    const worker = await app.startWorker({ concurrency: 2, pollInterval: WAKE_UP_POLL });
     const { taskID } = await app.spawn('parent', {});
     await entered.promise;
     await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
@@ -214,7 +215,7 @@ describe('ctx.awaitTaskResult', () => {
       entries += 1;
       return ctx.awaitTaskResult(params.childID, { checkInterval: params.checkInterval });
     });
-    const worker = await app.startWorker({ concurrency: 2, pollInterval: 3600 });
+    const worker = await app.startWorker({ concurrency: 2, pollInterval: WAKE_UP_POLL });
     const loner = await app.spawn('loner', {});
     const { taskID } = await app.spawn('parent', { childID: loner.taskID, checkInterval: 1 });
     const slow = await app.spawn('parent', { childID: loner.taskID }); // default checkInterval: 60 s
@@ -247,7 +248,7 @@ describe('ctx.awaitTaskResult', () => {
         return { timedOut: error.message, name: error.name };
       }
     });
-    const worker = await app.startWorker({ concurrency: 2, pollInterval: 3600 });
+    const worker = await app.startWorker({ concurrency: 2, pollInterval: WAKE_UP_POLL });
     const { taskID } = await app.spawn('parent', {});
     await waitForTaskState(db.pool, queue, taskID, 'completed', 10_000);
     await worker.close();
@@ -274,7 +275,7 @@ describe('ctx.awaitTaskResult', () => {
       entries += 1;
       return ctx.awaitTaskResult(await ctx.spawn('child', {}), { checkInterval: 1 });
     });
-    const worker = await app.startWorker({ concurrency: 2, pollInterval: 3600 });
+    const worker = await app.startWorker({ concurrency: 2, pollInterval: WAKE_UP_POLL });
     const { taskID } = await app.spawn('parent', {});
     await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
     const [child] = await tasksNamed(queue, 'child');
@@ -312,7 +313,7 @@ describe('ctx.awaitTaskResult', () => {
       await ctx.awaitTaskResult(stuck.taskID, { checkInterval: 1 });
       return { ok: ok.taskID, bad: bad.taskID, stuck: stuck.taskID };
     });
-    const worker = await app.startWorker({ concurrency: 2, pollInterval: 3600 });
+    const worker = await app.startWorker({ concurrency: 2, pollInterval: WAKE_UP_POLL });
     const { taskID } = await app.spawn('parent', {});
     await waitForTaskState(db.pool, queue, taskID, 'completed', 10_000);
     await worker.close();

@@ -1,6 +1,7 @@
 /**
- * Shared fixtures of the runtime and contract tests: clients and pools closed after the file, a
- * client on one session at a fake time, a connection that records every statement, a recording
+ * Shared fixtures of the runtime and contract tests: what differs when the template holds Absurd's
+ * schema (`ABSURD_TEST_SCHEMA=absurd`), clients and pools closed after the file, a client on one
+ * session at a fake time, a connection that records every statement, a recording
  * log, a clock that moves the database's `absurd.fake_now` and `Date.now` together, gates and
  * polling, spawns with plain SQL, and fixture processes.
  *
@@ -10,13 +11,82 @@ import { spawn as spawnProcess, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterAll, afterEach, vi } from 'vitest';
+import { afterAll, afterEach, expect, vi } from 'vitest';
 import { Absurd, type AbsurdOptions, type ClaimedTask, type Queryable as ClientConnection } from '../../packages/absurd-kit/src/index.js';
 import type { TestDatabase } from '../support/db.js';
+import { testSchemaFromEnvironment } from '../support/schema.js';
 import { table, type Queryable, type TaskRow } from '../sql/helpers.js';
 
 export { awkwardQueueNames, eventRow, queueName, runRows, table, taskRow, utf8QueueName57 } from '../sql/helpers.js';
 export type { EventRow, RunRow, TaskRow } from '../sql/helpers.js';
+
+// ---------------------------------------------------------------------------------------------
+// The schema under test
+
+/**
+ * True when the test template holds Absurd's schema without absurd-kit's additions
+ * (`ABSURD_TEST_SCHEMA=absurd`): clients then run on Absurd's standard functions. Tests of what
+ * only absurd-kit's additions do skip there, saying why in their names.
+ */
+export const onAbsurdSchema = testSchemaFromEnvironment() === 'absurd';
+
+/**
+ * The INFO line a client logs once when its engine lacks absurd-kit's additions
+ * (packages/absurd-kit/src/engine-features.ts).
+ */
+export const ENGINE_NOTE = /^schema "absurd" (was installed by Absurd|lacks some of absurd-kit's functions)/;
+
+/**
+ * The poll interval of a worker that is to be woken rather than poll: an hour on absurd-kit's
+ * schema (notifications, and the engine's next due time, wake it); on Absurd's schema, which has
+ * neither, a tenth of a second, as an absurd-sdk worker would poll.
+ */
+export const WAKE_UP_POLL = onAbsurdSchema ? 0.1 : 3600;
+
+/**
+ * How a run that fails without retry (invalid stored data, an invalid result) leaves its task with
+ * attempts left. absurd-kit's engine fails the task (kit_fail_task): one failed run, the task
+ * `failed` with its reason. Absurd's contract has no such call: there the run fails with its reason
+ * and the task is cancelled in the same statement, which cancels the retry fail_run scheduled
+ * (attempt 2, never started); the task's snapshot then carries no failure.
+ */
+export const withoutRetry = onAbsurdSchema
+  ? {
+      taskState: 'cancelled',
+      runStates: ['failed', 'cancelled'],
+      snapshot: (_failure: unknown) => ({ state: 'cancelled' }),
+      logSuffix: '— failed without retry; its task is cancelled',
+    }
+  : {
+      taskState: 'failed',
+      runStates: ['failed'],
+      snapshot: (failure: unknown) => ({ state: 'failed', failure }),
+      logSuffix: '— failed without retry',
+    };
+
+/**
+ * Expects the task to have ended with an attempt that failed without retry (see
+ * {@link withoutRetry}), after runs in the states `earlier`: no further attempt ran. Returns that
+ * attempt's failure reason.
+ */
+export async function expectFailedWithoutRetry(
+  con: Queryable,
+  queue: string,
+  taskId: string,
+  earlier: string[] = [],
+): Promise<Record<string, unknown>> {
+  const { rows: tasks } = await con.query<TaskRow>(`select * from ${table('t', queue)} where task_id = $1`, [taskId]);
+  expect(tasks[0]?.state).toBe(withoutRetry.taskState);
+  const { rows: runs } = await con.query<{ state: string; started_at: Date | null; failure_reason: Record<string, unknown> }>(
+    `select state, started_at, failure_reason from ${table('r', queue)} where task_id = $1 order by attempt, run_id`,
+    [taskId],
+  );
+  expect(runs.map((run) => run.state)).toEqual([...earlier, ...withoutRetry.runStates]);
+  expect(tasks[0]?.attempts).toBe(runs.length);
+  const never = runs.slice(earlier.length + 1);
+  expect(never.map((run) => run.started_at)).toEqual(never.map(() => null));
+  return runs[earlier.length]!.failure_reason;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Recording
@@ -58,17 +128,28 @@ type Log = NonNullable<AbsurdOptions['log']>;
 /** A log that keeps every line (instead of printing it) so that tests can look at warnings and errors. */
 export interface RecordingLog extends Log {
   readonly lines: { level: keyof Log; args: unknown[] }[];
+  /** With `setAsideEngineNote`: the {@link ENGINE_NOTE} lines, kept out of `lines`. */
+  readonly engineNotes: string[];
   /** The lines of one level, each with its arguments joined by spaces. */
   messages(level: keyof Log): string[];
 }
 
-export function recordingLog(): RecordingLog {
+/**
+ * A log that records. With `setAsideEngineNote`, the one INFO line about an engine without
+ * absurd-kit's additions goes to `engineNotes` instead of `lines`, so that tests of the other lines
+ * read the same on either schema.
+ */
+export function recordingLog(options: { setAsideEngineNote?: boolean } = {}): RecordingLog {
   const lines: RecordingLog['lines'] = [];
+  const engineNotes: string[] = [];
   const at = (level: keyof Log) => (...args: unknown[]) => {
-    lines.push({ level, args });
+    const text = args.map(String).join(' ');
+    if (options.setAsideEngineNote && level === 'info' && ENGINE_NOTE.test(text)) engineNotes.push(text);
+    else lines.push({ level, args });
   };
   return {
     lines,
+    engineNotes,
     log: at('log'),
     info: at('info'),
     warn: at('warn'),
@@ -131,7 +212,7 @@ export function useClients(db: TestDatabase): Clients {
     pool,
     async app(queueName, options = {}) {
       const { createQueue = true, db: connection, ...rest } = options;
-      const recorded = recordingLog();
+      const recorded = recordingLog({ setAsideEngineNote: onAbsurdSchema });
       const app = Object.assign(new Absurd({ db: connection ?? pool(), queueName, log: recorded, ...rest }), { recorded });
       apps.push(app);
       if (createQueue) await app.createQueue();

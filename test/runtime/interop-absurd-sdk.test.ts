@@ -3,11 +3,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   checkpoints,
+  onAbsurdSchema,
   queueName,
   recordingLog,
   runRows,
   useClients,
   utf8QueueName57,
+  WAKE_UP_POLL,
   waitFor,
   waitForTaskState,
 } from './helpers.js';
@@ -27,7 +29,7 @@ function sdkClient(queue: string): SdkAbsurd {
   return sdk;
 }
 
-describe('with the absurd-sdk package on our schema', () => {
+describe(`with the absurd-sdk package on ${onAbsurdSchema ? "Absurd's" : 'our'} schema`, () => {
   it('our worker runs a task spawned by its client: steps, an event it emits, a result it reads', async () => {
     const queue = queueName('sdk-to-kit');
     const app = await clients.app(queue);
@@ -140,7 +142,7 @@ describe('with the absurd-sdk package on our schema', () => {
     await waitForTaskState(db.pool, queue, taskID, 'sleeping');
     await sdkWorker.close();
 
-    const worker = await app.startWorker({ pollInterval: 3600 });
+    const worker = await app.startWorker({ pollInterval: WAKE_UP_POLL });
     const snapshot = await app.awaitTaskResult(taskID, { timeout: 10 });
     await worker.close();
     expect(snapshot).toEqual({ state: 'completed', result: 'after (kit)' });
@@ -174,7 +176,7 @@ describe('with the absurd-sdk package on our schema', () => {
     const [failed] = await runRows(db.pool, queue, taskID);
     expect(failed?.failure_reason).toMatchObject({ name: 'Error', message: 'sdk worker gave up' });
 
-    const worker = await app.startWorker({ pollInterval: 3600 });
+    const worker = await app.startWorker({ pollInterval: WAKE_UP_POLL });
     const snapshot = await app.awaitTaskResult(taskID, { timeout: 10 });
     await worker.close();
     expect(snapshot).toEqual({ state: 'completed', result: { seat: { seat: '12A' }, attempt: 2 } });
@@ -192,7 +194,7 @@ describe('with the absurd-sdk package on our schema', () => {
       const child = await ctx.spawn('square', params, { queue: children });
       return ctx.awaitTaskResult(child, { queue: children, checkInterval: 1 });
     });
-    const worker = await app.startWorker({ pollInterval: 3600 });
+    const worker = await app.startWorker({ pollInterval: WAKE_UP_POLL });
     const sdkWorker = await sdk.startWorker({ pollInterval: 0.1 });
     const { taskID } = await app.spawn('parent', { n: 7 });
     const snapshot = await app.awaitTaskResult(taskID, { timeout: 10 });

@@ -5,6 +5,7 @@ import { useTestDatabase } from '../support/db.js';
 import {
   delay,
   gate,
+  onAbsurdSchema,
   queueName,
   rawSpawn,
   recordClaims,
@@ -40,7 +41,7 @@ async function listenerPid(queue: string): Promise<number | undefined> {
   return rows[0]?.pid;
 }
 
-describe('notifications wake an idle worker', () => {
+describe.skipIf(onAbsurdSchema)("notifications wake an idle worker [absurd-kit's schema only: LISTEN/NOTIFY]", () => {
   it('starts a task spawned with app.spawn at once (pollInterval 3600)', async () => {
     const queue = queueName('spawn-wake');
     const app = await clients.app(queue);
@@ -151,7 +152,7 @@ describe('polling and timers', () => {
     await worker.close();
   });
 
-  it('leaves a task spawned by plain SQL alone until something wakes a worker with pollInterval 3600', async () => {
+  it.skipIf(onAbsurdSchema)("leaves a task spawned by plain SQL alone until something wakes a worker with pollInterval 3600 [absurd-kit's schema only: LISTEN/NOTIFY]", async () => {
     const queue = queueName('raw-no-poll');
     const app = await clients.app(queue);
     app.registerTask({ name: 'job' }, async () => null);
@@ -166,7 +167,7 @@ describe('polling and timers', () => {
     await worker.close();
   });
 
-  it('resumes a task sleeping 2 s when it is due, without waiting for the 3600 s poll', async () => {
+  it.skipIf(onAbsurdSchema)("resumes a task sleeping 2 s when it is due, without waiting for the 3600 s poll [absurd-kit's schema only: kit_seconds_until_next_run]", async () => {
     const queue = queueName('sleep-timer');
     const app = await clients.app(queue);
     let before = 0;
@@ -187,7 +188,7 @@ describe('polling and timers', () => {
     await worker.close();
   });
 
-  it('resumes a retry with a backoff when it is due', async () => {
+  it.skipIf(onAbsurdSchema)("resumes a retry with a backoff when it is due [absurd-kit's schema only: kit_seconds_until_next_run]", async () => {
     const queue = queueName('backoff-timer');
     const app = await clients.app(queue);
     app.registerTask({ name: 'flaky' }, async (_params, ctx) => {
@@ -203,7 +204,7 @@ describe('polling and timers', () => {
   });
 });
 
-describe('timers across workers', () => {
+describe.skipIf(onAbsurdSchema)("timers across workers [absurd-kit's schema only: LISTEN/NOTIFY, kit_seconds_until_next_run]", () => {
   it('an idle worker resumes a sleep that started on another, busy worker', async () => {
     const queue = queueName('sleep-elsewhere');
     const idle = await clients.app(queue);
@@ -290,7 +291,7 @@ describe('timers across workers', () => {
   });
 });
 
-describe('the LISTEN connection', () => {
+describe.skipIf(onAbsurdSchema)("the LISTEN connection [absurd-kit's schema only: LISTEN/NOTIFY]", () => {
   it('reconnects after its backend is terminated, catches up on what it missed, and wakes the worker again', async () => {
     const queue = queueName('listen-recover');
     const app = await clients.app(queue);
