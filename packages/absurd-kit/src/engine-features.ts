@@ -45,9 +45,10 @@ export async function detectEngineFeatures(con: Queryable): Promise<{ features: 
  */
 export function missingFeaturesLine(features: EngineFeatures, contractLevel?: string): string | undefined {
   const without = [
-    !features.claimWithCheckpoints && 'checkpoints with claims',
     !(features.batchedCompletions && features.batchedCheckpoints) && 'batched writes',
-    !(features.wakeups && features.nextRunDue) && 'wake-ups',
+    !features.wakeups && 'wake-ups',
+    features.wakeups && !features.nextRunDue && 'wake-ups when a sleeping run is due',
+    !features.claimWithCheckpoints && 'checkpoints with claims',
     !features.failWithoutRetry && 'failures without retry',
   ].filter((item): item is string => typeof item === 'string');
   if (without.length === 0) return undefined;
