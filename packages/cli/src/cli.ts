@@ -6,6 +6,7 @@ import { AbsurdError, resolveDatabaseUrl } from 'absurd-kit';
 import { leadingFlagCount, parseArgs, renderFlags, UsageError, type FlagSpec } from './cli-args.js';
 import { EXIT, type CliIo, type CommandSpec } from './cli-command.js';
 import { cleanupCommands } from './commands/cleanup.js';
+import { dashboardCommands } from './commands/dashboard.js';
 import { devCommands } from './commands/dev.js';
 import { generateCommand } from './commands/generate.js';
 import { partitionsCommands } from './commands/partitions.js';
@@ -39,6 +40,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...cleanupCommands,
   ...partitionsCommands,
   ...devCommands,
+  ...dashboardCommands,
   generateCommand,
   ...skillCommands,
 ];

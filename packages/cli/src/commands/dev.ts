@@ -8,30 +8,18 @@ import { fileURLToPath } from 'node:url';
 import { migrate, migrationLabel, redactDatabaseUrl } from 'absurd-kit';
 import { startEmbeddedDatabase } from '../database/embedded-database.js';
 import { UsageError } from '../cli-args.js';
-import { EXIT, type CliIo, type CommandSpec } from '../cli-command.js';
+import { EXIT, type CliIo, type CommandContext, type CommandSpec } from '../cli-command.js';
 import { booleanFlag, integerFlag, stringFlag } from '../cli-flags.js';
+import { DEFAULT_PORT } from '../dashboard/default-port.js';
+import type { RunningDashboard } from '../dashboard/server.js';
+import { DASHBOARD_FLAGS, startFromFlags } from './dashboard.js';
+import { stopSignal } from './stop-signal.js';
 
 /**
  * The CLI's entry module beside this one: `dist/main.js` when compiled, `src/main.ts` when run from
  * sources under a TypeScript loader (which `process.execArgv` then carries to the child).
  */
 const MAIN = fileURLToPath(new URL(`../main${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
-
-/** Resolves with the first SIGINT/SIGTERM; `dispose` removes the handlers. */
-function stopSignal(): { received: Promise<NodeJS.Signals>; dispose(): void } {
-  let resolve: (signal: NodeJS.Signals) => void = () => {};
-  const received = new Promise<NodeJS.Signals>((r) => (resolve = r));
-  const onSignal = (signal: NodeJS.Signals) => resolve(signal);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    received,
-    dispose() {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
-}
 
 /** Runs `absurd generate --watch` against the dev database, its output forwarded to ours. */
 function startGenerator(url: string, io: CliIo): { child: ChildProcess; exited: Promise<number> } {
@@ -56,6 +44,21 @@ async function stopGenerator(generator: { child: ChildProcess; exited: Promise<n
   clearTimeout(killed);
 }
 
+/**
+ * The dashboard beside the dev database, on 127.0.0.1: on `port` when given, else on the default
+ * port, or on a free one when that is taken.
+ */
+async function startDevDashboard(context: CommandContext, url: string, port: number | undefined): Promise<RunningDashboard> {
+  const options = { host: '127.0.0.1', readOnly: false };
+  if (port !== undefined) return startFromFlags(context, url, { ...options, port });
+  try {
+    return await startFromFlags(context, url, { ...options, port: DEFAULT_PORT });
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'EADDRINUSE') throw error;
+    return startFromFlags(context, url, { ...options, port: 0 });
+  }
+}
+
 /** `absurd dev`. */
 export const devCommand: CommandSpec = {
   name: 'dev',
@@ -63,17 +66,24 @@ export const devCommand: CommandSpec = {
   description:
     'Starts the embedded PostgreSQL kept in .absurd/ (or --data-dir), installs or migrates the engine schema, ' +
     'prints ABSURD_DATABASE_URL=… for your workers and tools, and runs until Ctrl-C or SIGTERM, then stops the ' +
-    'server cleanly. With --generate it also runs `absurd generate --watch` against it.',
+    'server cleanly. It also serves the dashboard on 127.0.0.1 (see `absurd dashboard`; --no-dashboard to leave it ' +
+    'out) and prints its URL. With --generate it also runs `absurd generate --watch` against the database.',
   flags: [
     { name: 'port', short: 'p', value: 'port', description: 'Port on 127.0.0.1 (default: the last one used, else a free one)' },
     { name: 'data-dir', value: 'dir', description: 'Where the server keeps its data (default .absurd)' },
     { name: 'generate', description: 'Also run `absurd generate --watch` against the database' },
+    { name: 'dashboard-port', value: 'port', description: `Port of the dashboard on 127.0.0.1 (default ${DEFAULT_PORT}, else a free one)` },
+    { name: 'no-dashboard', description: 'Do not serve the dashboard' },
+    DASHBOARD_FLAGS.manifest,
+    DASHBOARD_FLAGS.workflows,
   ],
   async run(context) {
     if (context.flags['database-url'] !== undefined) {
       throw new UsageError('absurd dev runs its own database; --database-url does not apply (for another database use `absurd migrate -d URL`)');
     }
     const port = integerFlag(context, 'port', { min: 1, max: 65_535 });
+    const dashboardPort = integerFlag(context, 'dashboard-port', { min: 0, max: 65_535 });
+    const withDashboard = !booleanFlag(context, 'no-dashboard');
     const directory = path.resolve(stringFlag(context, 'data-dir') ?? '.absurd');
     const tty = context.io.stderr.isTTY === true;
     const note = (line: string) => {
@@ -82,6 +92,7 @@ export const devCommand: CommandSpec = {
     // Listen before starting, so that a Ctrl-C during start-up still stops the server.
     const signal = stopSignal();
     let generator: { child: ChildProcess; exited: Promise<number> } | undefined;
+    let dashboard: RunningDashboard | undefined;
     let code: number = EXIT.ok;
     try {
       note(`starting PostgreSQL in ${directory}…`);
@@ -93,6 +104,10 @@ export const devCommand: CommandSpec = {
           `${database.server.version} on port ${database.server.port}, data in ${directory}; ` +
             (applied.length > 0 ? `applied ${applied.length} engine migration(s)` : 'engine schema is current'),
         );
+        if (withDashboard) {
+          dashboard = await startDevDashboard(context, database.url, dashboardPort);
+          context.print(`dashboard: ${dashboard.url}`);
+        }
         if (booleanFlag(context, 'generate')) generator = startGenerator(database.url, context.io);
         context.print('press Ctrl-C to stop');
         const outcome = await Promise.race([
@@ -105,6 +120,7 @@ export const devCommand: CommandSpec = {
         }
       } finally {
         if (generator) await stopGenerator(generator);
+        if (dashboard) await dashboard.close();
         await database.stop();
       }
       context.print(`stopped PostgreSQL (${redactDatabaseUrl(database.url)})`);

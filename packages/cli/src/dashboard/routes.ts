@@ -1,0 +1,233 @@
+/**
+ * The dashboard's pages and actions as a Hono app:
+ *
+ *   GET  /                          queues
+ *   GET  /tasks?queue&state&name&since&until&field&value&after&before   the task list
+ *   GET  /find?id=                  a task (or the task of a run) by id, in any queue
+ *   GET  /task/:id?queue=           a task
+ *   POST /task/:id/{retry,retry-new,cancel,wake,emit}?queue=   actions (CSRF-checked; not with --read-only)
+ *   GET  /assets/:name              the stylesheet, the script and htmx
+ *   GET  /healthz                   `ok`
+ *
+ * Every request borrows one connection of the pool. After an action the browser is redirected to
+ * the task's page (POST, redirect, GET), which shows what happened once.
+ */
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { Hono, type Context } from 'hono';
+import { TaskNotFoundError } from '../cli-errors.js';
+import { queueRows } from '../queries/queues.queries.js';
+import { findTask } from '../task-lookup.js';
+import type { Asset } from './assets.js';
+import type { ContractSchemas } from './contract-schemas.js';
+import { h, layout, type Notice, type PageContext } from './html.js';
+import { queuesView } from './pages/queues-view.js';
+import { taskView } from './pages/task-view.js';
+import { tasksView } from './pages/tasks-view.js';
+import { readQueueOverview } from './queue-overview.js';
+import { actionGuard, authenticate, hostCheck, securityHeaders, type SecurityOptions } from './security.js';
+import { cancelTask, emitEvent, retryTask, wakeSleepingTask, type ActionOutcome } from './task-actions.js';
+import { readTaskDetails } from './task-details.js';
+import { isUuid, readTaskPage, TASK_STATES, type TaskFilter, type TaskState } from './task-page.js';
+
+/** What the app works with. */
+export interface DashboardDependencies {
+  readonly pool: pg.Pool;
+  readonly schemas: ContractSchemas;
+  readonly assets: ReadonlyMap<string, Asset>;
+  readonly security: SecurityOptions;
+  /** Task names the contracts declare (suggestions in the filter form). */
+  readonly taskNames: readonly string[];
+}
+
+/** Notices waiting to be shown once, by a random id carried in the redirect. */
+class Flash {
+  readonly #notices = new Map<string, { notice: Notice; expires: number }>();
+
+  put(notice: Notice): string {
+    const now = Date.now();
+    for (const [id, entry] of this.#notices) if (entry.expires < now) this.#notices.delete(id);
+    const id = randomBytes(9).toString('base64url');
+    this.#notices.set(id, { notice, expires: now + 60_000 });
+    return id;
+  }
+
+  take(id: string | undefined): Notice | undefined {
+    if (id === undefined) return undefined;
+    const entry = this.#notices.get(id);
+    this.#notices.delete(id);
+    return entry?.notice;
+  }
+}
+
+async function withDb<T>(pool: pg.Pool, fn: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+  const db = await pool.connect();
+  try {
+    return await fn(db);
+  } finally {
+    db.release();
+  }
+}
+
+/** A `datetime-local` value (UTC) or an ISO time as ISO text; undefined when empty; null when invalid. */
+function timeParam(text: string | undefined): string | undefined | null {
+  if (text === undefined || text.trim() === '') return undefined;
+  const trimmed = text.trim();
+  const withZone = /(Z|[+-]\d{2}:?\d{2})$/.test(trimmed) ? trimmed : `${trimmed}Z`;
+  const ms = Date.parse(withZone);
+  return /^\d{4}-\d{2}-\d{2}/.test(trimmed) && Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+/** The task list's filters from the query string, and what was wrong with them. */
+function parseFilter(c: Context): { filter: TaskFilter; problems: string[] } {
+  const q = (name: string) => {
+    const value = c.req.query(name);
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const problems: string[] = [];
+  const filter: { -readonly [K in keyof TaskFilter]: TaskFilter[K] } = {};
+  const queue = q('queue');
+  if (queue !== undefined) filter.queue = queue;
+  const state = q('state');
+  if (state !== undefined) {
+    if ((TASK_STATES as readonly string[]).includes(state)) filter.state = state as TaskState;
+    else problems.push(`state must be one of ${TASK_STATES.join(', ')}`);
+  }
+  const name = q('name');
+  if (name !== undefined) filter.name = name;
+  for (const key of ['since', 'until'] as const) {
+    const parsed = timeParam(q(key));
+    if (parsed === null) problems.push(`${key} must be a time such as 2024-05-01T12:00`);
+    else if (parsed !== undefined) filter[key] = parsed;
+  }
+  const field = q('field')?.trim();
+  if (field !== undefined && field !== '') {
+    if (field.split('.').some((k) => k.trim() === '')) problems.push('the params field is keys separated by dots, such as customer.id');
+    else {
+      filter.field = field;
+      filter.value = c.req.query('value') ?? '';
+    }
+  }
+  for (const key of ['after', 'before'] as const) {
+    const id = q(key);
+    if (id !== undefined) {
+      if (isUuid(id)) filter[key] = id.toLowerCase();
+      else problems.push(`${key} must be a task id`);
+    }
+  }
+  return { filter, problems };
+}
+
+/**
+ * The app.
+ *
+ * @example
+ * const app = dashboardApp({ pool, schemas, assets, security, taskNames: [] });
+ */
+export function dashboardApp(deps: DashboardDependencies): Hono {
+  const { pool, schemas, security } = deps;
+  const flash = new Flash();
+  const ctx: PageContext = { csrfToken: security.csrfToken, readOnly: security.readOnly };
+  const app = new Hono();
+
+  app.use('*', securityHeaders());
+  app.get('/healthz', (c) => c.text('ok'));
+  app.get('/assets/:name', (c) => {
+    const asset = deps.assets.get(c.req.param('name'));
+    if (!asset) return c.text('not found', 404);
+    c.header('Cache-Control', 'no-cache');
+    return c.body(asset.body, 200, { 'Content-Type': asset.contentType });
+  });
+  app.use('*', hostCheck(security));
+  app.use('*', authenticate(security));
+  app.use('*', actionGuard(security));
+
+  app.get('/', async (c) => {
+    const queues = await withDb(pool, (db) => readQueueOverview(db));
+    return c.html(queuesView(ctx, queues, flash.take(c.req.query('flash'))));
+  });
+
+  app.get('/tasks', async (c) => {
+    const { filter, problems } = parseFilter(c);
+    const notice: Notice | undefined =
+      problems.length > 0 ? { ok: false, message: 'Some filters were left out:', details: problems } : flash.take(c.req.query('flash'));
+    const { page, queues } = await withDb(pool, async (db) => ({
+      page: await readTaskPage(db, filter),
+      queues: (await queueRows.run(undefined, db)).map((r) => r.queue_name),
+    }));
+    const unknownQueue: Notice | undefined =
+      filter.queue !== undefined && !queues.includes(filter.queue) ? { ok: false, message: `There is no queue named ${JSON.stringify(filter.queue)}.` } : undefined;
+    const url = new URL(c.req.url);
+    return c.html(
+      tasksView(ctx, `${url.pathname}${url.search}`, filter, page, { queues, taskNames: deps.taskNames }, notice ?? unknownQueue),
+    );
+  });
+
+  app.get('/find', async (c) => {
+    const id = (c.req.query('id') ?? '').trim();
+    if (!isUuid(id)) return c.redirect(`/tasks?flash=${flash.put({ ok: false, message: `${JSON.stringify(id)} is not a task or run id (a UUID).` })}`, 303);
+    try {
+      const found = await withDb(pool, (db) => findTask(db, id, undefined, { byRun: true }));
+      return c.redirect(`/task/${encodeURIComponent(found.taskID)}?queue=${encodeURIComponent(found.queue)}`, 303);
+    } catch (error) {
+      if (!(error instanceof TaskNotFoundError)) throw error;
+      return c.redirect(`/tasks?flash=${flash.put({ ok: false, message: `No queue holds a task or run ${id}.` })}`, 303);
+    }
+  });
+
+  app.get('/task/:id', async (c) => {
+    const id = c.req.param('id');
+    const queue = c.req.query('queue');
+    if (!isUuid(id)) return c.html(notFound(ctx, `${JSON.stringify(id)} is not a task id.`), 404);
+    if (queue === undefined) return c.redirect(`/find?id=${encodeURIComponent(id)}`, 303);
+    const details = await withDb(pool, async (db) => {
+      const known = (await queueRows.run(undefined, db)).some((r) => r.queue_name === queue);
+      return known ? readTaskDetails(db, queue, id.toLowerCase(), schemas) : undefined;
+    });
+    if (!details) return c.html(notFound(ctx, `No task ${id} in queue ${JSON.stringify(queue)}.`), 404);
+    const url = new URL(c.req.url);
+    url.searchParams.delete('flash');
+    return c.html(taskView(ctx, `${url.pathname}${url.search}`, details, schemas.eventNames(), flash.take(c.req.query('flash'))));
+  });
+
+  app.post('/task/:id/:action', async (c) => {
+    const id = c.req.param('id');
+    const queue = c.req.query('queue');
+    if (!isUuid(id) || queue === undefined) return c.text('a task id and ?queue= are needed', 400);
+    const taskID = id.toLowerCase();
+    const form = await c.req.parseBody();
+    const text = (name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
+    const outcome: ActionOutcome | undefined = await withDb(pool, async (db) => {
+      const known = (await queueRows.run(undefined, db)).some((r) => r.queue_name === queue);
+      if (!known) return { ok: false, message: `There is no queue named ${JSON.stringify(queue)}.` };
+      switch (c.req.param('action')) {
+        case 'retry':
+          return retryTask(db, queue, taskID, false);
+        case 'retry-new':
+          return retryTask(db, queue, taskID, true);
+        case 'cancel':
+          return cancelTask(db, queue, taskID);
+        case 'wake':
+          return wakeSleepingTask(db, queue, taskID);
+        case 'emit':
+          return emitEvent(db, schemas, queue, text('event').trim(), text('payload'));
+        default:
+          return undefined;
+      }
+    });
+    if (!outcome) return c.text('unknown action', 404);
+    const target = outcome.taskID ?? taskID;
+    return c.redirect(`/task/${encodeURIComponent(target)}?queue=${encodeURIComponent(queue)}&flash=${flash.put(outcome)}`, 303);
+  });
+
+  app.notFound((c) => c.html(notFound(ctx, 'No such page.'), 404));
+  app.onError((error, c) => {
+    const message = error instanceof Error ? error.message : String(error);
+    return c.html(layout(ctx, { title: 'Error', active: 'queues', body: h`<h1>Something went wrong</h1><p class="notice error">${message}</p>` }), 500);
+  });
+  return app;
+}
+
+function notFound(ctx: PageContext, message: string) {
+  return layout(ctx, { title: 'Not found', active: 'tasks', body: h`<h1>Not found</h1><p>${message}</p>` });
+}

@@ -1,0 +1,283 @@
+/**
+ * `absurd dashboard` over HTTP, without a browser: the security model (binding, host names, the
+ * token, CSRF and Origin checks, read-only), escaping of names that hold markup, the pages' data,
+ * and keyset paging of the task list across queues, filters and a params search.
+ */
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDashboard, type RunningDashboard } from '../../packages/cli/src/dashboard/server.js';
+import { readTaskPage, type TaskFilter, type TaskPage } from '../../packages/cli/src/dashboard/task-page.js';
+import { useTestDatabase } from '../support/db.js';
+import { cli, uniqueQueue } from '../cli/helpers.js';
+import { table } from '../sql/helpers.js';
+import { seedQueue, writeManifest, type SeededTasks } from './fixtures.js';
+
+const db = useTestDatabase();
+const TOKEN = 'a-token-of-32-characters-0123456';
+let manifestFile: string;
+let open: RunningDashboard;
+let queue: string;
+let tasks: SeededTasks;
+
+/** A fetch that does not follow redirects. */
+function get(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { redirect: 'manual', ...init });
+}
+
+/** The CSRF token of a page's forms. */
+function csrfOf(page: string): string {
+  const token = /name="_csrf" value="([^"]+)"/.exec(page)?.[1];
+  if (!token) throw new Error('no CSRF field on the page');
+  return token;
+}
+
+beforeAll(async () => {
+  manifestFile = await writeManifest();
+  queue = uniqueQueue(`dash <b>"x"</b> it's`);
+  tasks = await seedQueue(db.pool, queue);
+  open = await startDashboard({ databaseUrl: db.url, port: 0, manifestFile });
+});
+
+afterAll(async () => {
+  await open?.close();
+});
+
+describe('binding', () => {
+  it('binds to 127.0.0.1 by default and refuses another host without a token', async () => {
+    expect(open.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    await expect(startDashboard({ databaseUrl: db.url, port: 0, host: '0.0.0.0' })).rejects.toThrow(/needs|--token/);
+    const result = await cli(['dashboard', '--host', '0.0.0.0', '--port', '0', '--database-url', db.url]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--token');
+  });
+
+  it('refuses a short token', async () => {
+    await expect(startDashboard({ databaseUrl: db.url, port: 0, token: 'short' })).rejects.toThrow(/16 characters/);
+  });
+
+  it('answers to loopback host names only, so that DNS rebinding cannot reach it', async () => {
+    // fetch cannot send another Host header; node:http can.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(open.url, { headers: { host: 'evil.example:80' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(403);
+    expect((await get(open.url)).status).toBe(200);
+  });
+});
+
+describe('pages', () => {
+  it('lists queues with counts per state, escaping names that hold markup', async () => {
+    const page = await (await get(open.url)).text();
+    expect(page).not.toContain('<b>"x"</b>');
+    expect(page).toContain('dash &lt;b&gt;&quot;x&quot;&lt;/b&gt; it&#39;s');
+    const row = page.slice(page.indexOf(`data-queue="${queue.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;')}"`));
+    // pending: the child and the last one; failed: one.
+    expect(row).toMatch(/state-pending"[^>]*>2</);
+    expect(row).toMatch(/state-failed"[^>]*>1</);
+  });
+
+  it('shows a task with its runs, failure, checkpoints checked against the manifest, and its child', async () => {
+    const page = await (await get(`${open.url}task/${tasks.failed}?queue=${encodeURIComponent(queue)}`)).text();
+    expect(page).toContain('PaymentDeclined: card declined for order A-1');
+    expect(page).toContain('at charge (workflows/orders.ts:42:11)');
+    const reserve = page.slice(page.indexOf('data-checkpoint="reserve-inventory"'));
+    expect(reserve).toMatch(/badge invalid/);
+    expect(reserve).toContain('reserved: Instance type');
+    const payment = page.slice(page.indexOf('data-checkpoint="process-payment"'));
+    expect(payment).toMatch(/badge valid/);
+
+    const parent = await (await get(`${open.url}task/${tasks.completed}?queue=${encodeURIComponent(queue)}`)).text();
+    expect(parent).toContain(`/task/${tasks.child}?queue=`);
+    const child = await (await get(`${open.url}task/${tasks.child}?queue=${encodeURIComponent(queue)}`)).text();
+    expect(child).toContain(`/task/${tasks.completed}?queue=`);
+  });
+
+  it('finds a task by its id or the id of a run, in any queue', async () => {
+    const found = await get(`${open.url}find?id=${tasks.sleeping}`);
+    expect(found.status).toBe(303);
+    expect(found.headers.get('location')).toContain(`/task/${tasks.sleeping}?queue=`);
+    const missing = await get(`${open.url}find?id=00000000-0000-7000-8000-000000000000`);
+    expect(missing.headers.get('location')).toMatch(/^\/tasks\?flash=/);
+  });
+
+  it('refuses filters that do not parse instead of sending them to the database', async () => {
+    const page = await (await get(`${open.url}tasks?state=${encodeURIComponent("failed' or 1=1 --")}&after=nope`)).text();
+    expect(page).toContain('Some filters were left out');
+    expect(page).toContain('state must be one of');
+  });
+});
+
+describe('actions', () => {
+  async function post(path: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
+    return get(`${open.url}${path.replace(/^\//, '')}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(form).toString(),
+    });
+  }
+  const taskPath = (id: string, action: string) => `/task/${id}/${action}?queue=${encodeURIComponent(queue)}`;
+
+  it('refuses a POST without the CSRF token, or from another origin', async () => {
+    const page = await (await get(`${open.url}task/${tasks.pending}?queue=${encodeURIComponent(queue)}`)).text();
+    const csrf = csrfOf(page);
+    expect((await post(taskPath(tasks.pending, 'cancel'), {})).status).toBe(403);
+    expect((await post(taskPath(tasks.pending, 'cancel'), { _csrf: 'x'.repeat(csrf.length) })).status).toBe(403);
+    expect((await post(taskPath(tasks.pending, 'cancel'), { _csrf: csrf }, { origin: 'http://evil.example' })).status).toBe(403);
+    expect((await post(taskPath(tasks.pending, 'cancel'), { _csrf: csrf }, { 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    const { rows } = await db.pool.query(`select state from ${table('t', queue)} where task_id = $1`, [tasks.pending]);
+    expect(rows[0].state).toBe('pending');
+  });
+
+  it('emits an event only when its payload matches the contract', async () => {
+    const page = await (await get(`${open.url}task/${tasks.waiting}?queue=${encodeURIComponent(queue)}`)).text();
+    const csrf = csrfOf(page);
+    const refused = await post(taskPath(tasks.waiting, 'emit'), { _csrf: csrf, event: 'shipment.packed:A-7', payload: '{"trackingNumber": ""}' });
+    expect(refused.status).toBe(303);
+    const shown = await (await get(`${open.url}${refused.headers.get('location')!.slice(1)}`)).text();
+    expect(shown).toContain('does not match the contract');
+    const events = table('e', queue);
+    expect((await db.pool.query(`select payload from ${events} where event_name = 'shipment.packed:A-7'`)).rows[0]?.payload ?? null).toBeNull();
+
+    const sent = await post(taskPath(tasks.waiting, 'emit'), { _csrf: csrf, event: 'shipment.packed:A-7', payload: '{"trackingNumber": "T-7"}' });
+    const after = await (await get(`${open.url}${sent.headers.get('location')!.slice(1)}`)).text();
+    expect(after).toContain('emitted');
+    expect((await db.pool.query(`select payload from ${events} where event_name = 'shipment.packed:A-7'`)).rows[0].payload).toEqual({ trackingNumber: 'T-7' });
+  });
+
+  it('refuses every action with --read-only, and shows none', async () => {
+    const readOnly = await startDashboard({ databaseUrl: db.url, port: 0, manifestFile, readOnly: true });
+    try {
+      const page = await (await get(`${readOnly.url}task/${tasks.pending}?queue=${encodeURIComponent(queue)}`)).text();
+      expect(page).not.toContain('<form method="post"');
+      expect(page).toContain('read-only');
+      const response = await fetch(`${readOnly.url}task/${tasks.pending}/cancel?queue=${encodeURIComponent(queue)}`, {
+        method: 'POST',
+        redirect: 'manual',
+        body: new URLSearchParams({ _csrf: 'anything' }),
+      });
+      expect(response.status).toBe(403);
+    } finally {
+      await readOnly.close();
+    }
+  });
+});
+
+describe('with a token', () => {
+  let guarded: RunningDashboard;
+  beforeAll(async () => {
+    guarded = await startDashboard({ databaseUrl: db.url, port: 0, manifestFile, token: TOKEN });
+  });
+  afterAll(async () => {
+    await guarded?.close();
+  });
+
+  it('refuses requests without it, takes it as a bearer header or from the printed link', async () => {
+    expect(guarded.openUrl).toBe(`${guarded.url}?token=${TOKEN}`);
+    const refused = await get(`${guarded.url}tasks`);
+    expect(refused.status).toBe(401);
+    expect(await refused.text()).toContain('needs its token');
+    expect((await get(`${guarded.url}tasks?token=wrong-token-wrong-token-wrong-tok`)).status).toBe(401);
+    expect((await get(`${guarded.url}tasks`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+
+    const link = await get(guarded.openUrl);
+    expect(link.status).toBe(303);
+    expect(link.headers.get('location')).toBe('/');
+    const cookie = link.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Strict/i);
+    expect(cookie).not.toContain(TOKEN);
+    expect((await get(`${guarded.url}tasks`, { headers: { cookie: cookie.split(';')[0]! } })).status).toBe(200);
+  });
+});
+
+describe('the task list', () => {
+  const pageQueues: string[] = [];
+  const created: { queue: string; id: string; name: string; state: string; n: number }[] = [];
+
+  beforeAll(async () => {
+    for (const label of ['page-a', 'page-b']) {
+      const q = uniqueQueue(label);
+      pageQueues.push(q);
+      await db.pool.query('select absurd.create_queue($1)', [q]);
+    }
+    // 60 tasks over two queues, alternating, with names and states in cycles and a params field.
+    for (let n = 0; n < 60; n++) {
+      const q = pageQueues[n % 2]!;
+      const name = n % 3 === 0 ? 'charge' : 'ship';
+      const { rows } = await db.pool.query<{ task_id: string }>('select task_id from absurd.spawn_task($1, $2, $3)', [
+        q,
+        name,
+        JSON.stringify({ n, customer: { id: `c-${n % 7}` } }),
+      ]);
+      created.push({ queue: q, id: rows[0]!.task_id, name, state: 'pending', n });
+    }
+  });
+
+  async function all(filter: TaskFilter, limit: number, searchBudget?: number): Promise<TaskPage[]> {
+    const pages: TaskPage[] = [];
+    const client = await db.pool.connect();
+    try {
+      let after: string | undefined;
+      for (let i = 0; i < 100; i++) {
+        const page = await readTaskPage(client, { ...filter, ...(after ? { after } : {}) }, { limit, ...(searchBudget ? { searchBudget } : {}) });
+        pages.push(page);
+        if (page.older === null) break;
+        after = page.older;
+      }
+    } finally {
+      client.release();
+    }
+    return pages;
+  }
+
+  const newestFirst = (list: typeof created) => [...list].sort((a, b) => (a.id < b.id ? 1 : -1)).map((t) => t.id);
+  const inQueues = () => created.filter((t) => pageQueues.includes(t.queue));
+
+  it('pages through every queue newest first, each task once', async () => {
+    const pages = await all({}, 7);
+    const ids = pages.flatMap((p) => p.tasks).filter((t) => pageQueues.includes(t.queue_name)).map((t) => t.task_id);
+    expect(ids).toEqual(newestFirst(inQueues()));
+  });
+
+  it('pages by task name, and by name and state, through the index parts', async () => {
+    const pages = await all({ queue: pageQueues[0]!, name: 'charge' }, 4);
+    expect(pages.flatMap((p) => p.tasks).map((t) => t.task_id)).toEqual(
+      newestFirst(inQueues().filter((t) => t.queue === pageQueues[0] && t.name === 'charge')),
+    );
+    expect((await all({ queue: pageQueues[0]!, name: 'charge', state: 'failed' }, 4)).flatMap((p) => p.tasks)).toEqual([]);
+  });
+
+  it('goes back to newer pages with `before`', async () => {
+    const client = await db.pool.connect();
+    try {
+      const first = await readTaskPage(client, { queue: pageQueues[1]! }, { limit: 5 });
+      const second = await readTaskPage(client, { queue: pageQueues[1]!, after: first.older! }, { limit: 5 });
+      expect(second.newer).not.toBeNull();
+      const back = await readTaskPage(client, { queue: pageQueues[1]!, before: second.newer! }, { limit: 5 });
+      expect(back.tasks.map((t) => t.task_id)).toEqual(first.tasks.map((t) => t.task_id));
+      expect(back.newer).toBeNull();
+    } finally {
+      client.release();
+    }
+  });
+
+  it('searches a params field, and finds every match across pages', async () => {
+    const pages = await all({ field: 'customer.id', value: 'c-3' }, 3);
+    const expected = newestFirst(inQueues().filter((t) => t.n % 7 === 3));
+    expect(pages.flatMap((p) => p.tasks).map((t) => t.task_id).filter((id) => expected.includes(id))).toEqual(expected);
+  });
+
+  it('reads at most its budget per page when searching, and goes on from where it stopped', async () => {
+    const filter: TaskFilter = { queue: pageQueues[0]!, field: 'n', value: '0' };
+    const pages = await all(filter, 10, 4);
+    // 30 tasks in the queue, 4 read per page: the one match (n = 0, the oldest) is on the last page.
+    expect(pages.length).toBeGreaterThanOrEqual(8);
+    expect(pages.slice(0, -1).every((p) => p.tasks.length === 0 && p.searchedTo !== null)).toBe(true);
+    expect(pages.flatMap((p) => p.tasks).map((t) => t.task_id)).toEqual([created[0]!.id]);
+  });
+});
