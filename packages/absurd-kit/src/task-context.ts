@@ -12,20 +12,16 @@ import {
   type TaskContract,
 } from './define.js';
 import { sendEvent } from './emit-event.js';
-import { TimeoutError, type ValidationBoundary } from './errors.js';
+import type { ValidationBoundary } from './errors.js';
+import { EventWaits } from './event-waits.js';
 import type { JsonObject, JsonValue } from './json.js';
-import { awaitEvent as awaitEventQuery } from './queries/events.queries.js';
-import { currentTime, extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
+import { extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
 import { unguarded } from './lease.js';
 import { SuspendTask } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
-import { validateQueueName } from './queue-name.js';
 import {
   attachContract,
-  isFinalState,
   parentHeader,
-  readTaskResult,
-  taskResultEvent,
   throwUnlessTaskRunning,
   typedSnapshot,
   type SpawnResult,
@@ -71,6 +67,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   readonly #runtime: TaskContextRuntime;
   readonly #task: ClaimedTask;
   readonly #checkpoints: CheckpointStore;
+  readonly #waits: EventWaits;
   #headers: Readonly<JsonObject> | undefined;
 
   private constructor(runtime: TaskContextRuntime, task: ClaimedTask, checkpoints: CheckpointStore) {
@@ -78,6 +75,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     this.#runtime = runtime;
     this.#task = task;
     this.#checkpoints = checkpoints;
+    this.#waits = new EventWaits(runtime, task, checkpoints);
   }
 
   /**
@@ -203,7 +201,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const remainingMs = effective.getTime() - Date.now();
     if (remainingMs > 0) {
       const params = { queueName: this.queueName, runId: this.runID, seconds: remainingMs / 1000 };
-      await this.#guard.call(() => scheduleRunAfter.run(params, this.#runtime.con), { beforeRetry: () => this.#unlessSuspended() });
+      // Sent again only while the task still runs: a first call that committed unseen suspended the run.
+      await this.#guard.call(() => scheduleRunAfter.run(params, this.#runtime.con), {
+        beforeRetry: () => throwUnlessTaskRunning(this.#runtime.con, this.queueName, this.taskID),
+      });
       throw new SuspendTask();
     }
   }
@@ -227,10 +228,10 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   ): Promise<unknown> {
     if (typeof event !== 'string') {
       const eventName = event.eventName(keyOrOptions as string | undefined);
-      const payload = await this.#awaitEvent(eventName, maybeOptions ?? {});
+      const payload = await this.#waits.awaitEvent(eventName, maybeOptions ?? {});
       return parseWith(event.payload, payload, this.#site('event', eventName, false));
     }
-    return this.#awaitEvent(event, (keyOrOptions as AwaitEventOptions | undefined) ?? {});
+    return this.#waits.awaitEvent(event, (keyOrOptions as AwaitEventOptions | undefined) ?? {});
   }
 
   /**
@@ -321,67 +322,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   awaitTaskResult(task: TaskRef, options?: ContextAwaitTaskResultOptions): Promise<TaskResultSnapshot>;
   async awaitTaskResult(task: TaskRef | TaskHandle, options: ContextAwaitTaskResultOptions = {}): Promise<unknown> {
     const contract = typeof task === 'object' && 'contract' in task ? (task as TaskHandle).contract : undefined;
-    return typedSnapshot(await this.#awaitTaskResult(task, options), contract);
-  }
-
-  async #awaitEvent(eventName: string, options: AwaitEventOptions): Promise<JsonValue> {
-    const timeout =
-      options.timeout !== undefined && Number.isFinite(options.timeout) && options.timeout >= 0
-        ? Math.floor(options.timeout)
-        : null;
-    const checkpointName = this.#checkpoints.nameFor(options.stepName ?? `$awaitEvent:${eventName}`);
-    const cached = this.#checkpoints.get(checkpointName);
-    if (cached !== undefined) return cached;
-    if (this.#consumeTimeoutWake(eventName)) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
-    const row = await this.#awaitEventRow(checkpointName, eventName, timeout);
-    if (row.should_suspend) throw new SuspendTask();
-    this.#checkpoints.remember(checkpointName, row.payload);
-    this.#task.event_payload = null;
-    return row.payload;
-  }
-
-  async #awaitTaskResult(task: TaskRef, options: ContextAwaitTaskResultOptions): Promise<TaskResultSnapshot> {
-    const taskID = typeof task === 'string' ? task : task.taskID;
-    const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
-    const checkInterval = Math.max(1, Math.floor(options.checkInterval ?? 60));
-    const checkpointName = this.#checkpoints.nameFor(options.stepName ?? `$awaitTaskResult:${taskID}`);
-    const cached = this.#checkpoints.get(checkpointName);
-    if (cached !== undefined) return cached as unknown as TaskResultSnapshot;
-
-    const deadline = await this.#deadline(checkpointName, options.timeout);
-    const eventName = taskResultEvent(taskID);
-    for (;;) {
-      // Woken by this wait's own timeout: the await_event below reports it; the next one waits again.
-      this.#consumeTimeoutWake(eventName);
-      const snapshot = await this.#guard.call(() => readTaskResult(this.#runtime.con, queue, taskID));
-      if (!snapshot) throw new Error(`Task "${taskID}" not found in queue "${queue}"`);
-      if (isFinalState(snapshot.state)) {
-        await this.#checkpoints.write(checkpointName, snapshot, false);
-        return snapshot;
-      }
-      const remaining = deadline === null ? null : Math.ceil((deadline - (await this.#dbNowMs())) / 1000);
-      if (remaining !== null && remaining <= 0) {
-        throw new TimeoutError(`Timed out waiting for task "${taskID}"`);
-      }
-      const wait = remaining === null ? checkInterval : Math.min(checkInterval, remaining);
-      const row = await this.#awaitEventRow(checkpointName, eventName, wait);
-      if (row.should_suspend) throw new SuspendTask();
-      if (row.payload !== null) {
-        this.#checkpoints.remember(checkpointName, row.payload);
-        return row.payload as unknown as TaskResultSnapshot;
-      }
-    }
-  }
-
-  /**
-   * True (once) when this run was woken because its wait for `eventName` timed out: the claim
-   * names the event and carries no payload. The local copy is cleared so that it is not seen again.
-   */
-  #consumeTimeoutWake(eventName: string): boolean {
-    if (this.#task.wake_event !== eventName || this.#task.event_payload != null) return false;
-    this.#task.wake_event = null;
-    this.#task.event_payload = null;
-    return true;
+    return typedSnapshot(await this.#waits.awaitTaskResult(task, options), contract);
   }
 
   async #begin(name: string): Promise<StepHandle<unknown, unknown>> {
@@ -414,40 +355,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     return { subject: this.#runtime.contract?.name ?? this.taskName, boundary, detail, retryable };
   }
 
-  /**
-   * Calls absurd.await_event. Sent again after a lost answer only while the task still runs: a
-   * first call that committed unseen may have suspended the run (then this execution ends here), or
-   * found the event and written the checkpoint (then the repeat returns that checkpoint).
-   */
-  async #awaitEventRow(checkpointName: string, eventName: string, timeout: number | null) {
-    const params = { queueName: this.queueName, taskId: this.taskID, runId: this.runID, stepName: checkpointName, eventName, timeout };
-    const [row] = await this.#guard.call(() => withTaskState(() => awaitEventQuery.run(params, this.#runtime.con)), {
-      beforeRetry: () => this.#unlessSuspended(),
-    });
-    if (!row) throw new Error(`absurd.await_event returned no row for event "${eventName}"`);
-    return row;
-  }
-
-  /** The absolute deadline (ms, database clock) of a timed wait; null without a timeout. */
-  async #deadline(checkpointName: string, timeout: number | undefined): Promise<number | null> {
-    if (timeout === undefined || timeout === Infinity) return null;
-    if (!Number.isFinite(timeout) || timeout < 0) throw new Error('timeout must be a finite non-negative number');
-    return this.#checkpoints.deadline(checkpointName, timeout, () => this.#dbNowMs());
-  }
-
-  /** Before a suspending statement is sent again: ends this execution if the first one suspended the run unseen. */
-  #unlessSuspended(): Promise<void> {
-    return throwUnlessTaskRunning(this.#runtime.con, this.queueName, this.taskID);
-  }
-
   get #guard(): RunGuard {
     return this.#runtime.guard ?? unguarded;
-  }
-
-  async #dbNowMs(): Promise<number> {
-    const [row] = await this.#guard.call(() => currentTime.run(undefined, this.#runtime.con));
-    if (!row) throw new Error("the engine's clock (current_time) returned no row");
-    return new Date(row.now).getTime();
   }
 }
 
