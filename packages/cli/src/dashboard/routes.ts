@@ -132,6 +132,7 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
 
   app.use('*', securityHeaders());
   app.get('/healthz', (c) => c.text('ok'));
+  app.get('/favicon.ico', (c) => c.body(null, 204));
   app.get('/assets/:name', (c) => {
     const asset = deps.assets.get(c.req.param('name'));
     if (!asset) return c.text('not found', 404);
