@@ -27,12 +27,10 @@ export async function detectEngineFeatures(con: Queryable): Promise<{ features: 
     // clients send a notification, so they poll, as absurd-sdk's workers do.
     wakeups: row.tracked,
   };
-  if (features.tracked) return { features };
-  const contractLevel = await getSchemaVersion
-    .run(undefined, con)
-    .then(([version]) => version?.version ?? undefined)
-    .catch(() => undefined);
-  return contractLevel === undefined ? { features } : { features, contractLevel };
+  // Only where the function exists: a failed statement would abort a transaction the client runs in.
+  if (features.tracked || !row.versioned) return { features };
+  const [version] = await getSchemaVersion.run(undefined, con);
+  return version?.version ? { features, contractLevel: version.version } : { features };
 }
 
 /**

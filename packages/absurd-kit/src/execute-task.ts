@@ -176,14 +176,11 @@ export async function failRun(host: ExecutionHost, task: ClaimedTask, error: unk
       if (host.features.failWithoutRetry) return failTask.run(failure, host.con);
       return failRunAndCancelTask.run({ ...failure, taskId: task.task_id }, host.con);
     };
-    await lease.call<unknown>(
-      send,
-      {
-        beforeRetry: async () => {
-          repeated = true;
-        },
+    await lease.call<unknown>(send, {
+      beforeRetry: async () => {
+        repeated = true;
       },
-    );
+    });
   } catch (failError) {
     const signal = signalFromDatabaseError(failError);
     // A repeat that finds the run failed (AB002, not a lost lease): the first attempt committed unseen.

@@ -12,6 +12,7 @@ export type IProbeEngineFeaturesParams = void;
 export interface IProbeEngineFeaturesResult {
   kitFunctions: stringArray;
   tracked: boolean;
+  versioned: boolean;
 }
 
 /** 'ProbeEngineFeatures' query type */
@@ -20,12 +21,13 @@ export interface IProbeEngineFeaturesQuery {
   result: IProbeEngineFeaturesResult;
 }
 
-const probeEngineFeaturesIR: any = {"usedParamSet":{},"params":[],"statement":"select to_regclass('absurd.kit_migrations') is not null as \"tracked!\",\n       array(select distinct p.proname::text\n               from pg_proc p\n              where p.pronamespace = to_regnamespace('absurd') and p.proname like 'kit\\_%'\n              order by 1) as \"kitFunctions!\""};
+const probeEngineFeaturesIR: any = {"usedParamSet":{},"params":[],"statement":"select to_regclass('absurd.kit_migrations') is not null as \"tracked!\",\n       to_regprocedure('absurd.get_schema_version()') is not null as \"versioned!\",\n       array(select distinct p.proname::text\n               from pg_proc p\n              where p.pronamespace = to_regnamespace('absurd') and p.proname like 'kit\\_%'\n              order by 1) as \"kitFunctions!\""};
 
 /**
  * Query generated from SQL:
  * ```
  * select to_regclass('absurd.kit_migrations') is not null as "tracked!",
+ *        to_regprocedure('absurd.get_schema_version()') is not null as "versioned!",
  *        array(select distinct p.proname::text
  *                from pg_proc p
  *               where p.pronamespace = to_regnamespace('absurd') and p.proname like 'kit\_%'
