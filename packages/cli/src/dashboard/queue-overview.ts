@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { runStatement } from '../cli-database.js';
-import { queueSummaryStatement } from '../queries/dashboard.queries.js';
+import { databaseNow, queueSummaryStatement } from '../queries/dashboard.queries.js';
 import { queuePolicy, queueRows } from '../queries/queues.queries.js';
 
 /** Rows each count reads at most; a count that reaches it is shown as "at least". */
@@ -45,7 +45,12 @@ export async function readQueueOverview(db: pg.ClientBase): Promise<QueueOvervie
   const queues = await queueRows.run(undefined, db);
   if (queues.length === 0) return [];
   const [built] = await queueSummaryStatement.run(undefined, db);
-  const rows = built?.statement ? await runStatement<{ queue_name: string } & Record<keyof QueueCounts, string>>(db, built.statement, [COUNT_CAP]) : [];
+  const [clock] = await databaseNow.run(undefined, db);
+  const now = clock?.now.getTime() ?? Date.now();
+  const windows = [new Date(now - 5 * 60_000), new Date(now - 60 * 60_000)];
+  const rows = built?.statement
+    ? await runStatement<{ queue_name: string } & Record<keyof QueueCounts, string>>(db, built.statement, [COUNT_CAP, ...windows])
+    : [];
   const counts = new Map(rows.map((row) => [row.queue_name, row]));
   const overview: QueueOverview[] = [];
   for (const queue of queues) {

@@ -19,7 +19,7 @@ export interface IQueueSummaryStatementQuery {
   result: IQueueSummaryStatementResult;
 }
 
-const queueSummaryStatementIR: any = {"usedParamSet":{},"params":[],"statement":"select 'select * from ('\n       || string_agg(format(\n            'select %1$L::text as queue_name,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''pending'' limit $1::integer) x) as pending,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''running'' limit $1::integer) x) as running,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''sleeping'' limit $1::integer) x) as sleeping,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''completed'' limit $1::integer) x) as completed,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''failed'' limit $1::integer) x) as failed,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''cancelled'' limit $1::integer) x) as cancelled,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''\n                        and r.available_at >= absurd.current_time() - interval ''5 minutes'' limit $1::integer) x) as completed_5m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''\n                        and r.available_at >= absurd.current_time() - interval ''60 minutes'' limit $1::integer) x) as completed_60m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''\n                        and r.available_at >= absurd.current_time() - interval ''5 minutes'' limit $1::integer) x) as failed_5m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''\n                        and r.available_at >= absurd.current_time() - interval ''60 minutes'' limit $1::integer) x) as failed_60m',\n            q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name),\n          ' union all ' order by q.queue_name)\n       || ') summary order by queue_name' as statement\n  from absurd.queues q"};
+const queueSummaryStatementIR: any = {"usedParamSet":{},"params":[],"statement":"select 'select * from ('\n       || string_agg(format(\n            'select %1$L::text as queue_name,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''pending'' limit $1::integer) x) as pending,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''running'' limit $1::integer) x) as running,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''sleeping'' limit $1::integer) x) as sleeping,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''completed'' limit $1::integer) x) as completed,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''failed'' limit $1::integer) x) as failed,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''cancelled'' limit $1::integer) x) as cancelled,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''\n                        and r.available_at >= $2::timestamptz limit $1::integer) x) as completed_5m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''\n                        and r.available_at >= $3::timestamptz limit $1::integer) x) as completed_60m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''\n                        and r.available_at >= $2::timestamptz limit $1::integer) x) as failed_5m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''\n                        and r.available_at >= $3::timestamptz limit $1::integer) x) as failed_60m',\n            q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name),\n          ' union all ' order by q.queue_name)\n       || ') summary order by queue_name' as statement\n  from absurd.queues q"};
 
 /**
  * Query generated from SQL:
@@ -34,13 +34,13 @@ const queueSummaryStatementIR: any = {"usedParamSet":{},"params":[],"statement":
  *                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''failed'' limit $1::integer) x) as failed,
  *                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''cancelled'' limit $1::integer) x) as cancelled,
  *                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''
- *                         and r.available_at >= absurd.current_time() - interval ''5 minutes'' limit $1::integer) x) as completed_5m,
+ *                         and r.available_at >= $2::timestamptz limit $1::integer) x) as completed_5m,
  *                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''
- *                         and r.available_at >= absurd.current_time() - interval ''60 minutes'' limit $1::integer) x) as completed_60m,
+ *                         and r.available_at >= $3::timestamptz limit $1::integer) x) as completed_60m,
  *                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''
- *                         and r.available_at >= absurd.current_time() - interval ''5 minutes'' limit $1::integer) x) as failed_5m,
+ *                         and r.available_at >= $2::timestamptz limit $1::integer) x) as failed_5m,
  *                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''
- *                         and r.available_at >= absurd.current_time() - interval ''60 minutes'' limit $1::integer) x) as failed_60m',
+ *                         and r.available_at >= $3::timestamptz limit $1::integer) x) as failed_60m',
  *             q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name),
  *           ' union all ' order by q.queue_name)
  *        || ') summary order by queue_name' as statement
@@ -48,6 +48,30 @@ const queueSummaryStatementIR: any = {"usedParamSet":{},"params":[],"statement":
  * ```
  */
 export const queueSummaryStatement = new PreparedQuery<IQueueSummaryStatementParams,IQueueSummaryStatementResult>(queueSummaryStatementIR);
+
+/** 'DatabaseNow' parameters type */
+export type IDatabaseNowParams = void;
+
+/** 'DatabaseNow' return type */
+export interface IDatabaseNowResult {
+  now: Date;
+}
+
+/** 'DatabaseNow' query type */
+export interface IDatabaseNowQuery {
+  params: IDatabaseNowParams;
+  result: IDatabaseNowResult;
+}
+
+const databaseNowIR: any = {"usedParamSet":{},"params":[],"statement":"select absurd.current_time() as \"now!\""};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select absurd.current_time() as "now!"
+ * ```
+ */
+export const databaseNow = new PreparedQuery<IDatabaseNowParams,IDatabaseNowResult>(databaseNowIR);
 
 /** 'TaskPageStatement' parameters type */
 export interface ITaskPageStatementParams {

@@ -10,10 +10,15 @@
   Every statement reads through an index, so that its cost does not grow with the tasks retained:
 
   QueueSummaryStatement  one row per queue (all of them, by name): tasks per state, and runs that
-                         completed or failed within the last 5 and 60 minutes (runs whose last claim,
+                         completed or failed since $2 and since $3 (runs whose last claim,
                          available_at, falls in the window: r_<q>_sai), each count capped at $1 rows
-                         read (a count equal to $1 means "at least"). Per state: t_<q>_sti.
+                         read (a count equal to $1 means "at least"). Per state: t_<q>_sti. The
+                         windows' starts are parameters, not absurd.current_time() (volatile: no
+                         index bound) nor a subquery of it (unknown when planned: the planner then
+                         guesses a third of the runs and reads them all): see DatabaseNow.
                          Null statement: there is no queue.
+
+  DatabaseNow            absurd.current_time(), the engine's clock.
 
   TaskPageStatement      one page of tasks of one queue or all of them (`queueName` null). Parameters
                          of the statement: $1 state, $2 task name, $3 / $4 created at or after / before
@@ -51,17 +56,20 @@ select 'select * from ('
                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''failed'' limit $1::integer) x) as failed,
                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''cancelled'' limit $1::integer) x) as cancelled,
                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''
-                        and r.available_at >= absurd.current_time() - interval ''5 minutes'' limit $1::integer) x) as completed_5m,
+                        and r.available_at >= $2::timestamptz limit $1::integer) x) as completed_5m,
                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''
-                        and r.available_at >= absurd.current_time() - interval ''60 minutes'' limit $1::integer) x) as completed_60m,
+                        and r.available_at >= $3::timestamptz limit $1::integer) x) as completed_60m,
                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''
-                        and r.available_at >= absurd.current_time() - interval ''5 minutes'' limit $1::integer) x) as failed_5m,
+                        and r.available_at >= $2::timestamptz limit $1::integer) x) as failed_5m,
                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''
-                        and r.available_at >= absurd.current_time() - interval ''60 minutes'' limit $1::integer) x) as failed_60m',
+                        and r.available_at >= $3::timestamptz limit $1::integer) x) as failed_60m',
             q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name),
           ' union all ' order by q.queue_name)
        || ') summary order by queue_name' as statement
   from absurd.queues q;
+
+/* @name DatabaseNow */
+select absurd.current_time() as "now!";
 
 /* @name TaskPageStatement */
 select 'select * from ('
