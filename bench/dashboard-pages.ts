@@ -1,13 +1,15 @@
 /**
  * How long the dashboard's reads take with a million tasks retained (docs/dashboard.md quotes it).
  *
- *   ABSURD_DATABASE_URL=… npx tsx bench/dashboard-pages.ts [--tasks 1000000] [--reps 15]
+ *   ABSURD_DATABASE_URL=… npx tsx bench/dashboard-pages.ts [--tasks 1000000] [--reps 15] [--without-list-indexes]
  *
  * Makes a queue `dashboard_bench` (dropped and made again) holding `--tasks` tasks spread over 30
  * days, each with one run — 90% completed, 5% failed, 3% cancelled, 1% pending, 0.5% sleeping,
- * 0.5% running; five task names; params with a customer id — then times every kind of page the
+ * 0.5% running; five task names, and a sixth, `import-v1`, on the oldest 0.1% only; params with
+ * a customer id — then times every kind of page the
  * dashboard reads, through the same code (readTaskPage, readQueueOverview, readTaskDetails), and
- * prints the median and the slowest of `--reps` runs of each, with the plan's top node.
+ * prints the median and the slowest of `--reps` runs of each. `--without-list-indexes` drops
+ * t_<q>_sti and t_<q>_nsi first, to see what they are for.
  */
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -17,7 +19,12 @@ import { readTaskDetails } from '../packages/cli/src/dashboard/task-details.js';
 import { readTaskPage, type TaskFilter } from '../packages/cli/src/dashboard/task-page.js';
 
 const { values } = parseArgs({
-  options: { tasks: { type: 'string', default: '1000000' }, reps: { type: 'string', default: '15' }, keep: { type: 'boolean', default: false } },
+  options: {
+    tasks: { type: 'string', default: '1000000' },
+    reps: { type: 'string', default: '15' },
+    keep: { type: 'boolean', default: false },
+    'without-list-indexes': { type: 'boolean', default: false },
+  },
 });
 const TASKS = Number(values.tasks);
 const REPS = Number(values.reps);
@@ -38,7 +45,7 @@ async function seed(): Promise<void> {
      select id, name, params, at, state, 1, run_id, 5
        from (select i,
                     now() - interval '30 days' + (i::double precision / $1) * interval '30 days' as at,
-                    (array['charge', 'ship', 'notify', 'refund', 'audit'])[1 + i % 5] as name,
+                    case when i <= $1 / 1000 then 'import-v1' else (array['charge', 'ship', 'notify', 'refund', 'audit'])[1 + i % 5] end as name,
                     jsonb_build_object('orderId', 'o-' || i, 'customer', jsonb_build_object('id', 'c-' || (i % 50000))) as params,
                     case when i % 200 = 7 then 'sleeping' when i % 200 = 8 then 'running'
                          when i % 100 = 1 then 'pending' when i % 100 < 4 then 'cancelled'
@@ -58,6 +65,10 @@ async function seed(): Promise<void> {
             case when state = 'failed' then '{"name":"Error","message":"boom"}'::jsonb end
        from absurd.t_dashboard_bench`,
   );
+  if (values['without-list-indexes']) {
+    await db.query('drop index absurd.t_dashboard_bench_sti');
+    await db.query('drop index absurd.t_dashboard_bench_nsi');
+  }
   await db.query('vacuum analyze absurd.t_dashboard_bench');
   await db.query('vacuum analyze absurd.r_dashboard_bench');
   const { rows } = await db.query<{ size: string }>(`select pg_size_pretty(pg_total_relation_size('absurd.t_dashboard_bench')) as size`);
@@ -107,6 +118,8 @@ await time('tasks: state failed, page in the middle', () => readTaskPage(db, { .
 await time('tasks: state running (0.5%)', () => readTaskPage(db, { ...q, state: 'running' }));
 await time('tasks: task name (20%)', () => readTaskPage(db, { ...q, name: 'refund' }));
 await time('tasks: task name and state failed', () => readTaskPage(db, { ...q, name: 'refund', state: 'failed' }));
+await time('tasks: task name of the oldest 0.1% only', () => readTaskPage(db, { ...q, name: 'import-v1' }));
+await time('tasks: that name and state failed', () => readTaskPage(db, { ...q, name: 'import-v1', state: 'failed' }));
 await time('tasks: one day, 15 days ago', () => readTaskPage(db, { ...q, since, until }));
 await time('tasks: one day and state failed', () => readTaskPage(db, { ...q, since, until, state: 'failed' }));
 await time('tasks: params customer.id = c-123 (5,000 read per page)', () => readTaskPage(db, { ...q, field: 'customer.id', value: 'c-123' }));

@@ -73,7 +73,7 @@ function freePort(): Promise<number> {
 }
 
 describe('absurd dev', () => {
-  it('starts PostgreSQL with the schema, prints its URL, and stops cleanly on SIGTERM and on SIGINT', async () => {
+  it('starts PostgreSQL with the schema and the dashboard, prints their URLs, and stops cleanly on SIGTERM and on SIGINT', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'absurd-dev-'));
     dirs.push(dir);
     await chmod(dir, 0o755); // the server may run as the unprivileged postgres user
@@ -82,14 +82,21 @@ describe('absurd dev', () => {
     const first = await startDev(['--data-dir', dataDir]);
     expect(await schemaVersion(first.url)).toBe('main');
     expect(first.output()).toMatch(/applied \d+ engine migration\(s\)/);
+    const dashboard = /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(first.output())?.[1];
+    expect(dashboard).toBeDefined();
+    expect(await (await fetch(`${dashboard}healthz`)).text()).toBe('ok');
+    expect((await fetch(dashboard!)).status).toBe(200);
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(first.output()).toContain('stopped PostgreSQL');
 
-    // Again on the same data: nothing to migrate; --port is honoured; Ctrl-C stops it too.
+    await expect(fetch(dashboard!)).rejects.toThrow();
+
+    // Again on the same data: nothing to migrate; --port is honoured; no dashboard; Ctrl-C stops it too.
     const port = await freePort();
-    const second = await startDev(['--data-dir', dataDir, '--port', String(port)]);
+    const second = await startDev(['--data-dir', dataDir, '--port', String(port), '--no-dashboard']);
     expect(new URL(second.url).port).toBe(String(port));
+    expect(second.output()).not.toContain('dashboard:');
     expect(second.output()).toContain('engine schema is current');
     expect(await schemaVersion(second.url)).toBe('main');
     second.child.kill('SIGINT');

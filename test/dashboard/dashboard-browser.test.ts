@@ -23,6 +23,23 @@ const skipReason = `no Chromium found (looked for ${CANDIDATES.join(', ')}; inst
 if (!executable) console.warn(`dashboard browser tests skipped: ${skipReason}`);
 
 const screenshots = process.env.ABSURD_DASHBOARD_SCREENSHOTS;
+
+/** Debian's Chromium, headless; as root it needs --no-sandbox, and the machine's closed network the rest. */
+function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: executable!,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
 const db = useTestDatabase();
 const TOKEN = 'browser-test-token-0123456789abcdef';
 
@@ -37,28 +54,13 @@ describe.skipIf(!executable)(`the dashboard in Chromium${executable ? '' : ` (sk
   const state = async (taskID: string) =>
     (await db.pool.query<{ state: string }>(`select state from ${table('t', queue)} where task_id = $1`, [taskID])).rows[0]?.state;
   const taskUrl = (taskID: string) => `${dashboard.url}task/${taskID}?queue=${encodeURIComponent(queue)}`;
-  const shoot = async (name: string) => {
-    if (screenshots) await page.screenshot({ path: path.resolve(screenshots, `dashboard-${name}.png`), fullPage: true });
-  };
 
   beforeAll(async () => {
     queue = uniqueQueue(`orders <img src=x onerror=alert(1)> it's`);
     tasks = await seedQueue(db.pool, queue);
     await seedQueue(db.pool, uniqueQueue('receipts'));
     dashboard = await startDashboard({ databaseUrl: db.url, port: 0, manifestFile: await writeManifest() });
-    browser = await chromium.launch({
-      executablePath: executable!,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launch();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     // A name that got interpreted as markup would run its onerror handler and open a dialog.
     page.on('dialog', (dialog) => {
@@ -79,7 +81,6 @@ describe.skipIf(!executable)(`the dashboard in Chromium${executable ? '' : ` (sk
     // One in a sleep, one waiting for an event.
     await expect(row.locator('a.count.state-sleeping').textContent()).resolves.toBe('2');
     expect(await page.locator('img[src="x"]').count()).toBe(0);
-    await shoot('queues');
   });
 
   it('lists the tasks of a queue and filters them by state', async () => {
@@ -92,7 +93,6 @@ describe.skipIf(!executable)(`the dashboard in Chromium${executable ? '' : ` (sk
     const rows = page.locator('tbody tr');
     expect(await rows.count()).toBe(1);
     await expect(rows.first().getAttribute('data-task-id')).resolves.toBe(tasks.failed);
-    await shoot('tasks');
   });
 
   it('opens a task: its failure, its stack, and checkpoints checked against the contract', async () => {
@@ -103,7 +103,6 @@ describe.skipIf(!executable)(`the dashboard in Chromium${executable ? '' : ` (sk
     await expect(page.getByText('at charge (workflows/orders.ts:42:11)').first().isVisible()).resolves.toBe(true);
     await expect(page.locator('tr[data-checkpoint="reserve-inventory"] .badge.invalid').count()).resolves.toBe(1);
     await expect(page.locator('tr[data-checkpoint="process-payment"] .badge.valid').count()).resolves.toBe(1);
-    await shoot('task');
   });
 
   it('retries a failed task', async () => {
@@ -180,4 +179,35 @@ describe.skipIf(!executable)(`the dashboard in Chromium${executable ? '' : ` (sk
       await guarded.close();
     }
   });
+});
+
+describe.runIf(executable && screenshots)('screenshots of the main pages, for docs/dashboard.md', () => {
+  it('writes dashboard-queues.png, dashboard-tasks.png and dashboard-task.png', async () => {
+    const orders = await seedQueue(db.pool, 'orders');
+    for (const queue of ['receipts', 'emails']) await seedQueue(db.pool, queue);
+    for (let n = 0; n < 12; n++) {
+      await db.pool.query(`select absurd.spawn_task('orders', 'order-fulfillment', $1)`, [JSON.stringify({ orderId: `B-${n}`, amount: 10 + n })]);
+      const { rows } = await db.pool.query<{ run_id: string; params: { orderId?: string } }>(
+        `select run_id, params from absurd.claim_task('orders', 'worker-3', 300, 1)`,
+      );
+      const claimed = rows[0]!;
+      await db.pool.query(`select absurd.complete_run('orders', $1, $2)`, [claimed.run_id, JSON.stringify({ orderId: claimed.params.orderId ?? null })]);
+    }
+    const dashboard = await startDashboard({ databaseUrl: db.url, port: 0, manifestFile: await writeManifest() });
+    const browser = await launch();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
+      const shoot = (name: string) => page.screenshot({ path: path.resolve(screenshots!, `dashboard-${name}.png`), fullPage: true });
+      await page.goto(dashboard.url);
+      await shoot('queues');
+      await page.goto(`${dashboard.url}tasks?queue=orders`);
+      await shoot('tasks');
+      await page.goto(`${dashboard.url}task/${orders.failed}?queue=orders`);
+      await page.locator('details summary', { hasText: 'stack' }).first().click();
+      await shoot('task');
+    } finally {
+      await browser.close();
+      await dashboard.close();
+    }
+  }, 60_000);
 });

@@ -193,6 +193,12 @@ describe('with a token', () => {
     expect(cookie).not.toContain(TOKEN);
     expect((await get(`${guarded.url}tasks`, { headers: { cookie: cookie.split(';')[0]! } })).status).toBe(200);
   });
+
+  it('redirects after the link only within the dashboard', async () => {
+    const response = await get(`${guarded.url.replace(/\/$/, '')}//evil.example/x?token=${TOKEN}`);
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe('/evil.example/x');
+  });
 });
 
 describe('the task list', () => {

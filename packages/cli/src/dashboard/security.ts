@@ -130,7 +130,8 @@ export function authenticate(options: SecurityOptions): MiddlewareHandler {
       startSession(c, options, token);
       const url = new URL(c.req.url);
       url.searchParams.delete('token');
-      return c.redirect(`${url.pathname}${url.search}`, 303);
+      // One leading slash: `//host/…` would send the browser to another site.
+      return c.redirect(`/${url.pathname.replace(/^\/+/, '')}${url.search}`, 303);
     }
     if (c.req.method === 'POST' && c.req.path === '/login') {
       if (!sameOrigin(c)) return c.text('refused: this form was not sent from the dashboard', 403);
