@@ -147,6 +147,12 @@ describe.skipIf(!executable)(`the dashboard in Chromium${executable ? '' : ` (sk
     await page.getByRole('button', { name: 'Emit' }).click();
     await page.waitForSelector('.notice.ok');
     expect(await state(tasks.waiting)).toBe('pending');
+
+    // The event log lists it, its payload checked against the contract.
+    await page.getByRole('link', { name: 'Events' }).click();
+    const row = page.locator('tr[data-event="shipment.packed:A-7"]');
+    await expect(row.locator('.badge.valid').count()).resolves.toBe(1);
+    await expect(row.locator('pre.json').textContent()).resolves.toContain('"trackingNumber": "T-7"');
   });
 
   it('shows a change made elsewhere without reloading', async () => {
@@ -182,9 +188,16 @@ describe.skipIf(!executable)(`the dashboard in Chromium${executable ? '' : ` (sk
 });
 
 describe.runIf(executable && screenshots)('screenshots of the main pages, for docs/dashboard.md', () => {
-  it('writes dashboard-queues.png, dashboard-tasks.png and dashboard-task.png', async () => {
+  it('writes dashboard-queues.png, dashboard-tasks.png, dashboard-task.png and dashboard-events.png', async () => {
     const orders = await seedQueue(db.pool, 'orders');
     for (const queue of ['receipts', 'emails']) await seedQueue(db.pool, queue);
+    for (const [queue, name, payload] of [
+      ['orders', 'shipment.packed:A-7', { trackingNumber: 'T-7' }],
+      ['orders', 'shipment.packed:B-2', { trackingNumber: '' }],
+      ['receipts', 'receipt.sent:A-3', { to: 'a@example.com' }],
+    ] as const) {
+      await db.pool.query('select absurd.emit_event($1, $2, $3)', [queue, name, JSON.stringify(payload)]);
+    }
     for (let n = 0; n < 12; n++) {
       await db.pool.query(`select absurd.spawn_task('orders', 'order-fulfillment', $1)`, [JSON.stringify({ orderId: `B-${n}`, amount: 10 + n })]);
       const { rows } = await db.pool.query<{ run_id: string; params: { orderId?: string } }>(
@@ -205,6 +218,8 @@ describe.runIf(executable && screenshots)('screenshots of the main pages, for do
       await page.goto(`${dashboard.url}task/${orders.failed}?queue=orders`);
       await page.locator('details summary', { hasText: 'stack' }).first().click();
       await shoot('task');
+      await page.goto(`${dashboard.url}events`);
+      await shoot('events');
     } finally {
       await browser.close();
       await dashboard.close();

@@ -6,6 +6,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDashboard, type RunningDashboard } from '../../packages/cli/src/dashboard/server.js';
+import { readEventPage } from '../../packages/cli/src/dashboard/event-page.js';
 import { readTaskPage, type TaskFilter, type TaskPage } from '../../packages/cli/src/dashboard/task-page.js';
 import { useTestDatabase } from '../support/db.js';
 import { cli, uniqueQueue } from '../cli/helpers.js';
@@ -285,5 +286,50 @@ describe('the task list', () => {
     expect(pages.length).toBeGreaterThanOrEqual(8);
     expect(pages.slice(0, -1).every((p) => p.tasks.length === 0 && p.searchedTo !== null)).toBe(true);
     expect(pages.flatMap((p) => p.tasks).map((t) => t.task_id)).toEqual([created[0]!.id]);
+  });
+});
+
+describe('the event log', () => {
+  it('pages through the emitted events of every queue newest first, each once, by name prefix too', async () => {
+    const queues = [uniqueQueue('events-a'), uniqueQueue('events-b')];
+    const emitted: string[] = [];
+    const session = await db.connect();
+    for (const q of queues) await session.query('select absurd.create_queue($1)', [q]);
+    for (let n = 0; n < 9; n++) {
+      // Two events share each instant, so that the cursor's tie-breakers are needed.
+      await session.query(`select set_config('absurd.fake_now', $1, false)`, [new Date(Date.UTC(2030, 0, 1, 0, 0, Math.floor(n / 2))).toISOString()]);
+      const name = `${n % 3 === 0 ? 'shipment.packed' : 'invoice.paid'}:K-${n}`;
+      await session.query('select absurd.emit_event($1, $2, $3)', [queues[n % 2], name, JSON.stringify({ n })]);
+      emitted.push(`${queues[n % 2]} ${name}`);
+    }
+    await session.query('set absurd.fake_now = default');
+    // An event awaited but not emitted is not in the log.
+    await session.query(`insert into ${table('e', queues[0]!)} (event_name, payload, emitted_at) values ('never:1', null, 'epoch')`);
+
+    const client = await db.pool.connect();
+    try {
+      const read = async (filter: { name?: string }) => {
+        const seen: string[] = [];
+        let after: string | undefined;
+        for (let i = 0; i < 20; i++) {
+          const page = await readEventPage(client, { ...filter, ...(after ? { after } : {}) }, 2);
+          seen.push(...page.events.filter((e) => queues.includes(e.queue_name)).map((e) => `${e.queue_name} ${e.event_name}`));
+          if (page.older === null) break;
+          after = page.older;
+        }
+        return seen;
+      };
+      const all = await read({});
+      expect([...all].sort()).toEqual([...emitted].sort());
+      expect(new Set(all).size).toBe(emitted.length);
+      expect(all.at(-1)).toMatch(/K-[01]$/);
+      expect((await read({ name: 'shipment.packed:' })).sort()).toEqual(emitted.filter((e) => e.includes('shipment.packed')).sort());
+    } finally {
+      client.release();
+    }
+
+    const page = await (await get(`${open.url}events?queue=${encodeURIComponent(queues[0]!)}`)).text();
+    expect(page).toContain('shipment.packed:K-0');
+    expect(page).not.toContain('never:1');
   });
 });

@@ -43,8 +43,8 @@ export interface Notice {
  * @example
  * layout(ctx, { title: 'Queues', active: 'queues', body: h`<p>…</p>` });
  */
-export function layout(ctx: PageContext, page: { title: string; active: 'queues' | 'tasks'; body: Html; notice?: Notice }): Html {
-  const nav = (key: 'queues' | 'tasks', href: string, label: string) =>
+export function layout(ctx: PageContext, page: { title: string; active: 'queues' | 'tasks' | 'events'; body: Html; notice?: Notice }): Html {
+  const nav = (key: 'queues' | 'tasks' | 'events', href: string, label: string) =>
     h`<a href="${href}"${key === page.active ? h` aria-current="page"` : ''}>${label}</a>`;
   return h`<!doctype html>
 <html lang="en">
@@ -60,7 +60,7 @@ export function layout(ctx: PageContext, page: { title: string; active: 'queues'
 <body>
 <header class="top">
   <a class="brand" href="/">absurd</a>
-  <nav>${nav('queues', '/', 'Queues')}${nav('tasks', '/tasks', 'Tasks')}</nav>
+  <nav>${nav('queues', '/', 'Queues')}${nav('tasks', '/tasks', 'Tasks')}${nav('events', '/events', 'Events')}</nav>
   <form class="find" method="get" action="/find" role="search">
     <input name="id" placeholder="Task or run id" aria-label="Task or run id" autocomplete="off" spellcheck="false">
   </form>

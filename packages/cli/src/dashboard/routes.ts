@@ -3,6 +3,7 @@
  *
  *   GET  /                          queues
  *   GET  /tasks?queue&state&name&since&until&field&value&after&before   the task list
+ *   GET  /events?queue&name&since&until&after   the event log
  *   GET  /find?id=                  a task (or the task of a run) by id, in any queue
  *   GET  /task/:id?queue=           a task
  *   POST /task/:id/{retry,retry-new,cancel,wake,emit}?queue=   actions (CSRF-checked; not with --read-only)
@@ -20,7 +21,9 @@ import { queueRows } from '../queries/queues.queries.js';
 import { findTask } from '../task-lookup.js';
 import type { Asset } from './assets.js';
 import type { ContractSchemas } from './contract-schemas.js';
+import { readEventPage, parseEventCursor, type EventFilter } from './event-page.js';
 import { h, layout, type Notice, type PageContext } from './html.js';
+import { eventsView } from './pages/events-view.js';
 import { queuesView } from './pages/queues-view.js';
 import { taskView } from './pages/task-view.js';
 import { tasksView } from './pages/tasks-view.js';
@@ -162,6 +165,37 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
     return c.html(
       tasksView(ctx, `${url.pathname}${url.search}`, filter, page, { queues, taskNames: deps.taskNames }, notice ?? unknownQueue),
     );
+  });
+
+  app.get('/events', async (c) => {
+    const q = (name: string) => {
+      const value = c.req.query(name);
+      return value === undefined || value === '' ? undefined : value;
+    };
+    const problems: string[] = [];
+    const filter: { -readonly [K in keyof EventFilter]: EventFilter[K] } = {};
+    const queue = q('queue');
+    if (queue !== undefined) filter.queue = queue;
+    const name = q('name');
+    if (name !== undefined) filter.name = name;
+    for (const key of ['since', 'until'] as const) {
+      const parsed = timeParam(q(key));
+      if (parsed === null) problems.push(`${key} must be a time such as 2024-05-01T12:00`);
+      else if (parsed !== undefined) filter[key] = parsed;
+    }
+    const after = q('after');
+    if (after !== undefined) {
+      if (parseEventCursor(after)) filter.after = after;
+      else problems.push('after is not a cursor of this page');
+    }
+    const { page, queues } = await withDb(pool, async (db) => ({
+      page: await readEventPage(db, filter),
+      queues: (await queueRows.run(undefined, db)).map((r) => r.queue_name),
+    }));
+    const checks = await Promise.all(page.events.map((e) => schemas.checkEvent(e.event_name, e.payload)));
+    const notice: Notice | undefined = problems.length > 0 ? { ok: false, message: 'Some filters were left out:', details: problems } : undefined;
+    const url = new URL(c.req.url);
+    return c.html(eventsView(ctx, `${url.pathname}${url.search}`, filter, page, checks, queues, schemas.eventNames(), notice));
   });
 
   app.get('/find', async (c) => {

@@ -140,6 +140,49 @@ const taskPageStatementIR: any = {"usedParamSet":{"newer":true,"byName":true,"st
  */
 export const taskPageStatement = new PreparedQuery<ITaskPageStatementParams,ITaskPageStatementResult>(taskPageStatementIR);
 
+/** 'EventPageStatement' parameters type */
+export interface IEventPageStatementParams {
+  queueName?: string | null | void;
+}
+
+/** 'EventPageStatement' return type */
+export interface IEventPageStatementResult {
+  statement: string | null;
+}
+
+/** 'EventPageStatement' query type */
+export interface IEventPageStatementQuery {
+  params: IEventPageStatementParams;
+  result: IEventPageStatementResult;
+}
+
+const eventPageStatementIR: any = {"usedParamSet":{"queueName":true},"params":[{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":1067,"b":1076},{"a":1110,"b":1119}]}],"statement":"select 'select * from ('\n       || string_agg(format(\n            '(select %1$L::text as queue_name, e.event_name, e.payload, e.emitted_at, e.emitted_at::text as emitted_at_text\n                from absurd.%2$I e\n               where e.payload is not null\n                 and ($1::text is null or starts_with(e.event_name, $1::text))\n                 and ($2::timestamptz is null or e.emitted_at >= $2::timestamptz)\n                 and ($3::timestamptz is null or e.emitted_at < $3::timestamptz)\n                 and ($4::timestamptz is null or e.emitted_at <= $4::timestamptz)\n                 and ($4::timestamptz is null\n                      or (e.emitted_at, e.event_name, %1$L::text) < ($4::timestamptz, $5::text, $6::text))\n               order by e.emitted_at desc, e.event_name desc\n               limit $7::integer)',\n            q.queue_name, 'e_' || q.queue_name),\n          ' union all ' order by q.queue_name)\n       || ') events order by emitted_at desc, event_name desc, queue_name desc limit $7::integer' as statement\n  from absurd.queues q\n where :queueName::text is null or q.queue_name = :queueName"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select 'select * from ('
+ *        || string_agg(format(
+ *             '(select %1$L::text as queue_name, e.event_name, e.payload, e.emitted_at, e.emitted_at::text as emitted_at_text
+ *                 from absurd.%2$I e
+ *                where e.payload is not null
+ *                  and ($1::text is null or starts_with(e.event_name, $1::text))
+ *                  and ($2::timestamptz is null or e.emitted_at >= $2::timestamptz)
+ *                  and ($3::timestamptz is null or e.emitted_at < $3::timestamptz)
+ *                  and ($4::timestamptz is null or e.emitted_at <= $4::timestamptz)
+ *                  and ($4::timestamptz is null
+ *                       or (e.emitted_at, e.event_name, %1$L::text) < ($4::timestamptz, $5::text, $6::text))
+ *                order by e.emitted_at desc, e.event_name desc
+ *                limit $7::integer)',
+ *             q.queue_name, 'e_' || q.queue_name),
+ *           ' union all ' order by q.queue_name)
+ *        || ') events order by emitted_at desc, event_name desc, queue_name desc limit $7::integer' as statement
+ *   from absurd.queues q
+ *  where :queueName::text is null or q.queue_name = :queueName
+ * ```
+ */
+export const eventPageStatement = new PreparedQuery<IEventPageStatementParams,IEventPageStatementResult>(eventPageStatementIR);
+
 /** 'TaskEventsStatement' parameters type */
 export interface ITaskEventsStatementParams {
   queueName: string;

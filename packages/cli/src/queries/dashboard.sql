@@ -34,6 +34,12 @@
                          $10 budget there, so that a params search pages on from that point.
                          Null statement: there is no queue.
 
+  EventPageStatement     one page of emitted events of one queue or all of them (`queueName` null),
+                         newest first: $1 a prefix of the event name, $2 / $3 emitted at or after /
+                         before a time, $4 / $5 / $6 the keyset cursor (emitted_at, event_name,
+                         queue_name) of the last event shown, $7 page size. Per queue, a backward
+                         range read of e_<q>_eai. Null statement: there is no queue.
+
   TaskEventsStatement    the events task $1 waits or waited for on its queue: the names in its open
                          waits (w_<q>_ti) and in its runs' wake_event (r_<q>_ti), with their payload
                          and emission time when emitted (e_<q>'s primary key).
@@ -110,6 +116,26 @@ select 'select * from ('
          case when not :byName!::boolean then array[null::text]
               when :state::text is not null then array[:state::text]
               else array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled'] end) as part(state)
+ where :queueName::text is null or q.queue_name = :queueName;
+
+/* @name EventPageStatement */
+select 'select * from ('
+       || string_agg(format(
+            '(select %1$L::text as queue_name, e.event_name, e.payload, e.emitted_at, e.emitted_at::text as emitted_at_text
+                from absurd.%2$I e
+               where e.payload is not null
+                 and ($1::text is null or starts_with(e.event_name, $1::text))
+                 and ($2::timestamptz is null or e.emitted_at >= $2::timestamptz)
+                 and ($3::timestamptz is null or e.emitted_at < $3::timestamptz)
+                 and ($4::timestamptz is null or e.emitted_at <= $4::timestamptz)
+                 and ($4::timestamptz is null
+                      or (e.emitted_at, e.event_name, %1$L::text) < ($4::timestamptz, $5::text, $6::text))
+               order by e.emitted_at desc, e.event_name desc
+               limit $7::integer)',
+            q.queue_name, 'e_' || q.queue_name),
+          ' union all ' order by q.queue_name)
+       || ') events order by emitted_at desc, event_name desc, queue_name desc limit $7::integer' as statement
+  from absurd.queues q
  where :queueName::text is null or q.queue_name = :queueName;
 
 /* @name TaskEventsStatement */

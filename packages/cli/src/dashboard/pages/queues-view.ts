@@ -5,6 +5,7 @@
 import { COUNT_CAP, type QueueOverview } from '../queue-overview.js';
 import { count, h, layout, liveRegion, tasksHref, time, type Html, type Notice, type PageContext } from '../html.js';
 import { TASK_STATES } from '../task-page.js';
+import { eventsHref } from './events-view.js';
 
 function policyText(queue: QueueOverview): Html {
   const entries = Object.entries(queue.policy);
@@ -15,7 +16,7 @@ function policyText(queue: QueueOverview): Html {
 function queueRow(queue: QueueOverview): Html {
   const c = queue.counts;
   return h`<tr data-queue="${queue.name}">
-  <th scope="row"><a href="${tasksHref({ queue: queue.name })}">${queue.name}</a></th>
+  <th scope="row"><a href="${tasksHref({ queue: queue.name })}">${queue.name}</a> <a class="small" href="${eventsHref({ queue: queue.name })}">events</a></th>
   ${TASK_STATES.map(
     (state) =>
       h`<td class="num"><a class="count state-${state}${c[state] === 0 ? ' zero' : ''}" href="${tasksHref({ queue: queue.name, state })}">${count(c[state], COUNT_CAP)}</a></td>`,
