@@ -60,3 +60,17 @@ describe('ContractSchemas', () => {
     expect(stepNameOf('charge')).toBe('charge');
   });
 });
+
+describe('ContractSchemas.load', () => {
+  it('reads no schemas from a missing manifest, and names a manifest that is not JSON', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const dir = await mkdtemp(path.join(tmpdir(), 'absurd-manifest-'));
+    const missing = await ContractSchemas.load(path.join(dir, 'missing.json'));
+    await expect(missing.checkEvent('shipment.packed', {})).resolves.toMatchObject({ status: 'unchecked' });
+    const broken = path.join(dir, 'manifest.json');
+    await writeFile(broken, '{ not json');
+    await expect(ContractSchemas.load(broken)).rejects.toMatchObject({ code: 'MANIFEST_UNREADABLE' });
+  });
+});

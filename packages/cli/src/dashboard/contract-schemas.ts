@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { Validator, type Schema as JsonSchema } from '@cfworker/json-schema';
-import type { EventContract, TaskContract } from 'absurd-kit';
+import { AbsurdError, type EventContract, type TaskContract } from 'absurd-kit';
 import type { WorkflowContracts } from '../workflow-contracts.js';
 
 /** The outcome of checking a stored value against its schema. */
@@ -65,19 +65,25 @@ export class ContractSchemas {
   }
 
   /**
-   * Reads the manifest at `file`; a missing file gives a catalogue without schemas.
+   * Reads the manifest at `file`; a missing file gives a catalogue without schemas, a file that is
+   * not JSON an `AbsurdError` (`MANIFEST_UNREADABLE`).
    *
    * @example
    * const schemas = await ContractSchemas.load('generated/manifest.json');
    */
   static async load(file: string | undefined, contracts?: WorkflowContracts): Promise<ContractSchemas> {
     if (file === undefined || !existsSync(file)) return new ContractSchemas({}, contracts);
-    return new ContractSchemas(JSON.parse(await readFile(file, 'utf8')) as unknown, contracts);
-  }
-
-  /** Whether any schema is known (a manifest with contracts, or loaded contracts). */
-  get known(): boolean {
-    return Object.keys(this.#manifest.tasks ?? {}).length + Object.keys(this.#manifest.events ?? {}).length > 0 || this.#contracts !== undefined;
+    let manifest: unknown;
+    try {
+      manifest = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    } catch (error) {
+      throw new AbsurdError(
+        'MANIFEST_UNREADABLE',
+        `cannot read the manifest ${file}: ${(error as Error).message} — run \`absurd generate\`, or point --manifest at another file`,
+        { cause: error },
+      );
+    }
+    return new ContractSchemas(manifest, contracts);
   }
 
   /** The names of the declared events, sorted. */
