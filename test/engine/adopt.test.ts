@@ -240,6 +240,30 @@ describe('refusals change nothing', () => {
   });
 });
 
+describe('functions beyond the contract', () => {
+  it('adopts a schema that also holds a helper function of a later Absurd release, and leaves that function as it is', async () => {
+    // Absurd's 0.5.0 install script adds absurd.retry_delay_seconds(jsonb, integer), which its own
+    // spawn_task and fail_run call; absurd-kit's bodies of those do not, and nothing else needs it gone.
+    const { url } = await populatedAbsurdDatabase(queueSet(tag()).slice(0, 2));
+    const helper = `absurd.retry_delay_seconds(jsonb, integer)`;
+    const body = () =>
+      withClient(url, async (c) => (await c.query<{ prosrc: string }>(`select prosrc from pg_proc where oid = $1::regprocedure`, [helper])).rows[0]?.prosrc);
+    await withClient(url, (c) =>
+      c.query(`create function absurd.retry_delay_seconds(p_strategy jsonb, p_attempt integer) returns double precision
+                 language sql immutable as $$ select 60::double precision $$`),
+    );
+    const rows = await withClient(url, (client) => snapshotRows(client));
+
+    const result = await migrate(url, { adopt: true });
+
+    expect(result.adoption?.schemaVersion).toBe('main');
+    expect(result.adoption?.replacedFunctions).not.toContain(helper);
+    expect((await schemaStatus(url)).state).toBe('current');
+    expect(await body()).toBe(' select 60::double precision ');
+    expect(await withClient(url, (client) => snapshotRows(client))).toEqual(rows);
+  });
+});
+
 describe('concurrency', () => {
   it('concurrent adopters serialise: one adopts, the others find the schema current', async () => {
     const { url } = await populatedAbsurdDatabase(queueSet(tag()).slice(0, 2));
