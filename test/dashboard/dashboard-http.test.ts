@@ -11,9 +11,11 @@ import { readTaskPage, type TaskFilter, type TaskPage } from '../../packages/cli
 import { useTestDatabase } from '../support/db.js';
 import { cli, uniqueQueue } from '../cli/helpers.js';
 import { table } from '../sql/helpers.js';
+import { useAbsurdDatabases } from '../support/absurd-schema.js';
 import { seedQueue, writeManifest, type SeededTasks } from './fixtures.js';
 
 const db = useTestDatabase();
+const absurdDatabases = useAbsurdDatabases();
 const TOKEN = 'a-token-of-32-characters-0123456';
 let manifestFile: string;
 let open: RunningDashboard;
@@ -331,5 +333,37 @@ describe('the event log', () => {
     const page = await (await get(`${open.url}events?queue=${encodeURIComponent(queues[0]!)}`)).text();
     expect(page).toContain('shipment.packed:K-0');
     expect(page).not.toContain('never:1');
+  });
+});
+
+describe("on a schema installed by Absurd's own tools", () => {
+  it('serves the pages, and leaves out waking, which needs absurd-kit', async () => {
+    const url = await absurdDatabases.create();
+    const { Client } = (await import('pg')).default;
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    let seeded: SeededTasks;
+    try {
+      seeded = await seedQueue(client, 'orders');
+    } finally {
+      await client.end();
+    }
+    const served = await startDashboard({ databaseUrl: url, port: 0, manifestFile });
+    try {
+      expect(await (await get(served.url)).text()).toContain('orders');
+      expect(await (await get(`${served.url}tasks?queue=orders&state=failed`)).text()).toContain(seeded.failed);
+      const page = await (await get(`${served.url}task/${seeded.sleeping}?queue=orders`)).text();
+      expect(page).toContain('Cancel');
+      expect(page).not.toContain('Wake now');
+      const response = await get(`${served.url}task/${seeded.sleeping}/wake?queue=orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: csrfOf(page) }).toString(),
+      });
+      const after = await (await get(`${served.url}${response.headers.get('location')!.slice(1)}`)).text();
+      expect(after).toContain('absurd migrate --adopt');
+    } finally {
+      await served.close();
+    }
   });
 });

@@ -28,6 +28,11 @@ export interface PageContext {
   /** The token a form must carry (POST requests are refused without it). */
   readonly csrfToken: string;
   readonly readOnly: boolean;
+  /**
+   * Whether the engine can wake a sleeping task (absurd.kit_wake_task): false on a schema that
+   * Absurd's own tools installed and absurd-kit has not adopted.
+   */
+  readonly canWake: boolean;
 }
 
 /** A message shown at the top of a page after an action. */

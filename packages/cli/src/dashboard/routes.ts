@@ -41,6 +41,8 @@ export interface DashboardDependencies {
   readonly security: SecurityOptions;
   /** Task names the contracts declare (suggestions in the filter form). */
   readonly taskNames: readonly string[];
+  /** False on a schema installed by Absurd's own tools (no absurd.kit_wake_task). */
+  readonly canWake: boolean;
 }
 
 /** Notices waiting to be shown once, by a random id carried in the redirect. */
@@ -130,7 +132,7 @@ function parseFilter(c: Context): { filter: TaskFilter; problems: string[] } {
 export function dashboardApp(deps: DashboardDependencies): Hono {
   const { pool, schemas, security } = deps;
   const flash = new Flash();
-  const ctx: PageContext = { csrfToken: security.csrfToken, readOnly: security.readOnly };
+  const ctx: PageContext = { csrfToken: security.csrfToken, readOnly: security.readOnly, canWake: deps.canWake };
   const app = new Hono();
 
   app.use('*', securityHeaders());
@@ -243,7 +245,9 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
         case 'cancel':
           return cancelTask(db, queue, taskID);
         case 'wake':
-          return wakeSleepingTask(db, queue, taskID);
+          return deps.canWake
+            ? wakeSleepingTask(db, queue, taskID)
+            : { ok: false, message: "this database has Absurd's own schema, which cannot wake a task: adopt it with `absurd migrate --adopt`" };
         case 'emit':
           return emitEvent(db, schemas, queue, text('event').trim(), text('payload'));
         default:

@@ -60,12 +60,16 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const host = options.host ?? '127.0.0.1';
   checkBinding(host, options.token);
 
+  // A schema installed by Absurd's own tools ('foreign') is served too: the pages read only the
+  // contract's tables; waking needs absurd-kit's kit_wake_task and is left out there.
   const probe = await connectDatabase(options.databaseUrl);
+  let canWake = true;
   try {
     const status = await schemaStatus(probe);
     if (status.state === 'not-installed') throw new SchemaMissingError();
     if (status.state === 'outdated') throw new SchemaOutdatedError(status.pending);
     if (status.state === 'newer') throw new SchemaTooNewError(status.unknown);
+    canWake = status.state !== 'foreign';
   } finally {
     await probe.end().catch(() => {});
   }
@@ -82,7 +86,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     csrfToken: randomBytes(24).toString('base64url'),
     port: options.port ?? DEFAULT_PORT,
   };
-  const app = dashboardApp({ pool, schemas, assets, security, taskNames: [...(options.contracts?.tasks.keys() ?? [])].sort() });
+  const taskNames = [...(options.contracts?.tasks.keys() ?? [])].sort();
+  const app = dashboardApp({ pool, schemas, assets, security, taskNames, canWake });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   try {
     await new Promise<void>((resolve, reject) => {

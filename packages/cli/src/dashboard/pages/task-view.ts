@@ -100,7 +100,7 @@ function actionButtons(ctx: PageContext, d: TaskDetails): Html {
     t.state === 'failed' ? button('retry', 'Retry') : '',
     t.state === 'failed' ? button('retry-new', 'Retry as a new task') : '',
     ['pending', 'running', 'sleeping'].includes(t.state) ? button('cancel', 'Cancel') : '',
-    t.state === 'sleeping' && liveRun?.wake_event === null ? button('wake', 'Wake now') : '',
+    ctx.canWake && t.state === 'sleeping' && liveRun?.wake_event === null ? button('wake', 'Wake now') : '',
   ].filter((b) => b !== '');
   return buttons.length === 0 ? h`` : h`<div class="actions">${buttons}</div>`;
 }
