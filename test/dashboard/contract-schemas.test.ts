@@ -27,6 +27,7 @@ describe('ContractSchemas', () => {
     await expect(fromManifest.checkEvent('other', {})).resolves.toMatchObject({ status: 'unchecked' });
     expect(fromManifest.eventTarget('shipment.packed:A-1')).toMatchObject({ contractName: 'shipment.packed', key: 'A-1' });
     expect(fromManifest.eventNames()).toEqual(['shipment.packed']);
+    expect(fromManifest.taskNames()).toEqual(['order-fulfillment']);
   });
 
   it('does not take inherited keys for declared names', async () => {

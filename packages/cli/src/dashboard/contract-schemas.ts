@@ -86,6 +86,12 @@ export class ContractSchemas {
     return new ContractSchemas(manifest, contracts);
   }
 
+  /** The names of the declared tasks, sorted. */
+  taskNames(): string[] {
+    const names = new Set([...Object.keys(this.#manifest.tasks ?? {}), ...(this.#contracts?.tasks.keys() ?? [])]);
+    return [...names].sort();
+  }
+
   /** The names of the declared events, sorted. */
   eventNames(): string[] {
     const names = new Set([...Object.keys(this.#manifest.events ?? {}), ...(this.#contracts?.events.keys() ?? [])]);

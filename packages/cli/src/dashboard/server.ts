@@ -86,8 +86,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     csrfToken: randomBytes(24).toString('base64url'),
     port: options.port ?? DEFAULT_PORT,
   };
-  const taskNames = [...(options.contracts?.tasks.keys() ?? [])].sort();
-  const app = dashboardApp({ pool, schemas, assets, security, taskNames, canWake });
+  const app = dashboardApp({ pool, schemas, assets, security, taskNames: schemas.taskNames(), canWake });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   try {
     await new Promise<void>((resolve, reject) => {
