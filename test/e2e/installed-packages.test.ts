@@ -285,6 +285,40 @@ describe('the packed packages in a development install (runtime, CLI, TypeScript
     expect(wrong.code).toBe(1);
   }, 120_000);
 
+  it('serves the dashboard from the installed CLI, with the assets the package ships', async () => {
+    const bin = path.join(dev, 'node_modules/.bin/absurd');
+    const server = spawn(bin, ['dashboard', '--port', '0', '--read-only', '--database-url', url], {
+      cwd: dev,
+      env: userEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(server);
+    let output = '';
+    server.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    server.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the dashboard did not start:\n${output}`)), 30_000);
+        const check = () => {
+          const match = /^dashboard: (http:\/\/[^\s/]+)/m.exec(output);
+          if (match?.[1]) {
+            clearTimeout(timer);
+            resolve(match[1]);
+          }
+        };
+        server.stdout.on('data', check);
+        server.once('exit', (code) => reject(new Error(`the dashboard exited ${code}:\n${output}`)));
+      });
+      for (const page of ['/', '/assets/htmx.min.js', '/assets/dashboard.css', '/assets/dashboard.js']) {
+        const response = await fetch(`${address}${page}`);
+        expect(response.status, `${page}: ${output}`).toBe(200);
+        expect((await response.text()).length, page).toBeGreaterThan(100);
+      }
+    } finally {
+      server.kill('SIGTERM');
+    }
+  }, 60_000);
+
   it('runs the compiled worker and producer with node: a parent spawns a child, awaits it and an event, and completes', async () => {
     const { result, producer, worker } = await runWorkerAndProducer(process.execPath, dev, url, 'order-dev');
     expect(result, show(producer)).toEqual({ orderId: 'order-dev', totalCents: 750, approvedBy: 'e2e', runtime: process.version });
