@@ -82,7 +82,7 @@ describe('adopting a database set up by Absurd, with tasks in every state', () =
     result = await migrate(url, { adopt: true });
   });
 
-  it('reports what it did: functions replaced and added, an index pair per queue, every migration recorded', () => {
+  it('reports what it did: functions replaced and added, four indexes per queue, every migration recorded', () => {
     expect(result.applied).toEqual(allRefs);
     const adoption = result.adoption!;
     expect(adoption.schemaVersion).toBe('main');
@@ -98,6 +98,8 @@ describe('adopting a database set up by Absurd, with tasks in every state', () =
         .flatMap((q) => [
           { queue: q.name, table: `r_${q.name}`, name: `r_${q.name}_cai` },
           { queue: q.name, table: `t_${q.name}`, name: `t_${q.name}_cpi` },
+          { queue: q.name, table: `t_${q.name}`, name: `t_${q.name}_nsi` },
+          { queue: q.name, table: `t_${q.name}`, name: `t_${q.name}_sti` },
         ])
         .sort((a, b) => (a.name < b.name ? -1 : 1)),
     );

@@ -7,8 +7,8 @@
                            out, with their columns and whether the current role may alter them.
   ListAbsurdFunctions      functions of schema absurd as `create or replace` compares them.
   ListAdoptedQueues        the rows of absurd.queues.
-  ListKitQueueIndexes      per queue, absurd-kit's indexes (the definitions of migration 000001's
-                           ensure_queue_tables), the statement creating each and what already holds
+  ListKitQueueIndexes      per queue, absurd-kit's indexes (the definitions of ensure_queue_tables
+                           as of migration 000009), the statement creating each and what already holds
                            its name.
   LockQueueRegistry        SHARE lock on absurd.queues: no queue is created, dropped or re-configured
                            until the adoption commits.
@@ -77,7 +77,9 @@ select q.queue_name as "queue!",
    ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',
     '(available_at, run_id) where state in (''pending'', ''sleeping'')'),
    ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',
-    '(task_id) where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')')
+    '(task_id) where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),
+   ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),
+   ('t_' || q.queue_name, 't_' || q.queue_name || '_nsi', '(task_name, state, task_id)')
  ) as x(tbl, idx, definition)
  order by q.queue_name, x.tbl;
 
