@@ -27,10 +27,10 @@ import type { SpawnOptions } from './spawn-options.js';
 import { sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
 import { toRegistration, type Registration } from './registration.js';
 import { TaskRunner } from './task-runner.js';
+import { pollTaskResult, timeoutMs } from './task-result-polling.js';
 import type { ClaimedTask, ExecuteOptions, Log } from './types.js';
 import {
   attachContract,
-  isFinalState,
   readTaskResult,
   typedSnapshot,
   type SpawnResult,
@@ -262,22 +262,19 @@ export class Absurd {
   ): Promise<TypedTaskResultSnapshot<Output<ResultOf<C>>>>;
   awaitTaskResult(taskID: string, options?: AwaitTaskResultOptions): Promise<TaskResultSnapshot>;
   async awaitTaskResult(task: string | TaskHandle, options: AwaitTaskResultOptions = {}): Promise<unknown> {
-    const { timeout } = options;
-    if (timeout !== undefined && (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0)) {
-      throw new Error('timeout must be a finite non-negative number');
-    }
+    const limit = timeoutMs(options.timeout);
     const taskID = typeof task === 'string' ? task : task.taskID;
-    const deadline = timeout === undefined || timeout === Infinity ? Infinity : Date.now() + timeout * 1000;
-    let delay = 50;
-    for (;;) {
-      const snapshot = (await this.fetchTaskResult(task as string, options)) as TaskResultSnapshot | null;
-      if (!snapshot) throw new Error(`Task "${taskID}" not found`);
-      if (isFinalState(snapshot.state)) return snapshot;
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new TimeoutError(`Timed out waiting for task "${taskID}"`);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, remaining)));
-      delay = Math.min(delay * 2, 1000);
-    }
+    const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName);
+    const snapshot = await pollTaskResult(
+      taskID,
+      async () => {
+        const found = await readTaskResult(this.con, queue, taskID);
+        if (!found) throw new Error(`Task "${taskID}" not found`);
+        return found;
+      },
+      { timeoutMs: limit },
+    );
+    return typedSnapshot(snapshot, typeof task === 'string' ? undefined : task.contract);
   }
 
   /** Creates a queue (default: this client's; idempotent), then applies any policy given. */

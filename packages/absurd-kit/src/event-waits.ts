@@ -2,16 +2,31 @@
  * A run's waits on events: `ctx.awaitEvent`, and `ctx.awaitTaskResult`, which waits for the event a
  * task's end is announced with (`$taskResult:<id>`). A wait suspends the run (absurd.await_event)
  * until the event, or its timeout, wakes it; the payload becomes the wait's checkpoint.
+ *
+ * A task of another queue that will not announce its end to the waiting task (spawned with a
+ * client, by another service or by another task) is waited for by polling in-process instead, as
+ * absurd-sdk does: the run keeps its slot and lease (renewed by heartbeats) and ends in the same
+ * execution. A task of the waiter's own queue always suspends the waiter, so that a worker whose
+ * slots are all waiting still runs it.
  */
 import { withTaskState, type CheckpointStore } from './checkpoint-store.js';
 import { TimeoutError } from './errors.js';
 import type { JsonValue } from './json.js';
 import { unguarded } from './lease.js';
 import { awaitEvent as awaitEventQuery } from './queries/events.queries.js';
-import { currentTime } from './queries/runs.queries.js';
 import { validateQueueName } from './queue-name.js';
-import { SuspendTask } from './signals.js';
-import { isFinalState, readTaskResult, taskResultEvent, throwUnlessTaskRunning, type TaskResultSnapshot } from './task-result.js';
+import { currentTime } from './queries/runs.queries.js';
+import { signalForTaskState, SuspendTask } from './signals.js';
+import { pollTaskResult, timeoutMs as timeoutMsOf } from './task-result-polling.js';
+import {
+  isFinalState,
+  readAwaitedTaskResult,
+  readTaskParent,
+  readTaskResult,
+  taskResultEvent,
+  throwUnlessTaskRunning,
+  type TaskResultSnapshot,
+} from './task-result.js';
 import type { AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, RunGuard, TaskContextRuntime, TaskRef } from './types.js';
 
 /** The event waits of one run (see the module comment); a task context holds one. */
@@ -19,11 +34,14 @@ export class EventWaits {
   readonly #runtime: TaskContextRuntime;
   readonly #task: ClaimedTask;
   readonly #checkpoints: CheckpointStore;
+  readonly #heartbeat: () => Promise<void>;
 
-  constructor(runtime: TaskContextRuntime, task: ClaimedTask, checkpoints: CheckpointStore) {
+  /** `heartbeat` renews the run's lease by the claim timeout (the context's `heartbeat()`). */
+  constructor(runtime: TaskContextRuntime, task: ClaimedTask, checkpoints: CheckpointStore, heartbeat: () => Promise<void>) {
     this.#runtime = runtime;
     this.#task = task;
     this.#checkpoints = checkpoints;
+    this.#heartbeat = heartbeat;
   }
 
   /**
@@ -61,6 +79,11 @@ export class EventWaits {
     const cached = this.#checkpoints.get(checkpointName);
     if (cached !== undefined) return cached as unknown as TaskResultSnapshot;
 
+    if (!(await this.#announcedHere(queue, taskID))) {
+      const snapshot = await this.#pollTaskResult(queue, taskID, checkpointName, options.timeout);
+      await this.#checkpoints.write(checkpointName, snapshot, false);
+      return snapshot;
+    }
     const deadline = await this.#deadline(checkpointName, options.timeout);
     const eventName = taskResultEvent(taskID);
     for (;;) {
@@ -84,6 +107,49 @@ export class EventWaits {
         return row.payload as unknown as TaskResultSnapshot;
       }
     }
+  }
+
+  /**
+   * Whether waiting for task `taskID` of `queue` may suspend this run: a task of this run's own
+   * queue (looked at again every `checkInterval` when nobody announces it), or one whose
+   * `absurd.parent` header names this task (`ctx.spawn`): its end is announced to this task.
+   */
+  async #announcedHere(queue: string, taskID: string): Promise<boolean> {
+    if (queue === this.#runtime.queueName) return true;
+    const parent = await this.#guard.call(() => readTaskParent(this.#runtime.con, queue, taskID));
+    return parent?.queue === this.#runtime.queueName && parent.taskId === this.#task.task_id;
+  }
+
+  /**
+   * Polls the task until it ends (see `task-result-polling.ts`), reading this task's own state in
+   * the same statement: a cancellation, or a lease lost, ends the wait at once. Heartbeats keep
+   * the lease while it lasts. A deadline stored by an earlier execution's suspended wait is kept;
+   * otherwise the timeout counts from now and is not stored.
+   */
+  async #pollTaskResult(queue: string, taskID: string, checkpointName: string, timeout: number | undefined): Promise<TaskResultSnapshot> {
+    const stored = this.#checkpoints.get(`${checkpointName}$deadline`);
+    let timeoutMs = timeoutMsOf(timeout);
+    if (typeof stored === 'string' && Number.isFinite(timeoutMs)) timeoutMs = Date.parse(stored) - (await this.#dbNowMs());
+    const { con, queueName, claimTimeout } = this.#runtime;
+    const awaited = { queueName: queue, taskID };
+    const waiter = { queueName, taskID: this.#task.task_id };
+    const read = () =>
+      this.#guard.call(async () => {
+        const { snapshot, waiterState } = await readAwaitedTaskResult(con, awaited, waiter);
+        const stop = signalForTaskState(waiterState ?? undefined);
+        if (stop) throw stop;
+        if (!snapshot) throw new Error(`Task "${taskID}" not found in queue "${queue}"`);
+        return snapshot;
+      });
+    // Renewed whenever a pause would end past half of the lease since the last renewal.
+    let renewedAt = -Infinity;
+    const beforePause = async (pauseMs: number) => {
+      if (!(claimTimeout > 0) || performance.now() + pauseMs - renewedAt < (claimTimeout * 1000) / 2) return;
+      const sentAt = performance.now();
+      await this.#heartbeat();
+      renewedAt = sentAt;
+    };
+    return pollTaskResult(taskID, read, { timeoutMs: Math.max(0, timeoutMs), beforePause, signal: this.#guard.signal });
   }
 
   /**

@@ -75,7 +75,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     this.#runtime = runtime;
     this.#task = task;
     this.#checkpoints = checkpoints;
-    this.#waits = new EventWaits(runtime, task, checkpoints);
+    this.#waits = new EventWaits(runtime, task, checkpoints, () => this.heartbeat());
   }
 
   /**
@@ -308,9 +308,11 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   }
 
   /**
-   * Waits until another task ends and returns its final snapshot, checkpointed. The wait suspends
-   * this task (its worker slot is free meanwhile) and works within one queue. A task spawned with
-   * {@link spawn} wakes this one when it ends; any other task is looked at every `checkInterval`.
+   * Waits until another task ends and returns its final snapshot, checkpointed. A child spawned
+   * with {@link spawn}, or any task of this task's own queue, suspends this task (its worker slot
+   * is free meanwhile): the child wakes it when it ends, another task is looked at every
+   * `checkInterval`. Any other task of another queue is polled in-process, as absurd-sdk does (the
+   * slot is kept, the lease renewed by heartbeats).
    * With a handle from a contract spawn, a completed result is parsed by the child's result schema
    * (a result it refuses fails this task, no retry). A timeout throws {@link TimeoutError}; a
    * cancelled waiter stops waiting.

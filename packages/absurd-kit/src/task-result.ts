@@ -1,6 +1,6 @@
 import type { TaskContract } from './define.js';
 import type { JsonObject, JsonValue } from './json.js';
-import { getTaskResult } from './queries/tasks.queries.js';
+import { awaitedTaskResult, getTaskResult, taskHeadersStatement } from './queries/tasks.queries.js';
 import type { Queryable } from './queryable.js';
 import { signalForTaskState } from './signals.js';
 import { parseWith } from './validation.js';
@@ -69,9 +69,30 @@ interface TaskResultRow {
 export async function readTaskResult(con: Queryable, queueName: string, taskID: string): Promise<TaskResultSnapshot | null> {
   const [row] = (await getTaskResult.run({ queueName, taskId: taskID }, con)) as TaskResultRow[];
   if (!row) return null;
+  return snapshotOf(row);
+}
+
+function snapshotOf(row: TaskResultRow): TaskResultSnapshot {
   if (row.state === 'completed') return { state: 'completed', result: row.result };
   if (row.state === 'failed') return { state: 'failed', failure: row.failure_reason };
   return { state: row.state };
+}
+
+/**
+ * The awaited task's snapshot (null when the queue has no such task) and, read in the same
+ * statement, the state of the task waiting for it (null when it is gone): one round trip per look
+ * of a task that waits by polling, which so notices its own cancellation at once.
+ */
+export async function readAwaitedTaskResult(
+  con: Queryable,
+  awaited: { queueName: string; taskID: string },
+  waiter: { queueName: string; taskID: string },
+): Promise<{ snapshot: TaskResultSnapshot | null; waiterState: string | null }> {
+  const params = { queueName: awaited.queueName, taskId: awaited.taskID, waiterQueueName: waiter.queueName, waiterTaskId: waiter.taskID };
+  const [row] = await awaitedTaskResult.run(params, con);
+  if (!row) throw new Error('the awaited task result query returned no row');
+  const snapshot = row.state === null ? null : snapshotOf({ ...row, state: row.state as TaskResultState });
+  return { snapshot, waiterState: row.waiter_state };
 }
 
 /**
@@ -120,6 +141,17 @@ export function parentFromHeaders(headers: JsonObject | null | undefined): { que
     if (typeof queue === 'string' && typeof taskId === 'string') return { queue, taskId };
   }
   return undefined;
+}
+
+/**
+ * The parent named by the headers of task `taskID` in `queueName` (undefined when it has none, or
+ * there is no such task). Two statements: Postgres builds the one that reads the queue's task table.
+ */
+export async function readTaskParent(con: Queryable, queueName: string, taskID: string): Promise<{ queue: string; taskId: string } | undefined> {
+  const [built] = await taskHeadersStatement.run({ queueName }, con);
+  if (!built) throw new Error('the task headers statement was not built');
+  const { rows } = await con.query<{ headers: JsonObject | null }>(built.statement, [taskID]);
+  return parentFromHeaders(rows[0]?.headers);
 }
 
 /** The event announcing that a task ended; its payload is the task's final snapshot. */

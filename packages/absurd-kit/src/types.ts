@@ -86,7 +86,7 @@ export interface ContextAwaitTaskResultOptions {
   stepName?: string;
   /**
    * While suspended, how often (seconds) to look at the awaited task in case nobody announces its
-   * end (a task run by another SDK does not). Default 60.
+   * end (a task run by another SDK does not). Default 60. Not used when the task is polled.
    */
   checkInterval?: number;
 }

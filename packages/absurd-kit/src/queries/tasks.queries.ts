@@ -131,3 +131,64 @@ const getTaskResultIR: any = {"usedParamSet":{"queueName":true,"taskId":true},"p
  * ```
  */
 export const getTaskResult = new PreparedQuery<IGetTaskResultParams,IGetTaskResultResult>(getTaskResultIR);
+
+/** 'AwaitedTaskResult' parameters type */
+export interface IAwaitedTaskResultParams {
+  queueName: string;
+  taskId: string;
+  waiterQueueName: string;
+  waiterTaskId: string;
+}
+
+/** 'AwaitedTaskResult' return type */
+export interface IAwaitedTaskResultResult {
+  failure_reason: Json | null;
+  result: Json | null;
+  state: string | null;
+  waiter_state: string | null;
+}
+
+/** 'AwaitedTaskResult' query type */
+export interface IAwaitedTaskResultQuery {
+  params: IAwaitedTaskResultParams;
+  result: IAwaitedTaskResultResult;
+}
+
+const awaitedTaskResultIR: any = {"usedParamSet":{"queueName":true,"taskId":true,"waiterQueueName":true,"waiterTaskId":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":134,"b":144}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":147,"b":154}]},{"name":"waiterQueueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":202,"b":218}]},{"name":"waiterTaskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":221,"b":234}]}],"statement":"select a.state, a.result, a.failure_reason, w.state as waiter_state\n  from (values (1)) as one (x)\n  left join absurd.get_task_result(:queueName!, :taskId!) a on true\n  left join absurd.get_task_result(:waiterQueueName!, :waiterTaskId!) w on true"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select a.state, a.result, a.failure_reason, w.state as waiter_state
+ *   from (values (1)) as one (x)
+ *   left join absurd.get_task_result(:queueName!, :taskId!) a on true
+ *   left join absurd.get_task_result(:waiterQueueName!, :waiterTaskId!) w on true
+ * ```
+ */
+export const awaitedTaskResult = new PreparedQuery<IAwaitedTaskResultParams,IAwaitedTaskResultResult>(awaitedTaskResultIR);
+
+/** 'TaskHeadersStatement' parameters type */
+export interface ITaskHeadersStatementParams {
+  queueName: string;
+}
+
+/** 'TaskHeadersStatement' return type */
+export interface ITaskHeadersStatementResult {
+  statement: string;
+}
+
+/** 'TaskHeadersStatement' query type */
+export interface ITaskHeadersStatementQuery {
+  params: ITaskHeadersStatementParams;
+  result: ITaskHeadersStatementResult;
+}
+
+const taskHeadersStatementIR: any = {"usedParamSet":{"queueName":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":80,"b":90}]}],"statement":"select format('select headers from absurd.%I where task_id = $1::uuid', 't_' || :queueName!::text) as \"statement!\""};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select format('select headers from absurd.%I where task_id = $1::uuid', 't_' || :queueName!::text) as "statement!"
+ * ```
+ */
+export const taskHeadersStatement = new PreparedQuery<ITaskHeadersStatementParams,ITaskHeadersStatementResult>(taskHeadersStatementIR);

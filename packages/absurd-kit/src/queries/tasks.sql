@@ -8,6 +8,13 @@
                    since migration 000007); Absurd's cancel_task does not.
   RetryTask        retries a failed task in place or as a new task, then notifies the wake channel.
   GetTaskResult    the task's state with its result or failure reason; no row for an unknown task.
+  AwaitedTaskResult GetTaskResult's columns for the awaited task (all null when there is no such
+                   task), and the state of the task that waits for it (`waiter_state`), in one
+                   round trip: a task waiting by polling finds out at once that it was cancelled.
+  TaskHeadersStatement
+                   the statement reading a task's headers (its parent, `absurd.parent`), taking the
+                   task id as $1. The table's name depends on the queue and no statement parameter
+                   can carry an identifier, so Postgres builds it (`format('%I', …)`).
 
   JSON arguments are sent as text (`JSON.stringify`; SQL NULL for undefined), the way every Absurd
   SDK sends them: hence the `::text::jsonb` casts, which type them as strings.
@@ -31,3 +38,12 @@ select r.task_id as "task_id!", r.run_id as "run_id!", r.attempt as "attempt!", 
 
 /* @name GetTaskResult */
 select state as "state!", result, failure_reason from absurd.get_task_result(:queueName!, :taskId!);
+
+/* @name AwaitedTaskResult */
+select a.state, a.result, a.failure_reason, w.state as waiter_state
+  from (values (1)) as one (x)
+  left join absurd.get_task_result(:queueName!, :taskId!) a on true
+  left join absurd.get_task_result(:waiterQueueName!, :waiterTaskId!) w on true;
+
+/* @name TaskHeadersStatement */
+select format('select headers from absurd.%I where task_id = $1::uuid', 't_' || :queueName!::text) as "statement!";
