@@ -70,7 +70,7 @@ afterAll(async () => {
 /** The line a client on this schema logs once. */
 const NOTE =
   'schema "absurd" was installed by Absurd (contract level main): running on its standard functions, without ' +
-  "absurd-kit's batched writes, wake-ups, checkpoints with claims and failures without retry — run `absurd migrate --adopt` to add them";
+  "absurd-kit's batched writes, wake-ups, checkpoints with claims, failures without retry and one suspension for waits started together — run `absurd migrate --adopt` to add them";
 
 const T0 = Date.parse('2031-02-03T04:05:06.000Z');
 
@@ -361,7 +361,7 @@ describe('on a schema an older absurd-kit installed (no worker functions yet)', 
       expect(await client.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: 'done' });
       expect(log.messages('info')).toEqual([
         "schema \"absurd\" lacks some of absurd-kit's functions: running on Absurd's standard functions in their place, without " +
-          'batched writes, wake-ups when a sleeping run is due, checkpoints with claims and failures without retry — run `absurd migrate` to add them',
+          'batched writes, wake-ups when a sleeping run is due, checkpoints with claims, failures without retry and one suspension for waits started together — run `absurd migrate` to add them',
       ]);
     } finally {
       await client.close();

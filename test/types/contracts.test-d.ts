@@ -260,3 +260,24 @@ describe('child tasks', () => {
     await ctx.spawn(fulfillOrder, { orderId: 'o', amount: 1, placedAt: new Date() });
   });
 });
+
+describe('fan-out', () => {
+  test('ctx.awaitAll types each snapshot by its handle, in order; completed only unless failures are returned', async () => {
+    const receipt = await ctx.spawn(sendReceipt, { orderId: 'o-1' }, { stepName: 'receipt' });
+    const order = await ctx.spawn(fulfillOrder, { orderId: 'o-1', amount: 1, placedAt: '2026-01-01T00:00:00Z' }, { stepName: 'order' });
+    const [r, o, byId] = await ctx.awaitAll([receipt, order, receipt.taskID]);
+    expectTypeOf(r.result.sentAt).toEqualTypeOf<Date>();
+    expectTypeOf(o.result.trackingNumber).toEqualTypeOf<string>();
+    expectTypeOf(byId.result).toEqualTypeOf<JsonValue | null>();
+    const receipts = await ctx.awaitAll([receipt, receipt], { failures: 'return' });
+    expectTypeOf(receipts).toEqualTypeOf<[TypedTaskResultSnapshot<{ sentAt: Date; pages: number }>, TypedTaskResultSnapshot<{ sentAt: Date; pages: number }>]>();
+    const many: TaskHandle<typeof sendReceipt>[] = [receipt];
+    const all = await ctx.awaitAll(many);
+    expectTypeOf(all[0]!.result.pages).toEqualTypeOf<number>();
+    // @ts-expect-error failures is 'throw' or 'return'
+    await ctx.awaitAll(many, { failures: 'ignore' });
+    await ctx.awaitEvent(shipmentPacked, 'o-1', { resume: 'each' });
+    // @ts-expect-error resume is 'all' or 'each'
+    await ctx.awaitEvent('x', { resume: 'first' });
+  });
+});

@@ -23,6 +23,7 @@ export async function detectEngineFeatures(con: Queryable): Promise<{ features: 
     batchedCheckpoints: has.has('kit_set_checkpoints'),
     failWithoutRetry: has.has('kit_fail_task'),
     nextRunDue: has.has('kit_seconds_until_next_run'),
+    groupedWaits: has.has('kit_await_events'),
     // Workers listen where absurd-kit installed the schema. Elsewhere neither the engine nor Absurd's
     // clients send a notification, so they poll, as absurd-sdk's workers do.
     wakeups: row.tracked,
@@ -48,6 +49,7 @@ export function missingFeaturesLine(features: EngineFeatures, contractLevel?: st
     features.wakeups && !features.nextRunDue && 'wake-ups when a sleeping run is due',
     !features.claimWithCheckpoints && 'checkpoints with claims',
     !features.failWithoutRetry && 'failures without retry',
+    !features.groupedWaits && 'one suspension for waits started together',
   ].filter((item): item is string => typeof item === 'string');
   if (without.length === 0) return undefined;
   const list = without.length === 1 ? without[0] : `${without.slice(0, -1).join(', ')} and ${without.at(-1)}`;

@@ -298,6 +298,42 @@ export class TimeoutError extends AbsurdError {
   }
 }
 
+/**
+ * A task awaited by `ctx.awaitAll` failed or was cancelled (with `failures: 'throw'`, the default).
+ * Names the task by its position in the list given, its id and queue, and why it ended.
+ *
+ * @example
+ * try { await ctx.awaitAll(handles); }
+ * catch (error) { if (error instanceof AwaitedTaskFailedError) console.log(error.index, error.snapshot); }
+ */
+export class AwaitedTaskFailedError extends AbsurdError {
+  declare readonly code: 'AWAITED_TASK_FAILED';
+  /** Position of the task in the list given to `ctx.awaitAll`. */
+  readonly index: number;
+  readonly taskID: string;
+  readonly queue: string;
+  /** The task's final snapshot: `failed` with its failure reason, or `cancelled`. */
+  readonly snapshot: { state: 'failed' | 'cancelled'; failure?: unknown };
+
+  constructor(index: number, taskID: string, queue: string, snapshot: { state: 'failed' | 'cancelled'; failure?: unknown }) {
+    const why = snapshot.state === 'cancelled' ? 'was cancelled' : `failed: ${failureLine(snapshot.failure)}`;
+    super('AWAITED_TASK_FAILED', `awaited task ${index} (${taskID} in queue "${queue}") ${why}`);
+    this.index = index;
+    this.taskID = taskID;
+    this.queue = queue;
+    this.snapshot = snapshot;
+  }
+}
+
+/** A stored failure reason on one line: its `message` (and `name`) when it has one, else its JSON. */
+function failureLine(failure: unknown): string {
+  if (failure && typeof failure === 'object' && 'message' in failure && typeof failure.message === 'string') {
+    const name = 'name' in failure && typeof failure.name === 'string' && failure.name !== 'Error' ? `${failure.name}: ` : '';
+    return `${name}${failure.message}`;
+  }
+  return JSON.stringify(failure ?? null);
+}
+
 /** One problem found by a schema: where (`amount`, `items[0].sku`) and what. */
 export interface ValidationIssue {
   /** Dotted path into the value; empty for the value itself. */

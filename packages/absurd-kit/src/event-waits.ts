@@ -13,9 +13,9 @@ import { withTaskState, type CheckpointStore } from './checkpoint-store.js';
 import { TimeoutError } from './errors.js';
 import type { JsonValue } from './json.js';
 import { unguarded } from './lease.js';
-import { awaitEvent as awaitEventQuery } from './queries/events.queries.js';
+import { awaitEvent as awaitEventQuery, awaitEvents as awaitEventsQuery } from './queries/events.queries.js';
 import { validateQueueName } from './queue-name.js';
-import { currentTime } from './queries/runs.queries.js';
+import { currentTime, scheduleRunAfter } from './queries/runs.queries.js';
 import { signalForTaskState, SuspendTask } from './signals.js';
 import { pollTaskResult, timeoutMs as timeoutMsOf } from './task-result-polling.js';
 import {
@@ -27,6 +27,7 @@ import {
   throwUnlessTaskRunning,
   type TaskResultSnapshot,
 } from './task-result.js';
+import { WaitGroup, type GroupRow } from './wait-group.js';
 import type { AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, RunGuard, TaskContextRuntime, TaskRef } from './types.js';
 
 /** The event waits of one run (see the module comment); a task context holds one. */
@@ -35,6 +36,10 @@ export class EventWaits {
   readonly #task: ClaimedTask;
   readonly #checkpoints: CheckpointStore;
   readonly #heartbeat: () => Promise<void>;
+  /** The waits of this execution that start together (see `wait-group.ts`); sleeps count in too. */
+  readonly group: WaitGroup;
+  /** Tasks this execution spawned with `ctx.spawn` (`<queue> <task id>`): they announce their end here. */
+  readonly #children = new Set<string>();
 
   /** `heartbeat` renews the run's lease by the claim timeout (the context's `heartbeat()`). */
   constructor(runtime: TaskContextRuntime, task: ClaimedTask, checkpoints: CheckpointStore, heartbeat: () => Promise<void>) {
@@ -42,28 +47,69 @@ export class EventWaits {
     this.#task = task;
     this.#checkpoints = checkpoints;
     this.#heartbeat = heartbeat;
+    this.group = new WaitGroup({
+      awaitEvents: runtime.groupedWaits === false ? null : (waits, timeout, wake) => this.#awaitEventsRows(waits, timeout, wake),
+      awaitEvent: (step, event, timeout) => this.#awaitEventRow(step, event, timeout),
+      sleep: (seconds) => this.#sleepRun(seconds),
+    });
+  }
+
+  /** Notes a child spawned by `ctx.spawn`: waiting for it suspends this run without asking whose child it is. */
+  noteChild(queue: string, taskID: string): void {
+    this.#children.add(`${queue} ${taskID}`);
   }
 
   /**
    * Waits for `eventName` in the checkpoint named by `options.stepName` (default
    * `$awaitEvent:<eventName>`): its stored payload, the payload if the event was emitted already, or
    * a suspended run (SuspendTask) that the event, or the timeout, wakes. A wake by the timeout throws
-   * TimeoutError.
+   * TimeoutError. Started together with other waits, it suspends the run once with them.
    */
   async awaitEvent(eventName: string, options: AwaitEventOptions): Promise<JsonValue> {
-    const timeout =
-      options.timeout !== undefined && Number.isFinite(options.timeout) && options.timeout >= 0
-        ? Math.floor(options.timeout)
-        : null;
-    const checkpointName = this.#checkpoints.nameFor(options.stepName ?? `$awaitEvent:${eventName}`);
-    const cached = this.#checkpoints.get(checkpointName);
-    if (cached !== undefined) return cached;
-    if (this.#consumeTimeoutWake(eventName)) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
-    const row = await this.#awaitEventRow(checkpointName, eventName, timeout);
-    if (row.should_suspend) throw new SuspendTask();
-    this.#checkpoints.remember(checkpointName, row.payload);
-    this.#task.event_payload = null;
-    return row.payload;
+    const leave = this.group.enter();
+    try {
+      const timeout =
+        options.timeout !== undefined && Number.isFinite(options.timeout) && options.timeout >= 0
+          ? Math.floor(options.timeout)
+          : null;
+      const checkpointName = this.#checkpoints.nameFor(options.stepName ?? `$awaitEvent:${eventName}`);
+      const cached = this.#checkpoints.get(checkpointName);
+      if (cached !== undefined) return cached;
+      if (this.#consumeTimeoutWake(eventName)) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
+      for (;;) {
+        // A deadline stored when this wait suspended in a group counts from then.
+        let remaining = timeout;
+        const stored = this.#checkpoints.get(`${checkpointName}$deadline`);
+        if (typeof stored === 'string') {
+          const left = Date.parse(stored) - (await this.#dbNowMs());
+          if (left <= 0) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
+          remaining = Math.ceil(left / 1000);
+        }
+        const answer = await this.group.arrive({
+          event: { step: checkpointName, name: eventName },
+          timeout: remaining,
+          resume: options.resume ?? 'all',
+          keepDeadline: timeout !== null && stored === undefined ? () => this.#deadline(checkpointName, timeout).then(() => undefined) : undefined,
+        });
+        if (answer.kind === 'again') {
+          if (answer.timedOut && timeout !== null && stored === undefined) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
+          continue;
+        }
+        let payload: JsonValue;
+        if (answer.kind === 'answered') {
+          payload = answer.payload;
+        } else {
+          const row = await this.#awaitEventRow(checkpointName, eventName, remaining);
+          if (row.should_suspend) throw new SuspendTask();
+          payload = row.payload as JsonValue;
+        }
+        this.#checkpoints.remember(checkpointName, payload);
+        this.#task.event_payload = null;
+        return payload;
+      }
+    } finally {
+      leave();
+    }
   }
 
   /**
@@ -72,6 +118,15 @@ export class EventWaits {
    * announces is looked at again then), within the timeout's deadline (kept across suspends).
    */
   async awaitTaskResult(task: TaskRef, options: ContextAwaitTaskResultOptions): Promise<TaskResultSnapshot> {
+    const leave = this.group.enter();
+    try {
+      return await this.#awaitTaskResult(task, options);
+    } finally {
+      leave();
+    }
+  }
+
+  async #awaitTaskResult(task: TaskRef, options: ContextAwaitTaskResultOptions): Promise<TaskResultSnapshot> {
     const taskID = typeof task === 'string' ? task : task.taskID;
     const queue = validateQueueName(options.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.#runtime.queueName);
     const checkInterval = Math.max(1, Math.floor(options.checkInterval ?? 60));
@@ -100,11 +155,20 @@ export class EventWaits {
         throw new TimeoutError(`Timed out waiting for task "${taskID}"`);
       }
       const wait = remaining === null ? checkInterval : Math.min(checkInterval, remaining);
-      const row = await this.#awaitEventRow(checkpointName, eventName, wait);
-      if (row.should_suspend) throw new SuspendTask();
-      if (row.payload !== null) {
-        this.#checkpoints.remember(checkpointName, row.payload);
-        return row.payload as unknown as TaskResultSnapshot;
+      const answer = await this.group.arrive({ event: { step: checkpointName, name: eventName }, timeout: wait, resume: options.resume ?? 'all' });
+      if (answer.kind === 'again') continue;
+      let payload: JsonValue | null;
+      if (answer.kind === 'answered') {
+        payload = answer.payload;
+      } else {
+        const row = await this.#awaitEventRow(checkpointName, eventName, wait);
+        if (row.should_suspend) throw new SuspendTask();
+        payload = row.payload as JsonValue | null;
+      }
+      // No payload: this wait's own timeout woke the run (await_event reports it once); look again.
+      if (payload !== null) {
+        this.#checkpoints.remember(checkpointName, payload);
+        return payload as unknown as TaskResultSnapshot;
       }
     }
   }
@@ -115,7 +179,7 @@ export class EventWaits {
    * `absurd.parent` header names this task (`ctx.spawn`): its end is announced to this task.
    */
   async #announcedHere(queue: string, taskID: string): Promise<boolean> {
-    if (queue === this.#runtime.queueName) return true;
+    if (queue === this.#runtime.queueName || this.#children.has(`${queue} ${taskID}`)) return true;
     const parent = await this.#guard.call(() => readTaskParent(this.#runtime.con, queue, taskID));
     return parent?.queue === this.#runtime.queueName && parent.taskId === this.#task.task_id;
   }
@@ -150,6 +214,45 @@ export class EventWaits {
       renewedAt = sentAt;
     };
     return pollTaskResult(taskID, read, { timeoutMs: Math.max(0, timeoutMs), beforePause, signal: this.#guard.signal });
+  }
+
+  /** `kit_await_events` for a group of waits; sent again after a lost answer only while the task still runs. */
+  async #awaitEventsRows(waits: { step: string; event: string }[], timeout: number | null, wake: 'all' | 'any'): Promise<GroupRow[]> {
+    const params = { queueName: this.#runtime.queueName, taskId: this.#task.task_id, runId: this.#task.run_id, waits: JSON.stringify(waits), timeout, wake };
+    const rows = await this.#guard.call(() => withTaskState(() => awaitEventsQuery.run(params, this.#runtime.con)), {
+      beforeRetry: () => this.#unlessSuspended(),
+    });
+    return rows as GroupRow[];
+  }
+
+  /** Suspends the run for `seconds` (schedule_run); sent again only while the task still runs. */
+  async #sleepRun(seconds: number): Promise<void> {
+    const params = { queueName: this.#runtime.queueName, runId: this.#task.run_id, seconds };
+    await this.#guard.call(() => scheduleRunAfter.run(params, this.#runtime.con), {
+      beforeRetry: () => this.#unlessSuspended(),
+    });
+  }
+
+  /**
+   * Sleeps until the wake time `wakeTime` resolves to (it reads or writes the step's checkpoint):
+   * returns at once when it has passed, else suspends the run until then (SuspendTask), together
+   * with the waits that started with it. Counted in the group before `wakeTime` runs.
+   */
+  async sleepUntil(wakeTime: () => Promise<Date>): Promise<void> {
+    const leave = this.group.enter();
+    try {
+      const wakeAt = await wakeTime();
+      for (;;) {
+        const remainingMs = wakeAt.getTime() - Date.now();
+        if (remainingMs <= 0) return;
+        const answer = await this.group.arrive({ timeout: remainingMs / 1000, resume: 'all' });
+        if (answer.kind !== 'alone') continue;
+        await this.#sleepRun(remainingMs / 1000);
+        throw new SuspendTask();
+      }
+    } finally {
+      leave();
+    }
   }
 
   /**

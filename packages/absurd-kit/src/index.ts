@@ -36,6 +36,7 @@ export type { JsonObject, JsonValue } from './json.js';
 // Results of tasks.
 export { taskHandle } from './task-result.js';
 export type {
+  AwaitedSnapshot,
   SpawnResult,
   TaskHandle,
   TaskResultSnapshot,
@@ -46,7 +47,7 @@ export type {
 // Inside a task.
 export { TaskContext } from './task-context.js';
 export { getCurrentContext } from './current-context.js';
-export type { AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, StepHandle } from './types.js';
+export type { AwaitAllOptions, AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, StepHandle, WaitResume } from './types.js';
 export { CancelledTask, FailedTask, LeaseLost, SuspendTask, WorkerClosed, isControlFlowSignal } from './signals.js';
 
 // Workers.
@@ -95,6 +96,7 @@ export type { DatabaseUrlOptions, Environment } from './config.js';
 // Errors: every class a public function throws.
 export {
   AbsurdError,
+  AwaitedTaskFailedError,
   DatabaseUnreachableError,
   MigrationChecksumError,
   MigrationFailedError,

@@ -12,18 +12,18 @@ import {
   type TaskContract,
 } from './define.js';
 import { sendEvent } from './emit-event.js';
-import type { ValidationBoundary } from './errors.js';
+import { AwaitedTaskFailedError, type ValidationBoundary } from './errors.js';
+import { isControlFlowSignal } from './signals.js';
 import { EventWaits } from './event-waits.js';
 import type { JsonObject, JsonValue } from './json.js';
-import { extendClaim, scheduleRunAfter } from './queries/runs.queries.js';
+import { extendClaim } from './queries/runs.queries.js';
 import { unguarded } from './lease.js';
-import { SuspendTask } from './signals.js';
 import type { SpawnOptions } from './spawn-options.js';
 import {
   attachContract,
   parentHeader,
-  throwUnlessTaskRunning,
   typedSnapshot,
+  type AwaitedSnapshot,
   type SpawnResult,
   type TaskHandle,
   type TaskResultSnapshot,
@@ -31,6 +31,7 @@ import {
 } from './task-result.js';
 import { standaloneRuntime, type TaskContextOptions } from './task-context-runtime.js';
 import type {
+  AwaitAllOptions,
   AwaitEventOptions,
   ClaimedTask,
   ContextAwaitTaskResultOptions,
@@ -194,19 +195,13 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
 
   /** Sleeps until `wakeAt`. The first wake time stored for this step wins on replay. */
   async sleepUntil(stepName: string, wakeAt: Date): Promise<void> {
-    const checkpointName = this.#checkpoints.nameFor(stepName);
-    const state = this.#checkpoints.get(checkpointName);
-    const effective = typeof state === 'string' ? new Date(state) : wakeAt;
-    if (!state) await this.#checkpoints.write(checkpointName, wakeAt.toISOString());
-    const remainingMs = effective.getTime() - Date.now();
-    if (remainingMs > 0) {
-      const params = { queueName: this.queueName, runId: this.runID, seconds: remainingMs / 1000 };
-      // Sent again only while the task still runs: a first call that committed unseen suspended the run.
-      await this.#guard.call(() => scheduleRunAfter.run(params, this.#runtime.con), {
-        beforeRetry: () => throwUnlessTaskRunning(this.#runtime.con, this.queueName, this.taskID),
-      });
-      throw new SuspendTask();
-    }
+    await this.#waits.sleepUntil(async () => {
+      const checkpointName = this.#checkpoints.nameFor(stepName);
+      const state = this.#checkpoints.get(checkpointName);
+      if (typeof state === 'string') return new Date(state);
+      await this.#checkpoints.write(checkpointName, wakeAt.toISOString());
+      return wakeAt;
+    });
   }
 
   /**
@@ -304,6 +299,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       result = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
       await this.#checkpoints.write(handle.checkpointName, result);
     }
+    if (result.queue !== undefined) this.#waits.noteChild(result.queue, result.taskID);
     return contract ? attachContract({ ...result, queue: result.queue ?? contract.queue }, contract) : result;
   }
 
@@ -325,6 +321,52 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   async awaitTaskResult(task: TaskRef | TaskHandle, options: ContextAwaitTaskResultOptions = {}): Promise<unknown> {
     const contract = typeof task === 'object' && 'contract' in task ? (task as TaskHandle).contract : undefined;
     return typedSnapshot(await this.#waits.awaitTaskResult(task, options), contract);
+  }
+
+  /**
+   * Waits for every task of `tasks` (handles from {@link spawn}, spawn results or task ids) and
+   * returns their final snapshots in the same order, typed by each handle's contract. The waits
+   * start together, so the run suspends once and resumes when all of them have ended (see
+   * {@link WaitResume} for `resume: 'each'`). With `failures: 'throw'` (the default) a task that
+   * failed or was cancelled fails this wait with {@link AwaitedTaskFailedError} naming the first such
+   * task in the list; with `failures: 'return'` its snapshot is returned among the others.
+   *
+   * @example
+   * const handles = await Promise.all(invoices.map((invoice, i) => ctx.spawn(chargeInvoice, invoice, { stepName: `charge-${i}` })));
+   * const charged = await ctx.awaitAll(handles); // [{ state: 'completed', result: … }, …]
+   */
+  awaitAll<const T extends readonly (TaskRef | TaskHandle)[]>(
+    tasks: T,
+    options: AwaitAllOptions & { failures: 'return' },
+  ): Promise<{ -readonly [K in keyof T]: AwaitedSnapshot<T[K]> }>;
+  awaitAll<const T extends readonly (TaskRef | TaskHandle)[]>(
+    tasks: T,
+    options?: AwaitAllOptions & { failures?: 'throw' },
+  ): Promise<{ -readonly [K in keyof T]: Extract<AwaitedSnapshot<T[K]>, { state: 'completed' }> }>;
+  awaitAll<const T extends readonly (TaskRef | TaskHandle)[]>(
+    tasks: T,
+    options?: AwaitAllOptions,
+  ): Promise<{ -readonly [K in keyof T]: AwaitedSnapshot<T[K]> }>;
+  async awaitAll(tasks: readonly (TaskRef | TaskHandle)[], options: AwaitAllOptions = {}): Promise<unknown[]> {
+    const { failures = 'throw', ...waitOptions } = options;
+    if (failures !== 'throw' && failures !== 'return') throw new Error(`failures must be 'throw' or 'return' (got ${String(failures)})`);
+    // Every wait runs to its end before this returns: none is left sending statements behind it.
+    const settled = await Promise.allSettled(tasks.map((task) => this.awaitTaskResult(task, waitOptions)));
+    const rejected = settled.filter((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    const signal = rejected.find((outcome) => isControlFlowSignal(outcome.reason));
+    if (signal) throw signal.reason;
+    if (rejected[0]) throw rejected[0].reason;
+    const snapshots = settled.map((outcome) => (outcome as PromiseFulfilledResult<TaskResultSnapshot>).value);
+    if (failures === 'throw') {
+      const index = snapshots.findIndex((snapshot) => snapshot.state === 'failed' || snapshot.state === 'cancelled');
+      if (index >= 0) {
+        const task = tasks[index]!;
+        const taskID = typeof task === 'string' ? task : task.taskID;
+        const queue = waitOptions.queue ?? (typeof task === 'string' ? undefined : task.queue) ?? this.queueName;
+        throw new AwaitedTaskFailedError(index, taskID, queue, snapshots[index] as { state: 'failed' | 'cancelled'; failure?: unknown });
+      }
+    }
+    return snapshots;
   }
 
   async #begin(name: string): Promise<StepHandle<unknown, unknown>> {

@@ -1,4 +1,4 @@
-import type { TaskContract } from './define.js';
+import type { Output, ResultOf, TaskContract } from './define.js';
 import type { JsonObject, JsonValue } from './json.js';
 import { awaitedTaskResult, getTaskResult, taskHeadersStatement } from './queries/tasks.queries.js';
 import type { Queryable } from './queryable.js';
@@ -20,6 +20,9 @@ export type TypedTaskResultSnapshot<R> =
 
 /** A snapshot of a task whose result type is not known. */
 export type TaskResultSnapshot = TypedTaskResultSnapshot<JsonValue | null>;
+
+/** The snapshot awaiting `T` gives: typed by its contract for a handle, untyped otherwise. */
+export type AwaitedSnapshot<T> = T extends TaskHandle<infer C> ? TypedTaskResultSnapshot<Output<ResultOf<C>>> : TaskResultSnapshot;
 
 /**
  * A task spawned through its contract: the spawn result plus its queue, and the contract that types

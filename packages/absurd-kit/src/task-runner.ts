@@ -157,6 +157,7 @@ export class TaskRunner {
         claimTimeout,
         guard,
         contract: registration?.contract,
+        groupedWaits: features.groupedWaits,
         spawn,
         writeCheckpoint: (write) => writes.writeCheckpoint(write),
       }),

@@ -74,7 +74,17 @@ export interface AwaitEventOptions {
   stepName?: string;
   /** Seconds to wait (floored); then a `TimeoutError`. Negative or NaN: no timeout. */
   timeout?: number;
+  /** With other waits started at the same time (see {@link WaitResume}); default `'all'`. */
+  resume?: WaitResume;
 }
+
+/**
+ * When a run whose waits started together (`Promise.all` over `ctx.awaitEvent`,
+ * `ctx.awaitTaskResult` and `ctx.sleepFor`, or `ctx.awaitAll`) resumes: `'all'` once every one of
+ * them can be answered (the run suspends once), `'each'` as soon as this one can (the run resumes,
+ * answers it, and suspends again for the others).
+ */
+export type WaitResume = 'all' | 'each';
 
 /** Options of `TaskContext#awaitTaskResult`. */
 export interface ContextAwaitTaskResultOptions {
@@ -89,6 +99,25 @@ export interface ContextAwaitTaskResultOptions {
    * end (a task run by another SDK does not). Default 60. Not used when the task is polled.
    */
   checkInterval?: number;
+  /** With other waits started at the same time (see {@link WaitResume}); default `'all'`. */
+  resume?: WaitResume;
+}
+
+/** Options of `TaskContext#awaitAll`: those of each wait (see `ctx.awaitTaskResult`), and `failures`. */
+export interface AwaitAllOptions {
+  /** Queue of the tasks given by id; default each handle's queue, else this task's queue. */
+  queue?: string;
+  /** Seconds to wait in all; then a `TimeoutError`. Default: no limit. */
+  timeout?: number;
+  /** While suspended, how often (seconds) to look at tasks nobody announces the end of. Default 60. */
+  checkInterval?: number;
+  /** See {@link WaitResume}; default `'all'`: the run resumes once every task has ended. */
+  resume?: WaitResume;
+  /**
+   * `'throw'` (default): a task that failed or was cancelled fails the wait with
+   * `AwaitedTaskFailedError`; `'return'`: its snapshot is returned with the others.
+   */
+  failures?: 'throw' | 'return';
 }
 
 /** A task to await: its id, or an object with its id and queue (a spawn result, a handle). */
@@ -151,6 +180,8 @@ export interface TaskContextRuntime {
   guard?: RunGuard | undefined;
   /** The task's contract when it was registered by one: its step schemas are enforced. */
   contract?: TaskContract | undefined;
+  /** The engine has `kit_await_events` (waits started together suspend the run once); default true. */
+  groupedWaits?: boolean | undefined;
   /**
    * Writes a checkpoint (batched with other runs' writes); resolves with `ok` or why it was
    * refused (`cancelled`, `failed`, `not_found`). Without it, each write is its own call.
@@ -184,6 +215,8 @@ export interface EngineFeatures {
   failWithoutRetry: boolean;
   /** `kit_seconds_until_next_run`: an idle worker sleeps until the next run is due (else it polls). */
   nextRunDue: boolean;
+  /** `kit_await_events`: waits started together suspend a run once (else one by one). */
+  groupedWaits: boolean;
   /** Workers LISTEN for wake-ups on absurd-kit's schema (else they poll, as absurd-sdk does). */
   wakeups: boolean;
 }

@@ -67,3 +67,38 @@ const emitEventIR: any = {"usedParamSet":{"queueName":true,"eventName":true,"pay
  * ```
  */
 export const emitEvent = new PreparedQuery<IEmitEventParams,IEmitEventResult>(emitEventIR);
+
+/** 'AwaitEvents' parameters type */
+export interface IAwaitEventsParams {
+  queueName: string;
+  runId: string;
+  taskId: string;
+  timeout?: number | null | void;
+  waits: string;
+  wake: string;
+}
+
+/** 'AwaitEvents' return type */
+export interface IAwaitEventsResult {
+  outcome: string;
+  payload: Json | null;
+  resolved: boolean;
+  step_name: string;
+}
+
+/** 'AwaitEvents' query type */
+export interface IAwaitEventsQuery {
+  params: IAwaitEventsParams;
+  result: IAwaitEventsResult;
+}
+
+const awaitEventsIR: any = {"usedParamSet":{"queueName":true,"taskId":true,"runId":true,"waits":true,"timeout":true,"wake":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":121,"b":131}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":134,"b":141}]},{"name":"runId","required":true,"transform":{"type":"scalar"},"locs":[{"a":144,"b":150}]},{"name":"waits","required":true,"transform":{"type":"scalar"},"locs":[{"a":153,"b":159}]},{"name":"timeout","required":false,"transform":{"type":"scalar"},"locs":[{"a":175,"b":182}]},{"name":"wake","required":true,"transform":{"type":"scalar"},"locs":[{"a":185,"b":190}]}],"statement":"select step_name as \"step_name!\", payload, resolved as \"resolved!\", outcome as \"outcome!\"\n  from absurd.kit_await_events(:queueName!, :taskId!, :runId!, :waits!::text::jsonb, :timeout, :wake!)"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select step_name as "step_name!", payload, resolved as "resolved!", outcome as "outcome!"
+ *   from absurd.kit_await_events(:queueName!, :taskId!, :runId!, :waits!::text::jsonb, :timeout, :wake!)
+ * ```
+ */
+export const awaitEvents = new PreparedQuery<IAwaitEventsParams,IAwaitEventsResult>(awaitEventsIR);

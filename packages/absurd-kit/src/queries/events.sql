@@ -6,6 +6,9 @@
                    (null: none) pass.
   EmitEvent        stores an event's payload, wakes the runs waiting for it, then notifies the
                    queue's wake channel.
+  AwaitEvents      waits for a group of events in one statement (migration 000011): each wait's
+                   value when it was answered, and the group's outcome (`ready`, `timed_out`,
+                   `suspended`). `waits` is a JSON array of {"step", "event"}; `wake` 'all' or 'any'.
 */
 
 /* @name AwaitEvent */
@@ -14,3 +17,7 @@ select should_suspend as "should_suspend!", payload
 
 /* @name EmitEvent */
 select absurd.emit_event(:queueName!, :eventName!, :payload::text::jsonb), pg_notify(:channel!, '');
+
+/* @name AwaitEvents */
+select step_name as "step_name!", payload, resolved as "resolved!", outcome as "outcome!"
+  from absurd.kit_await_events(:queueName!, :taskId!, :runId!, :waits!::text::jsonb, :timeout, :wake!);
