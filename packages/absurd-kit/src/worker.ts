@@ -2,6 +2,7 @@
  * The worker loop: claims runs while slots are free, executes them, and waits for work between
  * claims (poll interval, notifications, the next due run).
  */
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ClaimedTask, ExecuteOptions } from './types.js';
@@ -110,6 +111,8 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
   const finishing = new Set<Promise<void>>();
   // Aborted when close() gives up waiting: the runs still in flight see it in their ctx.signal.
   const closeTimedOut = new AbortController();
+  // Every run in flight listens to it (its lease), so more than Node's default 10 is expected.
+  setMaxListeners(0, closeTimedOut.signal);
   let running = true;
   let wake: (() => void) | undefined;
   let woken = false;
