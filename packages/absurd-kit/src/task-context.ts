@@ -44,6 +44,7 @@ import type {
   UntypedStepName,
 } from './types.js';
 import { parseWith } from './validation.js';
+import { ATTR } from './telemetry-attributes.js';
 
 /**
  * What a task handler uses to make its work durable. Every durable call is identified by a
@@ -161,10 +162,15 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (typeof fn !== 'function') throw new Error(`ctx.step("${name}") needs a function to run`);
     const checkpointName = this.#checkpoints.nameFor(name);
     const state = this.#checkpoints.get(checkpointName);
-    if (state !== undefined) return (await this.#replayed(name, checkpointName, state)) as T;
+    const trace = this.#runtime.trace;
+    if (state !== undefined) {
+      if (!trace) return (await this.#replayed(name, checkpointName, state)) as T;
+      return (await trace.step(name, checkpointName, true, async () => this.#replayed(name, checkpointName, state))) as T;
+    }
     // A run that must stop (lease lost, cancelled, worker closed) starts no new step.
     this.#guard.check();
-    return (await this.#store(name, checkpointName, await fn())) as T;
+    if (!trace) return (await this.#store(name, checkpointName, await fn())) as T;
+    return (await trace.step(name, checkpointName, false, async () => this.#store(name, checkpointName, await fn()))) as T;
   }
 
   /**
@@ -196,6 +202,15 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   async sleepUntil(stepName: string, wakeAt: Date): Promise<void> {
     const checkpointName = this.#checkpoints.nameFor(stepName);
     const state = this.#checkpoints.get(checkpointName);
+    const trace = this.#runtime.trace;
+    if (!trace) return this.#sleep(checkpointName, state, wakeAt);
+    const effective = typeof state === 'string' ? new Date(state) : wakeAt;
+    const attributes = { [ATTR.stepName]: stepName, [ATTR.checkpointName]: checkpointName, [ATTR.wakeAt]: effective.toISOString() };
+    return trace.wait('sleep', stepName, attributes, () => this.#sleep(checkpointName, state, wakeAt));
+  }
+
+  /** The sleep itself: stores the wake time the first time, and suspends the run until then. */
+  async #sleep(checkpointName: string, state: JsonValue | undefined, wakeAt: Date): Promise<void> {
     const effective = typeof state === 'string' ? new Date(state) : wakeAt;
     if (!state) await this.#checkpoints.write(checkpointName, wakeAt.toISOString());
     const remainingMs = effective.getTime() - Date.now();
@@ -226,12 +241,16 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     keyOrOptions?: string | AwaitEventOptions,
     maybeOptions?: AwaitEventOptions,
   ): Promise<unknown> {
-    if (typeof event !== 'string') {
-      const eventName = event.eventName(keyOrOptions as string | undefined);
-      const payload = await this.#waits.awaitEvent(eventName, maybeOptions ?? {});
-      return parseWith(event.payload, payload, this.#site('event', eventName, false));
-    }
-    return this.#waits.awaitEvent(event, (keyOrOptions as AwaitEventOptions | undefined) ?? {});
+    const eventName = typeof event === 'string' ? event : event.eventName(keyOrOptions as string | undefined);
+    const wait = async (): Promise<unknown> => {
+      if (typeof event !== 'string') {
+        const payload = await this.#waits.awaitEvent(eventName, maybeOptions ?? {});
+        return parseWith(event.payload, payload, this.#site('event', eventName, false));
+      }
+      return this.#waits.awaitEvent(event, (keyOrOptions as AwaitEventOptions | undefined) ?? {});
+    };
+    const trace = this.#runtime.trace;
+    return trace ? trace.wait('awaitEvent', eventName, { [ATTR.eventName]: eventName }, wait) : wait();
   }
 
   /**
@@ -241,18 +260,15 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   emitEvent<E extends EventContract>(event: E, key: string | undefined, payload: Input<PayloadOf<E>>): Promise<void>;
   emitEvent(eventName: string, payload?: JsonValue): Promise<void>;
   async emitEvent(event: string | EventContract, keyOrPayload?: unknown, maybePayload?: unknown): Promise<void> {
-    let eventName: string;
-    let payload: unknown;
-    if (typeof event === 'string') {
-      eventName = event;
-      payload = keyOrPayload;
-    } else {
-      eventName = event.eventName(keyOrPayload as string | undefined);
-      payload = maybePayload;
-      await parseWith(event.payload, payload, this.#site('event', eventName, true));
-    }
-    // The first emission of a name wins, so sending it again after a lost answer changes nothing.
-    await this.#guard.call(() => sendEvent(this.#runtime.con, this.queueName, eventName, payload));
+    const eventName = typeof event === 'string' ? event : event.eventName(keyOrPayload as string | undefined);
+    const payload = typeof event === 'string' ? keyOrPayload : maybePayload;
+    const emit = async () => {
+      if (typeof event !== 'string') await parseWith(event.payload, payload, this.#site('event', eventName, true));
+      // The first emission of a name wins, so sending it again after a lost answer changes nothing.
+      await this.#guard.call(() => sendEvent(this.#runtime.con, this.queueName, eventName, payload));
+    };
+    const trace = this.#runtime.trace;
+    await (trace ? trace.emit(eventName, emit) : emit());
   }
 
   /**
@@ -287,23 +303,30 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const { stepName, ...spawnOptions } = options;
     const contract = isTaskContract(task) ? task : undefined;
     const taskName = contract ? contract.name : (task as string);
-    const handle = await this.#begin(stepName ?? `$spawn:${taskName}`);
-    let result: SpawnResult & { queue?: string };
-    if (handle.done) {
-      result = handle.state as SpawnResult & { queue?: string };
-    } else {
+    const name = stepName ?? `$spawn:${taskName}`;
+    const handle = await this.#begin(name);
+    const trace = this.#runtime.trace;
+    const spawnOnce = async (): Promise<SpawnResult & { queue?: string }> => {
+      if (handle.done) return handle.state as SpawnResult & { queue?: string };
       this.#guard.check();
       // The idempotency key makes a spawn sent again (after a lost answer) return the same child.
       const spawned = await this.#guard.call(() =>
-        this.#runtime.spawn(contract ?? taskName, params, {
-          ...spawnOptions,
-          idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
-          headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
-        }),
+        this.#runtime.spawn(
+          contract ?? taskName,
+          params,
+          {
+            ...spawnOptions,
+            idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
+            headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
+          },
+          trace?.parent(),
+        ),
       );
-      result = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
-      await this.#checkpoints.write(handle.checkpointName, result);
-    }
+      const spawnedResult = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
+      await this.#checkpoints.write(handle.checkpointName, spawnedResult);
+      return spawnedResult;
+    };
+    const result = trace ? await trace.step(name, handle.checkpointName, handle.done, spawnOnce) : await spawnOnce();
     return contract ? attachContract({ ...result, queue: result.queue ?? contract.queue }, contract) : result;
   }
 
@@ -322,7 +345,11 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   awaitTaskResult(task: TaskRef, options?: ContextAwaitTaskResultOptions): Promise<TaskResultSnapshot>;
   async awaitTaskResult(task: TaskRef | TaskHandle, options: ContextAwaitTaskResultOptions = {}): Promise<unknown> {
     const contract = typeof task === 'object' && 'contract' in task ? (task as TaskHandle).contract : undefined;
-    return typedSnapshot(await this.#waits.awaitTaskResult(task, options), contract);
+    const wait = async () => typedSnapshot(await this.#waits.awaitTaskResult(task, options), contract);
+    const trace = this.#runtime.trace;
+    if (!trace) return wait();
+    const taskID = typeof task === 'string' ? task : task.taskID;
+    return trace.wait('awaitTaskResult', taskID, { [ATTR.awaitedTaskID]: taskID }, wait);
   }
 
   async #begin(name: string): Promise<StepHandle<unknown, unknown>> {

@@ -1,0 +1,84 @@
+/**
+ * absurd-kit's metrics (made only when a meter provider is registered; see `telemetry.ts`):
+ * tasks spawned, claimed, completed and failed (by reason), how long runs take, how long due runs
+ * waited to be claimed, and how many slots each worker has in use. docs/observability.md lists
+ * them with their attributes.
+ */
+import type * as Otel from '@opentelemetry/api';
+import { ValidationError } from './errors.js';
+import { CancelledTask } from './signals.js';
+import { ATTR, MESSAGING_SYSTEM, type RunOutcome } from './telemetry-attributes.js';
+
+type OtelApi = typeof Otel;
+
+/** Why a run counted in `absurd.tasks.failed` failed. */
+export type FailureReason = 'error' | 'validation' | 'cancelled';
+
+/** The failure reason of a run that ended with `error`. */
+export function failureReason(error: unknown): FailureReason {
+  if (error instanceof CancelledTask) return 'cancelled';
+  if (error instanceof ValidationError) return 'validation';
+  return 'error';
+}
+
+/** Buckets (seconds) for run durations and queue lag: 5 ms to 10 min. */
+const SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+/** The instruments of one meter provider. */
+export class TaskMetrics {
+  readonly #spawned: Otel.Counter;
+  readonly #claimed: Otel.Counter;
+  readonly #completed: Otel.Counter;
+  readonly #failed: Otel.Counter;
+  readonly #duration: Otel.Histogram;
+  readonly #lag: Otel.Histogram;
+  readonly #slotsUsed: Otel.ObservableGauge;
+  readonly #slotsLimit: Otel.ObservableGauge;
+
+  constructor(otel: OtelApi, meter: Otel.Meter) {
+    const seconds = { unit: 's', advice: { explicitBucketBoundaries: SECONDS_BUCKETS } };
+    this.#spawned = meter.createCounter('absurd.tasks.spawned', { unit: '{task}', description: 'Tasks spawned (new ones; not those an idempotency key found).' });
+    this.#claimed = meter.createCounter('absurd.tasks.claimed', { unit: '{run}', description: 'Runs claimed by workers.' });
+    this.#completed = meter.createCounter('absurd.tasks.completed', { unit: '{run}', description: 'Runs that completed their task.' });
+    this.#failed = meter.createCounter('absurd.tasks.failed', { unit: '{run}', description: 'Runs that failed, by absurd.failure.reason (error, validation, cancelled).' });
+    this.#duration = meter.createHistogram('absurd.run.duration', { ...seconds, description: 'How long a run took, from its start to its final write, by absurd.run.outcome.' });
+    this.#lag = meter.createHistogram('absurd.queue.lag', { ...seconds, description: 'How long a due run waited to be claimed (claim time minus available time, on the database clock).' });
+    this.#slotsUsed = meter.createObservableGauge('absurd.worker.slots.used', { unit: '{slot}', description: 'Slots of a worker whose handlers are running.', valueType: otel.ValueType.INT });
+    this.#slotsLimit = meter.createObservableGauge('absurd.worker.slots.limit', { unit: '{slot}', description: "A worker's concurrency.", valueType: otel.ValueType.INT });
+  }
+
+  spawned(queue: string, taskName: string): void {
+    this.#spawned.add(1, { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.destination]: queue, [ATTR.taskName]: taskName });
+  }
+
+  /** A claimed run, with its queue lag in seconds when the claim reported it. */
+  claimed(queue: string, taskName: string, lagSeconds: number | null | undefined): void {
+    const attributes = { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.destination]: queue, [ATTR.taskName]: taskName };
+    this.#claimed.add(1, attributes);
+    if (typeof lagSeconds === 'number' && Number.isFinite(lagSeconds)) this.#lag.record(Math.max(0, lagSeconds), attributes);
+  }
+
+  /** A run's end: counted as completed or failed (by reason), and its duration recorded. */
+  runEnded(queue: string, taskName: string, outcome: RunOutcome, seconds: number, reason?: FailureReason): void {
+    const attributes = { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.destination]: queue, [ATTR.taskName]: taskName };
+    if (outcome === 'completed') this.#completed.add(1, attributes);
+    else if (reason) this.#failed.add(1, { ...attributes, [ATTR.failureReason]: reason });
+    this.#duration.record(seconds, { ...attributes, [ATTR.outcome]: outcome });
+  }
+
+  /**
+   * Reports a worker's slots (in use, and its concurrency) while it runs; returns the function
+   * that stops reporting (called when the worker closes).
+   */
+  observeWorker(queue: string, workerId: string, limit: number, used: () => number): () => void {
+    const attributes = { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.destination]: queue, [ATTR.workerID]: workerId };
+    const observeUsed: Otel.ObservableCallback = (result) => result.observe(used(), attributes);
+    const observeLimit: Otel.ObservableCallback = (result) => result.observe(limit, attributes);
+    this.#slotsUsed.addCallback(observeUsed);
+    this.#slotsLimit.addCallback(observeLimit);
+    return () => {
+      this.#slotsUsed.removeCallback(observeUsed);
+      this.#slotsLimit.removeCallback(observeLimit);
+    };
+  }
+}
