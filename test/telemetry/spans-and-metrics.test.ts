@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { DataPoint, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
 import { defineTask, ValidationError } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { gate, queueName, rawSpawn, useClients, waitFor, workOnce } from '../runtime/helpers.js';
+import { gate, onAbsurdSchema, queueName, rawSpawn, useClients, waitFor, workOnce } from '../runtime/helpers.js';
 import { registerTelemetry, type SpanRecord, type TestTelemetry } from './otel.js';
 
 const db = useTestDatabase();
@@ -233,7 +233,7 @@ describe('metrics', () => {
     before = await otel.metrics();
   });
 
-  it('counts spawned, claimed, completed and failed tasks by reason, and run durations', async () => {
+  it('counts spawned, claimed, completed and failed tasks by reason, run durations and queue lag', async () => {
     const queue = queueName('metrics');
     const app = await clients.app(queue, { db: db.pool });
     const q = { 'messaging.destination.name': queue };
@@ -277,6 +277,10 @@ describe('metrics', () => {
     const durations = points<Histogram>(after, 'absurd.run.duration', q);
     const count = (outcome: string) => durations.filter((p) => p.attributes['absurd.run.outcome'] === outcome).reduce((n, p) => n + p.value.count, 0);
     expect([count('completed'), count('failed'), count('cancelled')]).toEqual([2, 2, 1]);
+    // Every claim reports how long its run waited (on absurd-kit's engine; Absurd's claim_task does not say).
+    const lag = points<Histogram>(after, 'absurd.queue.lag', q);
+    expect(lag.reduce((n, p) => n + p.value.count, 0)).toBe(onAbsurdSchema ? 0 : 5);
+    if (!onAbsurdSchema) expect(Math.min(...lag.map((p) => p.value.min ?? Infinity))).toBeGreaterThanOrEqual(0);
   });
 
   it('reports the slots in use and the concurrency of a running worker', async () => {
