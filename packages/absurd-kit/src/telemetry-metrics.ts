@@ -34,6 +34,8 @@ export class TaskMetrics {
   readonly #lag: Otel.Histogram;
   readonly #slotsUsed: Otel.ObservableGauge;
   readonly #slotsLimit: Otel.ObservableGauge;
+  /** Attribute sets by queue and task name (and outcome, reason), made once: points are recorded per run. */
+  readonly #attributes = new Map<string, Otel.Attributes>();
 
   constructor(otel: OtelApi, meter: Otel.Meter) {
     const seconds = { unit: 's', advice: { explicitBucketBoundaries: SECONDS_BUCKETS } };
@@ -48,22 +50,33 @@ export class TaskMetrics {
   }
 
   spawned(queue: string, taskName: string): void {
-    this.#spawned.add(1, { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.destination]: queue, [ATTR.taskName]: taskName });
+    this.#spawned.add(1, this.#task(queue, taskName));
   }
 
   /** A claimed run, with its queue lag in seconds when the claim reported it. */
   claimed(queue: string, taskName: string, lagSeconds: number | null | undefined): void {
-    const attributes = { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.destination]: queue, [ATTR.taskName]: taskName };
+    const attributes = this.#task(queue, taskName);
     this.#claimed.add(1, attributes);
     if (typeof lagSeconds === 'number' && Number.isFinite(lagSeconds)) this.#lag.record(Math.max(0, lagSeconds), attributes);
   }
 
   /** A run's end: counted as completed or failed (by reason), and its duration recorded. */
   runEnded(queue: string, taskName: string, outcome: RunOutcome, seconds: number, reason?: FailureReason): void {
-    const attributes = { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.destination]: queue, [ATTR.taskName]: taskName };
-    if (outcome === 'completed') this.#completed.add(1, attributes);
-    else if (reason) this.#failed.add(1, { ...attributes, [ATTR.failureReason]: reason });
-    this.#duration.record(seconds, { ...attributes, [ATTR.outcome]: outcome });
+    if (outcome === 'completed') this.#completed.add(1, this.#task(queue, taskName));
+    else if (reason) this.#failed.add(1, this.#task(queue, taskName, ATTR.failureReason, reason));
+    this.#duration.record(seconds, this.#task(queue, taskName, ATTR.outcome, outcome));
+  }
+
+  /** The attributes of a task's points, with one more key when given; the same object every time. */
+  #task(queue: string, taskName: string, key?: string, value?: string): Otel.Attributes {
+    const id = `${queue}\0${taskName}\0${key ?? ''}\0${value ?? ''}`;
+    let attributes = this.#attributes.get(id);
+    if (!attributes) {
+      attributes = { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.destination]: queue, [ATTR.taskName]: taskName };
+      if (key !== undefined) attributes[key] = value;
+      this.#attributes.set(id, Object.freeze(attributes));
+    }
+    return attributes;
   }
 
   /**

@@ -202,7 +202,7 @@ export class RunSpans implements RunTrace {
 
   step<T>(name: string, checkpointName: string, replayed: boolean, fn: () => Promise<T>): Promise<T> {
     const attributes = { [ATTR.stepName]: name, [ATTR.checkpointName]: checkpointName, [ATTR.replayed]: replayed };
-    return this.#tracing.inRun(this.#run, `step ${name}`, attributes, () => fn());
+    return this.#tracing.inRun(this.#run, `step ${name}`, attributes, fn);
   }
 
   wait<T>(kind: string, name: string, attributes: Record<string, string | number | boolean>, fn: () => Promise<T>): Promise<T> {

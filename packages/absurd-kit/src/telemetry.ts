@@ -29,6 +29,7 @@ let api: OtelApi | null | undefined;
 let loading: Promise<OtelApi | null> | undefined;
 let tracing: { delegate: unknown; value: Tracing | undefined } | undefined;
 let metrics: { provider: unknown; value: TaskMetrics | undefined } | undefined;
+let current: Telemetry | undefined;
 
 /**
  * Imports `@opentelemetry/api` once (later calls share the same promise); resolves with null
@@ -61,7 +62,8 @@ export function currentTelemetry(): Telemetry | undefined {
   const tracingNow = currentTracing(api);
   const metricsNow = currentMetrics(api);
   if (!tracingNow && !metricsNow) return undefined;
-  return { tracing: tracingNow, metrics: metricsNow };
+  if (current?.tracing !== tracingNow || current?.metrics !== metricsNow) current = { tracing: tracingNow, metrics: metricsNow };
+  return current;
 }
 
 /**
