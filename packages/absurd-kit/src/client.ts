@@ -24,10 +24,9 @@ import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queu
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import type { SpawnOptions } from './spawn-options.js';
-import { sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
+import { observedSpawn, sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
 import { toRegistration, type Registration } from './registration.js';
 import { TaskRunner } from './task-runner.js';
-import { spawnAttributes } from './telemetry-tracing.js';
 import type { ClaimedTask, ExecuteOptions, Log } from './types.js';
 import {
   attachContract,
@@ -407,15 +406,7 @@ export class Absurd {
     };
     const telemetry = await telemetryFor(this.#telemetry);
     if (!telemetry) return spawn(undefined);
-    const result = telemetry.tracing
-      ? await telemetry.tracing.spawn(queue, taskName, options.headers, parent, async (span, headers) => {
-          const spawned = await spawn(headers);
-          span.setAttributes(spawnAttributes(spawned));
-          return spawned;
-        })
-      : await spawn(undefined);
-    if (result.created) telemetry.metrics?.spawned(queue, taskName);
-    return result;
+    return observedSpawn(telemetry, { queue, taskName, headers: options.headers, parent }, spawn);
   }
 }
 

@@ -49,6 +49,7 @@ export class TaskMetrics {
     this.#slotsLimit = meter.createObservableGauge('absurd.worker.slots.limit', { unit: '{slot}', description: "A worker's concurrency.", valueType: otel.ValueType.INT });
   }
 
+  /** A task a spawn created (not one an idempotency key found). */
   spawned(queue: string, taskName: string): void {
     this.#spawned.add(1, this.#task(queue, taskName));
   }

@@ -7,8 +7,9 @@
  */
 import type { JsonObject } from './json.js';
 
-/** The header keys (W3C Trace Context, lowercase as the recommendation writes them). */
+/** The header key of the W3C `traceparent` (lowercase, as the recommendation writes it). */
 export const TRACEPARENT_HEADER = 'traceparent';
+/** The header key of the W3C `tracestate`; written only when not empty. */
 export const TRACESTATE_HEADER = 'tracestate';
 
 /** A span's identity as a traceparent carries it. */
