@@ -205,7 +205,9 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const trace = this.#runtime.trace;
     if (!trace) return this.#sleep(checkpointName, state, wakeAt);
     const effective = typeof state === 'string' ? new Date(state) : wakeAt;
-    const attributes = { [ATTR.stepName]: stepName, [ATTR.checkpointName]: checkpointName, [ATTR.wakeAt]: effective.toISOString() };
+    // An invalid date is the sleep's own problem to report, not the span's.
+    const wakeAtText = Number.isNaN(effective.getTime()) ? String(effective) : effective.toISOString();
+    const attributes = { [ATTR.stepName]: stepName, [ATTR.checkpointName]: checkpointName, [ATTR.wakeAt]: wakeAtText };
     return trace.wait('sleep', stepName, attributes, () => this.#sleep(checkpointName, state, wakeAt));
   }
 
