@@ -76,7 +76,7 @@ export class TaskRunner {
         : await claimTasksStandard.run(params, this.#options.con)
     ) as ClaimedTask[];
     const metrics = rows.length > 0 ? (await telemetryFor(this.#options.telemetry))?.metrics : undefined;
-    if (metrics) for (const row of rows) metrics.claimed(this.#options.queueName, row.task_name, row.queue_lag);
+    metrics?.claimed(this.#options.queueName, rows);
     return rows;
   }
 

@@ -54,11 +54,18 @@ export class TaskMetrics {
     this.#spawned.add(1, this.#task(queue, taskName));
   }
 
-  /** A claimed run, with its queue lag in seconds when the claim reported it. */
-  claimed(queue: string, taskName: string, lagSeconds: number | null | undefined): void {
-    const attributes = this.#task(queue, taskName);
-    this.#claimed.add(1, attributes);
-    if (typeof lagSeconds === 'number' && Number.isFinite(lagSeconds)) this.#lag.record(Math.max(0, lagSeconds), attributes);
+  /**
+   * The runs of one claim, with their queue lag in seconds where the claim reported it. Counted
+   * once per task name (a claim brings many runs of few tasks; each point costs the SDK a lookup).
+   */
+  claimed(queue: string, runs: readonly { task_name: string; queue_lag?: number | null | undefined }[]): void {
+    const counts = new Map<string, number>();
+    for (const run of runs) {
+      counts.set(run.task_name, (counts.get(run.task_name) ?? 0) + 1);
+      const lag = run.queue_lag;
+      if (typeof lag === 'number' && Number.isFinite(lag)) this.#lag.record(Math.max(0, lag), this.#task(queue, run.task_name));
+    }
+    for (const [taskName, count] of counts) this.#claimed.add(count, this.#task(queue, taskName));
   }
 
   /** A run's end: counted as completed or failed (by reason), and its duration recorded. */
