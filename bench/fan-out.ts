@@ -74,7 +74,7 @@ async function freshDatabase(serverUrl: string, label: string): Promise<{ url: s
 /** A client on its own pool, ended with the client. */
 function quietApp(url: string): Absurd & { end(): Promise<void> } {
   const pool = new pg.Pool({ connectionString: url, max: CONCURRENCY + 4 });
-  const app = new Absurd({ db: pool, queueName: 'bench', log: { debug() {}, info() {}, warn: console.warn, error: console.error } });
+  const app = new Absurd({ db: pool, queueName: 'bench', log: { log() {}, info() {}, warn: console.warn, error: console.error } });
   return Object.assign(app, {
     async end() {
       await app.close();

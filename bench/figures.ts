@@ -71,7 +71,7 @@ export interface FigureOptions {
 /** Runs one figure. */
 export async function runFigure(
   ctx: FigureContext,
-  id: Exclude<FigureId, 'pgbench'>,
+  id: Exclude<FigureId, 'pgbench' | 'tracing'>,
   options: FigureOptions = {},
 ): Promise<FigureOutcome> {
   const runs: RunRecord[] = [];
@@ -234,17 +234,18 @@ async function measureSpawns(ctx: FigureContext, side: Side, callers: number): P
   });
 }
 
-/** One worker process drains the template's pre-spawned tasks. */
-async function measureEndToEnd(
+/** One worker process drains the template's pre-spawned tasks (`tracing`: with the OpenTelemetry SDK). */
+export async function measureEndToEnd(
   ctx: FigureContext,
   side: Side,
   kind: TemplateKind,
   variant: 'typed' | 'untyped',
+  options: { tracing?: boolean } = {},
 ): Promise<{ tasksPerSecond: number; seconds: number; peakRssKb: number }> {
   const n = ctx.scale.e2eTasks;
   const task = kind === 'steps' ? TASK.steps : TASK.noop;
-  return withDatabase(ctx, kind, `${kind}_${side}_${variant}`, async (db) => {
-    const worker = await startChild(ctx, { side, role: 'worker', url: db.url, poolSize: WORKER_POOL_SIZE, variant });
+  return withDatabase(ctx, kind, `${kind}_${side}_${variant}${options.tracing ? '_traced' : ''}`, async (db) => {
+    const worker = await startChild(ctx, { side, role: 'worker', url: db.url, poolSize: WORKER_POOL_SIZE, variant, ...options });
     try {
       const timeoutMs = Math.max(120_000, n * 100);
       const drained = worker.waitFor((m) => m.notice === 'drained', timeoutMs, `for ${n} ${task} handlers to return`);

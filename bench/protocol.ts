@@ -15,6 +15,8 @@ export interface ChildInit {
   variant: 'untyped' | 'typed';
   /** Send a notice when a handler starts and when an event wait returns (latency figures). */
   reportTasks: boolean;
+  /** Register the OpenTelemetry SDK before the client is made (ours only; the `tracing` figure). */
+  tracing?: boolean;
 }
 
 export type Request =

@@ -33,6 +33,8 @@ export interface Ratios {
   pickup_p50_ms: number;
   peer_pickup_p50_ms: number;
   validation_overhead_pct: number;
+  /** Tasks/s of the 3-step run with the OpenTelemetry SDK registered over the same run without. */
+  tracing_ratio: number;
 }
 
 export function computeRatios(rows: readonly RowSummary[]): Ratios {
@@ -46,6 +48,7 @@ export function computeRatios(rows: readonly RowSummary[]): Ratios {
     pickup_p50_ms: find('pickup_p50')?.a.median ?? NaN,
     peer_pickup_p50_ms: find('pickup_p50')?.b.median ?? NaN,
     validation_overhead_pct: find('validation')?.comparison ?? NaN,
+    tracing_ratio: find('tracing')?.comparison ?? NaN,
   };
 }
 

@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { prepareChildren } from './child-process.js';
 import { BenchDatabases, provideServer, type TemplateKind } from './databases.js';
 import { runFigure, type FigureOutcome, type Row, type RunRecord } from './figures.js';
+import { runTracingFigure } from './figure-tracing.js';
 import { runPgbench, type PgbenchResult } from './pgbench.js';
 import { computeRatios, formatPgbench, formatTable, ratiosLine, summariseRow } from './report.js';
 import {
@@ -100,6 +101,7 @@ const TEMPLATE_OF: Record<Exclude<FigureId, 'pgbench'>, TemplateKind> = {
   event: 'empty',
   validation: 'steps',
   history: 'history',
+  tracing: 'steps',
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -159,7 +161,9 @@ async function main(argv: string[]): Promise<number> {
     for (const id of measured) {
       if (id === 'validation' && withValidation) continue;
       try {
-        outcomes.push({ id, outcome: await runFigure({ scale, launcher, dbs, progress }, id, { withValidation }) });
+        const figureContext = { scale, launcher, dbs, progress };
+        const outcome = id === 'tracing' ? await runTracingFigure(figureContext) : await runFigure(figureContext, id, { withValidation });
+        outcomes.push({ id, outcome });
       } catch (error) {
         const message = (error as Error).stack ?? String(error);
         progress(`${id} failed: ${message}`);

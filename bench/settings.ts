@@ -102,6 +102,7 @@ export const FIGURES = [
   'event',
   'validation',
   'history',
+  'tracing',
   'pgbench',
 ] as const;
 export type FigureId = (typeof FIGURES)[number];

@@ -9,6 +9,8 @@ import { BENCH_QUEUE, TASK, WORKER_OPTIONS } from './settings.js';
 import type { BenchContext, BenchParams } from './tasks.js';
 
 runChild(async (pool, handlers, init) => {
+  // Before the client: it imports @opentelemetry/api when it is made.
+  const stopTelemetry = init.tracing ? (await import('./tracing-sdk.js')).registerBenchTelemetry() : undefined;
   const app = new Absurd({ db: pool, queueName: BENCH_QUEUE, log: benchLog });
   app.registerTask({ name: TASK.noop }, (params: BenchParams, ctx) => handlers.noop(params, ctx as unknown as BenchContext));
   app.registerTask({ name: TASK.event }, (params: BenchParams, ctx) => handlers.event(params, ctx as unknown as BenchContext));
@@ -32,6 +34,7 @@ runChild(async (pool, handlers, init) => {
     close: async () => {
       await worker?.close();
       await app.close();
+      await stopTelemetry?.();
     },
   };
 });

@@ -31,6 +31,7 @@ const RATIO_KEYS = [
   'pickup_p50_ms',
   'peer_pickup_p50_ms',
   'validation_overhead_pct',
+  'tracing_ratio',
 ] as const;
 
 describe('npm run bench', () => {
@@ -67,6 +68,7 @@ describe('npm run bench', () => {
         'pick-up latency p50',
         'event wake latency p50',
         'validation overhead',
+        'tracing on / off',
         'completed retained',
         'worker peak RSS',
       ]) {

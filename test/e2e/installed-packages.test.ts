@@ -405,11 +405,13 @@ describe('the packed runtime in a production install (npm install --omit=dev)', 
     expect(names).toEqual(expect.arrayContaining(['absurd-kit', 'pg', 'zod']));
     expect(names.filter((name) => TOOLCHAIN.some((tool) => name === tool || name.startsWith(`${tool}/`)))).toEqual([]);
     expect(names).not.toContain('@absurd-kit/cli');
+    // OpenTelemetry is an optional peer: not installed unless the application asks for it.
+    expect(names.filter((name) => name.startsWith('@opentelemetry/'))).toEqual([]);
     const bytes = (await sizeOf(path.join(prod, 'node_modules'))) - (await sizeOf(path.join(prod, 'node_modules/zod')));
     expect(bytes / MB, `node_modules without zod: ${(bytes / MB).toFixed(2)} MB`).toBeLessThanOrEqual(5);
   });
 
-  it('runs the worker and producer compiled in the development install, installing the schema with migrate()', async () => {
+  it('runs the worker and producer compiled in the development install (without @opentelemetry/api), installing the schema with migrate()', async () => {
     await cp(path.join(dev, 'dist'), path.join(prod, 'dist'), { recursive: true });
     const { result, producer, worker } = await runWorkerAndProducer(process.execPath, prod, await empty.create(), 'order-prod');
     expect(result, show(producer)).toEqual({ orderId: 'order-prod', totalCents: 750, approvedBy: 'e2e', runtime: process.version });

@@ -360,10 +360,10 @@ describe('claimTasks and workBatch', () => {
     const claimed = await app.claimTasks();
     expect(claimed).toHaveLength(1);
     // absurd-sdk's ten columns, plus — where the engine has kit_claim_task — the run's visible
-    // checkpoints (none yet for a fresh task).
+    // checkpoints (none yet for a fresh task) and its queue lag (spawned at the claim's time: 0).
     const columns = ['attempt', 'event_payload', 'headers', 'max_attempts', 'params', 'retry_strategy', 'run_id', 'task_id', 'task_name', 'wake_event'];
-    expect(Object.keys(claimed[0]!).sort()).toEqual((onAbsurdSchema ? columns : [...columns, 'checkpoints']).sort());
-    if (!onAbsurdSchema) expect(claimed[0]!.checkpoints).toEqual({});
+    expect(Object.keys(claimed[0]!).sort()).toEqual((onAbsurdSchema ? columns : [...columns, 'checkpoints', 'queue_lag']).sort());
+    if (!onAbsurdSchema) expect(claimed[0]).toMatchObject({ checkpoints: {}, queue_lag: 0 });
     const run = (await runRows(pool, app.queueName, claimed[0]!.task_id))[0];
     expect(run).toMatchObject({ claimed_by: 'worker', state: 'running' });
     expect(run?.claim_expires_at!.toISOString()).toBe(at(T0 + 120_000));

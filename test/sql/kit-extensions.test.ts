@@ -58,7 +58,7 @@ async function tables(q: string): Promise<Record<string, unknown>> {
   return out;
 }
 
-type KitClaimed = ClaimedRun & { checkpoints: Record<string, unknown> };
+type KitClaimed = ClaimedRun & { checkpoints: Record<string, unknown>; queue_lag: number | null };
 
 async function kitClaim(client: Queryable, q: string, worker = 'worker-1', timeout = 60, qty = 1): Promise<KitClaimed[]> {
   const { rows } = await client.query<KitClaimed>('select * from absurd.kit_claim_task($1, $2, $3, $4)', [q, worker, timeout, qty]);
@@ -252,7 +252,7 @@ describe('kit_claim_task', () => {
     expect(plain.map((p) => p.run_id)).toEqual([b.run_id, d.run_id, a.run_id]);
 
     const kit = await kitClaim(c, q, 'worker-x', 45, 10);
-    expect(kit.map(({ checkpoints, ...rest }) => rest)).toEqual(plain);
+    expect(kit.map(({ checkpoints, queue_lag, ...rest }) => rest)).toEqual(plain);
     expect(kit.map((k) => k.checkpoints)).toEqual([{}, {}, {}]);
     expect(Object.keys(kit[0]!)).toEqual([
       'run_id',
@@ -266,12 +266,32 @@ describe('kit_claim_task', () => {
       'wake_event',
       'event_payload',
       'checkpoints',
+      'queue_lag',
     ]);
+    // Seconds each run waited since it became due, though the claim set available_at to now.
+    expect(kit.map((k) => k.queue_lag)).toEqual([3, 2, 1]);
+    expect((await runRow(c, q, b.run_id)).available_at?.toISOString()).toBe(T0);
     expect(kit[2]).toMatchObject({ task_name: 'alpha', params: { p: 'a' }, headers: { h: 1 }, max_attempts: 4, attempt: 1 });
     const claimed = await runRow(c, q, a.run_id);
     expect(claimed).toMatchObject({ state: 'running', claimed_by: 'worker-x' });
     expect(claimed.claim_expires_at?.toISOString()).toBe(plus(T0, 45));
     expect((await taskRow(c, q, a.task_id)).state).toBe('running');
+  });
+
+  it('gives the queue lag of a sleeping run woken by its time, a retry, and NULL for a retry claim_task made of an expired lease', async () => {
+    const q = await newQueue(c, 'kct-lag');
+    await setNow(c, T0);
+    const sleeper = await spawnAndClaim(c, q);
+    await c.query('select absurd.schedule_run($1, $2, $3)', [q, sleeper.run_id, plus(T0, 10)]);
+    const expiring = await spawnAndClaim(c, q, { max_attempts: 3, retry_strategy: { kind: 'none' } });
+    await setNow(c, plus(T0, 12.5));
+    // Due at T0+10 (the sleeper); expiring's lease (60 s) has not run out yet.
+    expect((await kitClaim(c, q, 'w', 600, 5)).map((k) => [k.run_id, k.queue_lag])).toEqual([[sleeper.run_id, 2.5]]);
+    // Past expiring's lease the claim fails it and claims its retry, made in the same call.
+    await setNow(c, plus(T0, 100));
+    const [retry, ...none] = await kitClaim(c, q, 'w', 60, 5);
+    expect(none).toEqual([]);
+    expect(retry).toMatchObject({ task_id: expiring.task_id, attempt: 2, queue_lag: null });
   });
 
   it('returns the checkpoints visible to the run’s attempt: earlier attempts’, ownerless, JSON null; not later attempts’ or uncommitted', async () => {

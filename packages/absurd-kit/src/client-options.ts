@@ -49,6 +49,13 @@ export interface AbsurdOptions {
   defaultMaxAttempts?: number;
   log?: Log;
   hooks?: AbsurdHooks;
+  /**
+   * OpenTelemetry spans and metrics (docs/observability.md); default true. They are made only when
+   * the optional peer `@opentelemetry/api` is installed and the application registered an SDK
+   * (a tracer or meter provider); otherwise they cost one check per call. `false` turns them off
+   * for this client even then.
+   */
+  telemetry?: boolean;
 }
 
 /** Options of `Absurd#fetchTaskResult`. */

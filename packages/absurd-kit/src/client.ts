@@ -13,7 +13,7 @@ import {
   type TaskContract,
 } from './define.js';
 import { errorLine, TimeoutError } from './errors.js';
-import type { JsonValue } from './json.js';
+import type { JsonObject, JsonValue } from './json.js';
 import { wakeChannel } from './notify.js';
 import { sendEvent } from './emit-event.js';
 import { OutageMonitor, isConnectionError } from './outage.js';
@@ -24,7 +24,7 @@ import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queu
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import type { SpawnOptions } from './spawn-options.js';
-import { sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
+import { observedSpawn, sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
 import { toRegistration, type Registration } from './registration.js';
 import { TaskRunner } from './task-runner.js';
 import { pollTaskResult, timeoutMs } from './task-result-polling.js';
@@ -39,6 +39,8 @@ import {
   type TypedTaskResultSnapshot,
 } from './task-result.js';
 import { parseWith } from './validation.js';
+import { loadTelemetryApi, telemetryFor } from './telemetry.js';
+import type { TraceParentContext } from './types.js';
 import type {
   AbsurdHooks,
   AbsurdOptions,
@@ -86,6 +88,8 @@ export class Absurd {
   readonly #outage: OutageMonitor;
   /** Claims and executions, on the engine functions the database has. */
   readonly #runner: TaskRunner;
+  /** Whether this client makes spans and metrics (when an OpenTelemetry SDK is registered). */
+  readonly #telemetry: boolean;
 
   constructor(options: AbsurdOptions | string | pg.Pool | Queryable = {}) {
     const opts: AbsurdOptions =
@@ -97,6 +101,9 @@ export class Absurd {
     this.log = opts.log ?? console;
     this.hooks = opts.hooks ?? {};
     this.registry = new Map();
+    this.#telemetry = opts.telemetry !== false;
+    // Imported now, so that the first spawn or run knows the answer without waiting.
+    if (this.#telemetry) void loadTelemetryApi();
     if (typeof opts.db === 'string' || opts.db === undefined) {
       const pool = new pg.Pool({ connectionString: resolveDatabaseUrl({ databaseUrl: opts.db }) });
       // An idle connection dropped by a restarting server is an outage's first sign, not an event
@@ -120,7 +127,8 @@ export class Absurd {
       outage: this.#outage,
       registration: (name) => this.registry.get(name),
       wrapTaskExecution: this.hooks.wrapTaskExecution,
-      spawn: (task, params, options) => this.#spawn(con, task, params, options),
+      telemetry: this.#telemetry,
+      spawn: (task, params, options, parent) => this.#spawn(con, task, params, options, parent),
     });
   }
 
@@ -136,6 +144,7 @@ export class Absurd {
       defaultMaxAttempts: this.defaultMaxAttempts,
       log: this.log,
       hooks: this.hooks,
+      telemetry: this.#telemetry,
     });
     Object.assign(bound, { registry: this.registry, ownsConnection: owned });
     return bound;
@@ -205,13 +214,18 @@ export class Absurd {
       eventName = event.eventName(rest[0] as string | undefined);
       payload = rest[1];
       queueName = rest[2] as string | undefined;
-      await parseWith(event.payload, payload, { subject: eventName, boundary: 'event', retryable: true });
     } else {
       eventName = event;
       payload = rest[0];
       queueName = rest[1] as string | undefined;
     }
-    await sendEvent(this.con, queueName ?? this.queueName, eventName, payload);
+    const queue = queueName ?? this.queueName;
+    const emit = async () => {
+      if (isEventContract(event)) await parseWith(event.payload, payload, { subject: eventName, boundary: 'event', retryable: true });
+      await sendEvent(this.con, queue, eventName, payload);
+    };
+    const tracing = (await telemetryFor(this.#telemetry))?.tracing;
+    await (tracing ? tracing.emit(queue, eventName, emit) : emit());
   }
 
   /**
@@ -362,22 +376,34 @@ export class Absurd {
     if (this.ownsConnection) await (this.con as { end?: () => Promise<void> }).end?.();
   }
 
-  /** Resolves queue, defaults and hooks, validates contract params, and spawns on `con`. */
+  /**
+   * Resolves queue, defaults and hooks, validates contract params, and spawns on `con`. With
+   * tracing on, in a producer span whose context the task's headers carry (`parent`: the span to
+   * make it a child of, when not the active one — a run's, for `ctx.spawn`).
+   */
   async #spawn(
     con: Queryable,
     task: string | TaskContract,
     params: unknown,
     options: SpawnOptions,
+    parent?: TraceParentContext,
   ): Promise<SpawnResult & { queue: string }> {
     const taskName = isTaskContract(task) ? task.name : task;
     const registration = this.registry.get(taskName);
     const contract = isTaskContract(task) ? task : registration?.contract;
     const queue = spawnQueue(task, registration?.queue, options.queue);
-    // Checked, not transformed: the input form is stored and parsed again by the worker.
-    if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
-    let effective = withSpawnDefaults(task, registration?.defaults, options, this.defaultMaxAttempts);
-    if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
-    return sendSpawn(con, queue, taskName, params, effective);
+    const spawn = async (traceHeaders: JsonObject | undefined) => {
+      // Checked, not transformed: the input form is stored and parsed again by the worker.
+      if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
+      let effective = withSpawnDefaults(task, registration?.defaults, options, this.defaultMaxAttempts);
+      if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
+      // Headers the producer (or a hook) set win over the trace context's.
+      if (traceHeaders) effective = { ...effective, headers: { ...traceHeaders, ...effective.headers } };
+      return sendSpawn(con, queue, taskName, params, effective);
+    };
+    const telemetry = await telemetryFor(this.#telemetry);
+    if (!telemetry) return spawn(undefined);
+    return observedSpawn(telemetry, { queue, taskName, headers: options.headers, parent }, spawn);
   }
 }
 

@@ -3,6 +3,7 @@
  * cancelled, lost with its lease, or deferred when no handler is registered for it), under the
  * run's lease (`lease.ts`).
  */
+import { performance } from 'node:perf_hooks';
 import { errorLine } from './errors.js';
 import { toJsonParam } from './json.js';
 import { wakeChannel } from './notify.js';
@@ -25,7 +26,11 @@ import { failureLogLine, isPermanentFailure, serializeError } from './run-failur
 import { TaskContext } from './task-context.js';
 import { sendEvent } from './emit-event.js';
 import { isFinalState, parentFromHeaders, readTaskResult, taskResultEvent, throwUnlessTaskRunning } from './task-result.js';
-import type { ClaimedTask, EngineFeatures, ExecuteOptions, Log, RunGuard, TaskContextRuntime } from './types.js';
+import type { ClaimedTask, EngineFeatures, ExecuteOptions, Log, RunGuard, RunTrace, TaskContextRuntime } from './types.js';
+import { telemetryFor } from './telemetry.js';
+import { failureReason } from './telemetry-metrics.js';
+import { ATTR, type RunOutcome } from './telemetry-attributes.js';
+import { RunSpans } from './telemetry-tracing.js';
 import { parseWith } from './validation.js';
 
 /** What {@link executeClaimedTask} needs from the client. */
@@ -41,7 +46,21 @@ export interface ExecutionHost {
   wrapTaskExecution?: (<T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>) | undefined;
   /** The client's view of its database; connection failures of runs are reported to it. */
   outage?: OutageMonitor | undefined;
-  contextRuntime(claimTimeout: number, guard: RunGuard, registration: Registration | undefined): TaskContextRuntime;
+  /** Whether runs make spans and metrics (when an OpenTelemetry SDK is registered); default false. */
+  telemetry?: boolean | undefined;
+  contextRuntime(
+    claimTimeout: number,
+    guard: RunGuard,
+    registration: Registration | undefined,
+    trace?: RunTrace | undefined,
+  ): TaskContextRuntime;
+}
+
+/** How a run ended, filled in by {@link executeRun} for the run's span and metrics. */
+interface RunEnd {
+  outcome: RunOutcome;
+  /** The error a failed or cancelled run ended with. */
+  error?: unknown;
 }
 
 /**
@@ -62,6 +81,42 @@ export async function executeClaimedTask(
   claimTimeout: number,
   options: ExecuteOptions = {},
 ): Promise<void> {
+  const telemetry = await telemetryFor(host.telemetry ?? false);
+  if (!telemetry) return executeRun(host, task, claimTimeout, options, { outcome: 'completed' }, undefined);
+  const startedAt = performance.now();
+  const end: RunEnd = { outcome: 'completed' };
+  const tracing = telemetry.tracing;
+  const run = tracing?.startRun(task, host.queueName);
+  const trace = tracing && run ? new RunSpans(tracing, run.context, host.queueName) : undefined;
+  try {
+    await (tracing && run
+      ? tracing.withContext(run.context, () => executeRun(host, task, claimTimeout, options, end, trace))
+      : executeRun(host, task, claimTimeout, options, end, undefined));
+  } catch (error) {
+    end.outcome = 'failed';
+    end.error ??= error;
+    throw error;
+  } finally {
+    if (run && tracing) {
+      run.span.setAttribute(ATTR.outcome, end.outcome);
+      if (end.error !== undefined) tracing.recordError(run.span, end.error);
+      else if (end.outcome === 'failed') tracing.setError(run.span, 'run failed');
+      run.span.end();
+    }
+    const reason = end.outcome === 'failed' || end.outcome === 'cancelled' ? failureReason(end.outcome === 'cancelled' ? new CancelledTask() : end.error) : undefined;
+    telemetry.metrics?.runEnded(host.queueName, task.task_name, end.outcome, (performance.now() - startedAt) / 1000, reason);
+  }
+}
+
+/** {@link executeClaimedTask} itself; says in `end` how the run ended. */
+async function executeRun(
+  host: ExecutionHost,
+  task: ClaimedTask,
+  claimTimeout: number,
+  options: ExecuteOptions,
+  end: RunEnd,
+  trace: RunTrace | undefined,
+): Promise<void> {
   const handlerSettled = () => options.onHandlerSettled?.();
   const lease = new RunLease({
     runID: task.run_id,
@@ -75,10 +130,11 @@ export async function executeClaimedTask(
   });
   try {
     const registration = host.registration(task.task_name);
-    const ctx = await TaskContext.create(host.contextRuntime(claimTimeout, lease, registration), task);
+    const ctx = await TaskContext.create(host.contextRuntime(claimTimeout, lease, registration, trace), task);
     if (!registration) {
       handlerSettled();
-      await deferUnknownTask(host, task, lease);
+      end.outcome = 'deferred';
+      await deferUnknownTask(host, task, lease, end);
       return;
     }
     if (registration.queue !== host.queueName) throw new Error('Misconfigured task (queue mismatch)');
@@ -101,19 +157,24 @@ export async function executeClaimedTask(
   } catch (error) {
     handlerSettled();
     if (error instanceof SuspendTask) {
+      end.outcome = 'suspended';
       await wakeIdleWorkers(host);
       return;
     }
     // Cancelled under this worker: the task has ended, so a waiting parent is told now rather
     // than at its next check.
     if (error instanceof CancelledTask || lease.signal.reason instanceof CancelledTask) {
+      end.outcome = 'cancelled';
       await announceEnd(host, task);
       return;
     }
+    end.outcome = 'lost';
     if (isControlFlowSignal(error)) return;
     // The run had to stop before the handler failed (its lease ran out, the worker was closed):
     // it is not this worker's to fail any more, and the failure may only be the stop itself.
     if (lease.lost || lease.signal.aborted) return;
+    end.outcome = 'failed';
+    end.error = error;
     await failRun(host, task, error, lease);
   } finally {
     lease.end();
@@ -205,7 +266,7 @@ async function wakeIdleWorkers(host: ExecutionHost): Promise<void> {
   await notifyQueue.run({ channel: wakeChannel(host.queueName) }, host.con).catch(() => undefined);
 }
 
-async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask, lease: RunGuard): Promise<void> {
+async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask, lease: RunGuard, end: RunEnd): Promise<void> {
   const delay = 15 + deferJitter(task.run_id);
   try {
     const params = { queueName: host.queueName, runId: task.run_id, seconds: delay };
@@ -215,7 +276,11 @@ async function deferUnknownTask(host: ExecutionHost, task: ClaimedTask, lease: R
   } catch (deferError) {
     // SuspendTask: a first attempt whose answer was lost did defer the run.
     if (!(deferError instanceof SuspendTask)) {
-      if (!isControlFlowSignal(deferError)) await failRun(host, task, deferError, lease);
+      if (!isControlFlowSignal(deferError)) {
+        end.outcome = 'failed';
+        end.error = deferError;
+        await failRun(host, task, deferError, lease);
+      }
       return;
     }
   }

@@ -1,14 +1,17 @@
 /**
- * Spawning: where a spawn goes, which options it gets, and the call that sends it.
+ * Spawning: where a spawn goes, which options it gets, the call that sends it, and its span.
  */
 import { isTaskContract, type TaskContract, type TaskDefaults } from './define.js';
-import { toJsonParam } from './json.js';
+import { toJsonParam, type JsonObject } from './json.js';
 import { wakeChannel } from './notify.js';
 import { spawnTask } from './queries/tasks.queries.js';
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
 import type { SpawnResult } from './task-result.js';
+import type { Telemetry } from './telemetry.js';
+import { spawnAttributes } from './telemetry-tracing.js';
+import type { TraceParentContext } from './types.js';
 
 /**
  * The queue a client's spawn of `task` goes to: a contract's declared queue, else the queue the
@@ -81,4 +84,27 @@ export async function sendSpawn(
   );
   if (!row) throw new Error('absurd.spawn_task returned no row');
   return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
+}
+
+/**
+ * Runs `spawn` with telemetry on: in a producer span whose context `spawn` gets as headers to
+ * store with the task (none when the producer's own `headers` carry a traceparent already: the
+ * span is their child then, and `parent` otherwise), counted in `absurd.tasks.spawned` when it
+ * created a task.
+ */
+export async function observedSpawn<R extends SpawnResult>(
+  telemetry: Telemetry,
+  where: { queue: string; taskName: string; headers: JsonObject | undefined; parent: TraceParentContext | undefined },
+  spawn: (traceHeaders: JsonObject | undefined) => Promise<R>,
+): Promise<R> {
+  const { queue, taskName } = where;
+  const result = telemetry.tracing
+    ? await telemetry.tracing.spawn(queue, taskName, where.headers, where.parent, async (span, headers) => {
+        const spawned = await spawn(headers);
+        span.setAttributes(spawnAttributes(spawned));
+        return spawned;
+      })
+    : await spawn(undefined);
+  if (result.created) telemetry.metrics?.spawned(queue, taskName);
+  return result;
 }

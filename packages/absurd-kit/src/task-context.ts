@@ -45,6 +45,7 @@ import type {
   UntypedStepName,
 } from './types.js';
 import { parseWith } from './validation.js';
+import { ATTR } from './telemetry-attributes.js';
 
 /**
  * What a task handler uses to make its work durable. Every durable call is identified by a
@@ -162,10 +163,15 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     if (typeof fn !== 'function') throw new Error(`ctx.step("${name}") needs a function to run`);
     const checkpointName = this.#checkpoints.nameFor(name);
     const state = this.#checkpoints.get(checkpointName);
-    if (state !== undefined) return (await this.#replayed(name, checkpointName, state)) as T;
+    const trace = this.#runtime.trace;
+    if (state !== undefined) {
+      if (!trace) return (await this.#replayed(name, checkpointName, state)) as T;
+      return (await trace.step(name, checkpointName, true, async () => this.#replayed(name, checkpointName, state))) as T;
+    }
     // A run that must stop (lease lost, cancelled, worker closed) starts no new step.
     this.#guard.check();
-    return (await this.#store(name, checkpointName, await fn())) as T;
+    if (!trace) return (await this.#store(name, checkpointName, await fn())) as T;
+    return (await trace.step(name, checkpointName, false, async () => this.#store(name, checkpointName, await fn()))) as T;
   }
 
   /**
@@ -195,13 +201,22 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
 
   /** Sleeps until `wakeAt`. The first wake time stored for this step wins on replay. */
   async sleepUntil(stepName: string, wakeAt: Date): Promise<void> {
-    await this.#waits.sleepUntil(async () => {
-      const checkpointName = this.#checkpoints.nameFor(stepName);
-      const state = this.#checkpoints.get(checkpointName);
-      if (typeof state === 'string') return new Date(state);
-      await this.#checkpoints.write(checkpointName, wakeAt.toISOString());
-      return wakeAt;
-    });
+    const checkpointName = this.#checkpoints.nameFor(stepName);
+    const state = this.#checkpoints.get(checkpointName);
+    // The first wake time stored wins; the sleep counts in with the waits started beside it.
+    const sleep = () =>
+      this.#waits.sleepUntil(async () => {
+        if (typeof state === 'string') return new Date(state);
+        await this.#checkpoints.write(checkpointName, wakeAt.toISOString());
+        return wakeAt;
+      });
+    const trace = this.#runtime.trace;
+    if (!trace) return sleep();
+    const effective = typeof state === 'string' ? new Date(state) : wakeAt;
+    // An invalid date is the sleep's own problem to report, not the span's.
+    const wakeAtText = Number.isNaN(effective.getTime()) ? String(effective) : effective.toISOString();
+    const attributes = { [ATTR.stepName]: stepName, [ATTR.checkpointName]: checkpointName, [ATTR.wakeAt]: wakeAtText };
+    return trace.wait('sleep', stepName, attributes, sleep);
   }
 
   /**
@@ -221,12 +236,16 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     keyOrOptions?: string | AwaitEventOptions,
     maybeOptions?: AwaitEventOptions,
   ): Promise<unknown> {
-    if (typeof event !== 'string') {
-      const eventName = event.eventName(keyOrOptions as string | undefined);
-      const payload = await this.#waits.awaitEvent(eventName, maybeOptions ?? {});
-      return parseWith(event.payload, payload, this.#site('event', eventName, false));
-    }
-    return this.#waits.awaitEvent(event, (keyOrOptions as AwaitEventOptions | undefined) ?? {});
+    const eventName = typeof event === 'string' ? event : event.eventName(keyOrOptions as string | undefined);
+    const wait = async (): Promise<unknown> => {
+      if (typeof event !== 'string') {
+        const payload = await this.#waits.awaitEvent(eventName, maybeOptions ?? {});
+        return parseWith(event.payload, payload, this.#site('event', eventName, false));
+      }
+      return this.#waits.awaitEvent(event, (keyOrOptions as AwaitEventOptions | undefined) ?? {});
+    };
+    const trace = this.#runtime.trace;
+    return trace ? trace.wait('awaitEvent', eventName, { [ATTR.eventName]: eventName }, wait) : wait();
   }
 
   /**
@@ -236,18 +255,15 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   emitEvent<E extends EventContract>(event: E, key: string | undefined, payload: Input<PayloadOf<E>>): Promise<void>;
   emitEvent(eventName: string, payload?: JsonValue): Promise<void>;
   async emitEvent(event: string | EventContract, keyOrPayload?: unknown, maybePayload?: unknown): Promise<void> {
-    let eventName: string;
-    let payload: unknown;
-    if (typeof event === 'string') {
-      eventName = event;
-      payload = keyOrPayload;
-    } else {
-      eventName = event.eventName(keyOrPayload as string | undefined);
-      payload = maybePayload;
-      await parseWith(event.payload, payload, this.#site('event', eventName, true));
-    }
-    // The first emission of a name wins, so sending it again after a lost answer changes nothing.
-    await this.#guard.call(() => sendEvent(this.#runtime.con, this.queueName, eventName, payload));
+    const eventName = typeof event === 'string' ? event : event.eventName(keyOrPayload as string | undefined);
+    const payload = typeof event === 'string' ? keyOrPayload : maybePayload;
+    const emit = async () => {
+      if (typeof event !== 'string') await parseWith(event.payload, payload, this.#site('event', eventName, true));
+      // The first emission of a name wins, so sending it again after a lost answer changes nothing.
+      await this.#guard.call(() => sendEvent(this.#runtime.con, this.queueName, eventName, payload));
+    };
+    const trace = this.#runtime.trace;
+    await (trace ? trace.emit(eventName, emit) : emit());
   }
 
   /**
@@ -282,23 +298,30 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const { stepName, ...spawnOptions } = options;
     const contract = isTaskContract(task) ? task : undefined;
     const taskName = contract ? contract.name : (task as string);
-    const handle = await this.#begin(stepName ?? `$spawn:${taskName}`);
-    let result: SpawnResult & { queue?: string };
-    if (handle.done) {
-      result = handle.state as SpawnResult & { queue?: string };
-    } else {
+    const name = stepName ?? `$spawn:${taskName}`;
+    const handle = await this.#begin(name);
+    const trace = this.#runtime.trace;
+    const spawnOnce = async (): Promise<SpawnResult & { queue?: string }> => {
+      if (handle.done) return handle.state as SpawnResult & { queue?: string };
       this.#guard.check();
       // The idempotency key makes a spawn sent again (after a lost answer) return the same child.
       const spawned = await this.#guard.call(() =>
-        this.#runtime.spawn(contract ?? taskName, params, {
-          ...spawnOptions,
-          idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
-          headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
-        }),
+        this.#runtime.spawn(
+          contract ?? taskName,
+          params,
+          {
+            ...spawnOptions,
+            idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
+            headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
+          },
+          trace?.parent(),
+        ),
       );
-      result = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
-      await this.#checkpoints.write(handle.checkpointName, result);
-    }
+      const spawnedResult = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
+      await this.#checkpoints.write(handle.checkpointName, spawnedResult);
+      return spawnedResult;
+    };
+    const result = trace ? await trace.step(name, handle.checkpointName, handle.done, spawnOnce) : await spawnOnce();
     if (result.queue !== undefined) this.#waits.noteChild(result.queue, result.taskID);
     return contract ? attachContract({ ...result, queue: result.queue ?? contract.queue }, contract) : result;
   }
@@ -320,7 +343,11 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
   awaitTaskResult(task: TaskRef, options?: ContextAwaitTaskResultOptions): Promise<TaskResultSnapshot>;
   async awaitTaskResult(task: TaskRef | TaskHandle, options: ContextAwaitTaskResultOptions = {}): Promise<unknown> {
     const contract = typeof task === 'object' && 'contract' in task ? (task as TaskHandle).contract : undefined;
-    return typedSnapshot(await this.#waits.awaitTaskResult(task, options), contract);
+    const wait = async () => typedSnapshot(await this.#waits.awaitTaskResult(task, options), contract);
+    const trace = this.#runtime.trace;
+    if (!trace) return wait();
+    const taskID = typeof task === 'string' ? task : task.taskID;
+    return trace.wait('awaitTaskResult', taskID, { [ATTR.awaitedTaskID]: taskID }, wait);
   }
 
   /**

@@ -17,6 +17,7 @@ import { RunWrites } from './run-writes.js';
 import type { TaskContext } from './task-context.js';
 import type { ClaimedTask, EngineFeatures, ExecuteOptions, Log, TaskContextRuntime } from './types.js';
 import type { WorkerHost } from './worker.js';
+import { telemetryFor } from './telemetry.js';
 
 /** What a {@link TaskRunner} needs from its client. */
 export interface TaskRunnerOptions {
@@ -30,6 +31,8 @@ export interface TaskRunnerOptions {
   wrapTaskExecution?: (<T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>) | undefined;
   /** The client's spawn on its own connection (registration rules, defaults, hooks, validation). */
   spawn: TaskContextRuntime['spawn'];
+  /** Whether runs make spans and metrics (when an OpenTelemetry SDK is registered). */
+  telemetry: boolean;
 }
 
 /** A claim: how many runs, for how long, by whom. */
@@ -67,10 +70,14 @@ export class TaskRunner {
   async claim({ batchSize, claimTimeout, workerId }: ClaimOptions): Promise<ClaimedTask[]> {
     const features = await this.features();
     const params = { queueName: this.#options.queueName, workerId, claimTimeout, quantity: batchSize };
-    const rows = features.claimWithCheckpoints
-      ? await claimTasks.run(params, this.#options.con)
-      : await claimTasksStandard.run(params, this.#options.con);
-    return rows as ClaimedTask[];
+    const rows = (
+      features.claimWithCheckpoints
+        ? await claimTasks.run(params, this.#options.con)
+        : await claimTasksStandard.run(params, this.#options.con)
+    ) as ClaimedTask[];
+    const metrics = rows.length > 0 ? (await telemetryFor(this.#options.telemetry))?.metrics : undefined;
+    metrics?.claimed(this.#options.queueName, rows);
+    return rows;
   }
 
   /** Executes one claimed run to its end (see `executeClaimedTask`). */
@@ -94,6 +101,8 @@ export class TaskRunner {
       return undefined;
     });
     const connection = features?.wakeups === false ? undefined : listenConfig(con);
+    // Metrics as registered when the worker starts (register the SDK before starting workers).
+    const metrics = (await telemetryFor(this.#options.telemetry))?.metrics;
     return {
       claimTasks: async (claim) => {
         const sentAt = performance.now();
@@ -120,6 +129,7 @@ export class TaskRunner {
             return this.#listener.subscribe(queueName, onWake);
           }
         : undefined,
+      observeSlots: metrics ? (workerId, limit, used) => metrics.observeWorker(queueName, workerId, limit, used) : undefined,
       secondsUntilNextRun: async () => {
         if (!(await this.features()).nextRunDue) return null;
         const [row] = await secondsUntilNextRun.run({ queueName }, con);
@@ -151,7 +161,8 @@ export class TaskRunner {
       completeRun: (runID, result) => writes.complete(runID, result),
       wrapTaskExecution: this.#options.wrapTaskExecution,
       outage,
-      contextRuntime: (claimTimeout, guard, registration): TaskContextRuntime => ({
+      telemetry: this.#options.telemetry,
+      contextRuntime: (claimTimeout, guard, registration, trace): TaskContextRuntime => ({
         con,
         queueName,
         claimTimeout,
@@ -160,6 +171,7 @@ export class TaskRunner {
         groupedWaits: features.groupedWaits,
         spawn,
         writeCheckpoint: (write) => writes.writeCheckpoint(write),
+        trace,
       }),
     };
   }

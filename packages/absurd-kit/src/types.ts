@@ -36,6 +36,11 @@ export interface ClaimedTask {
    * claims do); otherwise they are loaded when the run starts.
    */
   checkpoints?: { [name: string]: JsonValue } | null;
+  /**
+   * Seconds the run waited between becoming due and this claim (database clock), when the claim
+   * reported it (absurd-kit's claims do); recorded as the `absurd.queue.lag` metric.
+   */
+  queue_lag?: number | null;
 }
 
 /**
@@ -167,13 +172,43 @@ export interface RunCallOptions {
   evenIfStopped?: boolean;
 }
 
+/**
+ * An OpenTelemetry context (`Context` of `@opentelemetry/api`), passed through modules that must
+ * not name the optional package's types.
+ */
+export type TraceParentContext = unknown;
+
+/**
+ * The tracing of one run, when tracing is on (see `telemetry-tracing.ts`): the spans of its steps,
+ * waits and event emissions, children of the run's span. Typed without `@opentelemetry/api`,
+ * which is optional.
+ */
+export interface RunTrace {
+  /** The context spawns made by the run are children of (the active step's, else the run's). */
+  parent(): TraceParentContext;
+  /** A step's span: `replayed` when its checkpoint answered and `fn` did not run. */
+  step<T>(name: string, checkpointName: string, replayed: boolean, fn: () => Promise<T>): Promise<T>;
+  /**
+   * A sleep's or wait's span (`kind`: sleep, awaitEvent, awaitTaskResult); its outcome is
+   * `suspended` when `fn` suspends the run, else `resolved` (or `replayed` when `replayed`).
+   */
+  wait<T>(kind: string, name: string, attributes: Record<string, string | number | boolean>, fn: () => Promise<T>): Promise<T>;
+  /** An event emission's span. */
+  emit<T>(eventName: string, fn: () => Promise<T>): Promise<T>;
+}
+
 /** What a task context runs on: given by the client and worker that run it. */
 export interface TaskContextRuntime {
   con: Queryable;
   queueName: string;
   claimTimeout: number;
   /** Spawns on this context's connection (registration rules, defaults, hooks and params validation applied). */
-  spawn(task: string | TaskContract, params: unknown, options: SpawnOptions): Promise<SpawnResult & { queue: string }>;
+  spawn(
+    task: string | TaskContract,
+    params: unknown,
+    options: SpawnOptions,
+    parent?: TraceParentContext,
+  ): Promise<SpawnResult & { queue: string }>;
   /** Called whenever the lease was extended (checkpoint write, heartbeat), with its new length. */
   onLeaseExtended?(seconds: number): void;
   /** The run's lease; without one (a context made by hand) statements are sent once and the signal never fires. */
@@ -187,6 +222,8 @@ export interface TaskContextRuntime {
    * refused (`cancelled`, `failed`, `not_found`). Without it, each write is its own call.
    */
   writeCheckpoint?(write: CheckpointWrite): Promise<string>;
+  /** The run's tracing, when tracing is on (steps, waits and spawns make spans through it). */
+  trace?: RunTrace | undefined;
 }
 
 /** One checkpoint write: `state` is JSON text (null: SQL NULL); `extendBy` the lease extension in seconds. */

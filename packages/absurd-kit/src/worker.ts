@@ -72,6 +72,11 @@ export interface WorkerHost {
   subscribeToWakeups?(onWake: () => void): Promise<() => Promise<void>>;
   /** Seconds until the queue's next run is due (null: none). */
   secondsUntilNextRun?(): Promise<number | null>;
+  /**
+   * Reports the worker's slots in use (read when metrics are collected) and its concurrency, as
+   * long as it runs; returns the function that stops reporting. Absent without metrics.
+   */
+  observeSlots?(workerId: string, limit: number, used: () => number): () => void;
 }
 
 /** Longest a busy worker waits for more free slots before claiming for the ones it has. */
@@ -146,6 +151,8 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
       return undefined;
     });
   }
+
+  const stopObservingSlots = host.observeSlots?.(workerId, concurrency, () => executing.size);
 
   // With a long poll interval, sleep only until the next sleeping run is due.
   const idleWaitMs = async () => {
@@ -222,6 +229,7 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
       running = false;
       notify();
       await loop;
+      stopObservingSlots?.();
       await unsubscribe?.().catch(() => undefined);
       const all = Promise.allSettled([...executing, ...finishing]);
       if (closeOptions.timeout === undefined) {

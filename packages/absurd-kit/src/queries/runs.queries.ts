@@ -25,6 +25,7 @@ export interface IClaimTasksResult {
   headers: Json | null;
   max_attempts: number | null;
   params: Json | null;
+  queue_lag: number | null;
   retry_strategy: Json | null;
   run_id: string;
   task_id: string;
@@ -38,13 +39,13 @@ export interface IClaimTasksQuery {
   result: IClaimTasksResult;
 }
 
-const claimTasksIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"claimTimeout":true,"quantity":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":241,"b":251}]},{"name":"workerId","required":true,"transform":{"type":"scalar"},"locs":[{"a":254,"b":263}]},{"name":"claimTimeout","required":true,"transform":{"type":"scalar"},"locs":[{"a":266,"b":279}]},{"name":"quantity","required":true,"transform":{"type":"scalar"},"locs":[{"a":282,"b":291}]}],"statement":"select run_id as \"run_id!\", task_id as \"task_id!\", attempt as \"attempt!\", task_name as \"task_name!\", params, retry_strategy, max_attempts,\n       headers, wake_event, event_payload, checkpoints as \"checkpoints!\"\n  from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)"};
+const claimTasksIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"claimTimeout":true,"quantity":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":252,"b":262}]},{"name":"workerId","required":true,"transform":{"type":"scalar"},"locs":[{"a":265,"b":274}]},{"name":"claimTimeout","required":true,"transform":{"type":"scalar"},"locs":[{"a":277,"b":290}]},{"name":"quantity","required":true,"transform":{"type":"scalar"},"locs":[{"a":293,"b":302}]}],"statement":"select run_id as \"run_id!\", task_id as \"task_id!\", attempt as \"attempt!\", task_name as \"task_name!\", params, retry_strategy, max_attempts,\n       headers, wake_event, event_payload, checkpoints as \"checkpoints!\", queue_lag\n  from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)"};
 
 /**
  * Query generated from SQL:
  * ```
  * select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
- *        headers, wake_event, event_payload, checkpoints as "checkpoints!"
+ *        headers, wake_event, event_payload, checkpoints as "checkpoints!", queue_lag
  *   from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!)
  * ```
  */

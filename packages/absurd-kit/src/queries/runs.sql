@@ -3,7 +3,8 @@
 
   ClaimTasks               claims up to `quantity` due runs of a queue for `claimTimeout` seconds
                            (also sweeps expired leases and queue policies), each with the
-                           checkpoints visible to it, so a run starts without another round trip.
+                           checkpoints visible to it, so a run starts without another round trip,
+                           and its queue lag (seconds it waited since it became due).
   ClaimTasksStandard       the same claim with Absurd's claim_task, for engines without
                            absurd-kit's additions: no checkpoints (each run loads its own).
   CompleteRuns             completes many runs in one call (results[i] for runIds[i]); reports the
@@ -25,7 +26,7 @@
 
 /* @name ClaimTasks */
 select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
-       headers, wake_event, event_payload, checkpoints as "checkpoints!"
+       headers, wake_event, event_payload, checkpoints as "checkpoints!", queue_lag
   from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!);
 
 /* @name ClaimTasksStandard */
