@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { AwaitedTaskFailedError, isControlFlowSignal, type SpawnResult } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { delay, gate, onAbsurdSchema, queueName, runRows, taskRow, useClients, waitFor, waitForTaskState, WAKE_UP_POLL } from './helpers.js';
+import { checkpoints, delay, gate, onAbsurdSchema, queueName, runRows, taskRow, useClients, waitFor, waitForTaskState, WAKE_UP_POLL } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);
@@ -178,6 +178,38 @@ describe('ctx.awaitAll', () => {
     expect(snapshots.map((s) => s.state)).toEqual(['completed', 'completed', 'failed', 'completed']);
     expect(snapshots.map((s) => s.result ?? null)).toEqual([0, 1, null, 3]);
     expect(warningsAndErrors(app).filter((args) => !String(args[0]).includes('cannot do 2'))).toEqual([]);
+  });
+
+  it('cancelling the parent cancels the children spawned with cancelWithParent that have not ended', async () => {
+    const parents = await clients.app(queueName('cascade-parents'));
+    const children = await clients.app(queueName('cascade-children'));
+    parents.registerTask({ name: 'parent' }, async (_params, ctx) => {
+      const doomed = await ctx.spawn('child', { n: 1 }, { queue: children.queueName, stepName: 'doomed', cancelWithParent: true });
+      const kept = await ctx.spawn('child', { n: 2 }, { queue: children.queueName, stepName: 'kept' });
+      return ctx.awaitAll([doomed, kept]);
+    });
+    const worker = await parents.startWorker({ pollInterval: WAKE_UP_POLL }); // nobody serves the children
+    const { taskID } = await parents.spawn('parent', null, { maxAttempts: 1 });
+    if (onAbsurdSchema) {
+      // No kit_cancel_children there: the option is refused with what to do, nothing is spawned.
+      const snapshot = await parents.awaitTaskResult(taskID, { timeout: 10 });
+      await worker.close();
+      expect(JSON.stringify(snapshot)).toContain('cancelWithParent needs engine migration 000012');
+      expect((await db.pool.query(`select count(*)::int as n from absurd."t_${children.queueName}"`)).rows[0].n).toBe(0);
+      return;
+    }
+    await waitForTaskState(db.pool, parents.queueName, taskID, 'sleeping');
+    const spawned = await checkpoints(db.pool, parents.queueName, taskID);
+    expect(spawned.doomed).toMatchObject({ cancelWithParent: true });
+    expect(spawned.kept).not.toHaveProperty('cancelWithParent');
+
+    await parents.cancelTask(taskID);
+    await worker.close();
+    const doomedID = (spawned.doomed as { taskID: string }).taskID;
+    const keptID = (spawned.kept as { taskID: string }).taskID;
+    expect((await taskRow(db.pool, children.queueName, doomedID)).state).toBe('cancelled');
+    expect((await taskRow(db.pool, children.queueName, keptID)).state).toBe('pending');
+    expect(warningsAndErrors(parents)).toEqual([]);
   });
 
   it('fans out to 1,000 children and completes, suspending a bounded number of times', async () => {

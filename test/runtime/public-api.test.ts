@@ -64,6 +64,7 @@ const TYPES = [
   'AwaitTaskResultOptions',
   'AwaitedSnapshot',
   'CancellationPolicy',
+  'ChildSpawnOptions',
   'ClaimedTask',
   'Closable',
   'CloseOnSignalsOptions',

@@ -47,7 +47,7 @@ export type {
 // Inside a task.
 export { TaskContext } from './task-context.js';
 export { getCurrentContext } from './current-context.js';
-export type { AwaitAllOptions, AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, StepHandle, WaitResume } from './types.js';
+export type { AwaitAllOptions, AwaitEventOptions, ChildSpawnOptions, ClaimedTask, ContextAwaitTaskResultOptions, StepHandle, WaitResume } from './types.js';
 export { CancelledTask, FailedTask, LeaseLost, SuspendTask, WorkerClosed, isControlFlowSignal } from './signals.js';
 
 // Workers.

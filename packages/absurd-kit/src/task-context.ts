@@ -32,6 +32,7 @@ import {
 import { standaloneRuntime, type TaskContextOptions } from './task-context-runtime.js';
 import type {
   AwaitAllOptions,
+  ChildSpawnOptions,
   AwaitEventOptions,
   ClaimedTask,
   ContextAwaitTaskResultOptions,
@@ -282,20 +283,29 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
    * this task and the step's checkpoint name, so a replay (even one that crashed between the spawn
    * and its checkpoint) returns the same child. The child knows its parent, so when it ends it wakes
    * a parent waiting in {@link awaitTaskResult}. With a task contract the params are checked first
-   * and the handle types the child's result.
+   * and the handle types the child's result. With `cancelWithParent: true`, cancelling this task
+   * (by any client, or by a cancellation policy) also cancels the child if it has not ended.
    */
   spawn<C extends TaskContract>(
     task: C,
     params: Input<ParamsOf<C>>,
-    options?: SpawnOptions & { stepName?: string },
+    options?: ChildSpawnOptions,
   ): Promise<TaskHandle<C>>;
-  spawn(taskName: string, params: unknown, options?: SpawnOptions & { stepName?: string }): Promise<SpawnResult>;
+  spawn(taskName: string, params: unknown, options?: ChildSpawnOptions): Promise<SpawnResult>;
   async spawn(
     task: string | TaskContract,
     params: unknown,
-    options: SpawnOptions & { stepName?: string } = {},
+    options: ChildSpawnOptions = {},
   ): Promise<SpawnResult | TaskHandle> {
-    const { stepName, ...spawnOptions } = options;
+    const { stepName, cancelWithParent, ...spawnOptions } = options;
+    if (cancelWithParent !== undefined && typeof cancelWithParent !== 'boolean') {
+      throw new Error(`cancelWithParent must be a boolean (got ${JSON.stringify(cancelWithParent)})`);
+    }
+    if (cancelWithParent && this.#runtime.cancelWithParent === false) {
+      throw new Error(
+        'cancelWithParent needs engine migration 000012 (absurd.kit_cancel_children), which this database lacks: run `absurd migrate` (`absurd migrate --adopt` on a schema installed by Absurd)',
+      );
+    }
     const contract = isTaskContract(task) ? task : undefined;
     const taskName = contract ? contract.name : (task as string);
     const name = stepName ?? `$spawn:${taskName}`;
@@ -318,10 +328,14 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
         ),
       );
       const spawnedResult = { taskID: spawned.taskID, runID: spawned.runID, attempt: spawned.attempt, created: spawned.created, queue: spawned.queue };
-      await this.#checkpoints.write(handle.checkpointName, spawnedResult);
+      // The checkpoint names a child to cancel with this task (migration 000012's cancel_task reads it).
+      await this.#checkpoints.write(handle.checkpointName, cancelWithParent === true ? { ...spawnedResult, cancelWithParent } : spawnedResult);
       return spawnedResult;
     };
-    const result = trace ? await trace.step(name, handle.checkpointName, handle.done, spawnOnce) : await spawnOnce();
+    const { cancelWithParent: _stored, ...result } = (trace ? await trace.step(name, handle.checkpointName, handle.done, spawnOnce) : await spawnOnce()) as SpawnResult & {
+      queue?: string;
+      cancelWithParent?: boolean;
+    };
     if (result.queue !== undefined) this.#waits.noteChild(result.queue, result.taskID);
     return contract ? attachContract({ ...result, queue: result.queue ?? contract.queue }, contract) : result;
   }

@@ -169,6 +169,7 @@ export class TaskRunner {
         guard,
         contract: registration?.contract,
         groupedWaits: features.groupedWaits,
+        cancelWithParent: features.cancelWithParent,
         spawn,
         writeCheckpoint: (write) => writes.writeCheckpoint(write),
         trace,

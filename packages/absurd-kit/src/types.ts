@@ -108,6 +108,18 @@ export interface ContextAwaitTaskResultOptions {
   resume?: WaitResume;
 }
 
+/** Options of `TaskContext#spawn`: a spawn's options, plus the step and what the child does when this task is cancelled. */
+export interface ChildSpawnOptions extends SpawnOptions {
+  /** Checkpoint name of the spawn; default `$spawn:<task name>`. */
+  stepName?: string;
+  /**
+   * Cancel the child when this task is cancelled (by any client, absurdctl or a cancellation
+   * policy) and the child has not ended; its own such children follow. Default false: the child
+   * runs on.
+   */
+  cancelWithParent?: boolean;
+}
+
 /** Options of `TaskContext#awaitAll`: those of each wait (see `ctx.awaitTaskResult`), and `failures`. */
 export interface AwaitAllOptions {
   /** Queue of the tasks given by id; default each handle's queue, else this task's queue. */
@@ -217,6 +229,8 @@ export interface TaskContextRuntime {
   contract?: TaskContract | undefined;
   /** The engine has `kit_await_events` (waits started together suspend the run once); default true. */
   groupedWaits?: boolean | undefined;
+  /** The engine cancels children spawned with `cancelWithParent` (`kit_cancel_children`); default true. */
+  cancelWithParent?: boolean | undefined;
   /**
    * Writes a checkpoint (batched with other runs' writes); resolves with `ok` or why it was
    * refused (`cancelled`, `failed`, `not_found`). Without it, each write is its own call.
@@ -254,6 +268,8 @@ export interface EngineFeatures {
   nextRunDue: boolean;
   /** `kit_await_events`: waits started together suspend a run once (else one by one). */
   groupedWaits: boolean;
+  /** `kit_cancel_children`: cancel_task cancels the children spawned with `cancelWithParent`. */
+  cancelWithParent: boolean;
   /** Workers LISTEN for wake-ups on absurd-kit's schema (else they poll, as absurd-sdk does). */
   wakeups: boolean;
 }
