@@ -47,6 +47,23 @@ describe('cancel_task with children to cancel', () => {
     expect(await states(kids, [pending, running, done, unflagged])).toEqual(['cancelled', 'cancelled', 'completed', 'pending']);
   });
 
+  it('cancels the tasks a list checkpoint names (ctx.spawnMany), in their queue', async () => {
+    const parents = await newQueue(db.pool, 'cascade list parents');
+    const kids = await newQueue(db.pool, 'cascade list kids');
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await spawn(db.pool, kids, 'child')).task_id);
+    const spared = (await spawn(db.pool, kids, 'child')).task_id;
+    const parent = await spawn(db.pool, parents, 'parent');
+    await claimOne(db.pool, parents);
+    const tasks = (list: string[]) => list.map((taskID) => ({ taskID, runID: randomUUID(), attempt: 1, created: true }));
+    await setCheckpoint(db.pool, parents, parent.task_id, 'batch', { queue: kids, tasks: tasks(ids), cancelWithParent: true }, parent.run_id);
+    await setCheckpoint(db.pool, parents, parent.task_id, 'other', { queue: kids, tasks: tasks([spared]) }, parent.run_id);
+
+    await cancelTask(db.pool, parents, parent.task_id);
+
+    expect(await states(kids, [...ids, spared])).toEqual(['cancelled', 'cancelled', 'cancelled', 'pending']);
+  });
+
   it('cascades through grandchildren, and passes over children it cannot cancel', async () => {
     const q = await newQueue(db.pool, 'cascade tree');
     const grandchild = (await spawn(db.pool, q, 'grandchild')).task_id;

@@ -3057,7 +3057,7 @@ $$;
   {
     version: 12,
     name: 'cancel_with_parent',
-    checksum: '0948a91f5a0df60ef0be335e6acc1f13f0aa487a864bbd647d136c3f722b391b',
+    checksum: 'e01c37610ac3058edb99dc0d359a6f07b3d6fbb64534fd109811adc069c8623e',
     sql: `-- absurd-kit engine, migration 000012: children that end with their parent.
 --
 -- A task can spawn children that make no sense without it (the items of a fan-out). ctx.spawn
@@ -3069,12 +3069,13 @@ $$;
 -- such child (every task another client spawns) are cancelled exactly as before.
 
 -- kit_cancel_children(q, task): cancels, with cancel_task (so recursively), every child named by
--- the task's committed checkpoints as {"queue": <text>, "taskID": <text>, "cancelWithParent": true}
--- that has not ended. A child that cannot be cancelled (its queue is gone, its id is malformed, it
+-- the task's committed checkpoints that has not ended: a checkpoint {"queue": <text>, "taskID":
+-- <text>, "cancelWithParent": true} (ctx.spawn) names one, and {"queue": <text>, "tasks": [{"taskID":
+-- <text>, …}, …], "cancelWithParent": true} (ctx.spawnMany) names each of its tasks. A child that cannot be cancelled (its queue is gone, its id is malformed, it
 -- was deleted) is passed over. cancel_task calls it once it has cancelled the task; its presence
 -- also tells a client that the engine honours \`cancelWithParent\`.
 -- Locks: the task's checkpoints are read; then those of cancel_task on each child, in checkpoint
--- name order.
+-- name order (and list order within one).
 create function absurd.kit_cancel_children(p_queue_name text, p_task_id uuid) returns void
 language plpgsql
 as $$
@@ -3082,12 +3083,23 @@ declare
   v_child record;
 begin
   for v_child in execute format(
-    'select c.state ->> ''queue'' as queue_name, c.state ->> ''taskID'' as task_id
-       from absurd.%I c
-      where c.task_id = $1 and c.status = ''committed'' and jsonb_typeof(c.state) = ''object''
-        and c.state -> ''cancelWithParent'' = ''true''::jsonb
-        and jsonb_typeof(c.state -> ''queue'') = ''string'' and jsonb_typeof(c.state -> ''taskID'') = ''string''
-      order by c.checkpoint_name',
+    'with flagged as (
+       select c.checkpoint_name, c.state
+         from absurd.%I c
+        where c.task_id = $1 and c.status = ''committed'' and jsonb_typeof(c.state) = ''object''
+          and c.state -> ''cancelWithParent'' = ''true''::jsonb and jsonb_typeof(c.state -> ''queue'') = ''string''
+     )
+     select f.state ->> ''queue'' as queue_name, f.state ->> ''taskID'' as task_id, f.checkpoint_name, 0::bigint as position
+       from flagged f
+      where jsonb_typeof(f.state -> ''taskID'') = ''string''
+     union all
+     select f.state ->> ''queue'', t.value ->> ''taskID'', f.checkpoint_name, t.ordinality
+       from flagged f
+       cross join lateral jsonb_array_elements(
+         case when jsonb_typeof(f.state -> ''tasks'') = ''array'' then f.state -> ''tasks'' else ''[]''::jsonb end
+       ) with ordinality as t
+      where jsonb_typeof(t.value -> ''taskID'') = ''string''
+      order by 3, 4',
     'c_' || p_queue_name)
     using p_task_id
   loop
