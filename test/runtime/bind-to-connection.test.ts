@@ -50,7 +50,7 @@ describe('bindToConnection', () => {
     await bound.spawn('x', null, { queue: app.queueName });
     await bound.listQueues();
     expect(texts()).toHaveLength(3);
-    expect(texts()[1]).toContain('absurd.spawn_task');
+    expect(texts()[1]).toContain('absurd.kit_spawn_task(');
   });
 
   it('shares the registry both ways, including registrations made later', async () => {

@@ -96,6 +96,7 @@ const TYPES = [
   'Schema',
   'SchemaOptions',
   'SchemaStatus',
+  'SpawnManyItem',
   'SpawnOptions',
   'SpawnResult',
   'StepHandle',

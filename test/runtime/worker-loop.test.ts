@@ -40,7 +40,13 @@ describe('defaults', () => {
 
     const expectedId = `${hostname() || 'host'}:${process.pid}`;
     expect(worker.workerId).toBe(expectedId);
-    expect(claims[0]?.options).toEqual({ batchSize: 1, claimTimeout: 120, workerId: expectedId });
+    // Listening (the default): every claim carries the loop's idle mark, 2 poll intervals + 1 s.
+    expect(claims[0]?.options).toEqual({
+      batchSize: 1,
+      claimTimeout: 120,
+      workerId: expectedId,
+      idleListener: { id: expect.any(String), seconds: 1.5 },
+    });
     expect(executions).toHaveLength(1);
     expect(executions[0]?.task.task_id).toBe(taskID);
     expect(executions[0]?.claimTimeout).toBe(120);
@@ -66,7 +72,12 @@ describe('defaults', () => {
     const second = await other.startWorker({ concurrency: 3, batchSize: 2, workerId: 'w-2', claimTimeout: 7 });
     await waitFor(() => otherClaims.length > 0);
     await second.close();
-    expect(otherClaims[0]?.options).toEqual({ batchSize: 2, claimTimeout: 7, workerId: 'w-2' });
+    expect(otherClaims[0]?.options).toEqual({
+      batchSize: 2,
+      claimTimeout: 7,
+      workerId: 'w-2',
+      idleListener: { id: expect.any(String), seconds: 1.5 },
+    });
   });
 
   it('polls every 0.25 s when idle and reports claim errors to the log in one line, "Worker error: …"', async () => {

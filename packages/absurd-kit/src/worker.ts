@@ -4,7 +4,8 @@
  */
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { ClaimedTask, ExecuteOptions } from './types.js';
+import { randomUUID } from 'node:crypto';
+import type { ClaimedTask, ExecuteOptions, IdleListener } from './types.js';
 
 /** Options of `startWorker`. */
 export interface WorkerOptions {
@@ -65,7 +66,7 @@ export interface Worker {
 
 /** What the worker loop needs from its client. Claims and executions go through these methods. */
 export interface WorkerHost {
-  claimTasks(options: { batchSize: number; claimTimeout: number; workerId: string }): Promise<ClaimedTask[]>;
+  claimTasks(options: { batchSize: number; claimTimeout: number; workerId: string; idleListener?: IdleListener }): Promise<ClaimedTask[]>;
   executeTask(task: ClaimedTask, claimTimeout: number, options: ExecuteOptions): Promise<void>;
   /** Subscribes to wake-up notifications of the worker's queue; absent when not possible. */
   subscribeToWakeups?(onWake: () => void): Promise<() => Promise<void>>;
@@ -144,6 +145,13 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
     });
   }
 
+  // While subscribed, every claim tells the engine whether this loop is now idle on its LISTEN
+  // connection: spawns notify only while some worker is (see migration 000010). The mark outlives
+  // the poll interval, and every empty poll renews it.
+  const idleListener: IdleListener | undefined = unsubscribe
+    ? { id: randomUUID(), seconds: (2 * pollMs) / 1000 + 1 }
+    : undefined;
+
   // With a long poll interval, sleep only until the next sleeping run is due.
   const idleWaitMs = async () => {
     if (pollMs < 1000 || !host.secondsUntilNextRun) return pollMs;
@@ -172,7 +180,9 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
       const claimedAt = performance.now();
       let tasks: ClaimedTask[];
       try {
-        tasks = await host.claimTasks({ batchSize: toClaim, claimTimeout, workerId });
+        tasks = await host.claimTasks(
+          idleListener ? { batchSize: toClaim, claimTimeout, workerId, idleListener } : { batchSize: toClaim, claimTimeout, workerId },
+        );
       } catch (error) {
         report(error);
         await waitForWake(pollMs);
