@@ -57,6 +57,32 @@ describe('defaults', () => {
     expect((run!.claim_expires_at!.getTime() - run!.started_at!.getTime()) / 1000).toBe(120);
   });
 
+  it('runs more than ten handlers at once without Node warning of an AbortSignal listener leak', async () => {
+    const queue = queueName('many-at-once');
+    const app = await clients.app(queue);
+    const started: number[] = [];
+    const release = gate();
+    app.registerTask({ name: 'job' }, async (params: { n: number }) => {
+      started.push(params.n);
+      await release.promise;
+      return null;
+    });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      for (let n = 0; n < 12; n++) await app.spawn('job', { n });
+      const worker = await app.startWorker({ concurrency: 12 });
+      await waitFor(() => started.length === 12, { what: '12 handlers running' });
+      release.open();
+      await worker.close();
+      await delay(10); // process warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('claims batches of `concurrency` runs unless batchSize says otherwise', async () => {
     const queue = queueName('batch');
     const app = await clients.app(queue);

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { ClaimedTask, ExecuteOptions, IdleListener } from './types.js';
 
 /** Options of `startWorker`. */
@@ -111,6 +112,9 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
   const finishing = new Set<Promise<void>>();
   // Aborted when close() gives up waiting: the runs still in flight see it in their ctx.signal.
   const closeTimedOut = new AbortController();
+  // Every run in flight listens on it (its lease ends the run's ctx.signal with it): up to twice
+  // `concurrency` listeners by design, which is no leak for Node to warn about.
+  setMaxListeners(0, closeTimedOut.signal);
   let running = true;
   let wake: (() => void) | undefined;
   let woken = false;
