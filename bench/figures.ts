@@ -51,8 +51,8 @@ export interface Row {
   readonly values: readonly [number[], number[]];
   /**
    * How to compare the columns: a/b of the medians, or the time overhead of a over b in percent —
-   * with `paired`, the median of the overheads of each repetition's pair (a[i] against b[i], run
-   * one after the other), so that one disturbed run moves one pair only.
+   * with `paired`, the median of the ratios (overheads) of each repetition's pair (a[i] against
+   * b[i], run one after the other), so that one disturbed run moves one pair only.
    */
   readonly compare: 'ratio' | 'overhead';
   readonly paired?: boolean;
@@ -171,6 +171,7 @@ export async function runFigure(ctx: FigureContext, id: Exclude<FigureId, 'pgben
         columns: ['with list indexes', 'without'],
         values: [values.with, values.without],
         compare: 'ratio',
+        paired: true,
       });
       return {
         rows: [

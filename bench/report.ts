@@ -22,11 +22,15 @@ export function summariseRow(row: Row): RowSummary {
   const b = summarise(row.values[1]);
   // Throughputs: time per task of a over b, minus one; paired, that of each repetition's pair.
   const overhead = (x: number, y: number) => (y / x - 1) * 100;
+  const pairs = (f: (x: number, y: number) => number) =>
+    summarise(row.values[0].map((x, i) => f(x, row.values[1][i] ?? NaN)).filter(Number.isFinite)).median;
   const comparison =
     row.compare === 'ratio'
-      ? a.median / b.median
+      ? row.paired
+        ? pairs((x, y) => x / y)
+        : a.median / b.median
       : row.paired
-        ? summarise(row.values[0].map((x, i) => overhead(x, row.values[1][i] ?? NaN)).filter(Number.isFinite)).median
+        ? pairs(overhead)
         : overhead(a.median, b.median);
   return { ...row, a, b, comparison };
 }
