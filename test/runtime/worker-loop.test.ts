@@ -7,6 +7,7 @@ import {
   delay,
   gate,
   type Gate,
+  onAbsurdSchema,
   queueName,
   rawSpawn,
   recordClaims,
@@ -20,6 +21,8 @@ import {
 
 const db = useTestDatabase();
 const clients = useClients(db);
+/** What a listening worker's claims carry; on Absurd's schema workers poll and carry nothing. */
+const idleMark = onAbsurdSchema ? {} : { idleListener: { id: expect.any(String), seconds: 1.5 } };
 
 describe('defaults', () => {
   it('claims as <hostname>:<pid> with a 120 s lease, one run at a time, and executes with fatalOnLeaseTimeout', async () => {
@@ -40,13 +43,9 @@ describe('defaults', () => {
 
     const expectedId = `${hostname() || 'host'}:${process.pid}`;
     expect(worker.workerId).toBe(expectedId);
-    // Listening (the default): every claim carries the loop's idle mark, 2 poll intervals + 1 s.
-    expect(claims[0]?.options).toEqual({
-      batchSize: 1,
-      claimTimeout: 120,
-      workerId: expectedId,
-      idleListener: { id: expect.any(String), seconds: 1.5 },
-    });
+    // Listening (the default where absurd-kit installed the schema): every claim carries the
+    // loop's idle mark, 2 poll intervals + 1 s.
+    expect(claims[0]?.options).toEqual({ batchSize: 1, claimTimeout: 120, workerId: expectedId, ...idleMark });
     expect(executions).toHaveLength(1);
     expect(executions[0]?.task.task_id).toBe(taskID);
     expect(executions[0]?.claimTimeout).toBe(120);
@@ -98,12 +97,7 @@ describe('defaults', () => {
     const second = await other.startWorker({ concurrency: 3, batchSize: 2, workerId: 'w-2', claimTimeout: 7 });
     await waitFor(() => otherClaims.length > 0);
     await second.close();
-    expect(otherClaims[0]?.options).toEqual({
-      batchSize: 2,
-      claimTimeout: 7,
-      workerId: 'w-2',
-      idleListener: { id: expect.any(String), seconds: 1.5 },
-    });
+    expect(otherClaims[0]?.options).toEqual({ batchSize: 2, claimTimeout: 7, workerId: 'w-2', ...idleMark });
   });
 
   it('polls every 0.25 s when idle and reports claim errors to the log in one line, "Worker error: …"', async () => {
