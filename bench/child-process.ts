@@ -10,13 +10,13 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildInit, FromChild, Notice, Request, StopReply } from './protocol.js';
-import type { Side } from './settings.js';
+import { REFERENCES, type Runner } from './settings.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 /** How children are started: the entry file of each side and the node flags. */
 export interface ChildLauncher {
-  readonly entries: Record<Side, string>;
+  readonly entries: Record<Runner, string>;
   readonly execArgv: string[];
   /** For the printed settings. */
   readonly description: string;
@@ -36,7 +36,7 @@ async function bundleChildren(): Promise<ChildLauncher> {
     const esbuild = await import('esbuild');
     await mkdir(outdir, { recursive: true });
     await esbuild.build({
-      entryPoints: { 'worker-ours': path.join(BENCH_DIR, 'worker-ours.ts'), 'worker-peer': path.join(BENCH_DIR, 'worker-peer.ts') },
+      entryPoints: Object.fromEntries(RUNNERS.map((runner) => [`worker-${runner}`, path.join(BENCH_DIR, `worker-${runner}.ts`)])),
       outdir,
       outExtension: { '.js': '.mjs' },
       bundle: true,
@@ -50,18 +50,24 @@ async function bundleChildren(): Promise<ChildLauncher> {
       logLevel: 'error',
     });
     return {
-      entries: { ours: path.join(outdir, 'worker-ours.mjs'), peer: path.join(outdir, 'worker-peer.mjs') },
+      entries: entriesIn(outdir, '.mjs'),
       execArgv: [],
       description: `node ${process.version}, children bundled by esbuild ${esbuild.version} (no loader)`,
     };
   } catch (error) {
     process.stderr.write(`esbuild unavailable (${(error as Error).message}); children run under tsx\n`);
     return {
-      entries: { ours: path.join(BENCH_DIR, 'worker-ours.ts'), peer: path.join(BENCH_DIR, 'worker-peer.ts') },
+      entries: entriesIn(BENCH_DIR, '.ts'),
       execArgv: ['--import', 'tsx'],
       description: `node ${process.version}, children under tsx`,
     };
   }
+}
+
+const RUNNERS: readonly Runner[] = ['ours', 'peer', ...REFERENCES];
+
+function entriesIn(dir: string, extension: string): Record<Runner, string> {
+  return Object.fromEntries(RUNNERS.map((runner) => [runner, path.join(dir, `worker-${runner}${extension}`)])) as Record<Runner, string>;
 }
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: Error) => void };

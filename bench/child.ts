@@ -20,6 +20,8 @@ export interface BenchHandlers {
 /** What a side provides: its client, set up on the pool with the handlers registered. */
 export interface SideClient {
   spawn(task: string, params: BenchParams): Promise<string>;
+  /** Many spawns in one call (ours only). */
+  spawnMany?(task: string, params: BenchParams[]): Promise<string[]>;
   emit(event: string, payload: BenchParams): Promise<void>;
   startWorker(): Promise<unknown>;
   /** Stops the worker (waiting for runs in flight) and releases the client; not the pool. */
@@ -64,12 +66,14 @@ async function main(
   // Handler returns to count before the `drained` notice (none when not positive).
   let expected = 0;
   let finished = 0;
+  let firstStartAt = NaN;
   const started = (i: number) => {
+    if (Number.isNaN(firstStartAt)) firstStartAt = wallClockMs();
     if (init.reportTasks) send({ notice: 'start', i, at: wallClockMs() });
   };
   const done = <T>(value: T): T => {
     finished += 1;
-    if (expected > 0 && finished === expected) send({ notice: 'drained', count: finished });
+    if (expected > 0 && finished === expected) send({ notice: 'drained', count: finished, firstStartAt });
     return value;
   };
   const onResumed = (i: number) => {
@@ -95,13 +99,21 @@ async function main(
   const handle = async (request: Request): Promise<unknown> => {
     switch (request.op) {
       case 'spawnLoad': {
+        const batch = request.batch ?? 1;
+        if (batch > 1 && !client.spawnMany) throw new Error(`${init.side} has no spawnMany`);
         const load = async (count: number) => {
           let issued = 0;
           await Promise.all(
             Array.from({ length: request.callers }, async () => {
               while (issued < count) {
-                issued += 1;
-                await client.spawn(TASK.noop, { i: spawned++ });
+                if (batch > 1) {
+                  const n = Math.min(batch, count - issued);
+                  issued += n;
+                  await client.spawnMany!(TASK.noop, Array.from({ length: n }, () => ({ i: spawned++ })));
+                } else {
+                  issued += 1;
+                  await client.spawn(TASK.noop, { i: spawned++ });
+                }
               }
             }),
           );
@@ -122,7 +134,7 @@ async function main(
       case 'startWorker':
         expected = request.expected;
         await client.startWorker();
-        if (expected > 0 && finished >= expected) send({ notice: 'drained', count: finished });
+        if (expected > 0 && finished >= expected) send({ notice: 'drained', count: finished, firstStartAt });
         return null;
       case 'stop': {
         await client.close();

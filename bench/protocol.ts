@@ -2,11 +2,11 @@
  * Messages between the orchestrator and its child processes (one worker or one producing client
  * each), over the IPC channel of `child_process.fork`.
  */
-import type { Side } from './settings.js';
+import type { Runner } from './settings.js';
 
 /** What a child is told at start (JSON in the `ABSURD_BENCH_CHILD` environment variable). */
 export interface ChildInit {
-  side: Side;
+  side: Runner;
   /** A worker runs `startWorker`; a client spawns and emits. */
   role: 'worker' | 'client';
   url: string;
@@ -20,8 +20,11 @@ export interface ChildInit {
 }
 
 export type Request =
-  /** Spawns `warmup` no-op tasks untimed, then `total` timed, from `callers` concurrent callers. */
-  | { op: 'spawnLoad'; total: number; warmup: number; callers: number }
+  /**
+   * Spawns `warmup` no-op tasks untimed, then `total` timed, from `callers` concurrent callers; with
+   * `batch`, in `spawnMany` calls of that many tasks each.
+   */
+  | { op: 'spawnLoad'; total: number; warmup: number; callers: number; batch?: number }
   | { op: 'spawnOne'; task: string; i: number }
   | { op: 'emit'; event: string; i: number }
   /** Starts the worker; a `drained` notice follows when `expected` (> 0) handlers have returned. */
@@ -49,7 +52,8 @@ export type Notice =
   | { notice: 'ready' }
   | { notice: 'start'; i: number; at: number }
   | { notice: 'resumed'; i: number; at: number }
-  | { notice: 'drained'; count: number }
+  /** `firstStartAt`: when the first handler started (wall clock). */
+  | { notice: 'drained'; count: number; firstStartAt: number }
   | { notice: 'fatal'; message: string };
 
 export type ToChild = { id: number; request: Request };

@@ -20,8 +20,18 @@ export interface RowSummary {
 export function summariseRow(row: Row): RowSummary {
   const a = summarise(row.values[0]);
   const b = summarise(row.values[1]);
-  // Throughputs: time per task of a over b, minus one.
-  const comparison = row.compare === 'overhead' ? (b.median / a.median - 1) * 100 : a.median / b.median;
+  // Throughputs: time per task of a over b, minus one; paired, that of each repetition's pair.
+  const overhead = (x: number, y: number) => (y / x - 1) * 100;
+  const pairs = (f: (x: number, y: number) => number) =>
+    summarise(row.values[0].map((x, i) => f(x, row.values[1][i] ?? NaN)).filter(Number.isFinite)).median;
+  const comparison =
+    row.compare === 'ratio'
+      ? row.paired
+        ? pairs((x, y) => x / y)
+        : a.median / b.median
+      : row.paired
+        ? pairs(overhead)
+        : overhead(a.median, b.median);
   return { ...row, a, b, comparison };
 }
 
@@ -35,6 +45,20 @@ export interface Ratios {
   validation_overhead_pct: number;
   /** Tasks/s of the 3-step run with the OpenTelemetry SDK registered over the same run without. */
   tracing_ratio: number;
+  /** Spawns/s, ours over the peer's: one connection, and 8 concurrent callers. */
+  spawn_seq: number;
+  spawn_pool: number;
+  /** Ours: spawns/s through spawnMany (batches of 100) over spawns/s one at a time. */
+  spawn_bulk: number;
+  pickup_p99_ms: number;
+  /** End-to-end no-op tasks/s, ours over pg-boss's and over graphile-worker's. */
+  pgboss_noop: number;
+  graphile_noop: number;
+  /** Ours with the dashboard's list indexes over ours without them: 8-caller spawns, no-op tasks. */
+  listidx_spawn: number;
+  listidx_noop: number;
+  /** Postgres CPU per no-op task (ms), ours. */
+  noop_pg_cpu_ms: number;
 }
 
 export function computeRatios(rows: readonly RowSummary[]): Ratios {
@@ -49,6 +73,15 @@ export function computeRatios(rows: readonly RowSummary[]): Ratios {
     peer_pickup_p50_ms: find('pickup_p50')?.b.median ?? NaN,
     validation_overhead_pct: find('validation')?.comparison ?? NaN,
     tracing_ratio: find('tracing')?.comparison ?? NaN,
+    spawn_seq: find('spawn_seq')?.comparison ?? NaN,
+    spawn_pool: find('spawn_pool')?.comparison ?? NaN,
+    spawn_bulk: find('spawn_bulk')?.comparison ?? NaN,
+    pickup_p99_ms: find('pickup_p99')?.a.median ?? NaN,
+    pgboss_noop: find('pgboss_noop')?.comparison ?? NaN,
+    graphile_noop: find('graphile_noop')?.comparison ?? NaN,
+    listidx_spawn: find('listidx_spawn')?.comparison ?? NaN,
+    listidx_noop: find('listidx_noop')?.comparison ?? NaN,
+    noop_pg_cpu_ms: find('noop_cpu')?.a.median ?? NaN,
   };
 }
 
@@ -60,7 +93,7 @@ export function ratiosLine(ratios: Ratios): string {
 
 export function formatValue(value: number, unit: string): string {
   if (!Number.isFinite(value)) return 'n/a';
-  if (unit === 'ms') return value.toFixed(2);
+  if (unit === 'ms') return Math.abs(value) < 1 ? value.toFixed(3) : value.toFixed(2);
   if (unit === 'MB') return value.toFixed(1);
   if (unit === '×') return value.toFixed(3);
   if (Math.abs(value) >= 100) return Math.round(value).toLocaleString('en-US');
@@ -82,7 +115,7 @@ function comparisonCell(row: RowSummary): string {
 
 /** The results table: one line per row, medians with (min–max) of the runs. */
 export function formatTable(rows: readonly RowSummary[]): string {
-  const header = ['figure', 'unit', 'ours', 'peer', 'ours/peer'];
+  const header = ['figure', 'unit', 'ours', 'peer / other', 'ours/other'];
   const lines = rows.map((row) => {
     const sideLabel = (index: 0 | 1) => (row.columns[index] === (index === 0 ? 'ours' : 'peer') ? '' : `${row.columns[index]}: `);
     return [

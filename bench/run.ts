@@ -1,12 +1,14 @@
 /**
- * `npm run bench`: absurd-kit against the `absurd-sdk` npm package on one Postgres server, in the
- * same run, interleaved, each run on a fresh database with our engine (`sql/absurd.sql`), so that
- * the comparison isolates the client and the worker. Prints a table with ratios, the pgbench
- * ceiling of the server, the settings, and a final machine-readable `RATIOS …` line; writes
- * everything to bench/results/latest.json.
+ * `npm run bench`: absurd-kit on its schema against the `absurd-sdk` npm package on Absurd's own
+ * schema, with pg-boss and graphile-worker as references for the no-op figure, on one Postgres
+ * server, in the same run, interleaved, each run on a fresh database. The server writes with
+ * production durability (fsync and synchronous_commit on) unless `--fast` says otherwise. Prints
+ * a table with ratios, the pgbench ceiling of the server, the settings, and a final
+ * machine-readable `RATIOS …` line; writes everything to bench/results/latest.json.
  *
- *   npm run bench                              full run (a few minutes on 2 cores)
- *   npm run bench -- --quick                   small smoke configuration (under a minute)
+ *   npm run bench                              full run (about a quarter of an hour on 2 cores)
+ *   npm run bench -- --fast                    the embedded server with fsync off (as npm start)
+ *   npm run bench -- --quick                   small smoke configuration (a minute or two)
  *   npm run bench -- --only noop,pickup        some figures only (repeatable)
  *   npm run bench -- --reps 5 --out file.json
  *   npm run bench -- --only step3 --profile bench/results/profiles   CPU profiles of the children
@@ -21,7 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { prepareChildren } from './child-process.js';
-import { BenchDatabases, provideServer, type TemplateKind } from './databases.js';
+import { BenchDatabases, provideServer, type Durability, type TemplateKind } from './databases.js';
 import { runFigure, type FigureOutcome, type Row, type RunRecord } from './figures.js';
 import { runTracingFigure } from './figure-tracing.js';
 import { runPgbench, type PgbenchResult } from './pgbench.js';
@@ -30,6 +32,7 @@ import {
   FIGURES,
   FULL,
   QUICK,
+  REFERENCE_OPTIONS,
   WORKER_OPTIONS,
   WORKER_POOL_SIZE,
   type FigureId,
@@ -39,9 +42,11 @@ import {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const USAGE = `usage: npm run bench -- [--quick] [--only <figure>[,<figure>…]] [--reps <n>] [--out <file>] [--profile <dir>]
+const USAGE = `usage: npm run bench -- [--fast] [--quick] [--only <figure>[,<figure>…]] [--reps <n>] [--out <file>] [--profile <dir>]
 
 figures: ${FIGURES.join(', ')}
+  --fast    the embedded server with fsync, synchronous_commit and full_page_writes off (default:
+            on, as in production; a server of ABSURD_BENCH_DATABASE_URL keeps its own settings)
   --quick   small smoke configuration (1 run per figure and side, a few hundred tasks)
   --only    run only these figures (repeatable)
   --reps    runs per figure and side (default 3, --quick 1)
@@ -52,6 +57,7 @@ figures: ${FIGURES.join(', ')}
 Server: ABSURD_BENCH_DATABASE_URL, otherwise the embedded PostgreSQL in .absurd/bench-pgdata.`;
 
 interface Options {
+  durability: Durability;
   scale: Scale;
   figures: FigureId[];
   out: string;
@@ -63,6 +69,7 @@ function parseOptions(argv: string[]): Options | string {
     args: argv,
     options: {
       quick: { type: 'boolean', default: false },
+      fast: { type: 'boolean', default: false },
       only: { type: 'string', multiple: true },
       reps: { type: 'string' },
       out: { type: 'string' },
@@ -85,6 +92,7 @@ function parseOptions(argv: string[]): Options | string {
   }
   const figures = only.length ? FIGURES.filter((f) => only.includes(f)) : [...FIGURES];
   return {
+    durability: values.fast ? 'fast' : 'durable',
     scale,
     figures,
     out: path.resolve(values.out ?? path.join(ROOT, 'bench', 'results', 'latest.json')),
@@ -95,6 +103,7 @@ function parseOptions(argv: string[]): Options | string {
 const TEMPLATE_OF: Record<Exclude<FigureId, 'pgbench'>, TemplateKind> = {
   'spawn-seq': 'empty',
   'spawn-pool': 'empty',
+  'spawn-bulk': 'empty',
   noop: 'noop',
   step3: 'steps',
   pickup: 'empty',
@@ -102,6 +111,7 @@ const TEMPLATE_OF: Record<Exclude<FigureId, 'pgbench'>, TemplateKind> = {
   validation: 'steps',
   history: 'history',
   tracing: 'steps',
+  'list-indexes': 'noop',
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -116,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${options}\n`);
     return 0;
   }
-  const { scale, figures, out, profileDir } = options;
+  const { durability, scale, figures, out, profileDir } = options;
   const started = Date.now();
   const progress = (line: string) => {
     const seconds = Math.round((Date.now() - started) / 1000);
@@ -124,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
   };
   const loadAtStart = loadavg();
 
-  const server = await provideServer(progress);
+  const server = await provideServer(progress, durability);
   const dbs = new BenchDatabases(server.adminUrl, scale);
   let interrupted = false;
   const onSignal = () => {
@@ -153,16 +163,15 @@ async function main(argv: string[]): Promise<number> {
     childDescription = launcher.description + (profileDir ? `, CPU profiles in ${profileDir}` : '');
     const measured = figures.filter((f): f is Exclude<FigureId, 'pgbench'> => f !== 'pgbench');
     for (const kind of new Set(measured.map((f) => TEMPLATE_OF[f]))) {
-      progress(`building template database "${kind}"`);
-      await dbs.template(kind);
+      for (const engine of ['kit', 'absurd'] as const) {
+        progress(`building template database "${kind}" on ${engine === 'kit' ? "absurd-kit's" : "Absurd's"} schema`);
+        await dbs.template(kind, engine);
+      }
     }
-    // With both selected, the validation runs join the 3-step loop (see runFigure).
-    const withValidation = measured.includes('step3') && measured.includes('validation');
     for (const id of measured) {
-      if (id === 'validation' && withValidation) continue;
       try {
         const figureContext = { scale, launcher, dbs, progress };
-        const outcome = id === 'tracing' ? await runTracingFigure(figureContext) : await runFigure(figureContext, id, { withValidation });
+        const outcome = id === 'tracing' ? await runTracingFigure(figureContext) : await runFigure(figureContext, id);
         outcomes.push({ id, outcome });
       } catch (error) {
         const message = (error as Error).stack ?? String(error);
@@ -219,17 +228,25 @@ async function main(argv: string[]): Promise<number> {
   const settings = {
     server: `${server.description}, PostgreSQL ${serverSettings.server_version ?? '?'}`,
     serverSettings,
-    engine: `sql/absurd.sql (up to migration ${engine}), installed in one query into a template; every run on a fresh clone`,
+    durability: durabilityLine(durability, serverSettings, server.description),
+    engine: `ours: sql/absurd.sql (up to migration ${engine}); peer: Absurd's own schema (test/fixtures/absurd-main.sql); each installed in one query into a template; every run on a fresh clone`,
     processes: `${childDescription}; one process per worker and per producer, started fresh for every run`,
     ours: `absurd-kit startWorker(${JSON.stringify(WORKER_OPTIONS.ours)}) — defaults: batchSize = concurrency, pollInterval 0.25 s, claimTimeout 120 s, LISTEN on; pg.Pool max ${WORKER_POOL_SIZE} (+1 LISTEN connection)`,
     peer: `absurd-sdk ${peerVersion} startWorker(${JSON.stringify(WORKER_OPTIONS.peer)}); pg.Pool max ${WORKER_POOL_SIZE}`,
-    scale: `${scale.name}: ${scale.reps} run(s) per figure and side, interleaved ours/peer; spawns ${scale.spawns} (+${scale.spawnWarmup} warm-up), ${scale.spawnCallers} callers over a pool of ${scale.spawnCallers}; ${scale.e2eTasks} pre-spawned tasks; history ${scale.historyTasks} completed tasks; ${scale.latencySamples} pick-up samples and ${scale.eventSamples} event samples (+${scale.latencyWarmup} warm-up each), 5–55 ms apart (spread over the peer's poll interval)`,
+    pgboss: `pg-boss ${readVersion('pg-boss')} work(${JSON.stringify({ batchSize: REFERENCE_OPTIONS.pgboss.batchSize, burstWhenBatchFull: REFERENCE_OPTIONS.pgboss.burstWhenBatchFull })}), pool max ${REFERENCE_OPTIONS.pgboss.poolMax}, schedule and supervise off; its own database; time from first started_on to last completed_on`,
+    graphile: `graphile-worker ${readVersion('graphile-worker')} run(${JSON.stringify(REFERENCE_OPTIONS.graphile)}); its own database; time from the first handler start to an empty job table (it deletes completed jobs)`,
+    scale: `${scale.name}: ${scale.reps} run(s) per figure and side, interleaved ours/peer (no-op: ours/peer/pg-boss/graphile-worker); spawns ${scale.spawns} (+${scale.spawnWarmup} warm-up), ${scale.spawnCallers} callers over a pool of ${scale.spawnCallers}, spawnMany in batches of ${scale.bulkBatch}; ${scale.e2eTasks} pre-spawned tasks; history ${scale.historyTasks} completed tasks; ${scale.latencySamples} pick-up samples and ${scale.eventSamples} event samples (+${scale.latencyWarmup} warm-up each), 5–55 ms apart (spread over the peer's poll interval)`,
     timing: 'end-to-end: first claim (started_at) to last completed_at in the database; latencies: wall clock (performance.timeOrigin + performance.now()) of the processes and clock_timestamp() of the server on one machine; spawn: monotonic clock of the producer',
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; load average ${loadAtStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAtEnd.map((l) => l.toFixed(2)).join('/')} at end`,
   };
 
   const lines: string[] = [];
-  lines.push('', `absurd-kit (ours) vs absurd-sdk ${peerVersion} (peer): median (min–max) of ${scale.reps} run(s); ↓ = lower is better`, '');
+  lines.push(
+    '',
+    `absurd-kit (ours) vs absurd-sdk ${peerVersion} on Absurd's schema (peer), pg-boss and graphile-worker (no-op figure): median (min–max) of ${scale.reps} run(s); ↓ = lower is better`,
+    `durability: ${settings.durability}`,
+    '',
+  );
   lines.push(formatTable(summaries));
   if (pgbench) lines.push('', formatPgbench(pgbench));
   lines.push('', 'settings:');
@@ -274,11 +291,24 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function readPeerVersion(): string {
+  return readVersion('absurd-sdk');
+}
+
+function readVersion(name: string): string {
   try {
-    return (JSON.parse(readFileSync(path.join(ROOT, 'node_modules', 'absurd-sdk', 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return '?';
   }
+}
+
+/** What the server's settings mean for the figures, and a warning when they are not what was asked. */
+function durabilityLine(asked: Durability, settings: Record<string, string>, server: string): string {
+  const actual = `fsync=${settings.fsync ?? '?'} synchronous_commit=${settings.synchronous_commit ?? '?'} full_page_writes=${settings.full_page_writes ?? '?'}`;
+  const durable = settings.fsync === 'on' && settings.synchronous_commit !== 'off';
+  const wanted = asked === 'durable' ? durable : !durable;
+  const what = durable ? 'production durability: every commit waits for its WAL flush' : 'fast mode: commits do not wait for the disk';
+  return `${actual} (${what})${wanted ? '' : ` — NOT what ${asked === 'durable' ? 'the default' : '--fast'} asks for: ${server} keeps its own settings`}`;
 }
 
 main(process.argv.slice(2)).then(

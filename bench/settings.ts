@@ -3,8 +3,26 @@
  * so that the printed settings are the ones used.
  */
 
-/** The two sides compared: absurd-kit ("ours") and the `absurd-sdk` npm package ("peer"). */
+/**
+ * The two sides compared: absurd-kit ("ours") on its own schema, and the `absurd-sdk` npm package
+ * ("peer") on Absurd's own schema (test/fixtures/absurd-main.sql).
+ */
 export type Side = 'ours' | 'peer';
+
+/** The job queues measured as references in the no-op figure, each on a database of its own. */
+export type Reference = 'pgboss' | 'graphile';
+export const REFERENCES: readonly Reference[] = ['pgboss', 'graphile'];
+
+/** Every kind of child process: the two sides and the references. */
+export type Runner = Side | Reference;
+
+/** How each runner is named in the output. */
+export const RUNNER_LABEL: Record<Runner, string> = {
+  ours: 'ours',
+  peer: 'peer',
+  pgboss: 'pg-boss',
+  graphile: 'graphile-worker',
+};
 
 /** The queue every figure works on (created in the template database). */
 export const BENCH_QUEUE = 'bench';
@@ -41,6 +59,26 @@ export const WORKER_OPTIONS = {
   peer: { concurrency: CONCURRENCY, batchSize: CONCURRENCY, pollInterval: 0.05, claimTimeout: 120 },
 } as const;
 
+/**
+ * The references at their best for this load, as their documentation tunes them for throughput:
+ * pg-boss fetches batches of 16 and fetches again at once while batches come back full;
+ * graphile-worker runs 16 jobs at once from a local queue of 16 (fetched in one query) and
+ * batches its completions.
+ */
+export const REFERENCE_OPTIONS = {
+  pgboss: { batchSize: CONCURRENCY, burstWhenBatchFull: true, poolMax: WORKER_POOL_SIZE, schedule: false, supervise: false },
+  graphile: {
+    concurrency: CONCURRENCY,
+    localQueue: { size: CONCURRENCY },
+    completeJobBatchDelay: 0,
+    failJobBatchDelay: 0,
+    maxPoolSize: WORKER_POOL_SIZE,
+  },
+} as const;
+
+/** The pg-boss queue and the graphile-worker task identifier of the reference no-op jobs. */
+export const REFERENCE_QUEUE = 'bench';
+
 /** Sizes of one configuration. */
 export interface Scale {
   readonly name: 'full' | 'quick';
@@ -51,6 +89,8 @@ export interface Scale {
   readonly spawnWarmup: number;
   /** Concurrent callers of the "over a pool" spawn figure (and the size of that pool). */
   readonly spawnCallers: number;
+  /** Tasks per `spawnMany` call in the bulk spawn figure. */
+  readonly bulkBatch: number;
   /** Pre-spawned tasks of the end-to-end figures. */
   readonly e2eTasks: number;
   /** Completed tasks retained in the queue for the "with history" figure. */
@@ -70,6 +110,7 @@ export const FULL: Scale = {
   spawns: 5000,
   spawnWarmup: 100,
   spawnCallers: 8,
+  bulkBatch: 100,
   e2eTasks: 5000,
   historyTasks: 50_000,
   latencySamples: 200,
@@ -84,6 +125,7 @@ export const QUICK: Scale = {
   spawns: 300,
   spawnWarmup: 20,
   spawnCallers: 8,
+  bulkBatch: 100,
   e2eTasks: 300,
   historyTasks: 3000,
   latencySamples: 20,
@@ -96,6 +138,7 @@ export const QUICK: Scale = {
 export const FIGURES = [
   'spawn-seq',
   'spawn-pool',
+  'spawn-bulk',
   'noop',
   'step3',
   'pickup',
@@ -103,6 +146,7 @@ export const FIGURES = [
   'validation',
   'history',
   'tracing',
+  'list-indexes',
   'pgbench',
 ] as const;
 export type FigureId = (typeof FIGURES)[number];

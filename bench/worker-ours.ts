@@ -27,6 +27,7 @@ runChild(async (pool, handlers, init) => {
   let worker: Worker | undefined;
   return {
     spawn: async (task, params) => (await app.spawn(task, params)).taskID,
+    spawnMany: async (task, params) => (await app.spawnMany(task, params.map((p) => ({ params: p })))).map((r) => r.taskID),
     emit: (event, payload) => app.emitEvent(event, { ...payload }),
     startWorker: async () => {
       worker = await app.startWorker({ ...WORKER_OPTIONS.ours });

@@ -11,6 +11,7 @@ import {
   type ParamsOf,
   type PayloadOf,
   type ResultOf,
+  type SpawnManyItem,
   type SpawnOptions,
   type StepsOf,
   type TaskContract,
@@ -77,6 +78,11 @@ export interface Events {
 export interface TaskClient<P, R, C extends TaskContract> {
   /** Spawns the task on its queue; params are validated first. */
   spawn(params: P, options?: SpawnOptions): Promise<TaskHandle<C>>;
+  /**
+   * Spawns one task per item in one statement (one round trip, one commit); every item's params
+   * are validated first. Handles in the items' order.
+   */
+  spawnMany(items: readonly SpawnManyItem<P>[], options?: SpawnOptions): Promise<TaskHandle<C>[]>;
   /** The task's state and, once completed, its validated result; null for an unknown task. */
   fetchResult(task: TaskID, options?: FetchTaskResultOptions): Promise<TypedTaskResultSnapshot<R> | null>;
   /** Waits until the task completes, fails or is cancelled (`timeout` in seconds). */
@@ -122,6 +128,7 @@ function taskClient<C extends TaskContract>(app: Absurd, contract: C): TaskClien
     typeof task === 'string' ? taskHandle(contract, task) : taskHandle(contract, task.taskID, task.queue);
   return {
     spawn: (params, options) => app.spawn(contract, params, options),
+    spawnMany: (items, options) => app.spawnMany(contract, items, options),
     fetchResult: (task, options) => app.fetchTaskResult(handle(task), options),
     awaitResult: (task, options) => app.awaitTaskResult(handle(task), options),
   };

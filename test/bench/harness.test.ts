@@ -32,7 +32,18 @@ const RATIO_KEYS = [
   'peer_pickup_p50_ms',
   'validation_overhead_pct',
   'tracing_ratio',
+  'spawn_seq',
+  'spawn_pool',
+  'spawn_bulk',
+  'pickup_p99_ms',
+  'pgboss_noop',
+  'graphile_noop',
+  'listidx_spawn',
+  'listidx_noop',
 ] as const;
+
+/** Read from /proc: `na` where the server is not a process of this machine (a container, say). */
+const CPU_KEY = 'noop_pg_cpu_ms';
 
 describe('npm run bench', () => {
   let dir: string | undefined;
@@ -51,7 +62,7 @@ describe('npm run bench', () => {
 
       const lines = stdout.trimEnd().split('\n');
       const last = lines.at(-1) ?? '';
-      expect(last).toMatch(new RegExp(`^RATIOS ${RATIO_KEYS.map((k) => `${k}=\\S+`).join(' ')}$`));
+      expect(last).toMatch(new RegExp(`^RATIOS ${[...RATIO_KEYS, CPU_KEY].map((k) => `${k}=\\S+`).join(' ')}$`));
       const ratios = Object.fromEntries(
         last
           .slice('RATIOS '.length)
@@ -59,11 +70,17 @@ describe('npm run bench', () => {
           .map((pair) => pair.split('=') as [string, string]),
       );
       for (const key of RATIO_KEYS) expect(Number.isFinite(Number(ratios[key])), `${key}=${ratios[key]}`).toBe(true);
+      expect(ratios[CPU_KEY]).toMatch(/^(\d+\.\d{3}|na)$/);
 
       for (const figure of [
         'spawn/s, one connection',
         'spawn/s, 8 concurrent callers',
+        'spawn/s, spawnMany of 100',
         'end-to-end no-op tasks/s',
+        'against pg-boss',
+        'against graphile-worker',
+        'Postgres CPU per no-op task',
+        'dashboard list indexes',
         'end-to-end 3-step tasks/s',
         'pick-up latency p50',
         'event wake latency p50',
@@ -94,6 +111,8 @@ describe('npm run bench', () => {
         const sides = results.runs.filter((run) => run.figure === figure).map((run) => run.side);
         expect(sides, figure).toEqual(expect.arrayContaining(['ours', 'peer']));
       }
+      const noopRunners = results.runs.filter((run) => run.figure === 'noop').map((run) => run.side);
+      expect(noopRunners).toEqual(expect.arrayContaining(['pgboss', 'graphile']));
     },
     300_000,
   );

@@ -62,6 +62,29 @@ describe('generated client for workflows/', () => {
     expect(await client.sendReceipt.fetchResult('00000000-0000-0000-0000-000000000000')).toBeNull();
   }, 60_000);
 
+  it('spawns many tasks in one call, typed, and refuses a bad item by index before writing any', async () => {
+    const client = createClient(orders);
+    const handles = await client.sendReceipt.spawnMany([
+      { params: { orderId: 'order-many-1', email: 'a@example.com', amount: 1 } },
+      { params: { orderId: 'order-many-2', email: 'b@example.com', amount: 2 }, options: { idempotencyKey: 'many-2' } },
+    ]);
+    expect(handles.map((h) => [h.queue, h.created])).toEqual([
+      ['receipts', true],
+      ['receipts', true],
+    ]);
+    const done = await client.sendReceipt.awaitResult(handles[1]!, { timeout: 30 });
+    expect(done.state).toBe('completed');
+    await expect(
+      client.sendReceipt.spawnMany([
+        { params: { orderId: 'order-many-3', email: 'c@example.com', amount: 1 } },
+        // @ts-expect-error amount must be a number
+        { params: { orderId: 'order-many-4', email: 'd@example.com', amount: '2' } },
+      ]),
+    ).rejects.toThrow(/items\[1\]\.params\.amount/);
+    const { rows } = await db.pool.query(`select count(*)::int as n from absurd."t_receipts" where params->>'orderId' = 'order-many-3'`);
+    expect(rows[0].n).toBe(0);
+  }, 60_000);
+
   it('validates params and payloads before writing anything', async () => {
     const client = createClient(orders);
     // @ts-expect-error amount must be a number

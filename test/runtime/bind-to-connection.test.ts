@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Absurd } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { queueName, recordingConnection, table, useClients, workOnce } from './helpers.js';
+import { onAbsurdSchema, queueName, recordingConnection, table, useClients, workOnce } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);
@@ -50,7 +50,7 @@ describe('bindToConnection', () => {
     await bound.spawn('x', null, { queue: app.queueName });
     await bound.listQueues();
     expect(texts()).toHaveLength(3);
-    expect(texts()[1]).toContain('absurd.spawn_task');
+    expect(texts()[1]).toContain(onAbsurdSchema ? 'absurd.spawn_task(' : 'absurd.kit_spawn_task(');
   });
 
   it('shares the registry both ways, including registrations made later', async () => {

@@ -100,6 +100,7 @@ const TYPES = [
   'Schema',
   'SchemaOptions',
   'SchemaStatus',
+  'SpawnManyItem',
   'SpawnOptions',
   'SpawnResult',
   'StepHandle',

@@ -7,6 +7,7 @@ import {
   delay,
   gate,
   type Gate,
+  onAbsurdSchema,
   queueName,
   rawSpawn,
   recordClaims,
@@ -20,6 +21,8 @@ import {
 
 const db = useTestDatabase();
 const clients = useClients(db);
+/** What a listening worker's claims carry; on Absurd's schema workers poll and carry nothing. */
+const idleMark = onAbsurdSchema ? {} : { idleListener: { id: expect.any(String), seconds: 1.5 } };
 
 describe('defaults', () => {
   it('claims as <hostname>:<pid> with a 120 s lease, one run at a time, and executes with fatalOnLeaseTimeout', async () => {
@@ -40,7 +43,9 @@ describe('defaults', () => {
 
     const expectedId = `${hostname() || 'host'}:${process.pid}`;
     expect(worker.workerId).toBe(expectedId);
-    expect(claims[0]?.options).toEqual({ batchSize: 1, claimTimeout: 120, workerId: expectedId });
+    // Listening (the default where absurd-kit installed the schema): every claim carries the
+    // loop's idle mark, 2 poll intervals + 1 s.
+    expect(claims[0]?.options).toEqual({ batchSize: 1, claimTimeout: 120, workerId: expectedId, ...idleMark });
     expect(executions).toHaveLength(1);
     expect(executions[0]?.task.task_id).toBe(taskID);
     expect(executions[0]?.claimTimeout).toBe(120);
@@ -49,6 +54,32 @@ describe('defaults', () => {
     const [run] = await runRows(db.pool, queue, taskID);
     expect(run?.claimed_by).toBe(expectedId);
     expect((run!.claim_expires_at!.getTime() - run!.started_at!.getTime()) / 1000).toBe(120);
+  });
+
+  it('runs more than ten handlers at once without Node warning of an AbortSignal listener leak', async () => {
+    const queue = queueName('many-at-once');
+    const app = await clients.app(queue);
+    const started: number[] = [];
+    const release = gate();
+    app.registerTask({ name: 'job' }, async (params: { n: number }) => {
+      started.push(params.n);
+      await release.promise;
+      return null;
+    });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      for (let n = 0; n < 12; n++) await app.spawn('job', { n });
+      const worker = await app.startWorker({ concurrency: 12 });
+      await waitFor(() => started.length === 12, { what: '12 handlers running' });
+      release.open();
+      await worker.close();
+      await delay(10); // process warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
 
   it('claims batches of `concurrency` runs unless batchSize says otherwise', async () => {
@@ -66,7 +97,7 @@ describe('defaults', () => {
     const second = await other.startWorker({ concurrency: 3, batchSize: 2, workerId: 'w-2', claimTimeout: 7 });
     await waitFor(() => otherClaims.length > 0);
     await second.close();
-    expect(otherClaims[0]?.options).toEqual({ batchSize: 2, claimTimeout: 7, workerId: 'w-2' });
+    expect(otherClaims[0]?.options).toEqual({ batchSize: 2, claimTimeout: 7, workerId: 'w-2', ...idleMark });
   });
 
   it('polls every 0.25 s when idle and reports claim errors to the log in one line, "Worker error: …"', async () => {

@@ -243,7 +243,7 @@ export async function snapshotRows(db: Queryable, queues?: readonly string[]): P
       from pg_class c
       left join pg_inherits i on i.inhrelid = c.oid
       left join pg_class p on p.oid = i.inhparent
-     where c.relnamespace = 'absurd'::regnamespace and c.relkind = 'r' and c.relname <> 'kit_migrations'
+     where c.relnamespace = 'absurd'::regnamespace and c.relkind = 'r' and c.relname not like 'kit\\_%'
      order by c.relname`);
   const wanted = queues && new Set(queues.flatMap((q) => ['t', 'r', 'c', 'e', 'w', 'i'].map((p) => `${p}_${q}`)));
   const snapshot: Record<string, string[]> = {};

@@ -17,6 +17,7 @@ import {
   type ParamsOf,
   type PayloadOf,
   type ResultOf,
+  type SpawnResult,
   type StepHandle,
   type StepsOf,
   type TaskContext,
@@ -108,6 +109,19 @@ describe('client spawn', () => {
     await app.spawn(fulfillOrder, { orderId: 'o-1', amount: 12, placedAt: '2024-05-01T10:00:00Z', priority: 'urgent' });
     // @ts-expect-error unknown fields are excess properties
     await app.spawn(fulfillOrder, { orderId: 'o-1', amount: 12, placedAt: '2024-05-01T10:00:00Z', coupon: 'X' });
+  });
+
+  test('spawnMany takes items of the params input and returns typed handles; wrong params do not compile', async () => {
+    const handles = await app.spawnMany(fulfillOrder, [
+      { params: { orderId: 'o-1', amount: 12, placedAt: '2024-05-01T10:00:00Z' }, options: { idempotencyKey: 'o-1' } },
+    ]);
+    expectTypeOf(handles).toEqualTypeOf<TaskHandle<typeof fulfillOrder>[]>();
+    // @ts-expect-error amount must be a number, not a string
+    await app.spawnMany(fulfillOrder, [{ params: { orderId: 'o-1', amount: '12', placedAt: '2024-05-01T10:00:00Z' } }]);
+    // @ts-expect-error items carry params, not bare params
+    await app.spawnMany(fulfillOrder, [{ orderId: 'o-1', amount: 12, placedAt: '2024-05-01T10:00:00Z' }]);
+    const untyped = await app.spawnMany('anything', [{ params: 1 }], { queue: 'orders' });
+    expectTypeOf(untyped).toEqualTypeOf<SpawnResult[]>();
   });
 
   test('the untyped API keeps working by name', async () => {

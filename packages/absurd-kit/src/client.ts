@@ -23,12 +23,14 @@ import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
-import type { SpawnOptions } from './spawn-options.js';
+import type { SpawnManyItem, SpawnOptions } from './spawn-options.js';
 import { observedSpawn, sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
+import { spawnTasks, type SpawnTaskItem } from './spawn-tasks.js';
+import { EngineProbe } from './engine-features.js';
 import { toRegistration, type Registration } from './registration.js';
 import { TaskRunner } from './task-runner.js';
 import { pollTaskResult, timeoutMs } from './task-result-polling.js';
-import type { ClaimedTask, ExecuteOptions, Log } from './types.js';
+import type { ClaimedTask, ExecuteOptions, IdleListener, Log } from './types.js';
 import {
   attachContract,
   readTaskResult,
@@ -90,6 +92,8 @@ export class Absurd {
   readonly #runner: TaskRunner;
   /** Whether this client makes spans and metrics (when an OpenTelemetry SDK is registered). */
   readonly #telemetry: boolean;
+  /** Which of absurd-kit's functions the engine has: read once, shared with bound clients. */
+  #engine: EngineProbe;
 
   constructor(options: AbsurdOptions | string | pg.Pool | Queryable = {}) {
     const opts: AbsurdOptions =
@@ -120,6 +124,7 @@ export class Absurd {
     }
     const con = this.con;
     this.#outage = new OutageMonitor({ log: this.log, probe: () => currentTime.run(undefined, con) });
+    this.#engine = new EngineProbe(con, this.log);
     this.#runner = new TaskRunner({
       con,
       queueName: this.queueName,
@@ -129,6 +134,7 @@ export class Absurd {
       wrapTaskExecution: this.hooks.wrapTaskExecution,
       telemetry: this.#telemetry,
       spawn: (task, params, options, parent) => this.#spawn(con, task, params, options, parent),
+      engine: () => this.#engine,
     });
   }
 
@@ -147,6 +153,8 @@ export class Absurd {
       telemetry: this.#telemetry,
     });
     Object.assign(bound, { registry: this.registry, ownsConnection: owned });
+    // Same database, same engine: the bound client does not probe it again.
+    bound.#engine = this.#engine;
     return bound;
   }
 
@@ -190,6 +198,40 @@ export class Absurd {
       return plain;
     }
     return attachContract(result, task);
+  }
+
+  /**
+   * Spawns many tasks of one task name in one statement: one round trip, one commit. Every item's
+   * params are checked against the contract before anything is written (a {@link ValidationError}
+   * names the item: `items[3].params.amount: …`); `options` apply to every item and each item's own
+   * options override them (an idempotency key belongs in the item's). Returns the results in the
+   * items' order; an item whose idempotency key is already used in the queue, by an existing task
+   * or an earlier item, returns that task with `created: false`. All or nothing: when the engine
+   * refuses an item, no task is written. Wakes idle workers of the queue once.
+   *
+   * @example
+   * const handles = await app.spawnMany(sendReceipt, [
+   *   { params: { orderId: 'o-1' }, options: { idempotencyKey: 'receipt:o-1' } },
+   *   { params: { orderId: 'o-2' }, options: { idempotencyKey: 'receipt:o-2' } },
+   * ]);
+   */
+  spawnMany<C extends TaskContract>(
+    task: C,
+    items: readonly SpawnManyItem<Input<ParamsOf<C>>>[],
+    options?: SpawnOptions,
+  ): Promise<TaskHandle<C>[]>;
+  spawnMany<P = unknown>(taskName: string, items: readonly SpawnManyItem<P>[], options?: SpawnOptions): Promise<SpawnResult[]>;
+  async spawnMany(
+    task: string | TaskContract,
+    items: readonly SpawnManyItem<unknown>[],
+    options: SpawnOptions = {},
+  ): Promise<(SpawnResult | TaskHandle)[]> {
+    const results = await this.#spawnMany(this.con, task, items, options);
+    return results.map((result) => {
+      if (isTaskContract(task)) return attachContract(result, task);
+      const { queue: _queue, ...plain } = result;
+      return plain;
+    });
   }
 
   /**
@@ -319,10 +361,14 @@ export class Absurd {
   /**
    * Claims up to `batchSize` due runs of this client's queue (also sweeps expired leases and
    * policies). The first claim of a client reads which engine functions to use (see `startWorker`).
+   * `idleListener` is what `startWorker`'s loop passes while it listens for wake-ups: a claim that
+   * finds fewer runs than asked then marks it idle, so that spawns notify it.
    */
-  async claimTasks(options: { batchSize?: number; claimTimeout?: number; workerId?: string } = {}): Promise<ClaimedTask[]> {
-    const { batchSize = 1, claimTimeout = 120, workerId = 'worker' } = options;
-    return this.#runner.claim({ batchSize, claimTimeout, workerId });
+  async claimTasks(
+    options: { batchSize?: number; claimTimeout?: number; workerId?: string; idleListener?: IdleListener } = {},
+  ): Promise<ClaimedTask[]> {
+    const { batchSize = 1, claimTimeout = 120, workerId = 'worker', idleListener } = options;
+    return this.#runner.claim({ batchSize, claimTimeout, workerId, idleListener });
   }
 
   /**
@@ -399,11 +445,45 @@ export class Absurd {
       if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
       // Headers the producer (or a hook) set win over the trace context's.
       if (traceHeaders) effective = { ...effective, headers: { ...traceHeaders, ...effective.headers } };
-      return sendSpawn(con, queue, taskName, params, effective);
+      const { idleWakeups } = await this.#engine.quietFeatures();
+      return sendSpawn(con, queue, taskName, params, effective, idleWakeups);
     };
     const telemetry = await telemetryFor(this.#telemetry);
     if (!telemetry) return spawn(undefined);
     return observedSpawn(telemetry, { queue, taskName, headers: options.headers, parent }, spawn);
+  }
+
+  /** {@link spawnMany} on `con`: every item checked and resolved, then one statement. */
+  async #spawnMany(
+    con: Queryable,
+    task: string | TaskContract,
+    items: readonly SpawnManyItem<unknown>[],
+    shared: SpawnOptions,
+  ): Promise<(SpawnResult & { queue: string })[]> {
+    const taskName = isTaskContract(task) ? task.name : task;
+    const registration = this.registry.get(taskName);
+    const contract = isTaskContract(task) ? task : registration?.contract;
+    const queue = spawnQueue(task, registration?.queue, shared.queue);
+    for (const [index, item] of items.entries()) {
+      const own = item.options?.queue;
+      if (own !== undefined && validateQueueName(own) !== queue) {
+        throw new Error(`items[${index}]: queue "${own}" differs from the queue of the other items, "${queue}" — spawnMany writes to one queue`);
+      }
+    }
+    if (contract) {
+      for (const [index, item] of items.entries()) {
+        await parseWith(contract.params, item.params, { subject: contract.name, boundary: 'params', retryable: true, item: index });
+      }
+    }
+    const resolved: SpawnTaskItem[] = [];
+    for (const item of items) {
+      let effective = withSpawnDefaults(task, registration?.defaults, { ...shared, ...item.options }, this.defaultMaxAttempts);
+      if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, item.params, effective);
+      resolved.push({ taskName, params: item.params, options: effective });
+    }
+    if (resolved.length === 0) return [];
+    const { idleWakeups } = await this.#engine.quietFeatures();
+    return spawnTasks(con, queue, resolved, idleWakeups);
   }
 }
 

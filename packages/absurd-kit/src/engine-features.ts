@@ -28,6 +28,7 @@ export async function detectEngineFeatures(con: Queryable): Promise<{ features: 
     // Workers listen where absurd-kit installed the schema. Elsewhere neither the engine nor Absurd's
     // clients send a notification, so they poll, as absurd-sdk's workers do.
     wakeups: row.tracked,
+    idleWakeups: has.has('kit_spawn_tasks'),
   };
   // Only where the function exists: a failed statement would abort a transaction the client runs in.
   if (features.tracked || !row.versioned) return { features };
@@ -69,26 +70,38 @@ export function missingFeaturesLine(features: EngineFeatures, contractLevel?: st
 export class EngineProbe {
   readonly #con: Queryable;
   readonly #log: Log;
-  #features: Promise<EngineFeatures> | undefined;
+  #detected: Promise<{ features: EngineFeatures; contractLevel?: string }> | undefined;
+  #logged = false;
 
   constructor(con: Queryable, log: Log) {
     this.#con = con;
     this.#log = log;
   }
 
-  /** The engine's features (one round trip the first time; none after). */
-  features(): Promise<EngineFeatures> {
-    this.#features ??= detectEngineFeatures(this.#con).then(
-      ({ features, contractLevel }) => {
-        const line = missingFeaturesLine(features, contractLevel);
-        if (line) this.#log.info(line);
-        return features;
-      },
-      (error: unknown) => {
-        this.#features = undefined;
-        throw error;
-      },
-    );
-    return this.#features;
+  /** The engine's features (one round trip the first time; none after); logs what is missing once. */
+  async features(): Promise<EngineFeatures> {
+    const { features, contractLevel } = await this.#detect();
+    if (!this.#logged) {
+      this.#logged = true;
+      const line = missingFeaturesLine(features, contractLevel);
+      if (line) this.#log.info(line);
+    }
+    return features;
+  }
+
+  /**
+   * The same without the log line: for spawns, whose client may never run a worker (the line
+   * speaks of what workers go without).
+   */
+  async quietFeatures(): Promise<EngineFeatures> {
+    return (await this.#detect()).features;
+  }
+
+  #detect(): Promise<{ features: EngineFeatures; contractLevel?: string }> {
+    this.#detected ??= detectEngineFeatures(this.#con).catch((error: unknown) => {
+      this.#detected = undefined;
+      throw error;
+    });
+    return this.#detected;
   }
 }

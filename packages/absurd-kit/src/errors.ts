@@ -368,6 +368,8 @@ export class ValidationError extends AbsurdError {
   readonly received: string;
   /** False where the value is stored data that a retry would read again. */
   readonly retryable: boolean;
+  /** The index of the refused item in a bulk spawn (`spawnMany`); undefined elsewhere. */
+  readonly item: number | undefined;
 
   constructor(options: {
     subject: string;
@@ -376,11 +378,13 @@ export class ValidationError extends AbsurdError {
     issues: readonly ValidationIssue[];
     received: string;
     retryable: boolean;
+    item?: number;
   }) {
     super('VALIDATION', `${options.subject}: ${describeValidation(options)}`);
     this.subject = options.subject;
     this.boundary = options.boundary;
     this.detail = options.detail;
+    this.item = options.item;
     this.issues = options.issues;
     this.received = options.received;
     this.retryable = options.retryable;
@@ -398,6 +402,7 @@ export class ValidationError extends AbsurdError {
       issues: this.issues.map((issue) => ({ ...issue })),
       received: this.received,
       retryable: this.retryable,
+      ...(this.item === undefined ? {} : { item: this.item }),
     };
   }
 }
@@ -412,14 +417,17 @@ export class ValidationError extends AbsurdError {
  * @example
  * describeValidation({ boundary: 'params', issues: [{ path: 'amount', message: 'Invalid input: expected number, received string' }], received: '"12"' });
  * // 'params.amount: expected number, received "12"'
+ * // with item 2 (a bulk spawn's third item): 'items[2].params.amount: expected number, received "12"'
  */
 export function describeValidation(refusal: {
   boundary: ValidationBoundary;
   detail?: string | undefined;
+  item?: number | undefined;
   issues: readonly ValidationIssue[];
   received: string;
 }): string {
-  const where = refusal.detail === undefined ? refusal.boundary : `${refusal.boundary} "${refusal.detail}"`;
+  const site = refusal.detail === undefined ? refusal.boundary : `${refusal.boundary} "${refusal.detail}"`;
+  const where = refusal.item === undefined ? site : `items[${refusal.item}].${site}`;
   const [first] = refusal.issues;
   const path = !first?.path ? '' : first.path.startsWith('[') ? first.path : `.${first.path}`;
   const problem = (first?.message ?? 'invalid value')

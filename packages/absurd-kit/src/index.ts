@@ -21,7 +21,7 @@ export type {
   TaskHandler,
   TaskRegistrationOptions,
 } from './client-options.js';
-export type { CancellationPolicy, RetryStrategy, SpawnOptions } from './spawn-options.js';
+export type { CancellationPolicy, RetryStrategy, SpawnManyItem, SpawnOptions } from './spawn-options.js';
 export type {
   CreateQueueOptions,
   QueueDetachMode,

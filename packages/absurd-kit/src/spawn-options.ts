@@ -30,6 +30,15 @@ export interface SpawnOptions {
 }
 
 /**
+ * One task of a bulk spawn (`spawnMany`): its params and its own options (an idempotency key, say),
+ * which override the options given for all items.
+ */
+export interface SpawnManyItem<P = unknown> {
+  params: P;
+  options?: SpawnOptions;
+}
+
+/**
  * Turns spawn options into the engine's snake_case JSON (`max_attempts`, `retry_strategy`,
  * `cancellation`, `headers`, `idempotency_key`), leaving out what is unset.
  *

@@ -4,7 +4,7 @@
 import { isTaskContract, type TaskContract, type TaskDefaults } from './define.js';
 import { toJsonParam, type JsonObject } from './json.js';
 import { wakeChannel } from './notify.js';
-import { spawnTask } from './queries/tasks.queries.js';
+import { spawnTask, spawnTaskWakingIdle } from './queries/tasks.queries.js';
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
@@ -64,24 +64,30 @@ export function withSpawnDefaults(
   return effective;
 }
 
-/** Creates the task (`absurd.spawn_task`) and wakes the workers listening on its queue. */
+/**
+ * Creates the task and wakes the workers of its queue. With `idleWakeups` (migration 000013) through
+ * `absurd.kit_spawn_task`, which notifies only while a worker of the queue is idle and listening;
+ * otherwise through `absurd.spawn_task` and a notification every time. Either way the notification
+ * is delivered when the spawning transaction commits, so a spawn inside a caller's transaction
+ * wakes nobody before that commit (and nobody if it rolls back).
+ */
 export async function sendSpawn(
   con: Queryable,
   queue: string,
   taskName: string,
   params: unknown,
   options: SpawnOptions,
+  idleWakeups: boolean,
 ): Promise<SpawnResult & { queue: string }> {
-  const [row] = await spawnTask.run(
-    {
-      queueName: queue,
-      taskName,
-      params: toJsonParam(params),
-      options: JSON.stringify(spawnOptionsToJson(options)),
-      channel: wakeChannel(queue),
-    },
-    con,
-  );
+  const args = {
+    queueName: queue,
+    taskName,
+    params: toJsonParam(params),
+    options: JSON.stringify(spawnOptionsToJson(options)),
+  };
+  const [row] = idleWakeups
+    ? await spawnTaskWakingIdle.run(args, con)
+    : await spawnTask.run({ ...args, channel: wakeChannel(queue) }, con);
   if (!row) throw new Error('absurd.spawn_task returned no row');
   return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
 }

@@ -37,7 +37,8 @@ export function standaloneRuntime(options: TaskContextOptions): TaskContextRunti
       const contract = isTaskContract(task) ? task : undefined;
       if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
       const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
-      return sendSpawn(options.con, queue, contract ? contract.name : (task as string), params, spawnOptions);
+      // No engine probe here: absurd.spawn_task and a notification work on every engine.
+      return sendSpawn(options.con, queue, contract ? contract.name : (task as string), params, spawnOptions, false);
     },
   };
 }

@@ -5,17 +5,17 @@
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { EngineProbe } from './engine-features.js';
+import type { EngineProbe } from './engine-features.js';
 import { errorLine } from './errors.js';
 import { executeClaimedTask, type ExecutionHost } from './execute-task.js';
 import { QueueListener } from './notify.js';
 import { isConnectionError, type OutageMonitor } from './outage.js';
-import { claimTasks, claimTasksStandard, secondsUntilNextRun } from './queries/runs.queries.js';
+import { claimTasks, claimTasksListening, claimTasksStandard, secondsUntilNextRun } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
 import type { Registration } from './registration.js';
 import { RunWrites } from './run-writes.js';
 import type { TaskContext } from './task-context.js';
-import type { ClaimedTask, EngineFeatures, ExecuteOptions, Log, TaskContextRuntime } from './types.js';
+import type { ClaimedTask, EngineFeatures, ExecuteOptions, IdleListener, Log, TaskContextRuntime } from './types.js';
 import type { WorkerHost } from './worker.js';
 import { telemetryFor } from './telemetry.js';
 
@@ -33,6 +33,8 @@ export interface TaskRunnerOptions {
   spawn: TaskContextRuntime['spawn'];
   /** Whether runs make spans and metrics (when an OpenTelemetry SDK is registered). */
   telemetry: boolean;
+  /** The client's knowledge of its engine (shared with the clients bound from it). */
+  engine: () => EngineProbe;
 }
 
 /** A claim: how many runs, for how long, by whom. */
@@ -40,6 +42,11 @@ export interface ClaimOptions {
   batchSize: number;
   claimTimeout: number;
   workerId: string;
+  /**
+   * Set by a worker loop that LISTENs for wake-ups: the claim marks it idle (spawns then notify)
+   * when it returns fewer runs than asked, for `seconds`, under `id` (unique to the loop).
+   */
+  idleListener?: IdleListener | undefined;
 }
 
 /**
@@ -49,31 +56,32 @@ export interface ClaimOptions {
  */
 export class TaskRunner {
   readonly #options: TaskRunnerOptions;
-  readonly #probe: EngineProbe;
   #writes: RunWrites | undefined;
   #listener: QueueListener | undefined;
 
   constructor(options: TaskRunnerOptions) {
     this.#options = options;
-    this.#probe = new EngineProbe(options.con, options.log);
   }
 
   /** Which of absurd-kit's additions the engine has (detected at the first call). */
   features(): Promise<EngineFeatures> {
-    return this.#probe.features();
+    return this.#options.engine().features();
   }
 
   /**
    * Claims up to `batchSize` due runs (`kit_claim_task`, which returns their checkpoints too, or
    * Absurd's `claim_task`, after which each run loads its own).
    */
-  async claim({ batchSize, claimTimeout, workerId }: ClaimOptions): Promise<ClaimedTask[]> {
+  async claim({ batchSize, claimTimeout, workerId, idleListener }: ClaimOptions): Promise<ClaimedTask[]> {
     const features = await this.features();
     const params = { queueName: this.#options.queueName, workerId, claimTimeout, quantity: batchSize };
+    const con = this.#options.con;
     const rows = (
-      features.claimWithCheckpoints
-        ? await claimTasks.run(params, this.#options.con)
-        : await claimTasksStandard.run(params, this.#options.con)
+      idleListener && features.idleWakeups
+        ? await claimTasksListening.run({ ...params, listener: idleListener.id, listenSeconds: idleListener.seconds }, con)
+        : features.claimWithCheckpoints
+          ? await claimTasks.run(params, con)
+          : await claimTasksStandard.run(params, con)
     ) as ClaimedTask[];
     const metrics = rows.length > 0 ? (await telemetryFor(this.#options.telemetry))?.metrics : undefined;
     metrics?.claimed(this.#options.queueName, rows);

@@ -249,6 +249,14 @@ export interface CheckpointWrite {
   extendBy: number | null;
 }
 
+/** A worker loop's idle mark (see `ClaimOptions.idleListener`). */
+export interface IdleListener {
+  /** Unique to one worker loop. */
+  id: string;
+  /** How long a claim that found too little marks the worker idle; longer than its poll interval. */
+  seconds: number;
+}
+
 /**
  * Which of absurd-kit's additions the database's engine has (see `engine-features.ts`). Each one
  * missing is replaced by Absurd's standard functions; the fast path uses them all.
@@ -272,4 +280,10 @@ export interface EngineFeatures {
   cancelWithParent: boolean;
   /** Workers LISTEN for wake-ups on absurd-kit's schema (else they poll, as absurd-sdk does). */
   wakeups: boolean;
+  /**
+   * `kit_spawn_task`, `kit_spawn_tasks` and the listening claim (migration 000013): spawns notify
+   * only while a worker of the queue is idle and listening, and workers say when they are (else
+   * every spawn notifies), and many spawns go in one statement set-based.
+   */
+  idleWakeups: boolean;
 }

@@ -12,6 +12,8 @@ export interface ValidationSite {
   detail?: string;
   /** Whether a retry could produce a different value (false for stored data). */
   retryable: boolean;
+  /** The index of the value in a bulk spawn. */
+  item?: number;
 }
 
 /**

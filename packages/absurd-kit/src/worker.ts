@@ -2,10 +2,11 @@
  * The worker loop: claims runs while slots are free, executes them, and waits for work between
  * claims (poll interval, notifications, the next due run).
  */
+import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { ClaimedTask, ExecuteOptions } from './types.js';
+import type { ClaimedTask, ExecuteOptions, IdleListener } from './types.js';
 
 /** Options of `startWorker`. */
 export interface WorkerOptions {
@@ -66,7 +67,7 @@ export interface Worker {
 
 /** What the worker loop needs from its client. Claims and executions go through these methods. */
 export interface WorkerHost {
-  claimTasks(options: { batchSize: number; claimTimeout: number; workerId: string }): Promise<ClaimedTask[]>;
+  claimTasks(options: { batchSize: number; claimTimeout: number; workerId: string; idleListener?: IdleListener }): Promise<ClaimedTask[]>;
   executeTask(task: ClaimedTask, claimTimeout: number, options: ExecuteOptions): Promise<void>;
   /** Subscribes to wake-up notifications of the worker's queue; absent when not possible. */
   subscribeToWakeups?(onWake: () => void): Promise<() => Promise<void>>;
@@ -116,7 +117,8 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
   const finishing = new Set<Promise<void>>();
   // Aborted when close() gives up waiting: the runs still in flight see it in their ctx.signal.
   const closeTimedOut = new AbortController();
-  // Every run in flight listens to it (its lease), so more than Node's default 10 is expected.
+  // Every run in flight listens on it (its lease ends the run's ctx.signal with it): up to twice
+  // `concurrency` listeners by design, which is no leak for Node to warn about.
   setMaxListeners(0, closeTimedOut.signal);
   let running = true;
   let wake: (() => void) | undefined;
@@ -154,6 +156,13 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
 
   const stopObservingSlots = host.observeSlots?.(workerId, concurrency, () => executing.size);
 
+  // While subscribed, every claim tells the engine whether this loop is now idle on its LISTEN
+  // connection: spawns notify only while some worker is (see migration 000013). The mark outlives
+  // the poll interval, and every empty poll renews it.
+  const idleListener: IdleListener | undefined = unsubscribe
+    ? { id: randomUUID(), seconds: (2 * pollMs) / 1000 + 1 }
+    : undefined;
+
   // With a long poll interval, sleep only until the next sleeping run is due.
   const idleWaitMs = async () => {
     if (pollMs < 1000 || !host.secondsUntilNextRun) return pollMs;
@@ -182,7 +191,9 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
       const claimedAt = performance.now();
       let tasks: ClaimedTask[];
       try {
-        tasks = await host.claimTasks({ batchSize: toClaim, claimTimeout, workerId });
+        tasks = await host.claimTasks(
+          idleListener ? { batchSize: toClaim, claimTimeout, workerId, idleListener } : { batchSize: toClaim, claimTimeout, workerId },
+        );
       } catch (error) {
         report(error);
         await waitForWake(pollMs);

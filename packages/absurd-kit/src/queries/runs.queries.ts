@@ -51,6 +51,50 @@ const claimTasksIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"cla
  */
 export const claimTasks = new PreparedQuery<IClaimTasksParams,IClaimTasksResult>(claimTasksIR);
 
+/** 'ClaimTasksListening' parameters type */
+export interface IClaimTasksListeningParams {
+  claimTimeout: number;
+  listener: string;
+  listenSeconds: number;
+  quantity: number;
+  queueName: string;
+  workerId: string;
+}
+
+/** 'ClaimTasksListening' return type */
+export interface IClaimTasksListeningResult {
+  attempt: number;
+  checkpoints: Json;
+  event_payload: Json | null;
+  headers: Json | null;
+  max_attempts: number | null;
+  params: Json | null;
+  queue_lag: number | null;
+  retry_strategy: Json | null;
+  run_id: string;
+  task_id: string;
+  task_name: string;
+  wake_event: string | null;
+}
+
+/** 'ClaimTasksListening' query type */
+export interface IClaimTasksListeningQuery {
+  params: IClaimTasksListeningParams;
+  result: IClaimTasksListeningResult;
+}
+
+const claimTasksListeningIR: any = {"usedParamSet":{"queueName":true,"workerId":true,"claimTimeout":true,"quantity":true,"listener":true,"listenSeconds":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":252,"b":262}]},{"name":"workerId","required":true,"transform":{"type":"scalar"},"locs":[{"a":265,"b":274}]},{"name":"claimTimeout","required":true,"transform":{"type":"scalar"},"locs":[{"a":277,"b":290}]},{"name":"quantity","required":true,"transform":{"type":"scalar"},"locs":[{"a":293,"b":302}]},{"name":"listener","required":true,"transform":{"type":"scalar"},"locs":[{"a":305,"b":314}]},{"name":"listenSeconds","required":true,"transform":{"type":"scalar"},"locs":[{"a":317,"b":331}]}],"statement":"select run_id as \"run_id!\", task_id as \"task_id!\", attempt as \"attempt!\", task_name as \"task_name!\", params, retry_strategy, max_attempts,\n       headers, wake_event, event_payload, checkpoints as \"checkpoints!\", queue_lag\n  from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!, :listener!, :listenSeconds!::float8)"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
+ *        headers, wake_event, event_payload, checkpoints as "checkpoints!", queue_lag
+ *   from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!, :listener!, :listenSeconds!::float8)
+ * ```
+ */
+export const claimTasksListening = new PreparedQuery<IClaimTasksListeningParams,IClaimTasksListeningResult>(claimTasksListeningIR);
+
 /** 'ClaimTasksStandard' parameters type */
 export interface IClaimTasksStandardParams {
   claimTimeout: number;

@@ -5,6 +5,9 @@
                            (also sweeps expired leases and queue policies), each with the
                            checkpoints visible to it, so a run starts without another round trip,
                            and its queue lag (seconds it waited since it became due).
+  ClaimTasksListening      ClaimTasks for a worker idle-listening on the wake channel: a claim that
+                           returns fewer runs than asked marks `listener` idle for `listenSeconds`
+                           (spawns then notify it), one that returns all it asked for unmarks it.
   ClaimTasksStandard       the same claim with Absurd's claim_task, for engines without
                            absurd-kit's additions: no checkpoints (each run loads its own).
   CompleteRuns             completes many runs in one call (results[i] for runIds[i]); reports the
@@ -28,6 +31,11 @@
 select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
        headers, wake_event, event_payload, checkpoints as "checkpoints!", queue_lag
   from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!);
+
+/* @name ClaimTasksListening */
+select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,
+       headers, wake_event, event_payload, checkpoints as "checkpoints!", queue_lag
+  from absurd.kit_claim_task(:queueName!, :workerId!, :claimTimeout!, :quantity!, :listener!, :listenSeconds!::float8);
 
 /* @name ClaimTasksStandard */
 select run_id as "run_id!", task_id as "task_id!", attempt as "attempt!", task_name as "task_name!", params, retry_strategy, max_attempts,

@@ -41,6 +41,112 @@ const spawnTaskIR: any = {"usedParamSet":{"queueName":true,"taskName":true,"para
  */
 export const spawnTask = new PreparedQuery<ISpawnTaskParams,ISpawnTaskResult>(spawnTaskIR);
 
+/** 'SpawnTaskWakingIdle' parameters type */
+export interface ISpawnTaskWakingIdleParams {
+  options?: string | null | void;
+  params?: string | null | void;
+  queueName: string;
+  taskName: string;
+}
+
+/** 'SpawnTaskWakingIdle' return type */
+export interface ISpawnTaskWakingIdleResult {
+  attempt: number;
+  created: boolean;
+  run_id: string;
+  task_id: string;
+}
+
+/** 'SpawnTaskWakingIdle' query type */
+export interface ISpawnTaskWakingIdleQuery {
+  params: ISpawnTaskWakingIdleParams;
+  result: ISpawnTaskWakingIdleResult;
+}
+
+const spawnTaskWakingIdleIR: any = {"usedParamSet":{"queueName":true,"taskName":true,"params":true,"options":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":125,"b":135}]},{"name":"taskName","required":true,"transform":{"type":"scalar"},"locs":[{"a":138,"b":147}]},{"name":"params","required":false,"transform":{"type":"scalar"},"locs":[{"a":150,"b":156}]},{"name":"options","required":false,"transform":{"type":"scalar"},"locs":[{"a":172,"b":179}]}],"statement":"select task_id as \"task_id!\", run_id as \"run_id!\", attempt as \"attempt!\", created as \"created!\"\n  from absurd.kit_spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb)"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select task_id as "task_id!", run_id as "run_id!", attempt as "attempt!", created as "created!"
+ *   from absurd.kit_spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb)
+ * ```
+ */
+export const spawnTaskWakingIdle = new PreparedQuery<ISpawnTaskWakingIdleParams,ISpawnTaskWakingIdleResult>(spawnTaskWakingIdleIR);
+
+/** 'SpawnTasks' parameters type */
+export interface ISpawnTasksParams {
+  queueName: string;
+  tasks: string;
+}
+
+/** 'SpawnTasks' return type */
+export interface ISpawnTasksResult {
+  attempt: number;
+  created: boolean;
+  run_id: string;
+  task_id: string;
+}
+
+/** 'SpawnTasks' query type */
+export interface ISpawnTasksQuery {
+  params: ISpawnTasksParams;
+  result: ISpawnTasksResult;
+}
+
+const spawnTasksIR: any = {"usedParamSet":{"queueName":true,"tasks":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":126,"b":136}]},{"name":"tasks","required":true,"transform":{"type":"scalar"},"locs":[{"a":139,"b":145}]}],"statement":"select task_id as \"task_id!\", run_id as \"run_id!\", attempt as \"attempt!\", created as \"created!\"\n  from absurd.kit_spawn_tasks(:queueName!, :tasks!::text::jsonb)"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select task_id as "task_id!", run_id as "run_id!", attempt as "attempt!", created as "created!"
+ *   from absurd.kit_spawn_tasks(:queueName!, :tasks!::text::jsonb)
+ * ```
+ */
+export const spawnTasks = new PreparedQuery<ISpawnTasksParams,ISpawnTasksResult>(spawnTasksIR);
+
+/** 'SpawnTasksStandard' parameters type */
+export interface ISpawnTasksStandardParams {
+  channel: string;
+  queueName: string;
+  tasks: string;
+}
+
+/** 'SpawnTasksStandard' return type */
+export interface ISpawnTasksStandardResult {
+  attempt: number;
+  created: boolean;
+  notified: undefined | null;
+  run_id: string;
+  task_id: string;
+}
+
+/** 'SpawnTasksStandard' query type */
+export interface ISpawnTasksStandardQuery {
+  params: ISpawnTasksStandardParams;
+  result: ISpawnTasksStandardResult;
+}
+
+const spawnTasksStandardIR: any = {"usedParamSet":{"queueName":true,"tasks":true,"channel":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":22,"b":32}]},{"name":"tasks","required":true,"transform":{"type":"scalar"},"locs":[{"a":55,"b":61}]},{"name":"channel","required":true,"transform":{"type":"scalar"},"locs":[{"a":458,"b":466}]}],"statement":"with input as (select :queueName!::text as queue_name, :tasks!::text::jsonb as tasks),\ns as (\n  select e.ordinality, x.*\n    from input i\n    cross join lateral jsonb_array_elements(i.tasks) with ordinality e\n    cross join lateral absurd.spawn_task(i.queue_name, e.value ->> 'task_name', e.value -> 'params', e.value -> 'options') x\n)\nselect s.task_id as \"task_id!\", s.run_id as \"run_id!\", s.attempt as \"attempt!\", s.created as \"created!\",\n       pg_notify(:channel!, '') as notified\n  from s\n order by s.ordinality"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * with input as (select :queueName!::text as queue_name, :tasks!::text::jsonb as tasks),
+ * s as (
+ *   select e.ordinality, x.*
+ *     from input i
+ *     cross join lateral jsonb_array_elements(i.tasks) with ordinality e
+ *     cross join lateral absurd.spawn_task(i.queue_name, e.value ->> 'task_name', e.value -> 'params', e.value -> 'options') x
+ * )
+ * select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", s.created as "created!",
+ *        pg_notify(:channel!, '') as notified
+ *   from s
+ *  order by s.ordinality
+ * ```
+ */
+export const spawnTasksStandard = new PreparedQuery<ISpawnTasksStandardParams,ISpawnTasksStandardResult>(spawnTasksStandardIR);
+
 /** 'CancelTask' parameters type */
 export interface ICancelTaskParams {
   queueName: string;

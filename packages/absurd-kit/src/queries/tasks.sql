@@ -2,7 +2,17 @@
   Tasks: spawning, cancelling, retrying, reading results.
 
   SpawnTask        creates a task and its first run (absurd.spawn_task), then notifies the queue's
-                   wake channel so that listening workers claim at once.
+                   wake channel so that listening workers claim at once. For engines without
+                   absurd.kit_spawn_task (Absurd's schema, absurd-kit before migration 000013).
+  SpawnTaskWakingIdle
+                   the same through absurd.kit_spawn_task, which notifies only while a worker of
+                   the queue is idle and listening (a notifying commit holds a database-wide lock,
+                   so unconditional notifications would serialise concurrent spawns).
+  SpawnTasks       many tasks in one statement (absurd.kit_spawn_tasks): `tasks` is a JSON array
+                   of {task_name, params, options}; one row per element, in order.
+  SpawnTasksStandard
+                   the same on engines without kit_spawn_tasks: spawn_task for each element in
+                   one statement, then one notification.
   CancelTask       cancels a task that has not ended (a no-op on ended tasks). On absurd-kit's
                    engine a child task's waiting parent is told at once (cancel_task announces it
                    since migration 000007); Absurd's cancel_task does not.
@@ -27,6 +37,27 @@
 with s as (select * from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb))
 select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", s.created as "created!", pg_notify(:channel!, '')
   from s;
+
+/* @name SpawnTaskWakingIdle */
+select task_id as "task_id!", run_id as "run_id!", attempt as "attempt!", created as "created!"
+  from absurd.kit_spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb);
+
+/* @name SpawnTasks */
+select task_id as "task_id!", run_id as "run_id!", attempt as "attempt!", created as "created!"
+  from absurd.kit_spawn_tasks(:queueName!, :tasks!::text::jsonb);
+
+/* @name SpawnTasksStandard */
+with input as (select :queueName!::text as queue_name, :tasks!::text::jsonb as tasks),
+s as (
+  select e.ordinality, x.*
+    from input i
+    cross join lateral jsonb_array_elements(i.tasks) with ordinality e
+    cross join lateral absurd.spawn_task(i.queue_name, e.value ->> 'task_name', e.value -> 'params', e.value -> 'options') x
+)
+select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", s.created as "created!",
+       pg_notify(:channel!, '') as notified
+  from s
+ order by s.ordinality;
 
 /* @name CancelTask */
 select absurd.cancel_task(:queueName!, :taskId!);
