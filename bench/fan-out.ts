@@ -1,11 +1,13 @@
 /**
  * Fan-out against independent spawns, with production durability (fsync and synchronous_commit
- * on): a parent that spawns N children with `ctx.spawn` and collects them with `ctx.awaitAll`, and
- * the same N tasks spawned one by one by a client. One worker (concurrency 16) serves both, in this
+ * on): a parent that spawns N children with one `ctx.spawnMany` (and, beside it, with a loop of
+ * `ctx.spawn`) and collects them with `ctx.awaitAll`, and the same N tasks spawned one by one by a
+ * client. One worker (concurrency 16) serves both, in this
  * process. Interleaved repetitions; prints medians (min–max), the children/s of each way and
  * their ratio, how many times the parent ran, and a machine-readable line:
  *
- *   FANOUT children=<N> fanout_per_s=<n> independent_per_s=<n> ratio=<fan-out / independent> parent_executions=<n>
+ *   FANOUT children=<N> fanout_per_s=<n> fanout_loop_per_s=<n> independent_per_s=<n>
+ *          ratio=<spawnMany fan-out / independent> loop_ratio=<spawn-loop fan-out / independent> parent_executions=<n>
  *
  *   npx tsx bench/fan-out.ts                      N = 1000, 3 repetitions of each
  *   npx tsx bench/fan-out.ts --children 200 --reps 5
@@ -83,16 +85,21 @@ function quietApp(url: string): Absurd & { end(): Promise<void> } {
   });
 }
 
-/** The parent spawns the children and awaits them all; spawn of the parent → its completion. */
-async function fanOut(url: string): Promise<Sample> {
+/** The parent spawns the children (one `ctx.spawn` each, or one `ctx.spawnMany`) and awaits them all; spawn of the parent → its completion. */
+async function fanOut(url: string, how: 'spawn' | 'spawnMany'): Promise<Sample> {
   const app = quietApp(url);
   await app.createQueue();
   let executions = 0;
   app.registerTask({ name: 'child' }, async (params: { n: number }) => params.n);
   app.registerTask({ name: 'parent' }, async (_params, ctx) => {
     executions += 1;
-    const handles: SpawnResult[] = [];
-    for (let n = 0; n < children; n++) handles.push(await ctx.spawn('child', { n }, { stepName: `child-${n}` }));
+    let handles: SpawnResult[];
+    if (how === 'spawnMany') {
+      handles = await ctx.spawnMany('child', Array.from({ length: children }, (_, n) => ({ n })));
+    } else {
+      handles = [];
+      for (let n = 0; n < children; n++) handles.push(await ctx.spawn('child', { n }, { stepName: `child-${n}` }));
+    }
     return (await ctx.awaitAll(handles)).length;
   });
   const worker = await app.startWorker({ concurrency: CONCURRENCY });
@@ -141,13 +148,16 @@ function line(label: string, samples: readonly Sample[]): string {
 }
 
 await withServer(async (serverUrl) => {
-  const fan: Sample[] = [];
+  const many: Sample[] = [];
+  const loop: Sample[] = [];
   const solo: Sample[] = [];
+  const ways = [
+    ['fanout_many', (url: string) => fanOut(url, 'spawnMany'), many],
+    ['fanout_loop', (url: string) => fanOut(url, 'spawn'), loop],
+    ['independent', independent, solo],
+  ] as const;
   for (let rep = 0; rep < reps; rep++) {
-    for (const [label, measure, into] of [
-      ['fanout', fanOut, fan],
-      ['independent', independent, solo],
-    ] as const) {
+    for (const [label, measure, into] of ways) {
       const database = await freshDatabase(serverUrl, label);
       try {
         into.push(await measure(database.url));
@@ -156,13 +166,13 @@ await withServer(async (serverUrl) => {
       }
     }
   }
-  const fanRate = median(fan.map((sample) => children / sample.seconds));
-  const soloRate = median(solo.map((sample) => children / sample.seconds));
-  const executions = median(fan.map((sample) => sample.executions));
+  const rate = (samples: readonly Sample[]) => median(samples.map((sample) => children / sample.seconds));
+  const executions = (samples: readonly Sample[]) => samples.map((sample) => sample.executions).join(', ');
   process.stdout.write(`fan-out of ${children} children, ${reps} repetitions, fsync on, one worker of concurrency ${CONCURRENCY}\n`);
-  process.stdout.write(`${line('ctx.spawn + awaitAll', fan)}   parent ran ${fan.map((sample) => sample.executions).join(', ')} times\n`);
+  process.stdout.write(`${line('ctx.spawnMany + awaitAll', many)}   parent ran ${executions(many)} times\n`);
+  process.stdout.write(`${line('ctx.spawn loop + awaitAll', loop)}   parent ran ${executions(loop)} times\n`);
   process.stdout.write(`${line('independent spawns', solo)}\n`);
   process.stdout.write(
-    `FANOUT children=${children} fanout_per_s=${fanRate.toFixed(0)} independent_per_s=${soloRate.toFixed(0)} ratio=${(fanRate / soloRate).toFixed(2)} parent_executions=${executions}\n`,
+    `FANOUT children=${children} fanout_per_s=${rate(many).toFixed(0)} fanout_loop_per_s=${rate(loop).toFixed(0)} independent_per_s=${rate(solo).toFixed(0)} ratio=${(rate(many) / rate(solo)).toFixed(2)} loop_ratio=${(rate(loop) / rate(solo)).toFixed(2)} parent_executions=${median(many.map((sample) => sample.executions))}\n`,
   );
 });

@@ -5,7 +5,8 @@
  * `kit_await_events`) they are sent one by one: more suspensions, the same results, no errors.
  */
 import { describe, expect, it } from 'vitest';
-import { AwaitedTaskFailedError, isControlFlowSignal, type SpawnResult } from '../../packages/absurd-kit/src/index.js';
+import { z } from 'zod';
+import { AwaitedTaskFailedError, ValidationError, defineTask, isControlFlowSignal, type SpawnResult } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { checkpoints, delay, gate, onAbsurdSchema, queueName, runRows, taskRow, useClients, waitFor, waitForTaskState, WAKE_UP_POLL } from './helpers.js';
 
@@ -146,6 +147,68 @@ describe('Promise.all over waits', () => {
   });
 });
 
+describe('ctx.spawnMany', () => {
+  const chargeOn = (queue: string) =>
+    defineTask({
+      name: 'charge',
+      queue,
+      params: z.object({ invoice: z.string(), cents: z.number().int().positive() }),
+      result: z.object({ charged: z.number() }),
+    });
+
+  it('spawns every child in one step, typed by the contract, and a replay gets the same children', async () => {
+    const app = await clients.app(queueName('spawn-many'));
+    const charge = chargeOn(app.queueName);
+    app.registerTask(charge, async (params) => ({ charged: params.cents }));
+    const seen: string[][] = [];
+    app.registerTask({ name: 'month' }, async (_params, ctx) => {
+      const handles = await ctx.spawnMany(charge, [
+        { invoice: 'a', cents: 100 },
+        { invoice: 'b', cents: 250 },
+        { invoice: 'c', cents: 50 },
+      ], { cancelWithParent: !onAbsurdSchema });
+      seen.push(handles.map((handle) => handle.taskID));
+      if (ctx.attempt === 1) throw new Error('crash after the spawn');
+      const charged = await ctx.awaitAll(handles);
+      return charged.map((snapshot) => snapshot.result.charged);
+    });
+    const worker = await app.startWorker({ concurrency: 4, pollInterval: WAKE_UP_POLL });
+    const { taskID } = await app.spawn('month', null, { retryStrategy: { kind: 'none' } });
+    expect(await app.awaitTaskResult(taskID, { timeout: 15 })).toEqual({ state: 'completed', result: [100, 250, 50] });
+    await worker.close();
+    expect(seen[0]).toHaveLength(3);
+    for (const later of seen.slice(1)) expect(later).toEqual(seen[0]);
+    const { rows } = await db.pool.query(`select count(*)::int as n from absurd."t_${app.queueName}" where task_name = 'charge'`);
+    expect(rows[0].n).toBe(3);
+    const stored = await checkpoints(db.pool, app.queueName, taskID);
+    expect(stored['$spawnMany:charge']).toMatchObject({ queue: app.queueName, tasks: seen[0]!.map((id) => ({ taskID: id })) });
+    if (!onAbsurdSchema) expect(stored['$spawnMany:charge']).toMatchObject({ cancelWithParent: true });
+  });
+
+  it('checks every element before writing anything; the error names the element', async () => {
+    const app = await clients.app(queueName('spawn-many-bad'));
+    const charge = chargeOn(app.queueName);
+    let refused: unknown;
+    app.registerTask({ name: 'month' }, async (_params, ctx) => {
+      try {
+        await ctx.spawnMany(charge, [{ invoice: 'a', cents: 1 }, { invoice: 'b', cents: -5 } as never]);
+      } catch (error) {
+        refused = error;
+      }
+      const none = await ctx.spawnMany(charge, [], { stepName: 'nothing' });
+      return { none };
+    });
+    const worker = await app.startWorker({ pollInterval: WAKE_UP_POLL });
+    const { taskID } = await app.spawn('month', null);
+    expect(await app.awaitTaskResult(taskID, { timeout: 10 })).toEqual({ state: 'completed', result: { none: [] } });
+    await worker.close();
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).message).toMatch(/items\[1\]\.params\.cents/);
+    const { rows } = await db.pool.query(`select count(*)::int as n from absurd."t_${app.queueName}" where task_name = 'charge'`);
+    expect(rows[0].n).toBe(0);
+  });
+});
+
 describe('ctx.awaitAll', () => {
   it("returns every snapshot in order; a failed child fails the wait naming it, or is returned with failures: 'return'", async () => {
     const app = await clients.app(queueName('await-all'));
@@ -212,15 +275,17 @@ describe('ctx.awaitAll', () => {
     expect(warningsAndErrors(parents)).toEqual([]);
   });
 
-  it('fans out to 1,000 children and completes, suspending a bounded number of times', async () => {
+  it('fans out to 1,000 children with ctx.spawnMany and completes, suspending a bounded number of times', async () => {
     const count = onAbsurdSchema ? 100 : 1000;
     const app = await clients.app(queueName('thousand'));
     app.registerTask({ name: 'child' }, async (params: { n: number }) => params.n);
     let entries = 0;
     app.registerTask({ name: 'parent' }, async (_params, ctx) => {
       entries += 1;
-      const handles: SpawnResult[] = [];
-      for (let n = 0; n < count; n++) handles.push(await ctx.spawn('child', { n }, { stepName: `child-${n}` }));
+      const handles = await ctx.spawnMany(
+        'child',
+        Array.from({ length: count }, (_, n) => ({ n })),
+      );
       const snapshots = await ctx.awaitAll(handles);
       return snapshots.reduce((sum, snapshot) => sum + (snapshot.result as number), 0);
     });

@@ -290,6 +290,11 @@ describe('fan-out', () => {
     expectTypeOf(all[0]!.result.pages).toEqualTypeOf<number>();
     // @ts-expect-error failures is 'throw' or 'return'
     await ctx.awaitAll(many, { failures: 'ignore' });
+    const spawned = await ctx.spawnMany(sendReceipt, [{ orderId: 'a' }, { orderId: 'b' }], { cancelWithParent: true });
+    expectTypeOf(spawned).toEqualTypeOf<TaskHandle<typeof sendReceipt>[]>();
+    expectTypeOf((await ctx.awaitAll(spawned))[0]!.result.pages).toEqualTypeOf<number>();
+    // @ts-expect-error orderId must be a string
+    await ctx.spawnMany(sendReceipt, [{ orderId: 1 }]);
     await ctx.awaitEvent(shipmentPacked, 'o-1', { resume: 'each' });
     // @ts-expect-error resume is 'all' or 'each'
     await ctx.awaitEvent('x', { resume: 'first' });

@@ -134,6 +134,7 @@ export class Absurd {
       wrapTaskExecution: this.hooks.wrapTaskExecution,
       telemetry: this.#telemetry,
       spawn: (task, params, options, parent) => this.#spawn(con, task, params, options, parent),
+      spawnMany: (task, items, options) => this.#spawnMany(con, task, items, options),
       engine: () => this.#engine,
     });
   }

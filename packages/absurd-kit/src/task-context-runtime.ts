@@ -6,6 +6,7 @@ import { isTaskContract } from './define.js';
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { sendSpawn } from './spawn-task.js';
+import { spawnTasks } from './spawn-tasks.js';
 import type { ClaimedTask, TaskContextRuntime } from './types.js';
 import { parseWith } from './validation.js';
 
@@ -39,6 +40,17 @@ export function standaloneRuntime(options: TaskContextOptions): TaskContextRunti
       const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
       // No engine probe here: absurd.spawn_task and a notification work on every engine.
       return sendSpawn(options.con, queue, contract ? contract.name : (task as string), params, spawnOptions, false);
+    },
+    spawnMany: async (task, items, spawnOptions) => {
+      const contract = isTaskContract(task) ? task : undefined;
+      if (contract) {
+        for (const [index, item] of items.entries()) {
+          await parseWith(contract.params, item.params, { subject: contract.name, boundary: 'params', retryable: true, item: index });
+        }
+      }
+      const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
+      const taskName = contract ? contract.name : (task as string);
+      return spawnTasks(options.con, queue, items.map((item) => ({ taskName, params: item.params, options: { ...spawnOptions, ...item.options } })), false);
     },
   };
 }

@@ -47,6 +47,14 @@ import type {
 } from './types.js';
 import { parseWith } from './validation.js';
 import { ATTR } from './telemetry-attributes.js';
+import { validateQueueName } from './queue-name.js';
+
+/** The checkpoint of `ctx.spawnMany`: the children's queue and spawn results, in order. */
+interface SpawnedList {
+  queue: string;
+  tasks: { taskID: string; runID: string; attempt: number; created: boolean }[];
+  cancelWithParent?: true;
+}
 
 /**
  * What a task handler uses to make its work durable. Every durable call is identified by a
@@ -298,14 +306,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     options: ChildSpawnOptions = {},
   ): Promise<SpawnResult | TaskHandle> {
     const { stepName, cancelWithParent, ...spawnOptions } = options;
-    if (cancelWithParent !== undefined && typeof cancelWithParent !== 'boolean') {
-      throw new Error(`cancelWithParent must be a boolean (got ${JSON.stringify(cancelWithParent)})`);
-    }
-    if (cancelWithParent && this.#runtime.cancelWithParent === false) {
-      throw new Error(
-        'cancelWithParent needs engine migration 000012 (absurd.kit_cancel_children), which this database lacks: run `absurd migrate` (`absurd migrate --adopt` on a schema installed by Absurd)',
-      );
-    }
+    this.#checkCancelWithParent(cancelWithParent);
     const contract = isTaskContract(task) ? task : undefined;
     const taskName = contract ? contract.name : (task as string);
     const name = stepName ?? `$spawn:${taskName}`;
@@ -338,6 +339,71 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     };
     if (result.queue !== undefined) this.#waits.noteChild(result.queue, result.taskID);
     return contract ? attachContract({ ...result, queue: result.queue ?? contract.queue }, contract) : result;
+  }
+
+  /**
+   * Spawns one child per element of `paramsList`, all of `task` on one queue, exactly once: one
+   * step (checkpoint `options.stepName`, default `$spawnMany:<task name>`), one statement, one
+   * commit. With a contract every element is checked before anything is written (the error names
+   * the element: `items[3].params.amount: …`). Each child gets an idempotency key derived from this
+   * task, the step and its position, so a replay returns the same children in the same order; each
+   * knows its parent (its end wakes a parent waiting in {@link awaitAll}). `options` apply to every
+   * child (an `idempotencyKey` there is refused: each child has its own); `cancelWithParent` as in
+   * {@link spawn}.
+   *
+   * @example
+   * const handles = await ctx.spawnMany(chargeInvoice, params.invoices, { cancelWithParent: true });
+   * const charged = await ctx.awaitAll(handles);
+   */
+  spawnMany<C extends TaskContract>(task: C, paramsList: readonly Input<ParamsOf<C>>[], options?: ChildSpawnOptions): Promise<TaskHandle<C>[]>;
+  spawnMany(taskName: string, paramsList: readonly unknown[], options?: ChildSpawnOptions): Promise<SpawnResult[]>;
+  async spawnMany(task: string | TaskContract, paramsList: readonly unknown[], options: ChildSpawnOptions = {}): Promise<(SpawnResult | TaskHandle)[]> {
+    const { stepName, cancelWithParent, ...spawnOptions } = options;
+    this.#checkCancelWithParent(cancelWithParent);
+    if (!Array.isArray(paramsList)) throw new Error('spawnMany takes an array of params');
+    if (spawnOptions.idempotencyKey !== undefined) {
+      throw new Error('spawnMany gives each child its own idempotency key: leave idempotencyKey out of its options');
+    }
+    const contract = isTaskContract(task) ? task : undefined;
+    const taskName = contract ? contract.name : (task as string);
+    const name = stepName ?? `$spawnMany:${taskName}`;
+    const handle = await this.#begin(name);
+    const trace = this.#runtime.trace;
+    const spawnOnce = async (): Promise<SpawnedList> => {
+      if (handle.done) return handle.state as SpawnedList;
+      this.#guard.check();
+      const spawnMany = this.#runtime.spawnMany;
+      if (!spawnMany) throw new Error('this task context cannot spawn in bulk');
+      const items = paramsList.map((params, i) => ({ params, options: { idempotencyKey: `${this.taskID}:${handle.checkpointName}:${i}` } }));
+      const shared = { ...spawnOptions, headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) } };
+      // The idempotency keys make the statement, sent again after a lost answer, return the same children.
+      const spawned = await this.#guard.call(() => spawnMany(contract ?? taskName, items, shared));
+      const list: SpawnedList = {
+        queue: spawned[0]?.queue ?? validateQueueName(spawnOptions.queue ?? contract?.queue ?? this.queueName),
+        tasks: spawned.map(({ taskID, runID, attempt, created }) => ({ taskID, runID, attempt, created })),
+        ...(cancelWithParent === true ? { cancelWithParent } : {}),
+      };
+      // The checkpoint names the children to cancel with this task (kit_cancel_children reads it).
+      await this.#checkpoints.write(handle.checkpointName, list as unknown as JsonValue);
+      return list;
+    };
+    const list = trace ? await trace.step(name, handle.checkpointName, handle.done, spawnOnce) : await spawnOnce();
+    return list.tasks.map((spawned) => {
+      this.#waits.noteChild(list.queue, spawned.taskID);
+      const result = { ...spawned, queue: list.queue };
+      return contract ? attachContract(result, contract) : result;
+    });
+  }
+
+  #checkCancelWithParent(cancelWithParent: unknown): void {
+    if (cancelWithParent !== undefined && typeof cancelWithParent !== 'boolean') {
+      throw new Error(`cancelWithParent must be a boolean (got ${JSON.stringify(cancelWithParent)})`);
+    }
+    if (cancelWithParent && this.#runtime.cancelWithParent === false) {
+      throw new Error(
+        'cancelWithParent needs engine migration 000012 (absurd.kit_cancel_children), which this database lacks: run `absurd migrate` (`absurd migrate --adopt` on a schema installed by Absurd)',
+      );
+    }
   }
 
   /**

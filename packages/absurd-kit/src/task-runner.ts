@@ -31,6 +31,8 @@ export interface TaskRunnerOptions {
   wrapTaskExecution?: (<T>(ctx: TaskContext, execute: () => Promise<T>) => Promise<T>) | undefined;
   /** The client's spawn on its own connection (registration rules, defaults, hooks, validation). */
   spawn: TaskContextRuntime['spawn'];
+  /** The client's spawnMany on its own connection. */
+  spawnMany: NonNullable<TaskContextRuntime['spawnMany']>;
   /** Whether runs make spans and metrics (when an OpenTelemetry SDK is registered). */
   telemetry: boolean;
   /** The client's knowledge of its engine (shared with the clients bound from it). */
@@ -158,7 +160,7 @@ export class TaskRunner {
   }
 
   #executionHost(features: EngineFeatures): ExecutionHost {
-    const { con, queueName, log, outage, spawn } = this.#options;
+    const { con, queueName, log, outage, spawn, spawnMany } = this.#options;
     const writes = this.#runWrites(features);
     return {
       con,
@@ -179,6 +181,7 @@ export class TaskRunner {
         groupedWaits: features.groupedWaits,
         cancelWithParent: features.cancelWithParent,
         spawn,
+        spawnMany,
         writeCheckpoint: (write) => writes.writeCheckpoint(write),
         trace,
       }),

@@ -8,7 +8,7 @@
 import type { Schema, TaskContract } from './define.js';
 import type { JsonObject, JsonValue } from './json.js';
 import type { Queryable } from './queryable.js';
-import type { SpawnOptions } from './spawn-options.js';
+import type { SpawnManyItem, SpawnOptions } from './spawn-options.js';
 import type { SpawnResult } from './task-result.js';
 
 /** Where log lines go; `console` by default. */
@@ -221,6 +221,15 @@ export interface TaskContextRuntime {
     options: SpawnOptions,
     parent?: TraceParentContext,
   ): Promise<SpawnResult & { queue: string }>;
+  /**
+   * Spawns many tasks of one queue in one statement on this context's connection (each item's
+   * params validated before anything is written; defaults and hooks applied to each).
+   */
+  spawnMany?(
+    task: string | TaskContract,
+    items: readonly SpawnManyItem<unknown>[],
+    options: SpawnOptions,
+  ): Promise<(SpawnResult & { queue: string })[]>;
   /** Called whenever the lease was extended (checkpoint write, heartbeat), with its new length. */
   onLeaseExtended?(seconds: number): void;
   /** The run's lease; without one (a context made by hand) statements are sent once and the signal never fires. */
