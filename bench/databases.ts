@@ -354,7 +354,8 @@ async function seedHistory(client: pg.Client, count: number): Promise<void> {
   if (Number(check[0]?.n) !== count) throw new Error(`history seeding left ${check[0]?.n} completed tasks, expected ${count}`);
 }
 
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` on a client of its own to `url`, ended afterwards. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => {});
   await client.connect();

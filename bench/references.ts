@@ -10,6 +10,7 @@
  * table empty (polled every 2 ms once the last handler has returned).
  */
 import pg from 'pg';
+import { withClient } from './databases.js';
 import { REFERENCE_OPTIONS, REFERENCE_QUEUE, type Reference } from './settings.js';
 
 /** Queues `count` no-op jobs of `reference` in the empty database at `url` (its schema first). */
@@ -58,13 +59,3 @@ export async function pgBossSpan(
   return { first: Number(rows[0]?.first), last: Number(rows[0]?.last), count: Number(rows[0]?.n) };
 }
 
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
