@@ -205,6 +205,42 @@ describe('spans', () => {
     expect(awaits.map((a) => a.attributes['absurd.wait.outcome'])).toEqual(['suspended', 'resolved']);
   });
 
+  it('a bulk spawn (app.spawnMany, ctx.spawnMany) is one producer span, parent of every task run; each created task counted', async () => {
+    const app = await clients.app(queueName('bulk'), { db: db.pool });
+    app.registerTask({ name: 'item' }, async (params: { n: number }) => params.n);
+    app.registerTask({ name: 'batch' }, async (_params, ctx) => ctx.awaitAll(await ctx.spawnMany('item', [{ n: 4 }, { n: 5 }])));
+    const before = await otel.metrics();
+    const spawned = await app.spawnMany('item', [{ params: { n: 1 } }, { params: { n: 2 } }, { params: { n: 3 } }]);
+    const claimed = await workOnce(app, 120, 3);
+    const carried = new Set(claimed.map((run) => String(run.headers?.traceparent)));
+    expect(carried.size).toBe(1);
+    const [, traceId, spanId] = [...carried][0]!.split('-');
+    const t = traceOf(traceId!);
+    const bulk = t.one('spawn item');
+    expect(bulk.spanId).toBe(spanId);
+    expect(bulk.attributes['absurd.spawn.count']).toBe(3);
+    expect(t.named('run item').map((run) => run.parentSpanId)).toEqual([spanId, spanId, spanId]);
+    expect(new Set(t.named('run item').map((run) => run.attributes['absurd.task.id']))).toEqual(new Set(spawned.map((s) => s.taskID)));
+
+    // In a task: the bulk spawn is a child of its step, and the children's runs of the bulk spawn.
+    const batch = await app.spawn('batch', null);
+    await workOnce(app); // batch: spawns, suspends
+    await workOnce(app, 120, 2); // the items
+    await workOnce(app); // batch again
+    expect((await app.fetchTaskResult(batch.taskID))?.state).toBe('completed');
+    const batchSpawn = otel.spans().find((s) => s.name === 'spawn batch' && s.attributes['absurd.task.id'] === batch.taskID)!;
+    const inTask = traceOf(batchSpawn.traceId);
+    const step = inTask.named('step $spawnMany:item')[0]!;
+    const itemsSpawn = inTask.one('spawn item');
+    expect(itemsSpawn.parentSpanId).toBe(step.spanId);
+    expect(itemsSpawn.attributes['absurd.spawn.count']).toBe(2);
+    expect(inTask.named('run item').map((run) => run.parentSpanId)).toEqual([itemsSpawn.spanId, itemsSpawn.spanId]);
+
+    const after = await otel.metrics();
+    const delta = (name: string) => sum(after, name, { 'absurd.task.name': 'item' }) - sum(before, name, { 'absurd.task.name': 'item' });
+    expect(delta('absurd.tasks.spawned')).toBe(5);
+  });
+
   it('keeps a traceparent the producer set itself (e.g. from Python): the spawn span and the run join its trace', async () => {
     const app = await clients.app(queueName('given'), { db: db.pool });
     app.registerTask({ name: 'joined' }, async () => null);

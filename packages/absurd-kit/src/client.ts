@@ -24,7 +24,7 @@ import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queu
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import type { SpawnManyItem, SpawnOptions } from './spawn-options.js';
-import { observedSpawn, sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
+import { observedSpawn, observedSpawnMany, sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
 import { spawnTasks, type SpawnTaskItem } from './spawn-tasks.js';
 import { EngineProbe } from './engine-features.js';
 import { toRegistration, type Registration } from './registration.js';
@@ -134,7 +134,7 @@ export class Absurd {
       wrapTaskExecution: this.hooks.wrapTaskExecution,
       telemetry: this.#telemetry,
       spawn: (task, params, options, parent) => this.#spawn(con, task, params, options, parent),
-      spawnMany: (task, items, options) => this.#spawnMany(con, task, items, options),
+      spawnMany: (task, items, options, parent) => this.#spawnMany(con, task, items, options, parent),
       engine: () => this.#engine,
     });
   }
@@ -460,6 +460,7 @@ export class Absurd {
     task: string | TaskContract,
     items: readonly SpawnManyItem<unknown>[],
     shared: SpawnOptions,
+    parent?: TraceParentContext,
   ): Promise<(SpawnResult & { queue: string })[]> {
     const taskName = isTaskContract(task) ? task.name : task;
     const registration = this.registry.get(taskName);
@@ -484,7 +485,17 @@ export class Absurd {
     }
     if (resolved.length === 0) return [];
     const { idleWakeups } = await this.#engine.quietFeatures();
-    return spawnTasks(con, queue, resolved, idleWakeups);
+    // Headers an item (or a hook) set win over the trace context's.
+    const send = (traceHeaders: JsonObject | undefined) =>
+      spawnTasks(
+        con,
+        queue,
+        traceHeaders ? resolved.map((item) => ({ ...item, options: { ...item.options, headers: { ...traceHeaders, ...item.options.headers } } })) : resolved,
+        idleWakeups,
+      );
+    const telemetry = await telemetryFor(this.#telemetry);
+    if (!telemetry) return send(undefined);
+    return observedSpawnMany(telemetry, { queue, taskName, headers: shared.headers, parent }, send);
   }
 }
 

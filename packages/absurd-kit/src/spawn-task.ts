@@ -10,6 +10,7 @@ import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
 import type { SpawnResult } from './task-result.js';
 import type { Telemetry } from './telemetry.js';
+import { ATTR } from './telemetry-attributes.js';
 import { spawnAttributes } from './telemetry-tracing.js';
 import type { TraceParentContext } from './types.js';
 
@@ -90,6 +91,28 @@ export async function sendSpawn(
     : await spawnTask.run({ ...args, channel: wakeChannel(queue) }, con);
   if (!row) throw new Error('absurd.spawn_task returned no row');
   return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
+}
+
+/**
+ * Runs a bulk `spawn` with telemetry on: in one producer span (`absurd.spawn.count` the number of
+ * tasks) whose context `spawn` gets as headers to store with every task (none when the shared
+ * `headers` carry a traceparent already), each task it created counted in `absurd.tasks.spawned`.
+ */
+export async function observedSpawnMany<R extends SpawnResult>(
+  telemetry: Telemetry,
+  where: { queue: string; taskName: string; headers: JsonObject | undefined; parent: TraceParentContext | undefined },
+  spawn: (traceHeaders: JsonObject | undefined) => Promise<R[]>,
+): Promise<R[]> {
+  const { queue, taskName } = where;
+  const results = telemetry.tracing
+    ? await telemetry.tracing.spawn(queue, taskName, where.headers, where.parent, async (span, headers) => {
+        const spawned = await spawn(headers);
+        span.setAttribute(ATTR.spawnCount, spawned.length);
+        return spawned;
+      })
+    : await spawn(undefined);
+  for (const result of results) if (result.created) telemetry.metrics?.spawned(queue, taskName);
+  return results;
 }
 
 /**

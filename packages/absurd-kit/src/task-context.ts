@@ -377,7 +377,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       const items = paramsList.map((params, i) => ({ params, options: { idempotencyKey: `${this.taskID}:${handle.checkpointName}:${i}` } }));
       const shared = { ...spawnOptions, headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) } };
       // The idempotency keys make the statement, sent again after a lost answer, return the same children.
-      const spawned = await this.#guard.call(() => spawnMany(contract ?? taskName, items, shared));
+      const spawned = await this.#guard.call(() => spawnMany(contract ?? taskName, items, shared, trace?.parent()));
       const list: SpawnedList = {
         queue: spawned[0]?.queue ?? validateQueueName(spawnOptions.queue ?? contract?.queue ?? this.queueName),
         tasks: spawned.map(({ taskID, runID, attempt, created }) => ({ taskID, runID, attempt, created })),

@@ -18,6 +18,7 @@ export const ATTR = {
   outcome: 'absurd.run.outcome',
   wakeEvent: 'absurd.run.wake_event',
   created: 'absurd.task.created',
+  spawnCount: 'absurd.spawn.count',
   stepName: 'absurd.step.name',
   checkpointName: 'absurd.checkpoint.name',
   replayed: 'absurd.step.replayed',

@@ -229,6 +229,7 @@ export interface TaskContextRuntime {
     task: string | TaskContract,
     items: readonly SpawnManyItem<unknown>[],
     options: SpawnOptions,
+    parent?: TraceParentContext,
   ): Promise<(SpawnResult & { queue: string })[]>;
   /** Called whenever the lease was extended (checkpoint write, heartbeat), with its new length. */
   onLeaseExtended?(seconds: number): void;
