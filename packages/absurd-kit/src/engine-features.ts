@@ -25,6 +25,7 @@ export async function detectEngineFeatures(con: Queryable): Promise<{ features: 
     nextRunDue: has.has('kit_seconds_until_next_run'),
     groupedWaits: has.has('kit_await_events'),
     cancelWithParent: has.has('kit_cancel_children'),
+    completionsAnnounced: has.has('kit_announce_end'),
     // Workers listen where absurd-kit installed the schema. Elsewhere neither the engine nor Absurd's
     // clients send a notification, so they poll, as absurd-sdk's workers do.
     wakeups: row.tracked,

@@ -210,6 +210,8 @@ async function completeRun(host: ExecutionHost, task: ClaimedTask, result: unkno
     if (outcome === 'not_found') throw new Error(`Run "${task.run_id}" not found in queue "${host.queueName}"`);
     throw new Error(`Run "${task.run_id}" is not currently running in queue "${host.queueName}"`);
   }
+  // kit_complete_runs (migration 000014) announced it in the completion's own transaction.
+  if (host.features.batchedCompletions && host.features.completionsAnnounced) return;
   await announceEnd(host, task);
 }
 

@@ -288,6 +288,8 @@ export interface EngineFeatures {
   groupedWaits: boolean;
   /** `kit_cancel_children`: cancel_task cancels the children spawned with `cancelWithParent`. */
   cancelWithParent: boolean;
+  /** `kit_announce_end`: `kit_complete_runs` announces a child's completion to its parent itself. */
+  completionsAnnounced: boolean;
   /** Workers LISTEN for wake-ups on absurd-kit's schema (else they poll, as absurd-sdk does). */
   wakeups: boolean;
   /**
