@@ -24,7 +24,7 @@ import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queu
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import type { SpawnManyItem, SpawnOptions } from './spawn-options.js';
-import { observedSpawn, observedSpawnMany, sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
+import { checkSpawnParams, checkSpawnParamsList, observedSpawn, observedSpawnMany, sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
 import { spawnTasks, type SpawnTaskItem } from './spawn-tasks.js';
 import { EngineProbe } from './engine-features.js';
 import { toRegistration, type Registration } from './registration.js';
@@ -440,8 +440,7 @@ export class Absurd {
     const contract = isTaskContract(task) ? task : registration?.contract;
     const queue = spawnQueue(task, registration?.queue, options.queue);
     const spawn = async (traceHeaders: JsonObject | undefined) => {
-      // Checked, not transformed: the input form is stored and parsed again by the worker.
-      if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
+      await checkSpawnParams(contract, params);
       let effective = withSpawnDefaults(task, registration?.defaults, options, this.defaultMaxAttempts);
       if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
       // Headers the producer (or a hook) set win over the trace context's.
@@ -472,11 +471,7 @@ export class Absurd {
         throw new Error(`items[${index}]: queue "${own}" differs from the queue of the other items, "${queue}" — spawnMany writes to one queue`);
       }
     }
-    if (contract) {
-      for (const [index, item] of items.entries()) {
-        await parseWith(contract.params, item.params, { subject: contract.name, boundary: 'params', retryable: true, item: index });
-      }
-    }
+    await checkSpawnParamsList(contract, items.map((item) => item.params));
     const resolved: SpawnTaskItem[] = [];
     for (const item of items) {
       let effective = withSpawnDefaults(task, registration?.defaults, { ...shared, ...item.options }, this.defaultMaxAttempts);

@@ -13,6 +13,22 @@ import type { Telemetry } from './telemetry.js';
 import { ATTR } from './telemetry-attributes.js';
 import { spawnAttributes } from './telemetry-tracing.js';
 import type { TraceParentContext } from './types.js';
+import { parseWith } from './validation.js';
+
+/**
+ * Checks spawn params against the task's contract, if it has one: checked, not transformed (the
+ * input form is stored and parsed again by the worker). A refused value throws ValidationError
+ * (retryable: nothing was written); `item` names the element of a bulk spawn (`items[2].params…`).
+ */
+export async function checkSpawnParams(contract: TaskContract | undefined, params: unknown, item?: number): Promise<void> {
+  if (!contract) return;
+  await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true, ...(item === undefined ? {} : { item }) });
+}
+
+/** {@link checkSpawnParams} for every element of a bulk spawn, before anything is written. */
+export async function checkSpawnParamsList(contract: TaskContract | undefined, paramsList: readonly unknown[]): Promise<void> {
+  for (const [index, params] of paramsList.entries()) await checkSpawnParams(contract, params, index);
+}
 
 /**
  * The queue a client's spawn of `task` goes to: a contract's declared queue, else the queue the

@@ -5,10 +5,9 @@
 import { isTaskContract } from './define.js';
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
-import { sendSpawn } from './spawn-task.js';
+import { checkSpawnParams, checkSpawnParamsList, sendSpawn } from './spawn-task.js';
 import { spawnTasks } from './spawn-tasks.js';
 import type { ClaimedTask, TaskContextRuntime } from './types.js';
-import { parseWith } from './validation.js';
 
 /**
  * `TaskContext.create`'s options in `absurd-sdk`'s form (a context outside a worker, e.g. to run
@@ -36,18 +35,14 @@ export function standaloneRuntime(options: TaskContextOptions): TaskContextRunti
     ...(options.onLeaseExtended ? { onLeaseExtended: options.onLeaseExtended } : {}),
     spawn: async (task, params, spawnOptions) => {
       const contract = isTaskContract(task) ? task : undefined;
-      if (contract) await parseWith(contract.params, params, { subject: contract.name, boundary: 'params', retryable: true });
+      await checkSpawnParams(contract, params);
       const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
       // No engine probe here: absurd.spawn_task and a notification work on every engine.
       return sendSpawn(options.con, queue, contract ? contract.name : (task as string), params, spawnOptions, false);
     },
     spawnMany: async (task, items, spawnOptions) => {
       const contract = isTaskContract(task) ? task : undefined;
-      if (contract) {
-        for (const [index, item] of items.entries()) {
-          await parseWith(contract.params, item.params, { subject: contract.name, boundary: 'params', retryable: true, item: index });
-        }
-      }
+      await checkSpawnParamsList(contract, items.map((item) => item.params));
       const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
       const taskName = contract ? contract.name : (task as string);
       return spawnTasks(options.con, queue, items.map((item) => ({ taskName, params: item.params, options: { ...spawnOptions, ...item.options } })), false);
