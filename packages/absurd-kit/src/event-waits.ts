@@ -28,7 +28,7 @@ import {
   type TaskResultSnapshot,
 } from './task-result.js';
 import { WaitGroup, type GroupRow } from './wait-group.js';
-import type { AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, RunGuard, TaskContextRuntime, TaskRef } from './types.js';
+import type { AwaitEventOptions, ClaimedTask, ContextAwaitTaskResultOptions, RunGuard, TaskContextRuntime, TaskRef, WaitResume } from './types.js';
 
 /** The event waits of one run (see the module comment); a task context holds one. */
 export class EventWaits {
@@ -85,24 +85,13 @@ export class EventWaits {
           if (left <= 0) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
           remaining = Math.ceil(left / 1000);
         }
-        const answer = await this.group.arrive({
-          event: { step: checkpointName, name: eventName },
-          timeout: remaining,
-          resume: options.resume ?? 'all',
-          keepDeadline: timeout !== null && stored === undefined ? () => this.#deadline(checkpointName, timeout).then(() => undefined) : undefined,
-        });
-        if (answer.kind === 'again') {
-          if (answer.timedOut && timeout !== null && stored === undefined) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
+        const keepDeadline = timeout !== null && stored === undefined ? () => this.#deadline(checkpointName, timeout).then(() => undefined) : undefined;
+        const look = await this.#lookOnce(checkpointName, eventName, remaining, options.resume, keepDeadline);
+        if (look.again) {
+          if (look.timedOut && timeout !== null && stored === undefined) throw new TimeoutError(`Timed out waiting for event "${eventName}"`);
           continue;
         }
-        let payload: JsonValue;
-        if (answer.kind === 'answered') {
-          payload = answer.payload;
-        } else {
-          const row = await this.#awaitEventRow(checkpointName, eventName, remaining);
-          if (row.should_suspend) throw new SuspendTask();
-          payload = row.payload as JsonValue;
-        }
+        const payload = look.payload as JsonValue;
         this.#checkpoints.remember(checkpointName, payload);
         this.#task.event_payload = null;
         return payload;
@@ -155,22 +144,34 @@ export class EventWaits {
         throw new TimeoutError(`Timed out waiting for task "${taskID}"`);
       }
       const wait = remaining === null ? checkInterval : Math.min(checkInterval, remaining);
-      const answer = await this.group.arrive({ event: { step: checkpointName, name: eventName }, timeout: wait, resume: options.resume ?? 'all' });
-      if (answer.kind === 'again') continue;
-      let payload: JsonValue | null;
-      if (answer.kind === 'answered') {
-        payload = answer.payload;
-      } else {
-        const row = await this.#awaitEventRow(checkpointName, eventName, wait);
-        if (row.should_suspend) throw new SuspendTask();
-        payload = row.payload as JsonValue | null;
-      }
+      const look = await this.#lookOnce(checkpointName, eventName, wait, options.resume);
       // No payload: this wait's own timeout woke the run (await_event reports it once); look again.
-      if (payload !== null) {
-        this.#checkpoints.remember(checkpointName, payload);
-        return payload as unknown as TaskResultSnapshot;
-      }
+      if (look.again || look.payload === null) continue;
+      this.#checkpoints.remember(checkpointName, look.payload);
+      return look.payload as unknown as TaskResultSnapshot;
     }
+  }
+
+  /**
+   * One look of an event wait, with the waits started beside it (see `wait-group.ts`): the payload
+   * its group found (null: none — a wake by this wait's own timeout, as await_event reports it), or
+   * `again` (with whether the group's timeout woke the run) when the wait must look again. Alone,
+   * it sends its own await_event. Throws SuspendTask when the run suspended.
+   * `keepDeadline` stores a relative deadline before a group of several suspends.
+   */
+  async #lookOnce(
+    step: string,
+    eventName: string,
+    timeout: number | null,
+    resume: WaitResume | undefined,
+    keepDeadline?: () => Promise<void>,
+  ): Promise<{ again: true; timedOut: boolean } | { again: false; payload: JsonValue | null }> {
+    const answer = await this.group.arrive({ event: { step, name: eventName }, timeout, resume: resume ?? 'all', keepDeadline });
+    if (answer.kind === 'again') return { again: true, timedOut: answer.timedOut };
+    if (answer.kind === 'answered') return { again: false, payload: answer.payload };
+    const row = await this.#awaitEventRow(step, eventName, timeout);
+    if (row.should_suspend) throw new SuspendTask();
+    return { again: false, payload: row.payload as JsonValue | null };
   }
 
   /**
