@@ -1,0 +1,102 @@
+/**
+ * What a claim reads: a handful of index entries per claimed run, however much history the queue
+ * keeps and whatever the planner's statistics say. Both failures this guards against are plans, not
+ * wrong results: a hash join that reads every run of the queue to find the claimed runs' earlier
+ * versions (kit_claim_task's queue_lag), and a bitmap scan that reads every due run and sorts them
+ * when the statistics predate a burst of spawns (claim_task's candidates). Counted with the
+ * transaction's own table statistics (pg_stat_xact_user_tables), which include the reads of the
+ * functions it calls.
+ */
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../support/db.js';
+import { createQueue, queueName, table, useSession, type Queryable } from './helpers.js';
+
+const db = useTestDatabase();
+const c = useSession(db);
+
+/** `count` tasks spawned in one statement, then (when `completed`) moved to completed directly. */
+async function fill(client: Queryable, q: string, count: number, completed: boolean): Promise<void> {
+  await client.query(
+    `select count(*) from absurd.kit_spawn_tasks($1,
+       (select jsonb_agg(jsonb_build_object('task_name', 'noop', 'params', jsonb_build_object('n', i)))
+          from generate_series(1, $2::integer) i))`,
+    [q, count],
+  );
+  if (!completed) return;
+  await client.query(
+    `update ${table('r', q)} set state = 'completed', completed_at = absurd.current_time()
+      where state = 'pending'`,
+  );
+  await client.query(`update ${table('t', q)} set state = 'completed' where state = 'pending'`);
+}
+
+interface Reads {
+  seqScans: number;
+  tuplesRead: number;
+}
+
+/** The queue's run and task tables' counters of sequential scans and rows read, in this session. */
+async function counters(client: Queryable, q: string): Promise<Reads> {
+  const { rows } = await client.query<{ seq: string; tuples: string }>(
+    `select coalesce(sum(seq_scan), 0) as seq,
+            coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0) as tuples
+       from pg_stat_xact_user_tables
+      where relid in ($1::regclass, $2::regclass)`,
+    [table('r', q), table('t', q)],
+  );
+  return { seqScans: Number(rows[0]?.seq), tuplesRead: Number(rows[0]?.tuples) };
+}
+
+/**
+ * Sequential scans and rows read of the queue's run and task tables by `statement`. The session's
+ * counters may still hold earlier transactions' reads (they are flushed when the session idles),
+ * so the statement's are the difference of two readings in its own transaction.
+ */
+async function readsOf(client: Queryable, q: string, statement: string, params: unknown[]): Promise<Reads & { rows: number }> {
+  await client.query('begin');
+  try {
+    const before = await counters(client, q);
+    const result = await client.query(statement, params);
+    const after = await counters(client, q);
+    return {
+      seqScans: after.seqScans - before.seqScans,
+      tuplesRead: after.tuplesRead - before.tuplesRead,
+      rows: result.rowCount ?? 0,
+    };
+  } finally {
+    await client.query('rollback');
+  }
+}
+
+describe('what a claim reads', () => {
+  it('kit_claim_task finds the claimed runs by their keys, not by reading the queue, however much history it keeps', async () => {
+    const q = await createQueue(c, queueName('history'));
+    await fill(c, q, 30_000, true);
+    await c.query(`analyze ${table('r', q)}, ${table('t', q)}`);
+    await fill(c, q, 20, false);
+
+    const reads = await readsOf(c, q, 'select * from absurd.kit_claim_task($1, $2, 60, 16)', [q, 'w1']);
+    expect(reads.rows).toBe(16);
+    expect(reads.seqScans).toBe(0);
+    expect(reads.tuplesRead).toBeLessThan(500);
+  });
+
+  it('claim_task reads the next runs off the claim index after a burst its statistics have not seen', async () => {
+    const q = await createQueue(c, queueName('burst'));
+    for (const prefix of ['r', 't'] as const) {
+      await c.query(`alter table ${table(prefix, q)} set (autovacuum_enabled = false)`);
+    }
+    await fill(c, q, 5_000, true);
+    await fill(c, q, 50, false);
+    await c.query(`analyze ${table('r', q)}, ${table('t', q)}`);
+    // The statistics say 1 % of the runs are due; 4,000 more due runs arrive after them. With
+    // such statistics PostgreSQL 15 planned the candidates as a hash join of every due run with
+    // its task, sorted, rather than the first qty read off r_<q>_cai in order.
+    await fill(c, q, 4_000, false);
+
+    const reads = await readsOf(c, q, 'select * from absurd.claim_task($1, $2, 60, 16)', [q, 'w1']);
+    expect(reads.rows).toBe(16);
+    expect(reads.seqScans).toBe(0);
+    expect(reads.tuplesRead).toBeLessThan(500);
+  });
+});
