@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { errorLine } from './errors.js';
 import { toJsonParam } from './json.js';
 import { wakeChannel } from './notify.js';
+import { announceEnd as announceEndQuery } from './queries/events.queries.js';
 import { notifyQueue } from './queries/notifications.queries.js';
 import { failRun as failRunQuery, failRunAndCancelTask, failTask, scheduleRunAfter } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
@@ -308,6 +309,11 @@ async function announceEnd(host: ExecutionHost, task: ClaimedTask): Promise<void
   const parent = parentFromHeaders(task.headers);
   if (!parent) return;
   try {
+    // The engine reads the snapshot and emits it in one statement where it can (migration 000014).
+    if (host.features.completionsAnnounced) {
+      await announceEndQuery.run({ queueName: host.queueName, taskId: task.task_id }, host.con);
+      return;
+    }
     const snapshot = await readTaskResult(host.con, host.queueName, task.task_id);
     if (!snapshot || !isFinalState(snapshot.state)) return;
     await sendEvent(host.con, parent.queue, taskResultEvent(task.task_id), snapshot);

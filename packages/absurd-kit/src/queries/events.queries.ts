@@ -102,3 +102,30 @@ const awaitEventsIR: any = {"usedParamSet":{"queueName":true,"taskId":true,"runI
  * ```
  */
 export const awaitEvents = new PreparedQuery<IAwaitEventsParams,IAwaitEventsResult>(awaitEventsIR);
+
+/** 'AnnounceEnd' parameters type */
+export interface IAnnounceEndParams {
+  queueName: string;
+  taskId: string;
+}
+
+/** 'AnnounceEnd' return type */
+export interface IAnnounceEndResult {
+  announced: undefined | null;
+}
+
+/** 'AnnounceEnd' query type */
+export interface IAnnounceEndQuery {
+  params: IAnnounceEndParams;
+  result: IAnnounceEndResult;
+}
+
+const announceEndIR: any = {"usedParamSet":{"queueName":true,"taskId":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":31,"b":41}]},{"name":"taskId","required":true,"transform":{"type":"scalar"},"locs":[{"a":44,"b":51}]}],"statement":"select absurd.kit_announce_end(:queueName!, :taskId!) as \"announced\""};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select absurd.kit_announce_end(:queueName!, :taskId!) as "announced"
+ * ```
+ */
+export const announceEnd = new PreparedQuery<IAnnounceEndParams,IAnnounceEndResult>(announceEndIR);

@@ -9,6 +9,9 @@
   AwaitEvents      waits for a group of events in one statement (migration 000011): each wait's
                    value when it was answered, and the group's outcome (`ready`, `timed_out`,
                    `suspended`). `waits` is a JSON array of {"step", "event"}; `wake` 'all' or 'any'.
+  AnnounceEnd      tells the parent of an ended task that it ended, in one statement (migration
+                   000014): the "$taskResult:<task>" event with the final snapshot on the parent's
+                   queue, and a wake-up of its idle workers. Nothing for a task without a parent.
 */
 
 /* @name AwaitEvent */
@@ -21,3 +24,6 @@ select absurd.emit_event(:queueName!, :eventName!, :payload::text::jsonb), pg_no
 /* @name AwaitEvents */
 select step_name as "step_name!", payload, resolved as "resolved!", outcome as "outcome!"
   from absurd.kit_await_events(:queueName!, :taskId!, :runId!, :waits!::text::jsonb, :timeout, :wake!);
+
+/* @name AnnounceEnd */
+select absurd.kit_announce_end(:queueName!, :taskId!) as "announced";
