@@ -1,6 +1,7 @@
 /**
  * Spawning: where a spawn goes, which options it gets, the call that sends it, and its span.
  */
+import type * as Otel from '@opentelemetry/api';
 import { isTaskContract, type TaskContract, type TaskDefaults } from './define.js';
 import { toJsonParam, type JsonObject } from './json.js';
 import { wakeChannel } from './notify.js';
@@ -109,6 +110,14 @@ export async function sendSpawn(
   return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
 }
 
+/** Where a spawn goes, for its span: queue, task, the producer's headers and the trace it continues. */
+export interface SpawnSite {
+  queue: string;
+  taskName: string;
+  headers: JsonObject | undefined;
+  parent: TraceParentContext | undefined;
+}
+
 /**
  * Runs a bulk `spawn` with telemetry on: in one producer span (`absurd.spawn.count` the number of
  * tasks) whose context `spawn` gets as headers to store with every task (none when the shared
@@ -116,19 +125,10 @@ export async function sendSpawn(
  */
 export async function observedSpawnMany<R extends SpawnResult>(
   telemetry: Telemetry,
-  where: { queue: string; taskName: string; headers: JsonObject | undefined; parent: TraceParentContext | undefined },
+  where: SpawnSite,
   spawn: (traceHeaders: JsonObject | undefined) => Promise<R[]>,
 ): Promise<R[]> {
-  const { queue, taskName } = where;
-  const results = telemetry.tracing
-    ? await telemetry.tracing.spawn(queue, taskName, where.headers, where.parent, async (span, headers) => {
-        const spawned = await spawn(headers);
-        span.setAttribute(ATTR.spawnCount, spawned.length);
-        return spawned;
-      })
-    : await spawn(undefined);
-  for (const result of results) if (result.created) telemetry.metrics?.spawned(queue, taskName);
-  return results;
+  return observed(telemetry, where, spawn, (results) => ({ [ATTR.spawnCount]: results.length }), (results) => results);
 }
 
 /**
@@ -139,17 +139,28 @@ export async function observedSpawnMany<R extends SpawnResult>(
  */
 export async function observedSpawn<R extends SpawnResult>(
   telemetry: Telemetry,
-  where: { queue: string; taskName: string; headers: JsonObject | undefined; parent: TraceParentContext | undefined },
+  where: SpawnSite,
   spawn: (traceHeaders: JsonObject | undefined) => Promise<R>,
 ): Promise<R> {
+  return observed(telemetry, where, spawn, spawnAttributes, (result) => [result]);
+}
+
+/** The span and the count of one spawn call, whatever it returns: `describe` gives the span's attributes, `tasks` what it spawned. */
+async function observed<T>(
+  telemetry: Telemetry,
+  where: SpawnSite,
+  spawn: (traceHeaders: JsonObject | undefined) => Promise<T>,
+  describe: (value: T) => Otel.Attributes,
+  tasks: (value: T) => readonly SpawnResult[],
+): Promise<T> {
   const { queue, taskName } = where;
-  const result = telemetry.tracing
+  const value = telemetry.tracing
     ? await telemetry.tracing.spawn(queue, taskName, where.headers, where.parent, async (span, headers) => {
         const spawned = await spawn(headers);
-        span.setAttributes(spawnAttributes(spawned));
+        span.setAttributes(describe(spawned));
         return spawned;
       })
     : await spawn(undefined);
-  if (result.created) telemetry.metrics?.spawned(queue, taskName);
-  return result;
+  for (const result of tasks(value)) if (result.created) telemetry.metrics?.spawned(queue, taskName);
+  return value;
 }
