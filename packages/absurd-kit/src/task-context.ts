@@ -320,11 +320,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
         this.#runtime.spawn(
           contract ?? taskName,
           params,
-          {
-            ...spawnOptions,
-            idempotencyKey: spawnOptions.idempotencyKey ?? `${this.taskID}:${handle.checkpointName}`,
-            headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) },
-          },
+          { ...this.#asChildren(spawnOptions), idempotencyKey: spawnOptions.idempotencyKey ?? this.#childKey(handle.checkpointName) },
           trace?.parent(),
         ),
       );
@@ -374,8 +370,8 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       this.#guard.check();
       const spawnMany = this.#runtime.spawnMany;
       if (!spawnMany) throw new Error('this task context cannot spawn in bulk');
-      const items = paramsList.map((params, i) => ({ params, options: { idempotencyKey: `${this.taskID}:${handle.checkpointName}:${i}` } }));
-      const shared = { ...spawnOptions, headers: { ...spawnOptions.headers, ...parentHeader(this.queueName, this.taskID) } };
+      const items = paramsList.map((params, i) => ({ params, options: { idempotencyKey: this.#childKey(handle.checkpointName, i) } }));
+      const shared = this.#asChildren(spawnOptions);
       // The idempotency keys make the statement, sent again after a lost answer, return the same children.
       const spawned = await this.#guard.call(() => spawnMany(contract ?? taskName, items, shared, trace?.parent()));
       const list: SpawnedList = {
@@ -393,6 +389,19 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
       const result = { ...spawned, queue: list.queue };
       return contract ? attachContract(result, contract) : result;
     });
+  }
+
+  /** Spawn options for children of this task: its parent header added to theirs (their ends wake it). */
+  #asChildren<O extends { headers?: JsonObject }>(options: O): O & { headers: JsonObject } {
+    return { ...options, headers: { ...options.headers, ...parentHeader(this.queueName, this.taskID) } };
+  }
+
+  /**
+   * The idempotency key of the child spawned by step `checkpointName` (the `index`th of a bulk
+   * spawn): the same on every replay, so that a spawn sent again returns the same child.
+   */
+  #childKey(checkpointName: string, index?: number): string {
+    return index === undefined ? `${this.taskID}:${checkpointName}` : `${this.taskID}:${checkpointName}:${index}`;
   }
 
   #checkCancelWithParent(cancelWithParent: unknown): void {
