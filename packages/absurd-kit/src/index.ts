@@ -72,6 +72,13 @@ export type {
   TaskDefaults,
 } from './define.js';
 
+// Schedules: declared next to the contracts, applied by a worker or `absurd schedules sync`.
+export { defineSchedule, isScheduleContract } from './define-schedule.js';
+export type { CatchUpPolicy, DefineScheduleOptions, ScheduleContract, ScheduleSpawnOptions } from './define-schedule.js';
+export type { ScheduleInfo, ScheduleInput } from './schedules.js';
+export { ScheduleError } from './schedule-error.js';
+export type { ScheduleErrorCode } from './schedule-error.js';
+
 // The engine schema: installing, upgrading, checking.
 export { assertSchemaCurrent, initSchema, latestVersion, migrate, schemaStatus } from './migrate.js';
 export type {
