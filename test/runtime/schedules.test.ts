@@ -79,7 +79,7 @@ describe('defineSchedule', () => {
     }
     expect(() => defineSchedule({ name: 'c', task: report, cron: '@daily', params, catchUp: 'all' as 'skip' })).toThrow(/catchUp must be/);
     expect(() =>
-      defineSchedule({ name: 'k', task: report, cron: '@daily', params, options: { idempotencyKey: 'k' } as { maxAttempts: number } }),
+      defineSchedule({ name: 'k', task: report, cron: '@daily', params, options: { idempotencyKey: 'k' } as unknown as { maxAttempts: number } }),
     ).toThrow(/idempotencyKey is not allowed/);
   });
 
