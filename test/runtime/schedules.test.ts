@@ -182,3 +182,15 @@ describe.skipIf(onAbsurdSchema)('the client and the worker (needs migration 0000
   });
 });
 
+
+describe.runIf(onAbsurdSchema)("on Absurd's schema (ABSURD_TEST_SCHEMA=absurd)", () => {
+  it('the schedule methods say that the engine has no schedules and what to run', async () => {
+    const queue = queueName('sched-absurd');
+    const app = await clients.app(queue);
+    await expect(app.upsertSchedule({ name: 'x', queue, task: 't', cron: '@daily' })).rejects.toMatchObject({
+      code: 'SCHEDULES_UNSUPPORTED',
+      message: expect.stringContaining('run `absurd migrate`'),
+    });
+    await expect(app.listSchedules()).rejects.toBeInstanceOf(ScheduleError);
+  });
+});

@@ -1,7 +1,13 @@
 import { AbsurdError } from './errors.js';
 
 /** Why a schedule was refused, as {@link ScheduleError.code}. */
-export type ScheduleErrorCode = 'INVALID_CRON' | 'UNKNOWN_TIMEZONE' | 'SCHEDULE_NOT_FOUND' | 'QUEUE_NOT_FOUND' | 'INVALID_SCHEDULE';
+export type ScheduleErrorCode =
+  | 'INVALID_CRON'
+  | 'UNKNOWN_TIMEZONE'
+  | 'SCHEDULE_NOT_FOUND'
+  | 'QUEUE_NOT_FOUND'
+  | 'INVALID_SCHEDULE'
+  | 'SCHEDULES_UNSUPPORTED';
 
 /** The engine's SQLSTATE for each code (migration 000015). */
 const SQLSTATES: Readonly<Record<string, ScheduleErrorCode>> = {
@@ -14,7 +20,8 @@ const SQLSTATES: Readonly<Record<string, ScheduleErrorCode>> = {
 
 /**
  * A schedule was refused: an invalid cron expression (the message names the field), an unknown
- * time zone, params its task's contract rejects, an unknown schedule or queue. Thrown by
+ * time zone, params its task's contract rejects, an unknown schedule or queue, an engine without
+ * schedules (`SCHEDULES_UNSUPPORTED`: a schema installed by Absurd, or before migration 000015). Thrown by
  * `defineSchedule` at definition and by the client's schedule methods (the engine's `AB010`–`AB014`).
  *
  * @example
@@ -38,6 +45,14 @@ export class ScheduleError extends AbsurdError {
  */
 export function fromScheduleSqlState(error: unknown): unknown {
   const state = (error as { code?: unknown } | null)?.code;
+  // undefined_function for one of the schedule functions: the engine predates them.
+  if (state === '42883' && /absurd\.kit_\w*schedule/.test((error as Error).message)) {
+    return new ScheduleError(
+      'SCHEDULES_UNSUPPORTED',
+      'the engine has no schedules (they come with absurd-kit migration 000015) — run `absurd migrate` (or `absurd migrate --adopt` on a schema installed by Absurd)',
+      { cause: error },
+    );
+  }
   const code = typeof state === 'string' ? SQLSTATES[state] : undefined;
   if (code === undefined) return error;
   return new ScheduleError(code, (error as Error).message, { cause: error });
