@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineSchedule, defineTask, ScheduleError, ValidationError } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { onAbsurdSchema, queueName, recordingLog, table, useClients, waitFor } from './helpers.js';
+import { onAbsurdSchema, queueName, recordingLog, table, useClients, WAKE_UP_POLL, waitFor } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);
@@ -153,6 +153,25 @@ describe.skipIf(onAbsurdSchema)('the client and the worker (needs migration 0000
     const [after] = await app.listSchedules(queue);
     expect(after?.lastTaskID).not.toBeNull();
     expect(after?.nextFireAt?.getTime()).toBeGreaterThan(Date.now() - 1000);
+  });
+
+  it('an idle worker with an hour-long poll interval wakes for the next tick (kit_seconds_until_next_run)', async () => {
+    const queue = queueName('sched-idle');
+    const app = await clients.app(queue);
+    const name = `${queue}/soon`;
+    await app.upsertSchedule({ name, queue, task: 'tick', cron: '@yearly', catchUp: 'latest' });
+    await db.pool.query(`update absurd.kit_schedules set next_fire_at = clock_timestamp() + interval '1.5 seconds' where schedule_name = $1`, [name]);
+    const ran: unknown[] = [];
+    app.registerTask({ name: 'tick' }, async (_params, ctx) => {
+      ran.push(ctx.headers['absurd.schedule']);
+      return null;
+    });
+    const started = Date.now();
+    const worker = await app.startWorker({ pollInterval: WAKE_UP_POLL });
+    await waitFor(() => ran.length > 0, { timeoutMs: 10_000, what: 'the tick to run' });
+    await worker.close();
+    expect(ran).toEqual([name]);
+    expect(Date.now() - started).toBeLessThan(8_000);
   });
 
   it("a worker of the absurd-sdk package fires and runs the schedule's tasks (claim_task fires them)", async () => {
