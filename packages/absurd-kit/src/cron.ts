@@ -3,7 +3,7 @@
  * (migration 000015, `absurd.kit_cron_parse`), so that a mistake throws at `defineSchedule` and not
  * at the first tick. The engine checks again and alone computes ticks.
  */
-import { ScheduleError } from './schedule-error.js';
+import { ScheduleError } from './errors.js';
 
 const MACROS: Readonly<Record<string, string>> = {
   '@yearly': '0 0 1 1 *',

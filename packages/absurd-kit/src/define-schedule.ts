@@ -6,7 +6,7 @@
 import { checkCron, checkTimezone } from './cron.js';
 import { isTaskContract, type Input, type ParamsOf, type TaskContract } from './define.js';
 import type { JsonObject } from './json.js';
-import { ScheduleError } from './schedule-error.js';
+import { ScheduleError } from './errors.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
 import { parseWithSync } from './validation.js';
 

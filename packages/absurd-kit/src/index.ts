@@ -76,8 +76,6 @@ export type {
 export { defineSchedule, isScheduleContract } from './define-schedule.js';
 export type { CatchUpPolicy, DefineScheduleOptions, ScheduleContract, ScheduleSpawnOptions } from './define-schedule.js';
 export type { ScheduleInfo, ScheduleInput } from './schedules.js';
-export { ScheduleError } from './schedule-error.js';
-export type { ScheduleErrorCode } from './schedule-error.js';
 
 // The engine schema: installing, upgrading, checking.
 export { assertSchemaCurrent, initSchema, latestVersion, migrate, schemaStatus } from './migrate.js';
@@ -107,6 +105,7 @@ export {
   DatabaseUnreachableError,
   MigrationChecksumError,
   MigrationFailedError,
+  ScheduleError,
   SchemaForeignError,
   SchemaMissingError,
   SchemaNotAdoptableError,
@@ -116,4 +115,4 @@ export {
   ValidationError,
   isAbsurdError,
 } from './errors.js';
-export type { NotAdoptableReason, ValidationBoundary, ValidationIssue } from './errors.js';
+export type { NotAdoptableReason, ScheduleErrorCode, ValidationBoundary, ValidationIssue } from './errors.js';

@@ -15,7 +15,8 @@ import {
 } from './queries/schedules.queries.js';
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
-import { fromScheduleSqlState, ScheduleError } from './schedule-error.js';
+import { ScheduleError } from './errors.js';
+import { scheduleCallError } from './schedule-sql-errors.js';
 import { spawnOptionsToJson } from './spawn-options.js';
 
 /**
@@ -131,7 +132,7 @@ async function run<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
-    throw fromScheduleSqlState(error);
+    throw scheduleCallError(error);
   }
 }
 
