@@ -102,6 +102,33 @@ describe('defineSchedule', () => {
   });
 });
 
+describe.skipIf(onAbsurdSchema)('the cron check at definition agrees with the engine', () => {
+  const expressions = [
+    '* * * * *', '*/15 9-17 * JAN-MAR mon-fri', '1-5/2 0 1,15 * *', '10/20 * * * *', '0 0 * * 7', '@hourly', ' @Daily ',
+    '0 0 29 2 *', '0 0 13 * FRI', '0 0 30 2 *', '0 0 31 4,6,9,11 *', '0 0 30 2 MON',
+    '60 * * * *', '* 24 * * *', '* * 0 * *', '* * 32 * *', '* * * 0 *', '* * * 13 *', '* * * * 8', '* * * * Funday',
+    '* * * JANUARY *', '* MON * * *', '*/0 * * * *', '5-1 * * * *', '1-2-3 * * * *', '1,,2 * * * *', '*/x * * * *',
+    '* * * *', '* * * * * *', '', '   ', '@reboot', '-1 * * * *', '1- * * * *', '* * * * MON-', '99999 * * * *',
+  ];
+
+  it.each(expressions)('%j: the same verdict and message', async (cron) => {
+    let local: string | undefined;
+    try {
+      defineSchedule({ name: 'agree', task: report, cron, params: { kind: 'daily', limit: 1 } });
+    } catch (error) {
+      local = (error as Error).message.replace(/^defineSchedule\("agree"\): /, '');
+    }
+    let engine: string | undefined;
+    try {
+      const { rows } = await db.pool.query<{ at: Date | null }>(`select absurd.kit_cron_next($1, 'UTC', now()) as at`, [cron]);
+      if (rows[0]?.at === null) engine = `invalid cron expression "${cron}": it never fires (no such day in the months it allows)`;
+    } catch (error) {
+      engine = (error as Error).message;
+    }
+    expect(local).toBe(engine);
+  });
+});
+
 describe.skipIf(onAbsurdSchema)('the client and the worker (needs migration 000015)', () => {
   it('upserts, lists, pauses, resumes and removes schedules; engine errors become ScheduleError', async () => {
     const queue = queueName('sched-admin');
