@@ -330,8 +330,8 @@ describe('the packed packages in a development install (runtime, CLI, TypeScript
   it('absurd generate --skip-queries writes a typed client', async () => {
     const generate = await run(path.join(dev, 'node_modules/.bin/absurd'), ['generate', '--skip-queries', '--json'], { cwd: dev });
     expect(generate.code, show(generate)).toBe(0);
-    const report = JSON.parse(generate.stdout) as { written: string[]; contracts: { tasks: string[]; events: string[] } };
-    expect(report.contracts).toEqual({ tasks: ['place-order', 'price-order'], events: ['order.approved'] });
+    const report = JSON.parse(generate.stdout) as { written: string[]; contracts: { tasks: string[]; events: string[]; schedules: string[] } };
+    expect(report.contracts).toEqual({ tasks: ['place-order', 'price-order'], events: ['order.approved'], schedules: [] });
     expect(report.written).toEqual(expect.arrayContaining(['generated/client.ts', 'generated/manifest.json']));
   }, 120_000);
 
