@@ -149,6 +149,25 @@ describe.skipIf(onAbsurdSchema)('the client and the worker (needs migration 0000
     });
   });
 
+  it("stores the options a client's spawn would give: the schedule's, the contract's defaults, the client's attempts", async () => {
+    const queue = queueName('sched-defaults');
+    const app = await clients.app(queue, { defaultMaxAttempts: 6 });
+    const task = defineTask({
+      name: 'with-defaults',
+      queue,
+      params: z.object({}),
+      result: z.null(),
+      defaults: { maxAttempts: 4, retryStrategy: { kind: 'fixed', baseSeconds: 3 } },
+    });
+    const declared = (name: string, options = {}) => defineSchedule({ name: `${queue}/${name}`, task, cron: '@daily', params: {}, options });
+    expect((await app.upsertSchedule(declared('contract'))).options).toEqual({ max_attempts: 4, retry_strategy: { kind: 'fixed', base_seconds: 3 } });
+    expect((await app.upsertSchedule(declared('own', { maxAttempts: 2 }))).options).toEqual({
+      max_attempts: 2,
+      retry_strategy: { kind: 'fixed', base_seconds: 3 },
+    });
+    expect((await app.upsertSchedule({ name: `${queue}/plain`, queue, task: 'other', cron: '@daily' })).options).toEqual({ max_attempts: 6 });
+  });
+
   it('a worker given a schedule applies it when it starts and runs the task of each tick', async () => {
     const queue = queueName('sched-worker');
     const task = reportOn(queue);

@@ -383,14 +383,15 @@ export class Absurd {
   /**
    * Creates or updates a schedule in the engine and returns it: one declared with `defineSchedule`,
    * or a plain {@link ScheduleInput}. Its next tick is kept unless cron or time zone changed; a
-   * paused schedule stays paused. Throws `ScheduleError` (invalid cron or time zone, unknown queue).
+   * paused schedule stays paused. Its tasks get the options a spawn by this client would: the
+   * schedule's own, then the contract's defaults, then `defaultMaxAttempts`. Throws `ScheduleError` (invalid cron or time zone, unknown queue).
    *
    * @example
    * const info = await app.upsertSchedule(nightlyReport);
    * console.log(info.nextFireAt);
    */
   async upsertSchedule(schedule: ScheduleContract | ScheduleInput): Promise<ScheduleInfo> {
-    return schedules.upsertSchedule(this.con, schedule);
+    return schedules.upsertSchedule(this.con, schedule, this.defaultMaxAttempts);
   }
 
   /**
@@ -475,7 +476,7 @@ export class Absurd {
     const resolved = resolveWorkerOptions(options, (error) => {
       if (!isConnectionError(error)) this.log.error(`Worker error: ${errorLine(error)}`);
     });
-    for (const schedule of this.schedules.values()) await schedules.upsertSchedule(this.con, schedule);
+    for (const schedule of this.schedules.values()) await this.upsertSchedule(schedule);
     const host = await this.#runner.workerHost({
       claimTasks: (claim) => this.claimTasks(claim),
       executeTask: (task, claimTimeout, execute) => this.executeTask(task, claimTimeout, execute),

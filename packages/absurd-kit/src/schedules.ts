@@ -18,6 +18,10 @@ import { validateQueueName } from './queue-name.js';
 import { ScheduleError } from './errors.js';
 import { scheduleCallError } from './schedule-sql-errors.js';
 import { spawnOptionsToJson } from './spawn-options.js';
+import { withSpawnDefaults } from './spawn-task.js';
+
+/** The attempts of a scheduled task when neither the schedule nor its contract says (the client's default). */
+const DEFAULT_MAX_ATTEMPTS = 5;
 
 /**
  * A schedule given by name rather than declared with `defineSchedule` (a task without a contract,
@@ -63,17 +67,25 @@ export interface ScheduleInfo {
 /**
  * Creates the schedule or updates it in place, and returns it. Its next tick is kept unless the
  * cron expression or time zone changed (re-applying a schedule neither skips nor repeats a tick);
- * a paused schedule stays paused. Throws {@link ScheduleError} for an invalid cron or time zone,
+ * a paused schedule stays paused. Its tasks get the options a client's spawn would give them: the
+ * schedule's, then the task contract's defaults, then `defaultMaxAttempts` attempts. Throws {@link ScheduleError} for an invalid cron or time zone,
  * an unknown queue (`QUEUE_NOT_FOUND`) or another refused field.
  *
  * @example
  * await upsertSchedule(pool, nightlyReport);
  * await upsertSchedule(pool, { name: 'purge', queue: 'ops', task: 'purge-sessions', cron: '@hourly' });
  */
-export async function upsertSchedule(con: Queryable, schedule: ScheduleContract | ScheduleInput): Promise<ScheduleInfo> {
+export async function upsertSchedule(
+  con: Queryable,
+  schedule: ScheduleContract | ScheduleInput,
+  defaultMaxAttempts = DEFAULT_MAX_ATTEMPTS,
+): Promise<ScheduleInfo> {
   const fields = isScheduleContract(schedule)
     ? { ...schedule, task: schedule.task.name, params: schedule.params as JsonValue }
     : schedule;
+  // The options a spawn of the task by a client would get: the schedule's own, then the contract's
+  // defaults, then (attempts only) the client's default.
+  const options = withSpawnDefaults(isScheduleContract(schedule) ? schedule.task : fields.task, undefined, { ...fields.options }, defaultMaxAttempts);
   if (typeof fields.name !== 'string' || fields.name.trim() === '') {
     throw new ScheduleError('INVALID_SCHEDULE', 'a schedule needs a non-empty name');
   }
@@ -84,7 +96,7 @@ export async function upsertSchedule(con: Queryable, schedule: ScheduleContract 
     cron: checkCron(fields.cron),
     timezone: checkTimezone(fields.timezone ?? 'UTC'),
     params: toJsonParam(fields.params ?? {}),
-    options: JSON.stringify(spawnOptionsToJson(fields.options ?? {})),
+    options: JSON.stringify(spawnOptionsToJson(options)),
     catchUp: fields.catchUp ?? 'skip',
   };
   const [row] = await run(() => upsertScheduleQuery.run(args, con));
