@@ -1,1 +1,2 @@
 export { fulfillOrder, sendReceipt, shipmentPacked } from './orders.js';
+export { receiptCanary } from './schedules.js';

@@ -47,6 +47,7 @@ describe('ContractSchemas', () => {
     const schemas = new ContractSchemas(MANIFEST, {
       tasks: new Map([[task.name, task]]),
       events: new Map([[event.name, event]]),
+      schedules: new Map(),
       files: [],
     });
     const refused = await schemas.checkParams('order-fulfillment', { orderId: 'B-1' });

@@ -31,6 +31,36 @@ describe('discovery', () => {
       ['task', 'place-order', 'shop orders', 2, 'placeOrder', 'workflows/orders/tasks.ts', 5],
       ['task', 'refund', undefined, undefined, 'issueRefund', 'workflows/billing.ts', 6],
       ['event', 'payment.settled', undefined, undefined, 'paymentSettled', 'workflows/billing.ts', 14],
+      ['schedule', 'refund-probe', undefined, undefined, 'hourlyRefundProbe', 'workflows/billing.ts', 20],
+    ]);
+  });
+
+  it('finds schedules after tasks and events, and reports an unexported or non-literal one', () => {
+    const schedule = (name: string, exported = true) =>
+      `${exported ? 'export ' : ''}const s_${name} = defineSchedule({ name: '${name}', task: t_job, cron: '@daily', params: {} });\n`;
+    const root = projects.create({
+      'workflows/a.ts':
+        "import { z } from 'zod';\nimport { defineSchedule, defineTask } from 'absurd-kit';\n" +
+        "export const t_job = defineTask({ name: 'job', params: z.object({}), result: z.null() });\n" +
+        schedule('b') +
+        schedule('a'),
+    });
+    const found = discoverContracts({ root, workflowsDir: path.join(root, 'workflows'), allowImports: [] });
+    expect(found.map((c) => [c.kind, c.name, c.exportName, c.line])).toEqual([
+      ['task', 'job', 't_job', 3],
+      ['schedule', 'a', 's_a', 5],
+      ['schedule', 'b', 's_b', 4],
+    ]);
+    const problems = problemsOf({
+      'workflows/a.ts':
+        "import { z } from 'zod';\nimport { defineSchedule, defineTask } from 'absurd-kit';\n" +
+        "export const t_job = defineTask({ name: 'job', params: z.object({}), result: z.null() });\n" +
+        schedule('hidden', false) +
+        "const n = 'x';\nexport const s_dynamic = defineSchedule({ name: n, task: t_job, cron: '@daily', params: {} });\n",
+    });
+    expect(problems).toEqual([
+      { file: 'workflows/a.ts', line: 4, message: 'defineSchedule(…) result "s_hidden" is not exported; add `export` so that clients can import it' },
+      { file: 'workflows/a.ts', line: 6, message: 'defineSchedule(…) name must be a string literal, found `name: n`' },
     ]);
   });
 

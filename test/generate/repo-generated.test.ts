@@ -7,6 +7,6 @@ import { cli, repoRoot } from './generate-helpers.js';
 it('absurd generate --check finds no drift in this repository', async () => {
   const result = await cli(['generate', '--check', '--root', repoRoot, '--database-url', inject('absurdTestServerUrl')]);
   expect(result.stderr).toBe('');
-  expect(result.stdout).toMatch(/^generated files are up to date \(\d+ tasks? and \d+ events? in workflows\/\)\n$/);
+  expect(result.stdout).toMatch(/^generated files are up to date \(\d+ tasks?, \d+ events? and \d+ schedules? in workflows\/\)\n$/);
   expect(result.code).toBe(0);
 }, 120_000);

@@ -28,6 +28,9 @@ import { checkSpawnParams, checkSpawnParamsList, observedSpawn, observedSpawnMan
 import { spawnTasks, type SpawnTaskItem } from './spawn-tasks.js';
 import { EngineProbe } from './engine-features.js';
 import { toRegistration, type Registration } from './registration.js';
+import type { ScheduleContract } from './define-schedule.js';
+import * as schedules from './schedules.js';
+import type { ScheduleInfo, ScheduleInput } from './schedules.js';
 import { TaskRunner } from './task-runner.js';
 import { pollTaskResult, timeoutMs } from './task-result-polling.js';
 import type { ClaimedTask, ExecuteOptions, IdleListener, Log } from './types.js';
@@ -85,6 +88,8 @@ export class Absurd {
   private readonly log: Log;
   private readonly hooks: AbsurdHooks;
   private readonly registry: Registry;
+  /** Schedules `startWorker` applies (registerSchedule), by name. */
+  private readonly schedules: Map<string, ScheduleContract | ScheduleInput>;
   private worker: Worker | undefined;
   /** This client's view of its database: one WARN when it goes away, one INFO when it is back. */
   readonly #outage: OutageMonitor;
@@ -105,6 +110,7 @@ export class Absurd {
     this.log = opts.log ?? console;
     this.hooks = opts.hooks ?? {};
     this.registry = new Map();
+    this.schedules = new Map();
     this.#telemetry = opts.telemetry !== false;
     // Imported now, so that the first spawn or run knows the answer without waiting.
     if (this.#telemetry) void loadTelemetryApi();
@@ -153,7 +159,7 @@ export class Absurd {
       hooks: this.hooks,
       telemetry: this.#telemetry,
     });
-    Object.assign(bound, { registry: this.registry, ownsConnection: owned });
+    Object.assign(bound, { registry: this.registry, schedules: this.schedules, ownsConnection: owned });
     // Same database, same engine: the bound client does not probe it again.
     bound.#engine = this.#engine;
     return bound;
@@ -360,6 +366,76 @@ export class Absurd {
   }
 
   /**
+   * Gives this client a schedule to apply when its worker starts: `startWorker` upserts every
+   * registered schedule (as {@link upsertSchedule} does) before it claims. Re-registering a name
+   * replaces the schedule. Whichever worker applies it, the engine spawns one task per tick.
+   *
+   * @example
+   * app.registerTask(sendReport, handler);
+   * app.registerSchedule(nightlyReport);
+   * await app.startWorker();
+   */
+  registerSchedule(schedule: ScheduleContract | ScheduleInput): void {
+    if (typeof schedule?.name !== 'string' || schedule.name.trim() === '') throw new Error('registerSchedule: the schedule needs a name');
+    this.schedules.set(schedule.name, schedule);
+  }
+
+  /**
+   * Creates or updates a schedule in the engine and returns it: one declared with `defineSchedule`,
+   * or a plain {@link ScheduleInput}. Its next tick is kept unless cron or time zone changed; a
+   * paused schedule stays paused. Its tasks get the options a spawn by this client would: the
+   * schedule's own, then the contract's defaults, then `defaultMaxAttempts`. Throws `ScheduleError` (invalid cron or time zone, unknown queue).
+   *
+   * @example
+   * const info = await app.upsertSchedule(nightlyReport);
+   * console.log(info.nextFireAt);
+   */
+  async upsertSchedule(schedule: ScheduleContract | ScheduleInput): Promise<ScheduleInfo> {
+    return schedules.upsertSchedule(this.con, schedule, this.defaultMaxAttempts);
+  }
+
+  /**
+   * Removes a schedule; returns whether it existed (the tasks it spawned stay).
+   *
+   * @example
+   * await app.removeSchedule('nightly-report');
+   */
+  async removeSchedule(name: string): Promise<boolean> {
+    return schedules.removeSchedule(this.con, name);
+  }
+
+  /**
+   * Pauses a schedule: it fires nothing until resumed. `ScheduleError` `SCHEDULE_NOT_FOUND` when unknown.
+   *
+   * @example
+   * await app.pauseSchedule('nightly-report');
+   */
+  async pauseSchedule(name: string): Promise<ScheduleInfo> {
+    return schedules.setScheduleState(this.con, name, { paused: true });
+  }
+
+  /**
+   * Resumes a paused schedule from its first tick after now (ticks that fell while it was paused
+   * never fire). `ScheduleError` `SCHEDULE_NOT_FOUND` when unknown.
+   *
+   * @example
+   * await app.resumeSchedule('nightly-report');
+   */
+  async resumeSchedule(name: string): Promise<ScheduleInfo> {
+    return schedules.setScheduleState(this.con, name, { paused: false });
+  }
+
+  /**
+   * Every schedule in the database (or those of `queueName`), by name, with next and last ticks.
+   *
+   * @example
+   * for (const s of await app.listSchedules()) console.log(s.name, s.nextFireAt, s.paused);
+   */
+  async listSchedules(queueName?: string): Promise<ScheduleInfo[]> {
+    return schedules.listSchedules(this.con, queueName === undefined ? undefined : validateQueueName(queueName));
+  }
+
+  /**
    * Claims up to `batchSize` due runs of this client's queue (also sweeps expired leases and
    * policies). The first claim of a client reads which engine functions to use (see `startWorker`).
    * `idleListener` is what `startWorker`'s loop passes while it listens for wake-ups: a claim that
@@ -388,6 +464,8 @@ export class Absurd {
    * the database is unreachable the worker logs one warning (not one error per failed claim), keeps
    * its runs' writes waiting for it as long as their leases last, and logs once when it is back.
    *
+   * Schedules given by {@link registerSchedule} are applied first (a refused one throws here).
+   *
    * On a schema installed by Absurd (no `absurd migrate --adopt` yet) the worker runs on Absurd's
    * standard functions — one claim, completion and checkpoint write per call, polling at
    * `pollInterval` without wake-ups — and says so once at INFO when it starts.
@@ -398,6 +476,7 @@ export class Absurd {
     const resolved = resolveWorkerOptions(options, (error) => {
       if (!isConnectionError(error)) this.log.error(`Worker error: ${errorLine(error)}`);
     });
+    for (const schedule of this.schedules.values()) await this.upsertSchedule(schedule);
     const host = await this.#runner.workerHost({
       claimTasks: (claim) => this.claimTasks(claim),
       executeTask: (task, claimTimeout, execute) => this.executeTask(task, claimTimeout, execute),

@@ -206,6 +206,43 @@ export class MigrationFailedError extends AbsurdError {
   }
 }
 
+/** Why a schedule was refused, as {@link ScheduleError.code}. */
+export type ScheduleErrorCode =
+  | 'INVALID_CRON'
+  | 'UNKNOWN_TIMEZONE'
+  | 'SCHEDULE_NOT_FOUND'
+  | 'QUEUE_NOT_FOUND'
+  | 'INVALID_SCHEDULE'
+  | 'SCHEDULES_UNSUPPORTED';
+
+/**
+ * A schedule was refused: an invalid cron expression (the message names the field), an unknown
+ * time zone, an unknown schedule or queue, an engine without schedules (`SCHEDULES_UNSUPPORTED`:
+ * a schema installed by Absurd, or before migration 000015). Thrown by `defineSchedule` at
+ * definition and by the client's schedule methods (the engine's SQLSTATEs `AB010`–`AB014`, mapped
+ * in the table below). Params a task's contract refuses are a {@link ValidationError} instead.
+ *
+ * @example
+ * try { await app.pauseSchedule('nightly-report'); }
+ * catch (error) { if (error instanceof ScheduleError && error.code === 'SCHEDULE_NOT_FOUND') console.error(error.message); }
+ */
+export class ScheduleError extends AbsurdError {
+  declare readonly code: ScheduleErrorCode;
+
+  constructor(code: ScheduleErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/** The engine's schedule SQLSTATEs (migration 000015) and the codes they become. */
+const SCHEDULE_SQLSTATES: readonly (readonly [string, ScheduleErrorCode])[] = [
+  ['AB010', 'INVALID_CRON'],
+  ['AB011', 'UNKNOWN_TIMEZONE'],
+  ['AB012', 'SCHEDULE_NOT_FOUND'],
+  ['AB013', 'QUEUE_NOT_FOUND'],
+  ['AB014', 'INVALID_SCHEDULE'],
+];
+
 /** What {@link fromDatabaseError} needs to know about where an error happened. */
 export interface DatabaseErrorContext {
   /** The database URL in use (redacted before it reaches any message). */
@@ -229,7 +266,14 @@ const SQLSTATE_ERRORS: ReadonlyMap<string, (cause: unknown, context: DatabaseErr
     '3D000', // invalid_catalog_name: the database does not exist
     '53300', // too_many_connections
     '57P03', // cannot_connect_now (starting up, shutting down)
-  ].map((state) => [state, (cause, context) => new DatabaseUnreachableError(context.url ?? 'the database', cause)]),
+  ]
+    .map((state): [string, (cause: unknown, context: DatabaseErrorContext) => AbsurdError] => [
+      state,
+      (cause, context) => new DatabaseUnreachableError(context.url ?? 'the database', cause),
+    ])
+    .concat(
+      SCHEDULE_SQLSTATES.map(([state, code]) => [state, (cause) => new ScheduleError(code, (cause as Error).message, { cause })]),
+    ),
 );
 
 /**

@@ -72,6 +72,11 @@ export type {
   TaskDefaults,
 } from './define.js';
 
+// Schedules: declared next to the contracts, applied by a worker or `absurd schedules sync`.
+export { defineSchedule, isScheduleContract } from './define-schedule.js';
+export type { CatchUpPolicy, DefineScheduleOptions, ScheduleContract, ScheduleSpawnOptions } from './define-schedule.js';
+export type { ScheduleInfo, ScheduleInput } from './schedules.js';
+
 // The engine schema: installing, upgrading, checking.
 export { assertSchemaCurrent, initSchema, latestVersion, migrate, schemaStatus } from './migrate.js';
 export type {
@@ -100,6 +105,7 @@ export {
   DatabaseUnreachableError,
   MigrationChecksumError,
   MigrationFailedError,
+  ScheduleError,
   SchemaForeignError,
   SchemaMissingError,
   SchemaNotAdoptableError,
@@ -109,4 +115,4 @@ export {
   ValidationError,
   isAbsurdError,
 } from './errors.js';
-export type { NotAdoptableReason, ValidationBoundary, ValidationIssue } from './errors.js';
+export type { NotAdoptableReason, ScheduleErrorCode, ValidationBoundary, ValidationIssue } from './errors.js';

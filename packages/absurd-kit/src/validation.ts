@@ -27,11 +27,32 @@ export async function parseWith<S extends Schema>(schema: S, value: unknown, sit
   let result = schema['~standard'].validate(value);
   if (result instanceof Promise) result = await result;
   if (!result.issues) return result.value as Output<S>;
-  const issues = result.issues.map(toIssue);
-  const firstPath = result.issues[0]?.path;
-  throw new ValidationError({
+  throw refusal(result.issues, value, site);
+}
+
+/**
+ * {@link parseWith} for a schema that validates synchronously, where a caller cannot wait (a
+ * declaration at module load). A schema whose validation returns a Promise (an async refinement)
+ * throws an Error saying so.
+ *
+ * @example
+ * parseWithSync(task.params, params, { subject: 'schedule "nightly"', boundary: 'params', retryable: false });
+ */
+export function parseWithSync<S extends Schema>(schema: S, value: unknown, site: ValidationSite): Output<S> {
+  const result = schema['~standard'].validate(value);
+  if (result instanceof Promise) {
+    result.catch(() => undefined);
+    throw new Error(`${site.subject}: its ${site.boundary} schema validates asynchronously, which is not supported here — use a schema without async refinements`);
+  }
+  if (!result.issues) return result.value as Output<S>;
+  throw refusal(result.issues, value, site);
+}
+
+function refusal(found: readonly StandardSchemaV1.Issue[], value: unknown, site: ValidationSite): ValidationError {
+  const firstPath = found[0]?.path;
+  return new ValidationError({
     ...site,
-    issues,
+    issues: found.map(toIssue),
     received: excerpt(firstPath && firstPath.length > 0 ? valueAt(value, firstPath) : value),
   });
 }

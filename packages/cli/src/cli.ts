@@ -11,6 +11,7 @@ import { devCommands } from './commands/dev.js';
 import { generateCommand } from './commands/generate.js';
 import { partitionsCommands } from './commands/partitions.js';
 import { queueCommands } from './commands/queue.js';
+import { schedulesCommands } from './commands/schedules.js';
 import { schemaCommands } from './commands/schema.js';
 import { skillCommands } from './commands/skill.js';
 import { spawnCommands } from './commands/spawn.js';
@@ -34,6 +35,7 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
 export const COMMANDS: readonly CommandSpec[] = [
   ...schemaCommands,
   ...queueCommands,
+  ...schedulesCommands,
   ...spawnCommands,
   ...taskControlCommands,
   ...tasksCommands,

@@ -5,7 +5,15 @@
 import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { AbsurdError, isEventContract, isTaskContract, type EventContract, type TaskContract } from 'absurd-kit';
+import {
+  AbsurdError,
+  isEventContract,
+  isScheduleContract,
+  isTaskContract,
+  type EventContract,
+  type ScheduleContract,
+  type TaskContract,
+} from 'absurd-kit';
 import { importTsModule } from './import-ts-module.js';
 
 /** The directory searched when none is given. */
@@ -15,13 +23,15 @@ export const DEFAULT_WORKFLOWS_DIR = 'workflows';
 export interface WorkflowContracts {
   readonly tasks: ReadonlyMap<string, TaskContract>;
   readonly events: ReadonlyMap<string, EventContract>;
+  /** The schedules declared with `defineSchedule`, by name. */
+  readonly schedules: ReadonlyMap<string, ScheduleContract>;
   /** The files imported, relative to the working directory. */
   readonly files: readonly string[];
 }
 
 /**
  * Imports `<dir>/index.ts`, or every `.ts` file under `dir` when there is no index, and collects
- * the exported `defineTask`/`defineEvent` contracts. A missing default directory yields no
+ * the exported `defineTask`/`defineEvent` contracts and `defineSchedule` schedules. A missing default directory yields no
  * contracts; a missing directory given explicitly, or a file that fails to load, is an error.
  *
  * @example
@@ -32,8 +42,9 @@ export async function loadWorkflowContracts(dir: string | undefined, cwd = proce
   const root = path.resolve(cwd, dir ?? DEFAULT_WORKFLOWS_DIR);
   const tasks = new Map<string, TaskContract>();
   const events = new Map<string, EventContract>();
+  const schedules = new Map<string, ScheduleContract>();
   if (!existsSync(root) || !statSync(root).isDirectory()) {
-    if (dir === undefined) return { tasks, events, files: [] };
+    if (dir === undefined) return { tasks, events, schedules, files: [] };
     throw new AbsurdError('WORKFLOWS_NOT_FOUND', `--workflows ${dir}: no such directory (looked in ${root})`);
   }
   const index = path.join(root, 'index.ts');
@@ -52,9 +63,10 @@ export async function loadWorkflowContracts(dir: string | undefined, cwd = proce
     for (const value of Object.values(module)) {
       if (isTaskContract(value) && !tasks.has(value.name)) tasks.set(value.name, value);
       if (isEventContract(value) && !events.has(value.name)) events.set(value.name, value);
+      if (isScheduleContract(value) && !schedules.has(value.name)) schedules.set(value.name, value);
     }
   }
-  return { tasks, events, files: files.map((file) => path.relative(cwd, file)) };
+  return { tasks, events, schedules, files: files.map((file) => path.relative(cwd, file)) };
 }
 
 /** Every TypeScript source under `dir` (no declarations or tests), in a stable order. */

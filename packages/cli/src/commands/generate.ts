@@ -83,7 +83,11 @@ function jsonReport(mode: 'check' | 'write', result: GenerateResult, outcome: Ap
     breaking: outcome.compatibility?.breaking ?? [],
     accepted: outcome.compatibility?.accepted ?? [],
     notes: [...result.notes, ...(outcome.compatibility?.notes ?? [])],
-    contracts: { tasks: result.model.tasks.map((t) => t.name), events: result.model.events.map((e) => e.name) },
+    contracts: {
+      tasks: result.model.tasks.map((t) => t.name),
+      events: result.model.events.map((e) => e.name),
+      schedules: result.model.schedules.map((s) => s.name),
+    },
   };
 }
 
@@ -92,7 +96,12 @@ function printOutcome(context: CommandContext, mode: 'check' | 'write', result: 
   const breaking = report?.breaking.length ?? 0;
   for (const note of result.notes) context.print(`note: ${note}`);
   for (const line of report ? formatReport(report) : []) context.print(line);
-  const counts = `${plural(result.model.tasks.length, 'task')} and ${plural(result.model.events.length, 'event')} in ${result.config.workflowsDir}/`;
+  const { tasks, events, schedules } = result.model;
+  // Schedules are named only where there are some, so that projects without keep their line.
+  const counts =
+    schedules.length === 0
+      ? `${plural(tasks.length, 'task')} and ${plural(events.length, 'event')} in ${result.config.workflowsDir}/`
+      : `${plural(tasks.length, 'task')}, ${plural(events.length, 'event')} and ${plural(schedules.length, 'schedule')} in ${result.config.workflowsDir}/`;
   if (breaking > 0 && (mode === 'check' || outcome.refused)) {
     context.print(
       `${plural(breaking, 'incompatible change')} to contracts whose data may be in flight${outcome.refused ? '; nothing written' : ''}. ` +

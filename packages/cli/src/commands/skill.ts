@@ -95,6 +95,8 @@ npx absurd dev                       # embedded Postgres for this project, schem
 npx absurd init | migrate | schema-version
 npx absurd queue create orders [--storage-mode partitioned]
 npx absurd queue list | queue policy orders [--cleanup-ttl "30 days"] | queue drop orders --yes
+npx absurd schedules sync | schedules list | schedules pause <name> | schedules resume <name>
+npx absurd schedules add nightly --task send-report -q reports --cron "0 2 * * *" --timezone Europe/Berlin
 npx absurd spawn order-fulfillment -q orders -P orderId=o-1 -P amount:=42
 npx absurd emit shipment.packed:o-1 -q orders --payload '{"trackingNumber":"T1"}'
 npx absurd tasks list --state failed | tasks show <task-id> | cancel <task-id> | retry <task-id>

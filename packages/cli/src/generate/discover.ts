@@ -1,5 +1,6 @@
 /**
- * Introspection: finds every contract (`defineTask` / `defineEvent` call) in the workflows folder
+ * Introspection: finds every contract (`defineTask` / `defineEvent` call) and schedule
+ * (`defineSchedule`) in the workflows folder
  * with ts-morph, reads its name, queue and version from the literal arguments, and refuses what
  * the generated client could not rely on (dynamic names, unexported or duplicate contracts,
  * contract files importing runtime code).
@@ -20,10 +21,10 @@ import { isAllowedImport, type ImportRules } from './import-rules.js';
 import { ModuleGraph, ownExportNames, type ExportTarget } from './module-graph.js';
 import { GenerateError, type GenerateProblem } from './problems.js';
 
-/** A contract as written in the source. */
+/** A contract (or a schedule) as written in the source. */
 export interface DiscoveredContract {
-  readonly kind: 'task' | 'event';
-  /** The task or event name (the literal `name`). */
+  readonly kind: 'task' | 'event' | 'schedule';
+  /** The task, event or schedule name (the literal `name`). */
   readonly name: string;
   /** The literal `queue` of a task; undefined when not given (the default queue). */
   readonly queue: string | undefined;
@@ -49,8 +50,11 @@ export interface DiscoverOptions {
   readonly allowImports: readonly string[];
 }
 
-const CONTRACT_FUNCTIONS = { defineTask: 'task', defineEvent: 'event' } as const;
+const CONTRACT_FUNCTIONS = { defineTask: 'task', defineEvent: 'event', defineSchedule: 'schedule' } as const;
 type ContractFunction = keyof typeof CONTRACT_FUNCTIONS;
+
+/** The order of kinds in the result: tasks, events, schedules. */
+const KIND_ORDER: Readonly<Record<DiscoveredContract['kind'], number>> = { task: 0, event: 1, schedule: 2 };
 
 /**
  * Finds the contracts under `workflowsDir`, sorted by kind and name. Throws a
@@ -120,7 +124,7 @@ export function discoverContracts(options: DiscoverOptions): DiscoveredContract[
   }
   problems.push(...duplicates(found));
   if (problems.length > 0) throw new GenerateError(problems);
-  return found.sort((a, b) => (a.kind === b.kind ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.kind === 'task' ? -1 : 1));
+  return found.sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** The first syntax error of a file, if any (its contracts cannot be read reliably). */
@@ -147,13 +151,13 @@ function listSourceFiles(dir: string): string[] {
 }
 
 /**
- * Which of `defineTask` / `defineEvent` of absurd-kit `call` calls, however it was imported, and
- * through local aliases (`const dt = defineTask`, `const { defineTask: dt } = kit`).
+ * Which of `defineTask` / `defineEvent` / `defineSchedule` of absurd-kit `call` calls, however it
+ * was imported, and through local aliases (`const dt = defineTask`, `const { defineTask: dt } = kit`).
  */
 function contractFunction(call: CallExpression, graph: ModuleGraph): ContractFunction | undefined {
   const target = resolveFunction(call.getExpression(), graph, 0);
   if (target?.module.kind !== 'absurd-kit') return undefined;
-  return target.name === 'defineTask' || target.name === 'defineEvent' ? target.name : undefined;
+  return Object.hasOwn(CONTRACT_FUNCTIONS, target.name) ? (target.name as ContractFunction) : undefined;
 }
 
 /** Local aliases followed at most (a chain longer than this is not a contract function). */
@@ -219,7 +223,8 @@ interface LiteralOptions {
 function readLiteralOptions(call: CallExpression, fn: ContractFunction, at: (message: string) => void): LiteralOptions | undefined {
   const options = call.getArguments()[0];
   if (!options || !Node.isObjectLiteralExpression(options)) {
-    at(`${fn}(…) options must be an object literal (the generator reads name${fn === 'defineTask' ? ', queue' : ''} and version from the source)`);
+    const reads = fn === 'defineTask' ? 'name, queue and version' : fn === 'defineEvent' ? 'name and version' : 'name';
+    at(`${fn}(…) options must be an object literal (the generator reads ${reads} from the source)`);
     return undefined;
   }
   let ok = true;
@@ -252,7 +257,7 @@ function readLiteralOptions(call: CallExpression, fn: ContractFunction, at: (mes
   const name = stringOf('name', true);
   const queue = fn === 'defineTask' ? stringOf('queue', false) : undefined;
   let version: number | undefined;
-  const versionProperty = values.get('version');
+  const versionProperty = fn === 'defineSchedule' ? undefined : values.get('version');
   if (versionProperty) {
     const initializer = Node.isPropertyAssignment(versionProperty) ? versionProperty.getInitializer() : undefined;
     if (initializer && Node.isNumericLiteral(initializer)) {

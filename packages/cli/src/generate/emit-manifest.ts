@@ -1,11 +1,11 @@
 /**
  * Emits `manifest.json`: the JSON Schema of every task's params, result and steps and of every
- * event's payload — the contract shared with services in other languages, the dashboard and the
+ * event's payload, and every declared schedule — the contract shared with services in other languages, the dashboard and the
  * compatibility check (see docs/manifest.md).
  */
 import type { JsonObject, JsonValue } from 'absurd-kit';
 import { JSON_SCHEMA_DIALECT, type SchemaPair } from './json-schema.js';
-import type { ContractModel, EventModel, TaskModel } from './model.js';
+import type { ContractModel, EventModel, ScheduleModel, TaskModel } from './model.js';
 
 /** Bumped when the manifest's own layout changes. */
 export const MANIFEST_FORMAT = 1;
@@ -28,6 +28,18 @@ export interface ManifestEvent {
   payload: SchemaPair;
 }
 
+/** A schedule entry of the manifest (keyed by schedule name). */
+export interface ManifestSchedule {
+  task: string;
+  queue: string;
+  cron: string;
+  timezone: string;
+  catchUp: string;
+  export: { module: string; name: string };
+  params: JsonValue;
+  options: JsonObject;
+}
+
 /** The whole manifest. */
 export interface Manifest {
   generatedBy: 'absurd generate';
@@ -35,10 +47,12 @@ export interface Manifest {
   jsonSchemaDialect: string;
   tasks: Record<string, ManifestTask>;
   events: Record<string, ManifestEvent>;
+  /** Absent from manifests written before schedules existed. */
+  schedules?: Record<string, ManifestSchedule>;
 }
 
 /**
- * The manifest of `model`. Tasks, events and steps are in name order; each schema keeps the order
+ * The manifest of `model`. Tasks, events, schedules and steps are in name order; each schema keeps the order
  * its validator gives it (the order of the fields in the source).
  *
  * @example
@@ -51,6 +65,20 @@ export function buildManifest(model: ContractModel): Manifest {
     jsonSchemaDialect: JSON_SCHEMA_DIALECT,
     tasks: Object.fromEntries(model.tasks.map((task) => [task.name, manifestTask(task)])),
     events: Object.fromEntries(model.events.map((event) => [event.name, manifestEvent(event)])),
+    schedules: Object.fromEntries(model.schedules.map((schedule) => [schedule.name, manifestSchedule(schedule)])),
+  };
+}
+
+function manifestSchedule(schedule: ScheduleModel): ManifestSchedule {
+  return {
+    task: schedule.task,
+    queue: schedule.queue,
+    cron: schedule.cron,
+    timezone: schedule.timezone,
+    catchUp: schedule.catchUp,
+    export: { module: schedule.module, name: schedule.exportName },
+    params: schedule.params,
+    options: schedule.options,
   };
 }
 

@@ -3,7 +3,7 @@
  * each discovered contract with its value, which carries the actual schemas.
  */
 import path from 'node:path';
-import type { EventContract, TaskContract } from 'absurd-kit';
+import type { EventContract, ScheduleContract, TaskContract } from 'absurd-kit';
 import { importTsModule } from '../import-ts-module.js';
 import type { DiscoveredContract } from './discover.js';
 import { moduleExports } from './module-exports.js';
@@ -12,7 +12,14 @@ import { GenerateError, type GenerateProblem } from './problems.js';
 /** A discovered contract with its value. */
 export type LoadedContract =
   | { readonly source: DiscoveredContract & { readonly kind: 'task' }; readonly value: TaskContract }
-  | { readonly source: DiscoveredContract & { readonly kind: 'event' }; readonly value: EventContract };
+  | { readonly source: DiscoveredContract & { readonly kind: 'event' }; readonly value: EventContract }
+  | { readonly source: DiscoveredContract & { readonly kind: 'schedule' }; readonly value: ScheduleContract };
+
+const RUNTIME_KINDS: Readonly<Record<DiscoveredContract['kind'], string>> = {
+  task: 'absurd.task',
+  event: 'absurd.event',
+  schedule: 'absurd.schedule',
+};
 
 /**
  * Loads the values of `contracts` (declared in files under `root`). Throws a
@@ -39,9 +46,9 @@ export async function loadContracts(root: string, contracts: readonly Discovered
     if (!module) continue;
     const value = module[source.exportName] as { kind?: unknown; name?: unknown; queue?: unknown } | undefined;
     const at = (message: string) => problems.push({ file: source.file, line: source.line, message });
-    const kind = source.kind === 'task' ? 'absurd.task' : 'absurd.event';
+    const kind = RUNTIME_KINDS[source.kind];
     if (value?.kind !== kind) {
-      at(`export "${source.exportName}" is not a ${source.kind} contract when the file runs`);
+      at(`export "${source.exportName}" is not a ${source.kind}${source.kind === 'schedule' ? '' : ' contract'} when the file runs`);
     } else if (value.name !== source.name) {
       at(`export "${source.exportName}" is named "${String(value.name)}" at run time but "${source.name}" in the source`);
     } else if (source.kind === 'task' && value.queue !== (source.queue ?? 'default')) {

@@ -1,5 +1,5 @@
 /**
- * The model every output is emitted from: tasks and events in a fixed order, with their JSON
+ * The model every output is emitted from: tasks, events and schedules in a fixed order, with their JSON
  * Schemas and the TypeScript names the client gives them.
  */
 import type { JsonObject, JsonValue } from 'absurd-kit';
@@ -47,12 +47,28 @@ export interface EventModel extends ContractOrigin {
   readonly payload: SchemaPair;
 }
 
+/** A schedule declared with `defineSchedule`: which task it spawns, when, with which params. */
+export interface ScheduleModel extends ContractOrigin {
+  readonly name: string;
+  /** The task name and queue of the schedule's task. */
+  readonly task: string;
+  readonly queue: string;
+  readonly cron: string;
+  readonly timezone: string;
+  readonly catchUp: string;
+  readonly params: JsonValue;
+  /** Spawn options as declared (camelCase), keys sorted. */
+  readonly options: JsonObject;
+}
+
 /** Everything `absurd generate` emits from. */
 export interface ContractModel {
   /** Sorted by name. */
   readonly tasks: readonly TaskModel[];
   /** Sorted by name. */
   readonly events: readonly EventModel[];
+  /** Sorted by name. The client declares nothing for them; the manifest lists them. */
+  readonly schedules: readonly ScheduleModel[];
 }
 
 /** Names the generated client declares itself; a contract exported under one of them would clash. */
@@ -93,6 +109,7 @@ export const RESERVED_NAMES: readonly string[] = [
 export async function buildModel(contracts: readonly LoadedContract[]): Promise<ContractModel> {
   const tasks: TaskModel[] = [];
   const events: EventModel[] = [];
+  const schedules: ScheduleModel[] = [];
   for (const { source, value } of contracts) {
     const origin: ContractOrigin = {
       exportName: source.exportName,
@@ -122,10 +139,22 @@ export async function buildModel(contracts: readonly LoadedContract[]): Promise<
       });
     } else if (value.kind === 'absurd.event') {
       events.push({ ...origin, name: value.name, version: value.version, payload: await schemaPair(value.payload) });
+    } else if (value.kind === 'absurd.schedule') {
+      schedules.push({
+        ...origin,
+        name: value.name,
+        task: value.task.name,
+        queue: value.queue,
+        cron: value.cron,
+        timezone: value.timezone,
+        catchUp: value.catchUp,
+        params: sortKeys(JSON.parse(JSON.stringify(value.params ?? null)) as JsonValue),
+        options: sortKeys(JSON.parse(JSON.stringify(value.options)) as JsonValue) as JsonObject,
+      });
     }
   }
   const byName = <T extends { name: string }>(a: T, b: T) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  const model = { tasks: tasks.sort(byName), events: events.sort(byName) };
+  const model = { tasks: tasks.sort(byName), events: events.sort(byName), schedules: schedules.sort(byName) };
   checkNames(model);
   return model;
 }
