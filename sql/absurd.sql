@@ -3567,7 +3567,7 @@ end;
 $$;
 
 -- 000016_flow_control -----------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', '038b749a25ba531e81cb7d55632358d0516e892d8d72ea42ea154bf42e733ed8');
+insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', 'e65cce05b5028802788e011c5044aba3c0b79a17fd78b78e3edb27de0362b0fc');
 
 -- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
@@ -4733,6 +4733,7 @@ returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params
               event_payload jsonb)
 language plpgsql
 as $$
+#variable_conflict use_column
 declare
   v_r text := 'r_' || p_queue_name;
   v_t text := 't_' || p_queue_name;

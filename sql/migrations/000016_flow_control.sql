@@ -1162,6 +1162,7 @@ returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params
               event_payload jsonb)
 language plpgsql
 as $$
+#variable_conflict use_column
 declare
   v_r text := 'r_' || p_queue_name;
   v_t text := 't_' || p_queue_name;
