@@ -97,7 +97,7 @@ describe('claim order', () => {
 
   it('claims across levels in one call, qty at a time', async () => {
     const q = await newQueue(c, 'prio-qty');
-    const runs = [];
+    const runs: { p: number; id: string }[] = [];
     for (const [i, p] of [0, 3, 1, 3, 0, 1].entries()) {
       await setNow(c, plus(T0, i));
       runs.push({ p, id: (await spawn(c, q, 'job', {}, { priority: p })).run_id });

@@ -62,15 +62,21 @@ export type {
   EventContract,
   Input,
   Output,
+  ParamsKeyPath,
   ParamsOf,
   PayloadOf,
   ResultOf,
   Schema,
   StepSchemas,
   StepsOf,
+  TaskConcurrency,
   TaskContract,
   TaskDefaults,
+  TaskRateLimit,
 } from './define.js';
+
+// Flow control: concurrency and rate limits (Absurd#setLimit, removeLimit, listLimits).
+export type { LimitOptions, QueueLimit, RateLimitOptions } from './limits.js';
 
 // The engine schema: installing, upgrading, checking.
 export { assertSchemaCurrent, initSchema, latestVersion, migrate, schemaStatus } from './migrate.js';
@@ -98,6 +104,7 @@ export {
   AbsurdError,
   AwaitedTaskFailedError,
   DatabaseUnreachableError,
+  InvalidLimitError,
   MigrationChecksumError,
   MigrationFailedError,
   SchemaForeignError,
