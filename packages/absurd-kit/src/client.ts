@@ -386,14 +386,14 @@ export class Absurd {
   }
 
   /**
-   * The limits of a queue (default: this client's), with the runs holding a slot and the runs
-   * parked now.
+   * The limits of a queue (default: this client's; null: every queue), with the runs holding a
+   * slot and the runs parked now.
    *
    * @example
    * for (const limit of await app.listLimits()) console.log(limit.name, limit.running, limit.parked);
    */
-  async listLimits(queueName?: string): Promise<QueueLimit[]> {
-    return limits.listLimits(this.con, queueName ?? this.queueName);
+  async listLimits(queueName?: string | null): Promise<QueueLimit[]> {
+    return limits.listLimits(this.con, queueName === undefined ? this.queueName : queueName);
   }
 
   /**

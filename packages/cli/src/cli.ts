@@ -9,6 +9,7 @@ import { cleanupCommands } from './commands/cleanup.js';
 import { dashboardCommands } from './commands/dashboard.js';
 import { devCommands } from './commands/dev.js';
 import { generateCommand } from './commands/generate.js';
+import { limitsCommands } from './commands/limits.js';
 import { partitionsCommands } from './commands/partitions.js';
 import { queueCommands } from './commands/queue.js';
 import { schemaCommands } from './commands/schema.js';
@@ -34,6 +35,7 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
 export const COMMANDS: readonly CommandSpec[] = [
   ...schemaCommands,
   ...queueCommands,
+  ...limitsCommands,
   ...spawnCommands,
   ...taskControlCommands,
   ...tasksCommands,

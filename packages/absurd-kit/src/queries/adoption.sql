@@ -8,8 +8,9 @@
   ListAbsurdFunctions      functions of schema absurd as `create or replace` compares them.
   ListAdoptedQueues        the rows of absurd.queues.
   ListKitQueueIndexes      per queue, absurd-kit's indexes (the definitions of ensure_queue_tables
-                           as of migration 000009), the statement creating each and what already holds
-                           its name.
+                           as of migration 000016, which also creates r_<q>_cai itself while it adds
+                           the runs' priority column), the statement creating each and what already
+                           holds its name.
   LockQueueRegistry        SHARE lock on absurd.queues: no queue is created, dropped or re-configured
                            until the adoption commits.
   ListQueueTableLocks      per queue, the statements taking a SHARE lock on r_<q>, then t_<q> (runs
@@ -75,7 +76,7 @@ select q.queue_name as "queue!",
   from absurd.queues q
  cross join lateral (values
    ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',
-    '(available_at, run_id) where state in (''pending'', ''sleeping'')'),
+    '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),
    ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',
     '(task_id) where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),
    ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),
