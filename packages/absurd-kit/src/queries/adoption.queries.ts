@@ -208,15 +208,16 @@ export interface IListQueueTableLocksQuery {
   result: IListQueueTableLocksResult;
 }
 
-const listQueueTableLocksIR: any = {"usedParamSet":{},"params":[],"statement":"select x.relation as \"relation!\",\n       format('lock table absurd.%I in share mode', x.relation) as \"statement!\"\n  from absurd.queues q\n cross join lateral (values (1, 'r_' || q.queue_name), (2, 't_' || q.queue_name)) as x(ord, relation)\n where to_regclass(format('absurd.%I', x.relation)) is not null\n order by q.queue_name, x.ord"};
+const listQueueTableLocksIR: any = {"usedParamSet":{},"params":[],"statement":"select x.relation as \"relation!\",\n       format('lock table absurd.%I in %s mode', x.relation, x.mode) as \"statement!\"\n  from absurd.queues q\n cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))\n                 as x(ord, relation, mode)\n where to_regclass(format('absurd.%I', x.relation)) is not null\n order by q.queue_name, x.ord"};
 
 /**
  * Query generated from SQL:
  * ```
  * select x.relation as "relation!",
- *        format('lock table absurd.%I in share mode', x.relation) as "statement!"
+ *        format('lock table absurd.%I in %s mode', x.relation, x.mode) as "statement!"
  *   from absurd.queues q
- *  cross join lateral (values (1, 'r_' || q.queue_name), (2, 't_' || q.queue_name)) as x(ord, relation)
+ *  cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))
+ *                  as x(ord, relation, mode)
  *  where to_regclass(format('absurd.%I', x.relation)) is not null
  *  order by q.queue_name, x.ord
  * ```

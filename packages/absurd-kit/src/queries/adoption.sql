@@ -13,8 +13,11 @@
                            holds its name.
   LockQueueRegistry        SHARE lock on absurd.queues: no queue is created, dropped or re-configured
                            until the adoption commits.
-  ListQueueTableLocks      per queue, the statements taking a SHARE lock on r_<q>, then t_<q> (runs
-                           before tasks, as the engine's functions lock them); existing tables only.
+  ListQueueTableLocks      per queue, the statements taking an ACCESS EXCLUSIVE lock on r_<q> (migration
+                           000016 adds the runs' priority column, which needs it: taken here, with the
+                           others, it cannot deadlock with a worker half-way), then a SHARE lock on
+                           t_<q> (runs before tasks, as the engine's functions lock them); existing
+                           tables only.
   ShowLockTimeout, SetLockTimeout
                            read, and set until the end of the transaction, `lock_timeout`.
   SavepointAdoptionLocks, RollbackToAdoptionLocks, ReleaseAdoptionLocks
@@ -89,9 +92,10 @@ lock table absurd.queues in share mode;
 
 /* @name ListQueueTableLocks */
 select x.relation as "relation!",
-       format('lock table absurd.%I in share mode', x.relation) as "statement!"
+       format('lock table absurd.%I in %s mode', x.relation, x.mode) as "statement!"
   from absurd.queues q
- cross join lateral (values (1, 'r_' || q.queue_name), (2, 't_' || q.queue_name)) as x(ord, relation)
+ cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))
+                 as x(ord, relation, mode)
  where to_regclass(format('absurd.%I', x.relation)) is not null
  order by q.queue_name, x.ord;
 
