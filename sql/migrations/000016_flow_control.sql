@@ -1128,7 +1128,9 @@ $$;
 -- for each, the bucket of every limit that applies (the limit's task, or all; the key at key_path
 -- of its params, `null` when missing) is locked with pg_try_advisory_xact_lock and its slots and
 -- starts counted, then
---   - a bucket locked by another transaction: the run is left as it is, due, for a later claim;
+--   - a bucket locked by another transaction: the run is left as it is, due, for a later claim (and
+--     when the claim comes back short, the queue's wake channel is notified at its commit, so that
+--     listening workers claim again at once);
 --   - a concurrency limit full (slots held, plus runs this claim already took): parked
 --     (available_at = 'infinity', a row in kit_limit_waiters with its available_at);
 --   - a rate limit full (starts in the last rate_period, plus this claim's): put back until the
@@ -1184,6 +1186,7 @@ declare
   v_at timestamptz;
   v_offset integer;
   v_seen uuid[] := '{}';        -- runs this claim looked at and left or took (not fetched again)
+  v_busy boolean := false;      -- a run was left because another transaction held its bucket
   -- the rows of one round: one per (candidate, limit that applies)
   c_run uuid[];
   c_at timestamptz[];
@@ -1342,6 +1345,7 @@ begin
         end loop;
 
         if v_skip then
+          v_busy := true;
           v_i := v_j + 1;
           continue;
         end if;
@@ -1457,6 +1461,12 @@ begin
     exit when v_left <= 0 or v_level is null or v_budget <= 0;
     v_bound := v_level;
   end loop;
+  -- Runs left because their bucket was busy are due now: the claim that held it commits within
+  -- moments. Wake the queue's listening workers (this one too) when this claim commits, rather than
+  -- let them wait for their next poll because this claim came back short.
+  if v_busy and v_left > 0 then
+    perform pg_notify('absurd_wake_' || md5(p_queue_name), '');
+  end if;
 end;
 $$;
 

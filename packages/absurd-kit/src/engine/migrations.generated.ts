@@ -3590,7 +3590,7 @@ $$;
   {
     version: 16,
     name: 'flow_control',
-    checksum: 'e65cce05b5028802788e011c5044aba3c0b79a17fd78b78e3edb27de0362b0fc',
+    checksum: '356123e7f6ece8465977b2e316980dcc22b78fdcc20dc4f88349b259c687eb39',
     sql: `-- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
 -- Nothing changes for a queue that uses none of it, nor for a client that knows nothing of it
@@ -4721,7 +4721,9 @@ $$;
 -- for each, the bucket of every limit that applies (the limit's task, or all; the key at key_path
 -- of its params, \`null\` when missing) is locked with pg_try_advisory_xact_lock and its slots and
 -- starts counted, then
---   - a bucket locked by another transaction: the run is left as it is, due, for a later claim;
+--   - a bucket locked by another transaction: the run is left as it is, due, for a later claim (and
+--     when the claim comes back short, the queue's wake channel is notified at its commit, so that
+--     listening workers claim again at once);
 --   - a concurrency limit full (slots held, plus runs this claim already took): parked
 --     (available_at = 'infinity', a row in kit_limit_waiters with its available_at);
 --   - a rate limit full (starts in the last rate_period, plus this claim's): put back until the
@@ -4777,6 +4779,7 @@ declare
   v_at timestamptz;
   v_offset integer;
   v_seen uuid[] := '{}';        -- runs this claim looked at and left or took (not fetched again)
+  v_busy boolean := false;      -- a run was left because another transaction held its bucket
   -- the rows of one round: one per (candidate, limit that applies)
   c_run uuid[];
   c_at timestamptz[];
@@ -4935,6 +4938,7 @@ begin
         end loop;
 
         if v_skip then
+          v_busy := true;
           v_i := v_j + 1;
           continue;
         end if;
@@ -5050,6 +5054,12 @@ begin
     exit when v_left <= 0 or v_level is null or v_budget <= 0;
     v_bound := v_level;
   end loop;
+  -- Runs left because their bucket was busy are due now: the claim that held it commits within
+  -- moments. Wake the queue's listening workers (this one too) when this claim commits, rather than
+  -- let them wait for their next poll because this claim came back short.
+  if v_busy and v_left > 0 then
+    perform pg_notify('absurd_wake_' || md5(p_queue_name), '');
+  end if;
 end;
 $$;
 
