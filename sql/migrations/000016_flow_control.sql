@@ -1103,7 +1103,11 @@ begin
       select d.limit_name, d.key from d order by d.limit_name, d.key
     loop
       perform pg_advisory_xact_lock_shared(1633841252, absurd.kit_limit_lock_key(v_q, v_row.limit_name, v_row.key));
-      perform absurd.kit_limit_unpark(v_q, v_row.limit_name, v_row.key);
+      -- Under the lock: a bucket nobody waits for (the common case) costs one index probe.
+      if exists (select 1 from absurd.kit_limit_waiters w
+                  where w.queue_name = v_q and w.limit_name = v_row.limit_name and w.key = v_row.key and not w.woken) then
+        perform absurd.kit_limit_unpark(v_q, v_row.limit_name, v_row.key);
+      end if;
     end loop;
   elsif new.state in ('completed', 'failed', 'cancelled') then
     for v_row in
@@ -1179,7 +1183,6 @@ declare
   v_j integer;
   v_k integer;
   v_b integer;
-  v_got boolean;
   v_skip boolean;
   v_park integer;
   v_rate_at timestamptz;
@@ -1201,12 +1204,26 @@ declare
   c_woken boolean[];
   c_bucket integer[];
   -- the buckets this claim looked at
+  b_id text[] := '{}';          -- limit || x'1f' || key, for array_position
   b_lim text[] := '{}';
   b_key text[] := '{}';
   b_locked boolean[] := '{}';
   b_used integer[] := '{}';      -- slots held, plus runs taken by this claim
   b_db_starts integer[] := '{}'; -- starts in the window, as counted
   b_starts integer[] := '{}';    -- plus starts of runs taken by this claim
+  -- the buckets a round looks at first
+  n_id text[];
+  n_lim text[];
+  n_key text[];
+  n_rate boolean[];
+  n_period interval[];
+  n_got boolean[];
+  n_used integer[];
+  n_starts integer[];
+  v_lim text;
+  v_key text;
+  v_id text;
+  v_m integer;
   -- what this priority's runs take
   a_run uuid[];
   s_lim text[];
@@ -1280,6 +1297,66 @@ begin
       exit when cardinality(c_run) = 0;
       v_round_bound := v_level::bigint + 1;  -- later rounds stay at this priority
 
+      -- Lock every bucket of this round not looked at yet (those of its runs, and those that woke
+      -- the runs un-parked earlier: their turn may have to be handed on) in one statement; then
+      -- count their slots and starts in statements that start after the locks (race analysis).
+      n_id := '{}'; n_lim := '{}'; n_key := '{}'; n_rate := '{}'; n_period := '{}';
+      for v_k in 1 .. cardinality(c_run) loop
+        for v_m in 1 .. 2 loop
+          if v_m = 1 then
+            v_lim := c_lim[v_k];
+            v_key := c_key[v_k];
+          elsif coalesce(c_woken[v_k], false) then
+            v_lim := c_wlim[v_k];
+            v_key := c_wkey[v_k];
+          else
+            v_lim := null;
+          end if;
+          continue when v_lim is null;
+          v_id := v_lim || E'\x1f' || v_key;
+          continue when array_position(b_id, v_id) is not null;
+          v_b := array_position(n_id, v_id);
+          if v_b is null then
+            n_id := n_id || v_id;
+            n_lim := n_lim || v_lim;
+            n_key := n_key || v_key;
+            n_rate := n_rate || false;
+            n_period := n_period || null::interval;
+            v_b := cardinality(n_id);
+          end if;
+          if v_m = 1 and c_rate[v_k] is not null then
+            n_rate[v_b] := true;
+            n_period[v_b] := c_period[v_k];
+          end if;
+        end loop;
+      end loop;
+      if cardinality(n_id) > 0 then
+        select array_agg(pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key(p_queue_name, u.l, u.k)) order by u.ord)
+          into n_got
+          from unnest(n_lim, n_key) with ordinality as u(l, k, ord);
+        if true = any(n_rate) then
+          delete from absurd.kit_limit_starts s
+           using unnest(n_lim, n_key, n_period, n_got, n_rate) as u(l, k, p, g, r)
+           where u.g and u.r and s.queue_name = p_queue_name and s.limit_name = u.l and s.key = u.k
+             and s.started_at <= p_now - u.p;
+        end if;
+        select array_agg(case when u.g then (select count(*)::integer from absurd.kit_limit_slots s
+                                              where s.queue_name = p_queue_name and s.limit_name = u.l and s.key = u.k)
+                              else 0 end order by u.ord),
+               array_agg(case when u.g and u.r then (select count(*)::integer from absurd.kit_limit_starts s
+                                                      where s.queue_name = p_queue_name and s.limit_name = u.l and s.key = u.k)
+                              else 0 end order by u.ord)
+          into n_used, n_starts
+          from unnest(n_lim, n_key, n_got, n_rate) with ordinality as u(l, k, g, r, ord);
+        b_id := b_id || n_id;
+        b_lim := b_lim || n_lim;
+        b_key := b_key || n_key;
+        b_locked := b_locked || n_got;
+        b_used := b_used || n_used;
+        b_db_starts := b_db_starts || n_starts;
+        b_starts := b_starts || n_starts;
+      end if;
+
       v_i := 1;
       while v_i <= cardinality(c_run) loop
         v_j := v_i;  -- the rows v_i .. v_j belong to one run
@@ -1289,59 +1366,16 @@ begin
         v_budget := v_budget - 1;
         v_seen := v_seen || c_run[v_i];
 
-        -- Lock and count every bucket of the run (and, for a run un-parked earlier, the bucket
-        -- that woke it: its turn may have to be handed on). One bucket taken by someone else: skip.
-        v_skip := false;
-        for v_k in v_i .. v_j + 1 loop
-          declare
-            v_lim text;
-            v_key text;
-          begin
-            if v_k <= v_j then
-              v_lim := c_lim[v_k];
-              v_key := c_key[v_k];
-            elsif c_woken[v_i] then
-              v_lim := c_wlim[v_i];
-              v_key := c_wkey[v_i];
-            end if;
-            continue when v_lim is null;
-            v_b := null;
-            for v_m in 1 .. cardinality(b_lim) loop
-              if b_lim[v_m] = v_lim and b_key[v_m] = v_key then
-                v_b := v_m;
-                exit;
-              end if;
-            end loop;
-            if v_b is null then
-              v_got := pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key(p_queue_name, v_lim, v_key));
-              b_lim := b_lim || v_lim;
-              b_key := b_key || v_key;
-              b_locked := b_locked || v_got;
-              b_used := b_used || 0;
-              b_db_starts := b_db_starts || 0;
-              b_starts := b_starts || 0;
-              v_b := cardinality(b_lim);
-              if v_got then
-                -- New statements: their snapshots come after the lock (see the race analysis).
-                b_used[v_b] := (select count(*) from absurd.kit_limit_slots s
-                                 where s.queue_name = p_queue_name and s.limit_name = v_lim and s.key = v_key);
-                if v_k <= v_j and c_rate[v_k] is not null then
-                  delete from absurd.kit_limit_starts s
-                   where s.queue_name = p_queue_name and s.limit_name = v_lim and s.key = v_key
-                     and s.started_at <= p_now - c_period[v_k];
-                  b_db_starts[v_b] := (select count(*) from absurd.kit_limit_starts s
-                                        where s.queue_name = p_queue_name and s.limit_name = v_lim and s.key = v_key);
-                  b_starts[v_b] := b_db_starts[v_b];
-                end if;
-              end if;
-            end if;
-            if v_k <= v_j then
-              c_bucket[v_k] := v_b;
-            end if;
-            if not b_locked[v_b] then
-              v_skip := true;
-            end if;
-          end;
+        -- A bucket of the run (or the one that woke it) taken by another transaction: skip it.
+        v_skip := coalesce(c_woken[v_i], false)
+                  and not b_locked[array_position(b_id, c_wlim[v_i] || E'\x1f' || c_wkey[v_i])];
+        for v_k in v_i .. v_j loop
+          continue when c_lim[v_k] is null;
+          v_b := array_position(b_id, c_lim[v_k] || E'\x1f' || c_key[v_k]);
+          c_bucket[v_k] := v_b;
+          if not b_locked[v_b] then
+            v_skip := true;
+          end if;
         end loop;
 
         if v_skip then
