@@ -3567,7 +3567,7 @@ end;
 $$;
 
 -- 000016_flow_control -----------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', '3453499c2b8d08ac78fcf7ed324e7078c4e70b61193d39f63f73546e5c94e015');
+insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', 'fa68109130992eb234f64aa13ad64dee4040c95f661664de5a77ba2c3a9977cd');
 
 -- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
@@ -4755,6 +4755,7 @@ declare
   v_k integer;
   v_b integer;
   v_skip boolean;
+  v_got boolean;
   v_park integer;
   v_rate_at timestamptz;
   v_at timestamptz;
@@ -4774,6 +4775,8 @@ declare
   c_wkey text[];
   c_woken boolean[];
   c_bucket integer[];
+  c_got boolean[];
+  c_wgot boolean[];
   -- the buckets this claim looked at
   b_id text[] := '{}';          -- limit || x'1f' || key, for array_position
   b_lim text[] := '{}';
@@ -4811,6 +4814,7 @@ begin
     loop  -- rounds within one priority, until qty runs are taken or nothing is left to look at
       c_run := '{}'; c_at := '{}'; c_fresh := '{}'; c_lim := '{}'; c_key := '{}'; c_max := '{}';
       c_rate := '{}'; c_period := '{}'; c_wlim := '{}'; c_wkey := '{}'; c_woken := '{}'; c_bucket := '{}';
+      c_got := '{}'; c_wgot := '{}';
       v_n := least(v_left - cardinality(a_run), v_budget);
       exit when v_n <= 0;
       for v_row in execute format(
@@ -4833,19 +4837,36 @@ begin
             order by r.available_at, r.run_id
             limit $2
               for update of r, t skip locked
+         ),
+         per_limit as (
+           select c.run_id, c.available_at, c.fresh, l.limit_name,
+                  case when l.key_path is null then ''
+                       else coalesce(c.params #> l.key_path, 'null'::jsonb)::text end as key,
+                  l.max_running, l.rate_count, l.rate_period,
+                  w.limit_name as w_limit, w.key as w_key, w.woken as w_woken
+             from cand c
+             left join absurd.kit_limits l
+               on l.queue_name = $4 and (l.task_name is null or l.task_name = c.task_name)
+             left join absurd.kit_limit_waiters w on w.queue_name = $4 and w.run_id = c.run_id
+         ),
+         buckets as (
+           select p.limit_name, p.key from per_limit p where p.limit_name is not null
+           union
+           select p.w_limit, p.w_key from per_limit p where p.w_woken
+         ),
+         -- Tried here, once per bucket; counted in a later statement (see the race analysis).
+         locks as materialized (
+           select b.limit_name, b.key,
+                  pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key($4, b.limit_name, b.key)) as got
+             from buckets b
          )
-         select c.run_id, c.available_at, c.fresh, l.limit_name,
-                case when l.key_path is null then ''
-                     else coalesce(c.params #> l.key_path, 'null'::jsonb)::text end as key,
-                l.max_running, l.rate_count, l.rate_period,
-                w.limit_name as w_limit, w.key as w_key, w.woken as w_woken,
-                (select top.priority from top) as level
-           from cand c
-           left join absurd.kit_limits l
-             on l.queue_name = $4 and (l.task_name is null or l.task_name = c.task_name)
-           left join absurd.kit_limit_waiters w on w.queue_name = $4 and w.run_id = c.run_id
+         select p.*, k.got, wk.got as w_got, (select top.priority from top) as level
+           from per_limit p
+           left join locks k on k.limit_name = p.limit_name and k.key = p.key
+           left join locks wk on p.w_woken and wk.limit_name = p.w_limit and wk.key = p.w_key
          union all
-         select null, null, null, null, null, null, null, null, null, null, null, (select top.priority from top)
+         select null, null, null, null, null, null, null, null, null, null, null, null, null,
+                (select top.priority from top)
          order by available_at nulls last, run_id, limit_name$f$,
         v_r, v_t)
         using p_now, v_n, v_seen, p_queue_name, v_round_bound
@@ -4863,23 +4884,27 @@ begin
         c_wlim := c_wlim || v_row.w_limit;
         c_wkey := c_wkey || v_row.w_key;
         c_woken := c_woken || v_row.w_woken;
+        c_got := c_got || v_row.got;
+        c_wgot := c_wgot || v_row.w_got;
         c_bucket := c_bucket || null::integer;
       end loop;
       exit when cardinality(c_run) = 0;
       v_round_bound := v_level::bigint + 1;  -- later rounds stay at this priority
 
-      -- Lock every bucket of this round not looked at yet (those of its runs, and those that woke
-      -- the runs un-parked earlier: their turn may have to be handed on) in one statement; then
-      -- count their slots and starts in statements that start after the locks (race analysis).
-      n_id := '{}'; n_lim := '{}'; n_key := '{}'; n_rate := '{}'; n_period := '{}';
+      -- The buckets of this round not looked at yet (those of its runs, and those that woke the
+      -- runs un-parked earlier: their turn may have to be handed on), tried by the statement above;
+      -- their slots and starts are counted below, in statements that start after the locks.
+      n_id := '{}'; n_lim := '{}'; n_key := '{}'; n_rate := '{}'; n_period := '{}'; n_got := '{}';
       for v_k in 1 .. cardinality(c_run) loop
         for v_m in 1 .. 2 loop
           if v_m = 1 then
             v_lim := c_lim[v_k];
             v_key := c_key[v_k];
+            v_got := c_got[v_k];
           elsif coalesce(c_woken[v_k], false) then
             v_lim := c_wlim[v_k];
             v_key := c_wkey[v_k];
+            v_got := c_wgot[v_k];
           else
             v_lim := null;
           end if;
@@ -4893,6 +4918,7 @@ begin
             n_key := n_key || v_key;
             n_rate := n_rate || false;
             n_period := n_period || null::interval;
+            n_got := n_got || coalesce(v_got, false);
             v_b := cardinality(n_id);
           end if;
           if v_m = 1 and c_rate[v_k] is not null then
@@ -4902,9 +4928,6 @@ begin
         end loop;
       end loop;
       if cardinality(n_id) > 0 then
-        select array_agg(pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key(p_queue_name, u.l, u.k)) order by u.ord)
-          into n_got
-          from unnest(n_lim, n_key) with ordinality as u(l, k, ord);
         if true = any(n_rate) then
           delete from absurd.kit_limit_starts s
            using unnest(n_lim, n_key, n_period, n_got, n_rate) as u(l, k, p, g, r)
@@ -5021,17 +5044,23 @@ begin
     end loop;
 
     if cardinality(a_run) > 0 then
-      insert into absurd.kit_limit_slots (queue_name, limit_name, key, run_id)
-      select p_queue_name, u.l, u.k, u.r from unnest(s_lim, s_key, s_run) as u(l, k, r)
-      on conflict do nothing;
-      insert into absurd.kit_limit_starts (queue_name, limit_name, key, started_at)
-      select p_queue_name, u.l, u.k, p_now from unnest(st_lim, st_key) as u(l, k);
-      if cardinality(w_run) > 0 then
-        delete from absurd.kit_limit_waiters w where w.queue_name = p_queue_name and w.run_id = any(w_run);
-      end if;
+      -- One statement: the runs claimed, their slots and starts, their waiter rows gone.
       return query execute format(
         $f$with input as (
            select u.run_id, u.ord from unnest($4::uuid[]) with ordinality as u(run_id, ord)
+         ),
+         slots as (
+           insert into absurd.kit_limit_slots (queue_name, limit_name, key, run_id)
+           select $5, u.l, u.k, u.r from unnest($6::text[], $7::text[], $8::uuid[]) as u(l, k, r)
+           on conflict do nothing
+         ),
+         starts as (
+           insert into absurd.kit_limit_starts (queue_name, limit_name, key, started_at)
+           select $5, u.l, u.k, $1 from unnest($9::text[], $10::text[]) as u(l, k)
+         ),
+         unwaited as (
+           delete from absurd.kit_limit_waiters x using unnest($11::uuid[]) as u(r)
+            where x.queue_name = $5 and x.run_id = u.r
          ),
          claimed as (
            update absurd.%1$I r
@@ -5060,7 +5089,7 @@ begin
            join tasks t on t.task_id = c.task_id
           order by c.ord$f$,
         v_r, v_t, 'w_' || p_queue_name)
-        using p_now, p_worker, p_claim_until, a_run;
+        using p_now, p_worker, p_claim_until, a_run, p_queue_name, s_lim, s_key, s_run, st_lim, st_key, w_run;
       v_left := v_left - cardinality(a_run);
     end if;
     exit when v_left <= 0 or v_level is null or v_budget <= 0;
