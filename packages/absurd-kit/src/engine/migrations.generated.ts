@@ -3590,7 +3590,7 @@ $$;
   {
     version: 16,
     name: 'flow_control',
-    checksum: 'fa68109130992eb234f64aa13ad64dee4040c95f661664de5a77ba2c3a9977cd',
+    checksum: 'de331004245392bef51b0a0e55e342bc7805325b1a5aff8625ef28d3d2704cbc',
     sql: `-- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
 -- Nothing changes for a queue that uses none of it, nor for a client that knows nothing of it
@@ -3647,15 +3647,17 @@ create table if not exists absurd.kit_limits (
   check ((rate_count is null) = (rate_period is null))
 );
 
--- The slots held by running runs: one row per (limit, bucket) the run counts in.
+-- The slots held by running runs: one row per limit the run counts in, under its bucket. The
+-- release deletes by run (the primary key leads with it, so that no plan ever reads a bucket's
+-- entries, live or dead, to find one run's); claims count by bucket (kit_limit_slots_bucket).
 create table if not exists absurd.kit_limit_slots (
   queue_name text not null,
   limit_name text not null,
   key text not null,
   run_id uuid not null,
-  primary key (queue_name, limit_name, key, run_id)
+  primary key (run_id, limit_name)
 );
-create index if not exists kit_limit_slots_run on absurd.kit_limit_slots (run_id);
+create index if not exists kit_limit_slots_bucket on absurd.kit_limit_slots (queue_name, limit_name, key);
 
 -- The parked runs: one row per run, under the (limit, bucket) that was full when it was claimed.
 -- available_at: the run's own before it was parked (restored when it is un-parked: its place).
@@ -4690,7 +4692,7 @@ begin
   if old.state = 'running' then
     for v_row in
       with d as (
-        delete from absurd.kit_limit_slots s where s.run_id = old.run_id and s.queue_name = v_q
+        delete from absurd.kit_limit_slots s where s.run_id = old.run_id
         returning s.limit_name, s.key
       )
       select d.limit_name, d.key from d order by d.limit_name, d.key
@@ -4799,6 +4801,12 @@ declare
   c_bucket integer[];
   c_got boolean[];
   c_wgot boolean[];
+  -- the candidates of one round, as fetched
+  f_run uuid[];
+  f_at timestamptz[];
+  f_fresh boolean[];
+  f_task text[];
+  f_params jsonb[];
   -- the buckets this claim looked at
   b_id text[] := '{}';          -- limit || x'1f' || key, for array_position
   b_lim text[] := '{}';
@@ -4839,6 +4847,10 @@ begin
       c_got := '{}'; c_wgot := '{}';
       v_n := least(v_left - cardinality(a_run), v_budget);
       exit when v_n <= 0;
+      -- The candidates (dynamic: the queue's tables), then, in a static statement (its plan is
+      -- kept), the limits that apply to each, its bucket keys, its waiter row, and a try of every
+      -- bucket's lock; the buckets are counted in a later statement (see the race analysis).
+      f_run := '{}'; f_at := '{}'; f_fresh := '{}'; f_task := '{}'; f_params := '{}';
       for v_row in execute format(
         $f$with top as (
            select r.priority
@@ -4859,42 +4871,53 @@ begin
             order by r.available_at, r.run_id
             limit $2
               for update of r, t skip locked
-         ),
-         per_limit as (
-           select c.run_id, c.available_at, c.fresh, l.limit_name,
-                  case when l.key_path is null then ''
-                       else coalesce(c.params #> l.key_path, 'null'::jsonb)::text end as key,
-                  l.max_running, l.rate_count, l.rate_period,
-                  w.limit_name as w_limit, w.key as w_key, w.woken as w_woken
-             from cand c
-             left join absurd.kit_limits l
-               on l.queue_name = $4 and (l.task_name is null or l.task_name = c.task_name)
-             left join absurd.kit_limit_waiters w on w.queue_name = $4 and w.run_id = c.run_id
-         ),
-         buckets as (
-           select p.limit_name, p.key from per_limit p where p.limit_name is not null
-           union
-           select p.w_limit, p.w_key from per_limit p where p.w_woken
-         ),
-         -- Tried here, once per bucket; counted in a later statement (see the race analysis).
-         locks as materialized (
-           select b.limit_name, b.key,
-                  pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key($4, b.limit_name, b.key)) as got
-             from buckets b
          )
-         select p.*, k.got, wk.got as w_got, (select top.priority from top) as level
-           from per_limit p
-           left join locks k on k.limit_name = p.limit_name and k.key = p.key
-           left join locks wk on p.w_woken and wk.limit_name = p.w_limit and wk.key = p.w_key
+         select c.run_id, c.available_at, c.fresh, c.task_name, c.params, (select top.priority from top) as level
+           from cand c
          union all
-         select null, null, null, null, null, null, null, null, null, null, null, null, null,
-                (select top.priority from top)
-         order by available_at nulls last, run_id, limit_name$f$,
+         select null, null, null, null, null, (select top.priority from top)
+         order by available_at nulls last, run_id$f$,
         v_r, v_t)
         using p_now, v_n, v_seen, p_queue_name, v_round_bound
       loop
         v_level := v_row.level;
         continue when v_row.run_id is null;
+        f_run := f_run || v_row.run_id;
+        f_at := f_at || v_row.available_at;
+        f_fresh := f_fresh || v_row.fresh;
+        f_task := f_task || v_row.task_name;
+        f_params := f_params || v_row.params;
+      end loop;
+
+      for v_row in
+        with per_limit as (
+          select u.ord, u.run_id, u.available_at, u.fresh, l.limit_name,
+                 case when l.key_path is null then ''
+                      else coalesce(u.params #> l.key_path, 'null'::jsonb)::text end as key,
+                 l.max_running, l.rate_count, l.rate_period,
+                 w.limit_name as w_limit, w.key as w_key, w.woken as w_woken
+            from unnest(f_run, f_at, f_fresh, f_task, f_params)
+                 with ordinality as u(run_id, available_at, fresh, task_name, params, ord)
+            left join absurd.kit_limits l
+              on l.queue_name = p_queue_name and (l.task_name is null or l.task_name = u.task_name)
+            left join absurd.kit_limit_waiters w on w.queue_name = p_queue_name and w.run_id = u.run_id
+        ),
+        buckets as (
+          select p.limit_name, p.key from per_limit p where p.limit_name is not null
+          union
+          select p.w_limit, p.w_key from per_limit p where p.w_woken
+        ),
+        locks as materialized (
+          select b.limit_name, b.key,
+                 pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key(p_queue_name, b.limit_name, b.key)) as got
+            from buckets b
+        )
+        select p.*, k.got, wk.got as w_got
+          from per_limit p
+          left join locks k on k.limit_name = p.limit_name and k.key = p.key
+          left join locks wk on p.w_woken and wk.limit_name = p.w_limit and wk.key = p.w_key
+         order by p.ord, p.limit_name
+      loop
         c_run := c_run || v_row.run_id;
         c_at := c_at || v_row.available_at;
         c_fresh := c_fresh || v_row.fresh;
@@ -5066,23 +5089,19 @@ begin
     end loop;
 
     if cardinality(a_run) > 0 then
-      -- One statement: the runs claimed, their slots and starts, their waiter rows gone.
+      insert into absurd.kit_limit_slots (queue_name, limit_name, key, run_id)
+      select p_queue_name, u.l, u.k, u.r from unnest(s_lim, s_key, s_run) as u(l, k, r)
+      on conflict do nothing;
+      if cardinality(st_lim) > 0 then
+        insert into absurd.kit_limit_starts (queue_name, limit_name, key, started_at)
+        select p_queue_name, u.l, u.k, p_now from unnest(st_lim, st_key) as u(l, k);
+      end if;
+      if cardinality(w_run) > 0 then
+        delete from absurd.kit_limit_waiters x where x.queue_name = p_queue_name and x.run_id = any(w_run);
+      end if;
       return query execute format(
         $f$with input as (
            select u.run_id, u.ord from unnest($4::uuid[]) with ordinality as u(run_id, ord)
-         ),
-         slots as (
-           insert into absurd.kit_limit_slots (queue_name, limit_name, key, run_id)
-           select $5, u.l, u.k, u.r from unnest($6::text[], $7::text[], $8::uuid[]) as u(l, k, r)
-           on conflict do nothing
-         ),
-         starts as (
-           insert into absurd.kit_limit_starts (queue_name, limit_name, key, started_at)
-           select $5, u.l, u.k, $1 from unnest($9::text[], $10::text[]) as u(l, k)
-         ),
-         unwaited as (
-           delete from absurd.kit_limit_waiters x using unnest($11::uuid[]) as u(r)
-            where x.queue_name = $5 and x.run_id = u.r
          ),
          claimed as (
            update absurd.%1$I r
@@ -5111,7 +5130,7 @@ begin
            join tasks t on t.task_id = c.task_id
           order by c.ord$f$,
         v_r, v_t, 'w_' || p_queue_name)
-        using p_now, p_worker, p_claim_until, a_run, p_queue_name, s_lim, s_key, s_run, st_lim, st_key, w_run;
+        using p_now, p_worker, p_claim_until, a_run;
       v_left := v_left - cardinality(a_run);
     end if;
     exit when v_left <= 0 or v_level is null or v_budget <= 0;
