@@ -151,6 +151,7 @@ begin
   delete from absurd.kit_limit_waiters w where w.queue_name = p_queue_name;
   delete from absurd.kit_limit_starts s where s.queue_name = p_queue_name;
   delete from absurd.kit_limits l where l.queue_name = p_queue_name;
+  perform absurd.kit_limits_drop_functions(p_queue_name);
 end;
 $$;
 
@@ -1012,6 +1013,125 @@ begin
 end;
 $$;
 
+-- kit_limits_function_name(q, part): the name of one of the two functions kit_limits_create_functions
+-- writes for queue q: 'kit_q_<md5(q)>_fetch' or 'kit_q_<md5(q)>_claim' (44 bytes, whatever q).
+create function absurd.kit_limits_function_name(p_queue_name text, p_part text) returns text
+language sql immutable
+as $$ select 'kit_q_' || md5(p_queue_name) || '_' || p_part $$;
+
+-- kit_limits_create_functions(q): (re)writes the two statements of kit_claim_limited that read
+-- and write the queue's own tables as functions of that queue, with those tables named in static
+-- SQL, so that each session plans them once and keeps the plan (a statement run by EXECUTE is
+-- planned at every call, which made a claim on a queue with limits cost a second planning).
+--   kit_q_<md5(q)>_fetch(now, n, seen, bound): up to n due runs of the highest priority below bound
+--     with claimable runs (not in seen), FOR UPDATE SKIP LOCKED with their tasks, in claim order,
+--     then one row with only `level`: that priority (null when there is none);
+--   kit_q_<md5(q)>_claim(now, worker, claim_until, runs): claims the given runs (locked by the
+--     caller) as claim_task does, returning claim_task's columns in the order given.
+-- Created by kit_set_limit, dropped with the queue's last limit (kit_remove_limit) or with its
+-- flow-control rows (kit_forget_queue_limits). Locks: those of create or replace function.
+create function absurd.kit_limits_create_functions(p_queue_name text) returns void
+language plpgsql
+as $$
+begin
+  execute format(
+    $g$create or replace function absurd.%1$I(p_now timestamptz, p_n integer, p_seen uuid[], p_bound bigint)
+       returns table(run_id uuid, available_at timestamptz, fresh boolean, task_name text, params jsonb,
+                     level integer)
+       language plpgsql
+       as $body$
+       #variable_conflict use_column
+       begin
+         return query
+           with top as (
+             select r.priority
+               from absurd.%2$I r
+              where r.state in ('pending', 'sleeping') and r.priority < p_bound
+              order by r.priority desc, r.available_at, r.run_id
+              limit 1
+           ),
+           cand as (
+             select r.run_id, r.available_at, r.started_at is null as fresh, t.task_name, t.params
+               from absurd.%2$I r
+               join absurd.%3$I t on t.task_id = r.task_id
+              where r.state in ('pending', 'sleeping')
+                and r.priority = (select top.priority from top)
+                and r.available_at <= p_now
+                and t.state in ('pending', 'sleeping', 'running')
+                and r.run_id <> all(p_seen)
+              order by r.available_at, r.run_id
+              limit p_n
+                for update of r, t skip locked
+           )
+           select c.run_id, c.available_at, c.fresh, c.task_name, c.params, (select top.priority from top)
+             from cand c
+           union all
+           select null, null, null, null, null, (select top.priority from top)
+           order by 2 nulls last, 1;
+       end
+       $body$
+    $g$,
+    absurd.kit_limits_function_name(p_queue_name, 'fetch'), 'r_' || p_queue_name, 't_' || p_queue_name);
+  execute format(
+    $g$create or replace function absurd.%1$I(p_now timestamptz, p_worker text, p_claim_until timestamptz,
+                                             p_runs uuid[])
+       returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params jsonb,
+                     retry_strategy jsonb, max_attempts integer, headers jsonb, wake_event text,
+                     event_payload jsonb)
+       language plpgsql
+       as $body$
+       #variable_conflict use_column
+       begin
+         return query
+           with input as (
+             select u.run_id, u.ord from unnest(p_runs) with ordinality as u(run_id, ord)
+           ),
+           claimed as (
+             update absurd.%2$I r
+                set state = 'running', claimed_by = p_worker, claim_expires_at = p_claim_until,
+                    started_at = p_now, available_at = p_now
+               from input i
+              where r.run_id = i.run_id
+             returning r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload, i.ord
+           ),
+           tasks as (
+             update absurd.%3$I t
+                set state = 'running', attempts = greatest(t.attempts, c.attempt),
+                    first_started_at = coalesce(t.first_started_at, p_now), last_attempt_run = c.run_id
+               from claimed c
+              where t.task_id = c.task_id
+             returning t.task_id, t.task_name, t.params, t.retry_strategy, t.max_attempts, t.headers
+           ),
+           expired_waits as (
+             delete from absurd.%4$I w
+              using claimed c
+              where w.run_id = c.run_id and w.timeout_at is not null and w.timeout_at <= p_now
+           )
+           select c.run_id, c.task_id, c.attempt, t.task_name, t.params, t.retry_strategy, t.max_attempts,
+                  t.headers, c.wake_event, c.event_payload
+             from claimed c
+             join tasks t on t.task_id = c.task_id
+            order by c.ord;
+       end
+       $body$
+    $g$,
+    absurd.kit_limits_function_name(p_queue_name, 'claim'), 'r_' || p_queue_name, 't_' || p_queue_name,
+    'w_' || p_queue_name);
+end;
+$$;
+
+-- kit_limits_drop_functions(q): drops the functions kit_limits_create_functions wrote for q, if any.
+create function absurd.kit_limits_drop_functions(p_queue_name text) returns void
+language plpgsql
+as $$
+begin
+  execute format('drop function if exists absurd.%I(timestamptz, integer, uuid[], bigint)',
+                 absurd.kit_limits_function_name(p_queue_name, 'fetch'));
+  execute format('drop function if exists absurd.%I(timestamptz, text, timestamptz, uuid[])',
+                 absurd.kit_limits_function_name(p_queue_name, 'claim'));
+end;
+$$;
+
 -- kit_limit_unpark(q, limit, bucket): un-parks the oldest parked runs of one bucket of a
 -- concurrency limit, as many as the bucket has free slots: max_running, less the slots held, less
 -- the runs already un-parked and not yet claimed (woken). An un-parked run gets its own
@@ -1173,7 +1293,8 @@ as $$
 #variable_conflict use_column
 declare
   v_r text := 'r_' || p_queue_name;
-  v_t text := 't_' || p_queue_name;
+  v_fetch text := absurd.kit_limits_function_name(p_queue_name, 'fetch');
+  v_claim text := absurd.kit_limits_function_name(p_queue_name, 'claim');
   v_budget integer := greatest(p_qty * 4, 16);
   v_left integer := p_qty;
   v_bound bigint := 2147483648;
@@ -1258,34 +1379,8 @@ begin
       -- kept), the limits that apply to each, its bucket keys, its waiter row, and a try of every
       -- bucket's lock; the buckets are counted in a later statement (see the race analysis).
       f_run := '{}'; f_at := '{}'; f_fresh := '{}'; f_task := '{}'; f_params := '{}';
-      for v_row in execute format(
-        $f$with top as (
-           select r.priority
-             from absurd.%1$I r
-            where r.state in ('pending', 'sleeping') and r.priority < $5
-            order by r.priority desc, r.available_at, r.run_id
-            limit 1
-         ),
-         cand as (
-           select r.run_id, r.available_at, r.started_at is null as fresh, t.task_name, t.params
-             from absurd.%1$I r
-             join absurd.%2$I t on t.task_id = r.task_id
-            where r.state in ('pending', 'sleeping')
-              and r.priority = (select top.priority from top)
-              and r.available_at <= $1
-              and t.state in ('pending', 'sleeping', 'running')
-              and r.run_id <> all($3)
-            order by r.available_at, r.run_id
-            limit $2
-              for update of r, t skip locked
-         )
-         select c.run_id, c.available_at, c.fresh, c.task_name, c.params, (select top.priority from top) as level
-           from cand c
-         union all
-         select null, null, null, null, null, (select top.priority from top)
-         order by available_at nulls last, run_id$f$,
-        v_r, v_t)
-        using p_now, v_n, v_seen, p_queue_name, v_round_bound
+      for v_row in execute format('select * from absurd.%I($1, $2, $3, $4)', v_fetch)
+        using p_now, v_n, v_seen, v_round_bound
       loop
         v_level := v_row.level;
         continue when v_row.run_id is null;
@@ -1506,37 +1601,7 @@ begin
       if cardinality(w_run) > 0 then
         delete from absurd.kit_limit_waiters x where x.queue_name = p_queue_name and x.run_id = any(w_run);
       end if;
-      return query execute format(
-        $f$with input as (
-           select u.run_id, u.ord from unnest($4::uuid[]) with ordinality as u(run_id, ord)
-         ),
-         claimed as (
-           update absurd.%1$I r
-              set state = 'running', claimed_by = $2, claim_expires_at = $3, started_at = $1,
-                  available_at = $1
-             from input i
-            where r.run_id = i.run_id
-           returning r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload, i.ord
-         ),
-         tasks as (
-           update absurd.%2$I t
-              set state = 'running', attempts = greatest(t.attempts, c.attempt),
-                  first_started_at = coalesce(t.first_started_at, $1), last_attempt_run = c.run_id
-             from claimed c
-            where t.task_id = c.task_id
-           returning t.task_id, t.task_name, t.params, t.retry_strategy, t.max_attempts, t.headers
-         ),
-         expired_waits as (
-           delete from absurd.%3$I w
-            using claimed c
-            where w.run_id = c.run_id and w.timeout_at is not null and w.timeout_at <= $1
-         )
-         select c.run_id, c.task_id, c.attempt, t.task_name, t.params, t.retry_strategy, t.max_attempts,
-                t.headers, c.wake_event, c.event_payload
-           from claimed c
-           join tasks t on t.task_id = c.task_id
-          order by c.ord$f$,
-        v_r, v_t, 'w_' || p_queue_name)
+      return query execute format('select * from absurd.%I($1, $2, $3, $4)', v_claim)
         using p_now, p_worker, p_claim_until, a_run;
       v_left := v_left - cardinality(a_run);
     end if;
@@ -1686,6 +1751,7 @@ begin
            execute function absurd.kit_limits_release(%L)$f$,
       v_r, p_queue_name);
   end if;
+  perform absurd.kit_limits_create_functions(p_queue_name);
   return true;
 end;
 $$;
@@ -1718,6 +1784,7 @@ begin
   delete from absurd.kit_limits l where l.queue_name = p_queue_name and l.limit_name = p_limit_name;
   if not exists (select 1 from absurd.kit_limits l where l.queue_name = p_queue_name) then
     execute format('drop trigger if exists kit_limits_release on absurd.%I', v_r);
+    perform absurd.kit_limits_drop_functions(p_queue_name);
   end if;
   return true;
 end;
