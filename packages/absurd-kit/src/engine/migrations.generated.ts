@@ -3590,7 +3590,7 @@ $$;
   {
     version: 16,
     name: 'flow_control',
-    checksum: '17ea484637c18bf8df5d71990a31f5a1c1da122dc2aa2df2d9e8fe1a8950b4b2',
+    checksum: '9e1e9ce4ec21020fd25538f8ca05a8c37d31fbfa9cae3db34fed8768299e736b',
     sql: `-- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
 -- Nothing changes for a queue that uses none of it, nor for a client that knows nothing of it
@@ -4619,8 +4619,12 @@ as $$ select 'kit_q_' || md5(p_queue_name) || '_' || p_part $$;
 --   kit_q_<md5(q)>_fetch(now, n, seen, bound): up to n due runs of the highest priority below bound
 --     with claimable runs (not in seen), FOR UPDATE SKIP LOCKED with their tasks, in claim order,
 --     then one row with only \`level\`: that priority (null when there is none);
---   kit_q_<md5(q)>_claim(now, worker, claim_until, runs): claims the given runs (locked by the
---     caller) as claim_task does, returning claim_task's columns in the order given.
+--   kit_q_<md5(q)>_fetch also returns, per candidate and limit that applies to it, the bucket's key,
+--     the limit's numbers, the candidate's waiter row, and whether this transaction got the lock of
+--     each bucket (pg_try_advisory_xact_lock, tried once per bucket);
+--   kit_q_<md5(q)>_claim(now, worker, claim_until, runs, slot limits/keys/runs, start limits/keys,
+--     unwaited runs): claims the given runs (locked by the caller) as claim_task does, writes their
+--     slots and starts and deletes their waiter rows, returning claim_task's columns in run order.
 -- Created by kit_set_limit, dropped with the queue's last limit (kit_remove_limit) or with its
 -- flow-control rows (kit_forget_queue_limits). Locks: those of create or replace function.
 create function absurd.kit_limits_create_functions(p_queue_name text) returns void
@@ -4629,8 +4633,9 @@ as $$
 begin
   execute format(
     $g$create or replace function absurd.%1$I(p_now timestamptz, p_n integer, p_seen uuid[], p_bound bigint)
-       returns table(run_id uuid, available_at timestamptz, fresh boolean, task_name text, params jsonb,
-                     level integer)
+       returns table(run_id uuid, available_at timestamptz, fresh boolean, limit_name text, key text,
+                     max_running integer, rate_count integer, rate_period interval, w_limit text, w_key text,
+                     w_woken boolean, got boolean, w_got boolean, level integer)
        language plpgsql
        as $body$
        #variable_conflict use_column
@@ -4656,18 +4661,47 @@ begin
               limit p_n
                 for update of r, t skip locked
            )
-           select c.run_id, c.available_at, c.fresh, c.task_name, c.params, (select top.priority from top)
-             from cand c
+           ,
+           per_limit as (
+             select c.run_id, c.available_at, c.fresh, l.limit_name,
+                    case when l.key_path is null then ''
+                         else coalesce(c.params #> l.key_path, 'null'::jsonb)::text end as key,
+                    l.max_running, l.rate_count, l.rate_period,
+                    w.limit_name as w_limit, w.key as w_key, w.woken as w_woken
+               from cand c
+               left join absurd.kit_limits l
+                 on l.queue_name = %4$L and (l.task_name is null or l.task_name = c.task_name)
+               left join absurd.kit_limit_waiters w on w.queue_name = %4$L and w.run_id = c.run_id
+           ),
+           buckets as (
+             select p.limit_name, p.key from per_limit p where p.limit_name is not null
+             union
+             select p.w_limit, p.w_key from per_limit p where p.w_woken
+           ),
+           locks as materialized (
+             select b.limit_name, b.key,
+                    pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key(%4$L, b.limit_name, b.key)) as got
+               from buckets b
+           )
+           select p.run_id, p.available_at, p.fresh, p.limit_name, p.key, p.max_running, p.rate_count,
+                  p.rate_period, p.w_limit, p.w_key, p.w_woken, k.got, wk.got, (select top.priority from top)
+             from per_limit p
+             left join locks k on k.limit_name = p.limit_name and k.key = p.key
+             left join locks wk on p.w_woken and wk.limit_name = p.w_limit and wk.key = p.w_key
            union all
-           select null, null, null, null, null, (select top.priority from top)
-           order by 2 nulls last, 1;
+           select null, null, null, null, null, null, null, null, null, null, null, null, null,
+                  (select top.priority from top)
+           order by 2 nulls last, 1, 4;
        end
        $body$
     $g$,
-    absurd.kit_limits_function_name(p_queue_name, 'fetch'), 'r_' || p_queue_name, 't_' || p_queue_name);
+    absurd.kit_limits_function_name(p_queue_name, 'fetch'), 'r_' || p_queue_name, 't_' || p_queue_name,
+    p_queue_name);
   execute format(
     $g$create or replace function absurd.%1$I(p_now timestamptz, p_worker text, p_claim_until timestamptz,
-                                             p_runs uuid[])
+                                             p_runs uuid[], p_slot_limits text[], p_slot_keys text[],
+                                             p_slot_runs uuid[], p_start_limits text[], p_start_keys text[],
+                                             p_unwaited uuid[])
        returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params jsonb,
                      retry_strategy jsonb, max_attempts integer, headers jsonb, wake_event text,
                      event_payload jsonb)
@@ -4699,6 +4733,19 @@ begin
              delete from absurd.%4$I w
               using claimed c
               where w.run_id = c.run_id and w.timeout_at is not null and w.timeout_at <= p_now
+           ),
+           slots as (
+             insert into absurd.kit_limit_slots (queue_name, limit_name, key, run_id)
+             select %5$L, u.l, u.k, u.r from unnest(p_slot_limits, p_slot_keys, p_slot_runs) as u(l, k, r)
+             on conflict do nothing
+           ),
+           starts as (
+             insert into absurd.kit_limit_starts (queue_name, limit_name, key, started_at)
+             select %5$L, u.l, u.k, p_now from unnest(p_start_limits, p_start_keys) as u(l, k)
+           ),
+           unwaited as (
+             delete from absurd.kit_limit_waiters x
+              where x.queue_name = %5$L and x.run_id = any(p_unwaited)
            )
            select c.run_id, c.task_id, c.attempt, t.task_name, t.params, t.retry_strategy, t.max_attempts,
                   t.headers, c.wake_event, c.event_payload
@@ -4709,7 +4756,7 @@ begin
        $body$
     $g$,
     absurd.kit_limits_function_name(p_queue_name, 'claim'), 'r_' || p_queue_name, 't_' || p_queue_name,
-    'w_' || p_queue_name);
+    'w_' || p_queue_name, p_queue_name);
 end;
 $$;
 
@@ -4720,7 +4767,8 @@ as $$
 begin
   execute format('drop function if exists absurd.%I(timestamptz, integer, uuid[], bigint)',
                  absurd.kit_limits_function_name(p_queue_name, 'fetch'));
-  execute format('drop function if exists absurd.%I(timestamptz, text, timestamptz, uuid[])',
+  execute format('drop function if exists absurd.%I(timestamptz, text, timestamptz, uuid[], text[], text[], uuid[],
+                                                   text[], text[], uuid[])',
                  absurd.kit_limits_function_name(p_queue_name, 'claim'));
 end;
 $$;
@@ -4922,12 +4970,7 @@ declare
   c_bucket integer[];
   c_got boolean[];
   c_wgot boolean[];
-  -- the candidates of one round, as fetched
-  f_run uuid[];
-  f_at timestamptz[];
-  f_fresh boolean[];
-  f_task text[];
-  f_params jsonb[];
+
   -- the buckets this claim looked at
   b_id text[] := '{}';          -- limit || x'1f' || key, for array_position
   b_lim text[] := '{}';
@@ -4968,51 +5011,14 @@ begin
       c_got := '{}'; c_wgot := '{}';
       v_n := least(v_left - cardinality(a_run), v_budget);
       exit when v_n <= 0;
-      -- The candidates (dynamic: the queue's tables), then, in a static statement (its plan is
-      -- kept), the limits that apply to each, its bucket keys, its waiter row, and a try of every
-      -- bucket's lock; the buckets are counted in a later statement (see the race analysis).
-      f_run := '{}'; f_at := '{}'; f_fresh := '{}'; f_task := '{}'; f_params := '{}';
+      -- The candidates with the limits that apply to each, its bucket keys, its waiter row, and a
+      -- try of every bucket's lock (kit_q_<md5(q)>_fetch); the buckets are counted in a later
+      -- statement (see the race analysis).
       for v_row in execute format('select * from absurd.%I($1, $2, $3, $4)', v_fetch)
         using p_now, v_n, v_seen, v_round_bound
       loop
         v_level := v_row.level;
         continue when v_row.run_id is null;
-        f_run := f_run || v_row.run_id;
-        f_at := f_at || v_row.available_at;
-        f_fresh := f_fresh || v_row.fresh;
-        f_task := f_task || v_row.task_name;
-        f_params := f_params || v_row.params;
-      end loop;
-
-      for v_row in
-        with per_limit as (
-          select u.ord, u.run_id, u.available_at, u.fresh, l.limit_name,
-                 case when l.key_path is null then ''
-                      else coalesce(u.params #> l.key_path, 'null'::jsonb)::text end as key,
-                 l.max_running, l.rate_count, l.rate_period,
-                 w.limit_name as w_limit, w.key as w_key, w.woken as w_woken
-            from unnest(f_run, f_at, f_fresh, f_task, f_params)
-                 with ordinality as u(run_id, available_at, fresh, task_name, params, ord)
-            left join absurd.kit_limits l
-              on l.queue_name = p_queue_name and (l.task_name is null or l.task_name = u.task_name)
-            left join absurd.kit_limit_waiters w on w.queue_name = p_queue_name and w.run_id = u.run_id
-        ),
-        buckets as (
-          select p.limit_name, p.key from per_limit p where p.limit_name is not null
-          union
-          select p.w_limit, p.w_key from per_limit p where p.w_woken
-        ),
-        locks as materialized (
-          select b.limit_name, b.key,
-                 pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key(p_queue_name, b.limit_name, b.key)) as got
-            from buckets b
-        )
-        select p.*, k.got, wk.got as w_got
-          from per_limit p
-          left join locks k on k.limit_name = p.limit_name and k.key = p.key
-          left join locks wk on p.w_woken and wk.limit_name = p.w_limit and wk.key = p.w_key
-         order by p.ord, p.limit_name
-      loop
         c_run := c_run || v_row.run_id;
         c_at := c_at || v_row.available_at;
         c_fresh := c_fresh || v_row.fresh;
@@ -5184,18 +5190,9 @@ begin
     end loop;
 
     if cardinality(a_run) > 0 then
-      insert into absurd.kit_limit_slots (queue_name, limit_name, key, run_id)
-      select p_queue_name, u.l, u.k, u.r from unnest(s_lim, s_key, s_run) as u(l, k, r)
-      on conflict do nothing;
-      if cardinality(st_lim) > 0 then
-        insert into absurd.kit_limit_starts (queue_name, limit_name, key, started_at)
-        select p_queue_name, u.l, u.k, p_now from unnest(st_lim, st_key) as u(l, k);
-      end if;
-      if cardinality(w_run) > 0 then
-        delete from absurd.kit_limit_waiters x where x.queue_name = p_queue_name and x.run_id = any(w_run);
-      end if;
-      return query execute format('select * from absurd.%I($1, $2, $3, $4)', v_claim)
-        using p_now, p_worker, p_claim_until, a_run;
+      -- One statement: the runs claimed, their slots and starts, their waiter rows gone.
+      return query execute format('select * from absurd.%I($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', v_claim)
+        using p_now, p_worker, p_claim_until, a_run, s_lim, s_key, s_run, st_lim, st_key, w_run;
       v_left := v_left - cardinality(a_run);
     end if;
     exit when v_left <= 0 or v_level is null or v_budget <= 0;
