@@ -3567,7 +3567,7 @@ end;
 $$;
 
 -- 000016_flow_control -----------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', '9e1e9ce4ec21020fd25538f8ca05a8c37d31fbfa9cae3db34fed8768299e736b');
+insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', 'b598b732c5f0784701aeacfcbd02de438258d8580e24f8ad16d579778f3ace38');
 
 -- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
@@ -4687,17 +4687,16 @@ begin
        as $body$
        #variable_conflict use_column
        begin
+         -- run_id = any(array), not a join with unnest(): the plan is generic (kept), and this form
+         -- is an index scan whatever the planner guesses of the array's length.
          return query
-           with input as (
-             select u.run_id, u.ord from unnest(p_runs) with ordinality as u(run_id, ord)
-           ),
-           claimed as (
+           with claimed as (
              update absurd.%2$I r
                 set state = 'running', claimed_by = p_worker, claim_expires_at = p_claim_until,
                     started_at = p_now, available_at = p_now
-               from input i
-              where r.run_id = i.run_id
-             returning r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload, i.ord
+              where r.run_id = any(p_runs)
+             returning r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload,
+                       array_position(p_runs, r.run_id) as ord
            ),
            tasks as (
              update absurd.%3$I t

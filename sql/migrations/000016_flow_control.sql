@@ -1116,17 +1116,16 @@ begin
        as $body$
        #variable_conflict use_column
        begin
+         -- run_id = any(array), not a join with unnest(): the plan is generic (kept), and this form
+         -- is an index scan whatever the planner guesses of the array's length.
          return query
-           with input as (
-             select u.run_id, u.ord from unnest(p_runs) with ordinality as u(run_id, ord)
-           ),
-           claimed as (
+           with claimed as (
              update absurd.%2$I r
                 set state = 'running', claimed_by = p_worker, claim_expires_at = p_claim_until,
                     started_at = p_now, available_at = p_now
-               from input i
-              where r.run_id = i.run_id
-             returning r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload, i.ord
+              where r.run_id = any(p_runs)
+             returning r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload,
+                       array_position(p_runs, r.run_id) as ord
            ),
            tasks as (
              update absurd.%3$I t
