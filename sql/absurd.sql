@@ -3567,7 +3567,7 @@ end;
 $$;
 
 -- 000016_flow_control -----------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', 'b598b732c5f0784701aeacfcbd02de438258d8580e24f8ad16d579778f3ace38');
+insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', '5f5bf34093c1cecd258ed878a3d2ec9eb366ad72d1ea279c54809407ae61ee66');
 
 -- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
@@ -4926,6 +4926,16 @@ declare
   v_b integer;
   v_skip boolean;
   v_got boolean;
+  v_simple boolean;
+  v_take uuid[];
+  v_take_lim text[];
+  v_take_key text[];
+  v_take_run uuid[];
+  v_park_runs uuid[];
+  v_park_lim text[];
+  v_park_key text[];
+  v_park_at timestamptz[];
+  v_skipped bigint;
   v_park integer;
   v_rate_at timestamptz;
   v_at timestamptz;
@@ -4991,28 +5001,83 @@ begin
       -- The candidates with the limits that apply to each, its bucket keys, its waiter row, and a
       -- try of every bucket's lock (kit_q_<md5(q)>_fetch); the buckets are counted in a later
       -- statement (see the race analysis).
-      for v_row in execute format('select * from absurd.%I($1, $2, $3, $4)', v_fetch)
-        using p_now, v_n, v_seen, v_round_bound
-      loop
-        v_level := v_row.level;
-        continue when v_row.run_id is null;
-        c_run := c_run || v_row.run_id;
-        c_at := c_at || v_row.available_at;
-        c_fresh := c_fresh || v_row.fresh;
-        c_lim := c_lim || v_row.limit_name;
-        c_key := c_key || v_row.key;
-        c_max := c_max || v_row.max_running;
-        c_rate := c_rate || v_row.rate_count;
-        c_period := c_period || v_row.rate_period;
-        c_wlim := c_wlim || v_row.w_limit;
-        c_wkey := c_wkey || v_row.w_key;
-        c_woken := c_woken || v_row.w_woken;
-        c_got := c_got || v_row.got;
-        c_wgot := c_wgot || v_row.w_got;
-        c_bucket := c_bucket || null::integer;
-      end loop;
+      execute format(
+        $f$select coalesce(array_agg(f.run_id order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.available_at order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.fresh order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.limit_name order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.key order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.max_running order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.rate_count order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.rate_period order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.w_limit order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.w_key order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.w_woken order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.got order by f.ord) filter (where f.run_id is not null), '{}'),
+                  coalesce(array_agg(f.w_got order by f.ord) filter (where f.run_id is not null), '{}'),
+                  max(f.level),
+                  coalesce(bool_and(f.rate_count is null and f.w_limit is null) filter (where f.run_id is not null), true)
+                    and count(f.run_id) = count(distinct f.run_id)
+             from absurd.%I($1, $2, $3, $4)
+                  with ordinality as f(run_id, available_at, fresh, limit_name, key, max_running, rate_count,
+                                       rate_period, w_limit, w_key, w_woken, got, w_got, level, ord)$f$,
+        v_fetch)
+        into c_run, c_at, c_fresh, c_lim, c_key, c_max, c_rate, c_period, c_wlim, c_wkey, c_woken, c_got, c_wgot,
+             v_level, v_simple
+        using p_now, v_n, v_seen, v_round_bound;
       exit when cardinality(c_run) = 0;
       v_round_bound := v_level::bigint + 1;  -- later rounds stay at this priority
+      c_bucket := array_fill(null::integer, array[cardinality(c_run)]);
+
+      if v_simple then
+        -- The common case: each run under at most one limit, a concurrency limit, and never parked
+        -- before. One statement decides them all, in claim order: a run fits while its bucket's slots
+        -- (counted here, after the locks; plus those this claim took in earlier rounds) and the runs
+        -- before it in this round stay within max_running; a run whose bucket is full is parked; a
+        -- run whose bucket another transaction holds is left.
+        select coalesce(array_agg(d.run_id order by d.ord) filter (where d.verdict = 'take'), '{}'),
+               coalesce(array_agg(d.lim order by d.ord) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
+               coalesce(array_agg(d.key order by d.ord) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
+               coalesce(array_agg(d.run_id order by d.ord) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
+               coalesce(array_agg(d.run_id order by d.ord) filter (where d.verdict = 'park'), '{}'),
+               coalesce(array_agg(d.lim order by d.ord) filter (where d.verdict = 'park'), '{}'),
+               coalesce(array_agg(d.key order by d.ord) filter (where d.verdict = 'park'), '{}'),
+               coalesce(array_agg(d.available_at order by d.ord) filter (where d.verdict = 'park'), '{}'),
+               count(*) filter (where d.verdict = 'skip')
+          into v_take, v_take_lim, v_take_key, v_take_run, v_park_runs, v_park_lim, v_park_key, v_park_at, v_skipped
+          from (select c.*,
+                       case when c.lim is null then 'take'
+                            when not coalesce(c.got, false) then 'skip'
+                            when c.used + row_number() over (partition by c.lim, c.key order by c.ord) <= c.max then 'take'
+                            else 'park' end as verdict
+                  from (select u.*,
+                               case when u.lim is not null and u.got then
+                                 (select count(*) from absurd.kit_limit_slots s
+                                   where s.queue_name = p_queue_name and s.limit_name = u.lim and s.key = u.key)
+                                 + (select count(*) from unnest(s_lim, s_key) as x(l, k) where x.l = u.lim and x.k = u.key)
+                               else 0 end as used
+                          from unnest(c_run, c_at, c_lim, c_key, c_max, c_got)
+                               with ordinality as u(run_id, available_at, lim, key, max, got, ord)) c) d;
+        v_budget := v_budget - cardinality(c_run);
+        v_seen := v_seen || c_run;
+        v_busy := v_busy or v_skipped > 0;
+        if cardinality(v_park_runs) > 0 then
+          execute format($f$update absurd.%I r set available_at = 'infinity' where r.run_id = any($1)$f$, v_r)
+            using v_park_runs;
+          insert into absurd.kit_limit_waiters as w (queue_name, run_id, limit_name, key, available_at, woken)
+          select p_queue_name, u.r, u.l, u.k, u.a, false
+            from unnest(v_park_runs, v_park_lim, v_park_key, v_park_at) as u(r, l, k, a)
+          on conflict (queue_name, run_id) do update
+             set limit_name = excluded.limit_name, key = excluded.key, available_at = excluded.available_at,
+                 woken = false;
+        end if;
+        a_run := a_run || v_take;
+        s_lim := s_lim || v_take_lim;
+        s_key := s_key || v_take_key;
+        s_run := s_run || v_take_run;
+        exit when cardinality(a_run) >= v_left or v_budget <= 0;
+        continue;
+      end if;
 
       -- The buckets of this round not looked at yet (those of its runs, and those that woke the
       -- runs un-parked earlier: their turn may have to be handed on), tried by the statement above;
@@ -5059,6 +5124,9 @@ begin
         end if;
         select array_agg(case when u.g then (select count(*)::integer from absurd.kit_limit_slots s
                                               where s.queue_name = p_queue_name and s.limit_name = u.l and s.key = u.k)
+                                            -- plus what earlier rounds of this claim took, not written yet
+                                            + (select count(*)::integer from unnest(s_lim, s_key) as x(l, k)
+                                                where x.l = u.l and x.k = u.k)
                               else 0 end order by u.ord),
                array_agg(case when u.g and u.r then (select count(*)::integer from absurd.kit_limit_starts s
                                                       where s.queue_name = p_queue_name and s.limit_name = u.l and s.key = u.k)
