@@ -3590,7 +3590,7 @@ $$;
   {
     version: 16,
     name: 'flow_control',
-    checksum: '5f5bf34093c1cecd258ed878a3d2ec9eb366ad72d1ea279c54809407ae61ee66',
+    checksum: 'fae50c8cde1b06c4a02a15155fe12c77e3909e9327fe17f480af3c3e7ace11ec',
     sql: `-- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
 -- Nothing changes for a queue that uses none of it, nor for a client that knows nothing of it
@@ -4617,11 +4617,12 @@ as $$ select 'kit_q_' || md5(p_queue_name) || '_' || p_part $$;
 -- SQL, so that each session plans them once and keeps the plan (a statement run by EXECUTE is
 -- planned at every call, which made a claim on a queue with limits cost a second planning).
 --   kit_q_<md5(q)>_fetch(now, n, seen, bound): up to n due runs of the highest priority below bound
---     with claimable runs (not in seen), FOR UPDATE SKIP LOCKED with their tasks, in claim order,
---     then one row with only \`level\`: that priority (null when there is none);
---   kit_q_<md5(q)>_fetch also returns, per candidate and limit that applies to it, the bucket's key,
---     the limit's numbers, the candidate's waiter row, and whether this transaction got the lock of
---     each bucket (pg_try_advisory_xact_lock, tried once per bucket);
+--     with claimable runs (not in seen), FOR UPDATE SKIP LOCKED with their tasks, in claim order:
+--     one row of parallel arrays, one element per candidate and limit that applies to it (one with
+--     null limit for a candidate under none): the bucket's key, the limit's numbers, the candidate's
+--     waiter row, and whether this transaction got the bucket's lock (pg_try_advisory_xact_lock,
+--     tried once per bucket); then that priority (null when there is none) and whether the round
+--     is simple (one concurrency limit at most per candidate, none with a rate, none parked before);
 --   kit_q_<md5(q)>_claim(now, worker, claim_until, runs, slot limits/keys/runs, start limits/keys,
 --     unwaited runs): claims the given runs (locked by the caller) as claim_task does, writes their
 --     slots and starts and deletes their waiter rows, returning claim_task's columns in run order.
@@ -4631,11 +4632,13 @@ create function absurd.kit_limits_create_functions(p_queue_name text) returns vo
 language plpgsql
 as $$
 begin
+  perform absurd.kit_limits_drop_functions(p_queue_name);  -- their result types may have changed
   execute format(
     $g$create or replace function absurd.%1$I(p_now timestamptz, p_n integer, p_seen uuid[], p_bound bigint)
-       returns table(run_id uuid, available_at timestamptz, fresh boolean, limit_name text, key text,
-                     max_running integer, rate_count integer, rate_period interval, w_limit text, w_key text,
-                     w_woken boolean, got boolean, w_got boolean, level integer)
+       returns table(o_runs uuid[], o_available_at timestamptz[], o_fresh boolean[], o_limits text[],
+                     o_keys text[], o_max_running integer[], o_rate_count integer[], o_rate_period interval[],
+                     o_waiter_limits text[], o_waiter_keys text[], o_woken boolean[], o_got boolean[],
+                     o_waiter_got boolean[], o_level integer, o_simple boolean)
        language plpgsql
        as $body$
        #variable_conflict use_column
@@ -4683,15 +4686,25 @@ begin
                     pg_try_advisory_xact_lock(1633841252, absurd.kit_limit_lock_key(%4$L, b.limit_name, b.key)) as got
                from buckets b
            )
-           select p.run_id, p.available_at, p.fresh, p.limit_name, p.key, p.max_running, p.rate_count,
-                  p.rate_period, p.w_limit, p.w_key, p.w_woken, k.got, wk.got, (select top.priority from top)
-             from per_limit p
-             left join locks k on k.limit_name = p.limit_name and k.key = p.key
-             left join locks wk on p.w_woken and wk.limit_name = p.w_limit and wk.key = p.w_key
-           union all
-           select null, null, null, null, null, null, null, null, null, null, null, null, null,
-                  (select top.priority from top)
-           order by 2 nulls last, 1, 4;
+           ,
+           ordered as (
+             select p.run_id, p.available_at, p.fresh, p.limit_name, p.key, p.max_running, p.rate_count,
+                    p.rate_period, p.w_limit, p.w_key, p.w_woken, k.got, wk.got as w_got
+               from per_limit p
+               left join locks k on k.limit_name = p.limit_name and k.key = p.key
+               left join locks wk on p.w_woken and wk.limit_name = p.w_limit and wk.key = p.w_key
+              order by p.available_at, p.run_id, p.limit_name
+           )
+           select coalesce(array_agg(o.run_id), '{}'), coalesce(array_agg(o.available_at), '{}'),
+                  coalesce(array_agg(o.fresh), '{}'), coalesce(array_agg(o.limit_name), '{}'),
+                  coalesce(array_agg(o.key), '{}'), coalesce(array_agg(o.max_running), '{}'),
+                  coalesce(array_agg(o.rate_count), '{}'), coalesce(array_agg(o.rate_period), '{}'),
+                  coalesce(array_agg(o.w_limit), '{}'), coalesce(array_agg(o.w_key), '{}'),
+                  coalesce(array_agg(o.w_woken), '{}'), coalesce(array_agg(o.got), '{}'),
+                  coalesce(array_agg(o.w_got), '{}'), (select top.priority from top),
+                  coalesce(bool_and(o.rate_count is null and o.w_limit is null), true)
+                    and count(*) = count(distinct o.run_id)
+             from ordered o;
        end
        $body$
     $g$,
@@ -5023,27 +5036,7 @@ begin
       -- The candidates with the limits that apply to each, its bucket keys, its waiter row, and a
       -- try of every bucket's lock (kit_q_<md5(q)>_fetch); the buckets are counted in a later
       -- statement (see the race analysis).
-      execute format(
-        $f$select coalesce(array_agg(f.run_id order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.available_at order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.fresh order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.limit_name order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.key order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.max_running order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.rate_count order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.rate_period order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.w_limit order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.w_key order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.w_woken order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.got order by f.ord) filter (where f.run_id is not null), '{}'),
-                  coalesce(array_agg(f.w_got order by f.ord) filter (where f.run_id is not null), '{}'),
-                  max(f.level),
-                  coalesce(bool_and(f.rate_count is null and f.w_limit is null) filter (where f.run_id is not null), true)
-                    and count(f.run_id) = count(distinct f.run_id)
-             from absurd.%I($1, $2, $3, $4)
-                  with ordinality as f(run_id, available_at, fresh, limit_name, key, max_running, rate_count,
-                                       rate_period, w_limit, w_key, w_woken, got, w_got, level, ord)$f$,
-        v_fetch)
+      execute format('select * from absurd.%I($1, $2, $3, $4)', v_fetch)
         into c_run, c_at, c_fresh, c_lim, c_key, c_max, c_rate, c_period, c_wlim, c_wkey, c_woken, c_got, c_wgot,
              v_level, v_simple
         using p_now, v_n, v_seen, v_round_bound;
@@ -5057,14 +5050,14 @@ begin
         -- (counted here, after the locks; plus those this claim took in earlier rounds) and the runs
         -- before it in this round stay within max_running; a run whose bucket is full is parked; a
         -- run whose bucket another transaction holds is left.
-        select coalesce(array_agg(d.run_id order by d.ord) filter (where d.verdict = 'take'), '{}'),
-               coalesce(array_agg(d.lim order by d.ord) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
-               coalesce(array_agg(d.key order by d.ord) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
-               coalesce(array_agg(d.run_id order by d.ord) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
-               coalesce(array_agg(d.run_id order by d.ord) filter (where d.verdict = 'park'), '{}'),
-               coalesce(array_agg(d.lim order by d.ord) filter (where d.verdict = 'park'), '{}'),
-               coalesce(array_agg(d.key order by d.ord) filter (where d.verdict = 'park'), '{}'),
-               coalesce(array_agg(d.available_at order by d.ord) filter (where d.verdict = 'park'), '{}'),
+        select coalesce(array_agg(d.run_id) filter (where d.verdict = 'take'), '{}'),
+               coalesce(array_agg(d.lim) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
+               coalesce(array_agg(d.key) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
+               coalesce(array_agg(d.run_id) filter (where d.verdict = 'take' and d.lim is not null), '{}'),
+               coalesce(array_agg(d.run_id) filter (where d.verdict = 'park'), '{}'),
+               coalesce(array_agg(d.lim) filter (where d.verdict = 'park'), '{}'),
+               coalesce(array_agg(d.key) filter (where d.verdict = 'park'), '{}'),
+               coalesce(array_agg(d.available_at) filter (where d.verdict = 'park'), '{}'),
                count(*) filter (where d.verdict = 'skip')
           into v_take, v_take_lim, v_take_key, v_take_run, v_park_runs, v_park_lim, v_park_key, v_park_at, v_skipped
           from (select c.*,
@@ -5079,7 +5072,8 @@ begin
                                  + (select count(*) from unnest(s_lim, s_key) as x(l, k) where x.l = u.lim and x.k = u.key)
                                else 0 end as used
                           from unnest(c_run, c_at, c_lim, c_key, c_max, c_got)
-                               with ordinality as u(run_id, available_at, lim, key, max, got, ord)) c) d;
+                               with ordinality as u(run_id, available_at, lim, key, max, got, ord)) c
+                 order by c.ord) d;
         v_budget := v_budget - cardinality(c_run);
         v_seen := v_seen || c_run;
         v_busy := v_busy or v_skipped > 0;
