@@ -421,6 +421,22 @@ describe('rate limits', () => {
   });
 });
 
+describe('a partitioned queue', () => {
+  it('parks, releases through the trigger on the partitioned runs table, and un-parks', async () => {
+    const q = queueName('lim-part', 'quoted');
+    await c.query('select absurd.create_queue($1, $2)', [q, 'partitioned']);
+    await setLimit(q, 'all', { max: 1 });
+    expect(await hasTrigger(q)).toBe(true);
+    const [a, b] = await spawnSeries(q, 2);
+    expect(await claimIds(q, 2)).toEqual([a]);
+    expect((await waiters(q)).map((w) => w.run_id)).toEqual([b]);
+    await completeRun(c, q, a!);
+    expect(await claimIds(q, 2)).toEqual([b]);
+    await removeLimit(q, 'all');
+    expect(await hasTrigger(q)).toBe(false);
+  });
+});
+
 describe('a queue without limits', () => {
   it('has no trigger and writes no flow-control rows', async () => {
     const q = await createQueue(c, queueName('nolimits', 'quoted'));
