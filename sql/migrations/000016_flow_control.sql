@@ -1325,6 +1325,13 @@ $$;
 --     or waiting run that resumes does not start again);
 --   - otherwise claimed: a slot per concurrency limit, a start per rate limit, and its waiter row
 --     (if it was parked before) deleted.
+-- Statements per round: the queue's function kit_q_<md5(q)>_fetch finds the candidates, their
+-- limits and bucket keys and tries the buckets' locks; a round where every run has at most one
+-- limit, a concurrency limit, and was never parked (the common case) is then decided by one
+-- statement (counts, and a running count per bucket in claim order); any other round counts its
+-- buckets in one statement and decides run by run. kit_q_<md5(q)>_claim claims what was taken and
+-- writes its slots and starts. A run's limits are judged together: over any concurrency limit it
+-- parks under the first (by limit name) that is full.
 -- Race analysis: a park and a release of the same bucket never miss each other. A claim parks
 -- only while it holds the bucket's lock exclusively, and counts the slots in a statement that
 -- starts after it took the lock. The release trigger deletes its slot, then takes the same lock

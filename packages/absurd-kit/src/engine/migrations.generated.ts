@@ -3590,7 +3590,7 @@ $$;
   {
     version: 16,
     name: 'flow_control',
-    checksum: 'fae50c8cde1b06c4a02a15155fe12c77e3909e9327fe17f480af3c3e7ace11ec',
+    checksum: '87dce272cdcb0665435f487ba47aa061a8a2c7ece0d78c7308c01c8dc5fa785e',
     sql: `-- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
 -- Nothing changes for a queue that uses none of it, nor for a client that knows nothing of it
@@ -4918,6 +4918,13 @@ $$;
 --     or waiting run that resumes does not start again);
 --   - otherwise claimed: a slot per concurrency limit, a start per rate limit, and its waiter row
 --     (if it was parked before) deleted.
+-- Statements per round: the queue's function kit_q_<md5(q)>_fetch finds the candidates, their
+-- limits and bucket keys and tries the buckets' locks; a round where every run has at most one
+-- limit, a concurrency limit, and was never parked (the common case) is then decided by one
+-- statement (counts, and a running count per bucket in claim order); any other round counts its
+-- buckets in one statement and decides run by run. kit_q_<md5(q)>_claim claims what was taken and
+-- writes its slots and starts. A run's limits are judged together: over any concurrency limit it
+-- parks under the first (by limit name) that is full.
 -- Race analysis: a park and a release of the same bucket never miss each other. A claim parks
 -- only while it holds the bucket's lock exclusively, and counts the slots in a statement that
 -- starts after it took the lock. The release trigger deletes its slot, then takes the same lock
