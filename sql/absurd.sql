@@ -3567,7 +3567,7 @@ end;
 $$;
 
 -- 000016_flow_control -----------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', '87dce272cdcb0665435f487ba47aa061a8a2c7ece0d78c7308c01c8dc5fa785e');
+insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', 'ce4075908aaea6badef3e0c2b6b996e14ec2a0e18021fb0e52fc469fc608e863');
 
 -- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
@@ -4846,20 +4846,23 @@ as $$
 declare
   v_q text := tg_argv[0];
   v_row record;
+  v_limits text[];
+  v_keys text[];
 begin
   if old.state = 'running' then
-    for v_row in
-      with d as (
-        delete from absurd.kit_limit_slots s where s.run_id = old.run_id
-        returning s.limit_name, s.key
-      )
-      select d.limit_name, d.key from d order by d.limit_name, d.key
-    loop
-      perform pg_advisory_xact_lock_shared(1633841252, absurd.kit_limit_lock_key(v_q, v_row.limit_name, v_row.key));
+    with d as (
+      delete from absurd.kit_limit_slots s where s.run_id = old.run_id
+      returning s.limit_name, s.key
+    )
+    select array_agg(d.limit_name order by d.limit_name, d.key), array_agg(d.key order by d.limit_name, d.key)
+      into v_limits, v_keys
+      from d;
+    for v_i in 1 .. coalesce(cardinality(v_limits), 0) loop
+      perform pg_advisory_xact_lock_shared(1633841252, absurd.kit_limit_lock_key(v_q, v_limits[v_i], v_keys[v_i]));
       -- Under the lock: a bucket nobody waits for (the common case) costs one index probe.
       if exists (select 1 from absurd.kit_limit_waiters w
-                  where w.queue_name = v_q and w.limit_name = v_row.limit_name and w.key = v_row.key and not w.woken) then
-        perform absurd.kit_limit_unpark(v_q, v_row.limit_name, v_row.key);
+                  where w.queue_name = v_q and w.limit_name = v_limits[v_i] and w.key = v_keys[v_i] and not w.woken) then
+        perform absurd.kit_limit_unpark(v_q, v_limits[v_i], v_keys[v_i]);
       end if;
     end loop;
   elsif new.state in ('completed', 'failed', 'cancelled') then

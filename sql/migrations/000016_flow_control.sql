@@ -1275,20 +1275,23 @@ as $$
 declare
   v_q text := tg_argv[0];
   v_row record;
+  v_limits text[];
+  v_keys text[];
 begin
   if old.state = 'running' then
-    for v_row in
-      with d as (
-        delete from absurd.kit_limit_slots s where s.run_id = old.run_id
-        returning s.limit_name, s.key
-      )
-      select d.limit_name, d.key from d order by d.limit_name, d.key
-    loop
-      perform pg_advisory_xact_lock_shared(1633841252, absurd.kit_limit_lock_key(v_q, v_row.limit_name, v_row.key));
+    with d as (
+      delete from absurd.kit_limit_slots s where s.run_id = old.run_id
+      returning s.limit_name, s.key
+    )
+    select array_agg(d.limit_name order by d.limit_name, d.key), array_agg(d.key order by d.limit_name, d.key)
+      into v_limits, v_keys
+      from d;
+    for v_i in 1 .. coalesce(cardinality(v_limits), 0) loop
+      perform pg_advisory_xact_lock_shared(1633841252, absurd.kit_limit_lock_key(v_q, v_limits[v_i], v_keys[v_i]));
       -- Under the lock: a bucket nobody waits for (the common case) costs one index probe.
       if exists (select 1 from absurd.kit_limit_waiters w
-                  where w.queue_name = v_q and w.limit_name = v_row.limit_name and w.key = v_row.key and not w.woken) then
-        perform absurd.kit_limit_unpark(v_q, v_row.limit_name, v_row.key);
+                  where w.queue_name = v_q and w.limit_name = v_limits[v_i] and w.key = v_keys[v_i] and not w.woken) then
+        perform absurd.kit_limit_unpark(v_q, v_limits[v_i], v_keys[v_i]);
       end if;
     end loop;
   elsif new.state in ('completed', 'failed', 'cancelled') then
