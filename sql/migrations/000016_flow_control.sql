@@ -806,7 +806,8 @@ $$;
 --      r_<q>_cai below the last one) and claims its due runs in (available_at, run_id) order, until
 --      qty runs are claimed or no priority is left. With every run at priority 0 (every queue that
 --      does not use priorities) a claim that fills qty is one statement, as before this migration;
---      one that does not costs one more probe of the index. A queue with limits (a row of
+--      one that does not costs one more statement (one more index probe). The priority a statement
+--      claimed from is passed back through the transaction-local setting absurd.kit_claim_level. A queue with limits (a row of
 --      kit_limits) claims through kit_claim_limited instead, which checks every run against them.
 -- Results come in claim order (priority desc, available_at, run_id).
 -- Phase A reads live tasks with a policy (t_<q>_cpi), B expired leases (r_<q>_cei) and C due runs
@@ -834,10 +835,10 @@ declare
   v_r text := 'r_' || p_queue_name;
   v_id uuid;
   v_expired record;
-  v_row record;
   v_bound bigint := 2147483648;  -- above every priority
-  v_level integer;
+  v_level_text text;
   v_left integer;
+  v_n integer;
 begin
   if v_timeout > 0 then
     v_claim_until := v_now + v_timeout * interval '1 second';
@@ -892,11 +893,15 @@ begin
   v_left := v_qty;
   loop
     -- One priority: `top` is the highest priority below v_bound with claimable runs (one index
-    -- probe); its due runs are claimed. The last row (is_level) reports that priority.
-    v_level := null;
-    for v_row in execute format(
+    -- probe); its due runs are claimed, straight into the result (return query: no cursor). `top`
+    -- notes that priority in the transaction's setting absurd.kit_claim_level, read only when the
+    -- claim wants more runs than this priority gave. When no priority is left, `top` notes nothing
+    -- and the setting keeps an earlier value: the last priority walked (not below v_bound: the
+    -- walk ends), or one noted by an earlier claim of the transaction (then at worst one more probe
+    -- finds nothing below it).
+    return query execute format(
       $f$with top as (
-         select r.priority
+         select r.priority, set_config('absurd.kit_claim_level', r.priority::text, true) as noted
            from absurd.%1$I r
           where r.state in ('pending', 'sleeping') and r.priority < $5
           order by r.priority desc, r.available_at, r.run_id
@@ -935,37 +940,19 @@ begin
           using claimed c
           where w.run_id = c.run_id and w.timeout_at is not null and w.timeout_at <= $1
        )
-       select false as is_level, c.run_id, c.task_id, c.attempt, t.task_name, t.params, t.retry_strategy,
-              t.max_attempts, t.headers, c.wake_event, c.event_payload, null::integer as level,
-              c.claimed_from
+       select c.run_id, c.task_id, c.attempt, t.task_name, t.params, t.retry_strategy, t.max_attempts,
+              t.headers, c.wake_event, c.event_payload
          from claimed c
          join tasks t on t.task_id = c.task_id
-       union all
-       select true, null, null, null, null, null, null, null, null, null, null,
-              (select top.priority from top), null
-       order by is_level, claimed_from, run_id$f$,
+        order by c.claimed_from, c.run_id$f$,
       v_r, v_t, 'w_' || p_queue_name)
-      using v_now, v_left, v_worker, v_claim_until, v_bound
-    loop
-      if v_row.is_level then
-        v_level := v_row.level;
-      else
-        run_id := v_row.run_id;
-        task_id := v_row.task_id;
-        attempt := v_row.attempt;
-        task_name := v_row.task_name;
-        params := v_row.params;
-        retry_strategy := v_row.retry_strategy;
-        max_attempts := v_row.max_attempts;
-        headers := v_row.headers;
-        wake_event := v_row.wake_event;
-        event_payload := v_row.event_payload;
-        v_left := v_left - 1;
-        return next;
-      end if;
-    end loop;
-    exit when v_left <= 0 or v_level is null;
-    v_bound := v_level;
+      using v_now, v_left, v_worker, v_claim_until, v_bound;
+    get diagnostics v_n = row_count;
+    v_left := v_left - v_n;
+    exit when v_left <= 0;
+    v_level_text := current_setting('absurd.kit_claim_level', true);
+    exit when v_level_text is null or v_level_text = '' or v_level_text::bigint >= v_bound;
+    v_bound := v_level_text::bigint;
   end loop;
 end;
 $$;
