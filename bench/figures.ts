@@ -83,6 +83,20 @@ const withoutListIndexes: Prepare = async (db) => {
   for (const suffix of ['sti', 'nsi']) await db.query(`drop index absurd.${ident(`t_${BENCH_QUEUE}_${suffix}`)}`);
 };
 
+/**
+ * Gives the bench queue a concurrency limit that never binds (migration 000016): at most one
+ * running run per value of the params' `i`, which every task has its own of. Every claim then takes
+ * the limited path (a bucket lock, a count and a slot per run; a release trigger on completion).
+ */
+const withNonBindingLimit: Prepare = async (db) => {
+  await db.query(`select absurd.kit_set_limit($1, 'bench-per-i', null, '{i}', 1, null, null)`, [BENCH_QUEUE]);
+};
+
+/** Spreads the bench queue's pending runs over three priorities (-1, 0, 1): claims walk three levels. */
+const withPriorities: Prepare = async (db) => {
+  await db.query(`update ${t('r')} set priority = (abs(hashtext(run_id::text)) % 3) - 1 where state = 'pending'`);
+};
+
 /** Runs one figure. */
 export async function runFigure(ctx: FigureContext, id: Exclude<FigureId, 'pgbench' | 'tracing'>): Promise<FigureOutcome> {
   const runs: RunRecord[] = [];
@@ -177,6 +191,40 @@ export async function runFigure(ctx: FigureContext, id: Exclude<FigureId, 'pgben
         rows: [
           row('listidx_spawn', `spawn/s, ${ctx.scale.spawnCallers} callers: dashboard list indexes`, 'spawns/s', spawn),
           row('listidx_noop', 'no-op tasks/s: dashboard list indexes', 'tasks/s', noop),
+        ],
+        runs,
+        rss,
+      };
+    }
+    case 'flow-control': {
+      // Ours only: no-op tasks on the queue as installed, with a non-binding limit, and with runs
+      // over three priorities, one right after the other in every repetition (the order rotating).
+      const tps = { plain: [] as number[], limit: [] as number[], priority: [] as number[] };
+      const variants = ['plain', 'limit', 'priority'] as const;
+      for (let rep = 1; rep <= reps; rep++) {
+        for (let k = 0; k < variants.length; k++) {
+          const variant = variants[(k + rep - 1) % variants.length]!;
+          const prepare = variant === 'limit' ? withNonBindingLimit : variant === 'priority' ? withPriorities : undefined;
+          ctx.progress(label(`ours ${variant}`, rep));
+          const run = await measureEndToEnd(ctx, 'ours', 'noop', 'untyped', prepare);
+          tps[variant].push(run.tasksPerSecond);
+          runs.push({ figure: id, side: `ours ${variant}`, rep, ...run });
+        }
+      }
+      const row = (key: string, text: string, variant: 'limit' | 'priority'): Row => ({
+        key,
+        label: text,
+        unit: 'tasks/s',
+        better: 'higher',
+        columns: [variant === 'limit' ? 'with a limit' : 'three priorities', 'plain'],
+        values: [tps[variant], tps.plain],
+        compare: 'ratio',
+        paired: true,
+      });
+      return {
+        rows: [
+          row('limits_noop', 'no-op tasks/s: a non-binding per-key concurrency limit', 'limit'),
+          row('priority_noop', 'no-op tasks/s: runs over three priorities', 'priority'),
         ],
         runs,
         rss,

@@ -57,6 +57,10 @@ export interface Ratios {
   /** Ours with the dashboard's list indexes over ours without them: 8-caller spawns, no-op tasks. */
   listidx_spawn: number;
   listidx_noop: number;
+  /** Ours: no-op tasks/s with a non-binding concurrency limit over without (target >= 0.90). */
+  limits_noop_ratio: number;
+  /** Ours: no-op tasks/s with runs over three priorities over all at priority 0. */
+  priority_noop_ratio: number;
   /** Postgres CPU per no-op task (ms), ours. */
   noop_pg_cpu_ms: number;
 }
@@ -81,6 +85,8 @@ export function computeRatios(rows: readonly RowSummary[]): Ratios {
     graphile_noop: find('graphile_noop')?.comparison ?? NaN,
     listidx_spawn: find('listidx_spawn')?.comparison ?? NaN,
     listidx_noop: find('listidx_noop')?.comparison ?? NaN,
+    limits_noop_ratio: find('limits_noop')?.comparison ?? NaN,
+    priority_noop_ratio: find('priority_noop')?.comparison ?? NaN,
     noop_pg_cpu_ms: find('noop_cpu')?.a.median ?? NaN,
   };
 }

@@ -112,6 +112,7 @@ const TEMPLATE_OF: Record<Exclude<FigureId, 'pgbench'>, TemplateKind> = {
   history: 'history',
   tracing: 'steps',
   'list-indexes': 'noop',
+  'flow-control': 'noop',
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -147,6 +147,7 @@ export const FIGURES = [
   'history',
   'tracing',
   'list-indexes',
+  'flow-control',
   'pgbench',
 ] as const;
 export type FigureId = (typeof FIGURES)[number];

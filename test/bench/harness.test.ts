@@ -40,6 +40,8 @@ const RATIO_KEYS = [
   'graphile_noop',
   'listidx_spawn',
   'listidx_noop',
+  'limits_noop_ratio',
+  'priority_noop_ratio',
 ] as const;
 
 /** Read from /proc: `na` where the server is not a process of this machine (a container, say). */

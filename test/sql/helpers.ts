@@ -422,6 +422,8 @@ export interface RunRow {
   result: unknown;
   failure_reason: unknown;
   created_at: Date;
+  /** absurd-kit's own column (migration 000016): the run's claim priority, higher first. */
+  priority: number;
 }
 
 /** What `runRow` reads besides the columns: facts a Date or a parsed JSON value cannot show. */

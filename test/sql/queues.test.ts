@@ -208,6 +208,8 @@ describe('create_queue', () => {
       'result jsonb',
       'failure_reason jsonb',
       `created_at timestamp with time zone not null default ${now}`,
+      // absurd-kit's own, after the contract's columns (migration 000016).
+      'priority integer not null default 0',
     ]);
     expect(shape('c')).toEqual([
       'task_id uuid not null',

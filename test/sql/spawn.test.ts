@@ -63,6 +63,7 @@ describe('spawn_task', () => {
         result: null,
         failure_reason: null,
         created_at: T0,
+        priority: 0,
       },
     ]);
   });

@@ -300,3 +300,23 @@ describe('fan-out', () => {
     await ctx.awaitEvent('x', { resume: 'first' });
   });
 });
+
+describe('flow control', () => {
+  test('a declared limit key names a field of the params (or a dotted path under one, or a list)', () => {
+    const params = z.object({ customer: z.object({ id: z.string() }), cents: z.number() });
+    defineTask({ name: 'a', params, result: z.null(), concurrency: { limit: 1, key: 'customer' } });
+    defineTask({ name: 'b', params, result: z.null(), concurrency: { limit: 1, key: 'customer.id' } });
+    defineTask({ name: 'c', params, result: z.null(), rateLimit: { limit: 5, periodSeconds: 1, key: ['customer', 'id'] } });
+    // @ts-expect-error customerId is not a field of the params
+    defineTask({ name: 'd', params, result: z.null(), concurrency: { limit: 1, key: 'customerId' } });
+    // @ts-expect-error a rate limit needs its period
+    defineTask({ name: 'e', params, result: z.null(), rateLimit: { limit: 5 } });
+  });
+
+  test('priority is a spawn option', async () => {
+    const app = new Absurd({ queueName: 'q' });
+    await app.spawn(sendReceipt, { orderId: 'o' }, { priority: 3 });
+    // @ts-expect-error priority is a number
+    await app.spawn(sendReceipt, { orderId: 'o' }, { priority: 'high' });
+  });
+});

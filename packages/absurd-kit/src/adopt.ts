@@ -103,8 +103,9 @@ const DEFAULT_LOCK_WAIT_SECONDS = 30;
  * process adopted it meanwhile); the caller then treats the database as absurd-kit's own.
  *
  * Locks, in this order: the migration advisory lock; SHARE on absurd.queues (no queue is created
- * or dropped meanwhile); SHARE on each queue's r_ and t_ tables and their partitions (reads and
- * claims' row locks go on, writes wait until the commit). Table locks are taken with a short
+ * or dropped meanwhile); ACCESS EXCLUSIVE on each queue's r_ table (migration 000016 adds a column
+ * to it: every use of the runs waits until the commit) and SHARE on its t_ table (reads go on,
+ * writes wait), partitions included. Table locks are taken with a short
  * lock_timeout and retried from a savepoint, so that when the adoption and a worker's transaction
  * wait for each other it is the adoption that gives way, never the worker.
  *
@@ -338,7 +339,7 @@ function checkFunctions(
 }
 
 /**
- * Takes the SHARE locks of the adoption (see {@link adoptSchema}), each with a short lock_timeout;
+ * Takes the table locks of the adoption (see {@link adoptSchema}), each with a short lock_timeout;
  * when one is not granted in time, releases those already taken, waits a little and starts over,
  * for at most `waitSeconds`.
  */

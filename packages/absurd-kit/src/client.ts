@@ -19,6 +19,8 @@ import { sendEvent } from './emit-event.js';
 import { OutageMonitor, isConnectionError } from './outage.js';
 import { currentTime } from './queries/runs.queries.js';
 import { cancelTask, retryTask } from './queries/tasks.queries.js';
+import * as limits from './limits.js';
+import type { LimitOptions, QueueLimit } from './limits.js';
 import * as queues from './queue-admin.js';
 import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queue-admin.js';
 import type { Queryable } from './queryable.js';
@@ -436,6 +438,41 @@ export class Absurd {
   }
 
   /**
+   * Creates or replaces the concurrency and/or rate limit `name` of a queue (default: this
+   * client's). The engine's claim enforces it, for the workers of every SDK. Returns false when
+   * the limit already had exactly this definition. See docs/flow-control.md.
+   *
+   * @example
+   * await app.setLimit('one-per-customer', { taskName: 'charge', key: 'customerId', maxRunning: 1 });
+   * await app.setLimit('mail-api', { taskName: 'send-mail', rate: { limit: 100, periodSeconds: 60 } });
+   */
+  async setLimit(name: string, options: LimitOptions, queueName?: string): Promise<boolean> {
+    return limits.setLimit(this.con, queueName ?? this.queueName, name, options);
+  }
+
+  /**
+   * Removes the limit `name` of a queue (default: this client's); the runs it parked become
+   * claimable. False when there was no such limit.
+   *
+   * @example
+   * await app.removeLimit('one-per-customer');
+   */
+  async removeLimit(name: string, queueName?: string): Promise<boolean> {
+    return limits.removeLimit(this.con, queueName ?? this.queueName, name);
+  }
+
+  /**
+   * The limits of a queue (default: this client's; null: every queue), with the runs holding a
+   * slot and the runs parked now.
+   *
+   * @example
+   * for (const limit of await app.listLimits()) console.log(limit.name, limit.running, limit.parked);
+   */
+  async listLimits(queueName?: string | null): Promise<QueueLimit[]> {
+    return limits.listLimits(this.con, queueName === undefined ? this.queueName : queueName);
+  }
+
+  /**
    * Claims up to `batchSize` due runs of this client's queue (also sweeps expired leases and
    * policies). The first claim of a client reads which engine functions to use (see `startWorker`).
    * `idleListener` is what `startWorker`'s loop passes while it listens for wake-ups: a claim that
@@ -477,6 +514,7 @@ export class Absurd {
       if (!isConnectionError(error)) this.log.error(`Worker error: ${errorLine(error)}`);
     });
     for (const schedule of this.schedules.values()) await this.upsertSchedule(schedule);
+    await this.#applyContractLimits();
     const host = await this.#runner.workerHost({
       claimTasks: (claim) => this.claimTasks(claim),
       executeTask: (task, claimTimeout, execute) => this.executeTask(task, claimTimeout, execute),
@@ -484,6 +522,30 @@ export class Absurd {
     const worker = await startWorkerLoop(host, resolved);
     this.worker = worker;
     return worker;
+  }
+
+  /**
+   * Sets the concurrency and rate limits that the contracts of this client's queue declare (see
+   * `defineTask`'s `concurrency` and `rateLimit`): unchanged limits cost one read each. A worker
+   * starts anyway when they cannot be set (an engine without migration 000016, an unreachable
+   * database) and says so at WARN; the engine goes on with the limits it has.
+   */
+  async #applyContractLimits(): Promise<void> {
+    const declared = [...this.registry.values()]
+      .filter((registration) => registration.queue === this.queueName && registration.contract !== undefined)
+      .flatMap((registration) => limits.contractLimits(registration.contract as TaskContract));
+    if (declared.length === 0) return;
+    try {
+      if (!(await this.#runner.features()).flowControl) {
+        this.log.warn(
+          `the engine has no concurrency or rate limits (migration 000016): the limits of ${declared.map((d) => `"${d.name}"`).join(', ')} are not enforced — run \`absurd migrate\``,
+        );
+        return;
+      }
+      for (const { name, options } of declared) await limits.setLimit(this.con, this.queueName, name, options);
+    } catch (error) {
+      this.log.warn(`could not set the limits the task contracts declare: ${errorLine(error)}`);
+    }
   }
 
   /** Executes one claimed run to its end (see the worker). */

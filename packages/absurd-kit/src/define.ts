@@ -1,4 +1,5 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { InvalidLimitError } from './errors.js';
 import { validateQueueName } from './queue-name.js';
 import type { CancellationPolicy, RetryStrategy } from './spawn-options.js';
 
@@ -22,6 +23,31 @@ export interface TaskDefaults {
 }
 
 /**
+ * A path into a task's params that picks a limit's bucket: a top-level key of the params, a dotted
+ * path under one (`'customer.id'`), or a list of names.
+ */
+export type ParamsKeyPath<T> =
+  | (T extends object ? Extract<keyof T, string> | `${Extract<keyof T, string>}.${string}` : string)
+  | readonly string[];
+
+/**
+ * A concurrency limit a task contract declares: at most `limit` runs of the task running at once,
+ * per value of `key` in their params (or in all when there is no key). Applied by the engine's
+ * claim, so workers of every SDK respect it; a worker sets it when it starts (docs/flow-control.md).
+ */
+export interface TaskConcurrency<T = unknown> {
+  limit: number;
+  key?: ParamsKeyPath<T>;
+}
+
+/** A rate limit a task contract declares: at most `limit` starts per `periodSeconds`, per `key`. */
+export interface TaskRateLimit<T = unknown> {
+  limit: number;
+  periodSeconds: number;
+  key?: ParamsKeyPath<T>;
+}
+
+/**
  * A task's contract: its name and queue, and the schemas of its params, result and (optionally)
  * step results. Holds no handler code, so any service can import it.
  */
@@ -38,6 +64,10 @@ export interface TaskContract<
   readonly result: R;
   readonly steps: S;
   readonly defaults: Readonly<TaskDefaults>;
+  /** The task's concurrency limit, if it declares one (its key as a list of names). */
+  readonly concurrency?: { readonly limit: number; readonly key?: readonly string[] } | undefined;
+  /** The task's rate limit, if it declares one (its key as a list of names). */
+  readonly rateLimit?: { readonly limit: number; readonly periodSeconds: number; readonly key?: readonly string[] } | undefined;
   /** Bumped deliberately when the contract changes incompatibly (see `absurd generate --check`). */
   readonly version: number;
 }
@@ -70,6 +100,10 @@ export interface DefineTaskOptions<Name extends string, P extends Schema, R exte
   result: R;
   steps?: S;
   defaults?: TaskDefaults;
+  /** At most `limit` runs running at once, per `key` of the params (see {@link TaskConcurrency}). */
+  concurrency?: TaskConcurrency<Input<P>>;
+  /** At most `limit` starts per `periodSeconds`, per `key` of the params (see {@link TaskRateLimit}). */
+  rateLimit?: TaskRateLimit<Input<P>>;
   /** Default 1. */
   version?: number;
 }
@@ -88,6 +122,7 @@ export interface DefineTaskOptions<Name extends string, P extends Schema, R exte
  *   result: z.object({ trackingNumber: z.string() }),
  *   steps: { 'process-payment': z.object({ paymentId: z.string() }) },
  *   defaults: { maxAttempts: 5 },
+ *   concurrency: { limit: 1, key: 'orderId' },
  * });
  */
 export function defineTask<
@@ -122,6 +157,8 @@ export function defineTask<
     result: options.result,
     steps: Object.freeze({ ...steps }),
     defaults: Object.freeze({ ...options.defaults }),
+    ...(options.concurrency === undefined ? {} : { concurrency: checkTaskLimit(subject, 'concurrency', options.concurrency) }),
+    ...(options.rateLimit === undefined ? {} : { rateLimit: checkTaskLimit(subject, 'rateLimit', options.rateLimit) }),
     version: checkVersion(subject, options.version),
   });
 }
@@ -199,4 +236,25 @@ function checkSchema(subject: string, where: string, schema: unknown): void {
       );
     }
   }
+}
+
+/** A declared limit, checked and frozen (its key as a list of names); InvalidLimitError otherwise. */
+function checkTaskLimit<L extends { limit: number; periodSeconds?: number; key?: unknown }>(
+  subject: string,
+  field: string,
+  limit: L,
+): Readonly<Omit<L, 'key'> & { key?: readonly string[] }> {
+  const fail = (what: string): never => {
+    throw new InvalidLimitError(`${subject}: ${field}.${what}`);
+  };
+  if (!(Number.isInteger(limit?.limit) && limit.limit >= 1 && limit.limit <= 2147483647)) fail('limit must be an integer >= 1');
+  if (field === 'rateLimit' && !(typeof limit.periodSeconds === 'number' && Number.isFinite(limit.periodSeconds) && limit.periodSeconds > 0)) {
+    fail('periodSeconds must be more than 0');
+  }
+  let key: string[] | undefined;
+  if (limit.key !== undefined) {
+    key = typeof limit.key === 'string' ? limit.key.split('.') : Array.isArray(limit.key) ? [...(limit.key as unknown[])].map(String) : [];
+    if (key.length === 0 || key.some((part) => part === '')) fail('key must be a dotted path or a list of non-empty names');
+  }
+  return Object.freeze({ ...limit, ...(key === undefined ? {} : { key: Object.freeze(key) }) });
 }

@@ -343,6 +343,23 @@ export class TimeoutError extends AbsurdError {
 }
 
 /**
+ * A concurrency or rate limit that cannot be set: a blank name, a number below 1, a period of 0,
+ * an empty key path, neither `maxRunning` nor `rate` (checked before anything is sent; the engine
+ * refuses the same with SQLSTATE AB004), or a task contract declaring such a limit.
+ *
+ * @example
+ * try { await app.setLimit('all', { maxRunning: 0 }); }
+ * catch (error) { if (error instanceof InvalidLimitError) console.log(error.message); }
+ */
+export class InvalidLimitError extends AbsurdError {
+  declare readonly code: 'INVALID_LIMIT';
+
+  constructor(message: string) {
+    super('INVALID_LIMIT', message);
+  }
+}
+
+/**
  * A task awaited by `ctx.awaitAll` failed or was cancelled (with `failures: 'throw'`, the default).
  * Names the task by its position in the list given, its id and queue, and why it ended.
  *

@@ -62,20 +62,25 @@ export type {
   EventContract,
   Input,
   Output,
+  ParamsKeyPath,
   ParamsOf,
   PayloadOf,
   ResultOf,
   Schema,
   StepSchemas,
   StepsOf,
+  TaskConcurrency,
   TaskContract,
   TaskDefaults,
+  TaskRateLimit,
 } from './define.js';
 
 // Schedules: declared next to the contracts, applied by a worker or `absurd schedules sync`.
 export { defineSchedule, isScheduleContract } from './define-schedule.js';
 export type { CatchUpPolicy, DefineScheduleOptions, ScheduleContract, ScheduleSpawnOptions } from './define-schedule.js';
 export type { ScheduleInfo, ScheduleInput } from './schedules.js';
+// Flow control: concurrency and rate limits (Absurd#setLimit, removeLimit, listLimits).
+export type { LimitOptions, QueueLimit, RateLimitOptions } from './limits.js';
 
 // The engine schema: installing, upgrading, checking.
 export { assertSchemaCurrent, initSchema, latestVersion, migrate, schemaStatus } from './migrate.js';
@@ -103,6 +108,7 @@ export {
   AbsurdError,
   AwaitedTaskFailedError,
   DatabaseUnreachableError,
+  InvalidLimitError,
   MigrationChecksumError,
   MigrationFailedError,
   ScheduleError,

@@ -27,6 +27,15 @@ export interface SpawnOptions {
   cancellation?: CancellationPolicy;
   /** Spawning twice with one key (per queue) creates one task; the second call returns the first. */
   idempotencyKey?: string;
+  /**
+   * Claim priority of the task's runs (an integer; higher first; default 0). Claims take due runs
+   * by priority, then oldest first; retries keep it. Requires engine migration 000016 (an older
+   * engine ignores it). See docs/flow-control.md.
+   *
+   * @example
+   * await app.spawn('send-receipt', { orderId }, { priority: 10 });
+   */
+  priority?: number;
 }
 
 /**
@@ -40,7 +49,7 @@ export interface SpawnManyItem<P = unknown> {
 
 /**
  * Turns spawn options into the engine's snake_case JSON (`max_attempts`, `retry_strategy`,
- * `cancellation`, `headers`, `idempotency_key`), leaving out what is unset.
+ * `cancellation`, `headers`, `idempotency_key`, `priority`), leaving out what is unset.
  *
  * @example
  * spawnOptionsToJson({ maxAttempts: 3, retryStrategy: { kind: 'fixed', baseSeconds: 5 } });
@@ -62,6 +71,7 @@ export function spawnOptionsToJson(options: SpawnOptions): JsonObject {
     if (Object.keys(cancellation).length > 0) json.cancellation = cancellation;
   }
   if (options.idempotencyKey !== undefined) json.idempotency_key = options.idempotencyKey;
+  if (options.priority !== undefined) json.priority = options.priority;
   return json;
 }
 

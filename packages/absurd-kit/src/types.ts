@@ -298,4 +298,9 @@ export interface EngineFeatures {
    * every spawn notifies), and many spawns go in one statement set-based.
    */
   idleWakeups: boolean;
+  /**
+   * `kit_set_limit` and the claim that enforces limits and priorities (migration 000016): a worker
+   * applies the concurrency and rate limits its task contracts declare when it starts.
+   */
+  flowControl: boolean;
 }

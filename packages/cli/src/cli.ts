@@ -9,6 +9,7 @@ import { cleanupCommands } from './commands/cleanup.js';
 import { dashboardCommands } from './commands/dashboard.js';
 import { devCommands } from './commands/dev.js';
 import { generateCommand } from './commands/generate.js';
+import { limitsCommands } from './commands/limits.js';
 import { partitionsCommands } from './commands/partitions.js';
 import { queueCommands } from './commands/queue.js';
 import { schedulesCommands } from './commands/schedules.js';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...schemaCommands,
   ...queueCommands,
   ...schedulesCommands,
+  ...limitsCommands,
   ...spawnCommands,
   ...taskControlCommands,
   ...tasksCommands,

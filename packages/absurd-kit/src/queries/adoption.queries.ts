@@ -138,7 +138,7 @@ export interface IListKitQueueIndexesQuery {
   result: IListKitQueueIndexesResult;
 }
 
-const listKitQueueIndexesIR: any = {"usedParamSet":{},"params":[],"statement":"select q.queue_name as \"queue!\",\n       x.tbl as \"table!\",\n       x.idx as \"index!\",\n       format('create index if not exists %I on absurd.%I %s', x.idx, x.tbl, x.definition) as \"statement!\",\n       exists (select 1\n                 from pg_class c\n                where c.relnamespace = 'absurd'::regnamespace and c.relname = x.idx) as \"nameTaken!\",\n       exists (select 1\n                 from pg_index i\n                 join pg_class ci on ci.oid = i.indexrelid\n                 join pg_class ct on ct.oid = i.indrelid\n                where ci.relnamespace = 'absurd'::regnamespace\n                  and ci.relname = x.idx\n                  and ct.relname = x.tbl) as \"exists!\"\n  from absurd.queues q\n cross join lateral (values\n   ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',\n    '(available_at, run_id) where state in (''pending'', ''sleeping'')'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',\n    '(task_id) where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_nsi', '(task_name, state, task_id)')\n ) as x(tbl, idx, definition)\n order by q.queue_name, x.tbl"};
+const listKitQueueIndexesIR: any = {"usedParamSet":{},"params":[],"statement":"select q.queue_name as \"queue!\",\n       x.tbl as \"table!\",\n       x.idx as \"index!\",\n       format('create index if not exists %I on absurd.%I %s', x.idx, x.tbl, x.definition) as \"statement!\",\n       exists (select 1\n                 from pg_class c\n                where c.relnamespace = 'absurd'::regnamespace and c.relname = x.idx) as \"nameTaken!\",\n       exists (select 1\n                 from pg_index i\n                 join pg_class ci on ci.oid = i.indexrelid\n                 join pg_class ct on ct.oid = i.indrelid\n                where ci.relnamespace = 'absurd'::regnamespace\n                  and ci.relname = x.idx\n                  and ct.relname = x.tbl) as \"exists!\"\n  from absurd.queues q\n cross join lateral (values\n   ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',\n    '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',\n    '(task_id) where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_nsi', '(task_name, state, task_id)')\n ) as x(tbl, idx, definition)\n order by q.queue_name, x.tbl"};
 
 /**
  * Query generated from SQL:
@@ -160,7 +160,7 @@ const listKitQueueIndexesIR: any = {"usedParamSet":{},"params":[],"statement":"s
  *   from absurd.queues q
  *  cross join lateral (values
  *    ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',
- *     '(available_at, run_id) where state in (''pending'', ''sleeping'')'),
+ *     '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),
  *    ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',
  *     '(task_id) where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),
  *    ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),
@@ -208,15 +208,16 @@ export interface IListQueueTableLocksQuery {
   result: IListQueueTableLocksResult;
 }
 
-const listQueueTableLocksIR: any = {"usedParamSet":{},"params":[],"statement":"select x.relation as \"relation!\",\n       format('lock table absurd.%I in share mode', x.relation) as \"statement!\"\n  from absurd.queues q\n cross join lateral (values (1, 'r_' || q.queue_name), (2, 't_' || q.queue_name)) as x(ord, relation)\n where to_regclass(format('absurd.%I', x.relation)) is not null\n order by q.queue_name, x.ord"};
+const listQueueTableLocksIR: any = {"usedParamSet":{},"params":[],"statement":"select x.relation as \"relation!\",\n       format('lock table absurd.%I in %s mode', x.relation, x.mode) as \"statement!\"\n  from absurd.queues q\n cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))\n                 as x(ord, relation, mode)\n where to_regclass(format('absurd.%I', x.relation)) is not null\n order by q.queue_name, x.ord"};
 
 /**
  * Query generated from SQL:
  * ```
  * select x.relation as "relation!",
- *        format('lock table absurd.%I in share mode', x.relation) as "statement!"
+ *        format('lock table absurd.%I in %s mode', x.relation, x.mode) as "statement!"
  *   from absurd.queues q
- *  cross join lateral (values (1, 'r_' || q.queue_name), (2, 't_' || q.queue_name)) as x(ord, relation)
+ *  cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))
+ *                  as x(ord, relation, mode)
  *  where to_regclass(format('absurd.%I', x.relation)) is not null
  *  order by q.queue_name, x.ord
  * ```

@@ -8,12 +8,16 @@
   ListAbsurdFunctions      functions of schema absurd as `create or replace` compares them.
   ListAdoptedQueues        the rows of absurd.queues.
   ListKitQueueIndexes      per queue, absurd-kit's indexes (the definitions of ensure_queue_tables
-                           as of migration 000009), the statement creating each and what already holds
-                           its name.
+                           as of migration 000016, which also creates r_<q>_cai itself while it adds
+                           the runs' priority column), the statement creating each and what already
+                           holds its name.
   LockQueueRegistry        SHARE lock on absurd.queues: no queue is created, dropped or re-configured
                            until the adoption commits.
-  ListQueueTableLocks      per queue, the statements taking a SHARE lock on r_<q>, then t_<q> (runs
-                           before tasks, as the engine's functions lock them); existing tables only.
+  ListQueueTableLocks      per queue, the statements taking an ACCESS EXCLUSIVE lock on r_<q> (migration
+                           000016 adds the runs' priority column, which needs it: taken here, with the
+                           others, it cannot deadlock with a worker half-way), then a SHARE lock on
+                           t_<q> (runs before tasks, as the engine's functions lock them); existing
+                           tables only.
   ShowLockTimeout, SetLockTimeout
                            read, and set until the end of the transaction, `lock_timeout`.
   SavepointAdoptionLocks, RollbackToAdoptionLocks, ReleaseAdoptionLocks
@@ -75,7 +79,7 @@ select q.queue_name as "queue!",
   from absurd.queues q
  cross join lateral (values
    ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',
-    '(available_at, run_id) where state in (''pending'', ''sleeping'')'),
+    '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),
    ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',
     '(task_id) where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),
    ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),
@@ -88,9 +92,10 @@ lock table absurd.queues in share mode;
 
 /* @name ListQueueTableLocks */
 select x.relation as "relation!",
-       format('lock table absurd.%I in share mode', x.relation) as "statement!"
+       format('lock table absurd.%I in %s mode', x.relation, x.mode) as "statement!"
   from absurd.queues q
- cross join lateral (values (1, 'r_' || q.queue_name), (2, 't_' || q.queue_name)) as x(ord, relation)
+ cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))
+                 as x(ord, relation, mode)
  where to_regclass(format('absurd.%I', x.relation)) is not null
  order by q.queue_name, x.ord;
 

@@ -75,6 +75,8 @@ function spawnOptions(context: CommandContext): SpawnOptions {
   if (headers.length > 0) options.headers = assignParams({}, headers, '-H');
   const idempotencyKey = stringFlag(context, 'idempotency-key');
   if (idempotencyKey !== undefined) options.idempotencyKey = idempotencyKey;
+  const priority = integerFlag(context, 'priority', { min: -2147483648, max: 2147483647 });
+  if (priority !== undefined) options.priority = priority;
   return options;
 }
 
@@ -113,6 +115,7 @@ export const spawnCommand: CommandSpec = {
     { name: 'max-duration', value: 'seconds', description: 'Cancel the task when it runs longer than this since its first start' },
     { name: 'max-delay', value: 'seconds', description: 'Cancel the task when it has not started this long after the spawn' },
     { name: 'idempotency-key', value: 'key', description: 'Spawn at most one task per key and queue' },
+    { name: 'priority', value: 'n', description: 'Claim priority (an integer, default 0): higher runs are claimed first' },
     workflowsFlag,
     jsonFlag,
   ],
