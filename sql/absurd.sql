@@ -6118,9 +6118,9 @@ select absurd.kit_ensure_claim_order(q.queue_name)
  order by q.queue_name;
 
 -- 000017_claim_reads ------------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (17, 'claim_reads', '60fba873e9ad24e8bedb8c8514791bcfefe90f4598226964939cc46c3180bb37');
+insert into absurd.kit_migrations (version, name, checksum) values (17, 'claim_reads', 'decefa475ac1cf5000b8dffa306199f9d2506ed98227444fc5b3ca9dfecfe353');
 
--- absurd-kit engine, migration 000015: claims read a few index entries per claimed run, whatever
+-- absurd-kit engine, migration 000017: claims read a few index entries per claimed run, whatever
 -- the queue's history and whatever the planner's statistics say.
 --
 -- Two plans made a claim's cost grow with the queue, both measured on PostgreSQL 15:

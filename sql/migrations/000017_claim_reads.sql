@@ -1,4 +1,4 @@
--- absurd-kit engine, migration 000015: claims read a few index entries per claimed run, whatever
+-- absurd-kit engine, migration 000017: claims read a few index entries per claimed run, whatever
 -- the queue's history and whatever the planner's statistics say.
 --
 -- Two plans made a claim's cost grow with the queue, both measured on PostgreSQL 15:

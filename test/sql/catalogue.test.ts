@@ -130,7 +130,7 @@ describe('functions (§2.0)', () => {
   it('has no SECURITY DEFINER function and no SET clause but claim_task\'s planner settings', () => {
     expect(procs.length).toBeGreaterThanOrEqual(38);
     expect(procs.filter((p) => p.secdef).map((p) => p.name)).toEqual([]);
-    // claim_task plans without sorts, sequential scans or JIT (engine migration 000015): settings
+    // claim_task plans without sorts, sequential scans or JIT (engine migration 000017): settings
     // of the planner, which no client sees. Nothing sets search_path or anything else.
     expect(procs.filter((p) => p.config !== null).map((p) => `${p.name}: ${p.config?.join(', ')}`)).toEqual([
       'claim_task: enable_sort=off, enable_seqscan=off, jit=off',

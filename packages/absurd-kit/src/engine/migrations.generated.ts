@@ -6145,8 +6145,8 @@ select absurd.kit_ensure_claim_order(q.queue_name)
   {
     version: 17,
     name: 'claim_reads',
-    checksum: '60fba873e9ad24e8bedb8c8514791bcfefe90f4598226964939cc46c3180bb37',
-    sql: `-- absurd-kit engine, migration 000015: claims read a few index entries per claimed run, whatever
+    checksum: 'decefa475ac1cf5000b8dffa306199f9d2506ed98227444fc5b3ca9dfecfe353',
+    sql: `-- absurd-kit engine, migration 000017: claims read a few index entries per claimed run, whatever
 -- the queue's history and whatever the planner's statistics say.
 --
 -- Two plans made a claim's cost grow with the queue, both measured on PostgreSQL 15:
