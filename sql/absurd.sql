@@ -4235,7 +4235,7 @@ end;
 $$;
 
 -- 000016_flow_control -----------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', '0eee817ca64c8b274fe793693ec3e3a21426985c67688ba6c839081944b91b73');
+insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', '8b1d98b8b0864bbdbb3499651006174cdacac664bf0e7ec3b2c54444cb23674e');
 
 -- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
@@ -4274,6 +4274,16 @@ insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_co
 --
 --    Race analysis (why a park and a release never miss each other) is in the header of
 --    kit_claim_limited; every lock each function takes is in its own header.
+--
+-- 3. Spawns wake idle workers inside spawn_task. Since 000013 absurd-kit's clients spawned through
+--    kit_spawn_task, a plpgsql wrapper that called spawn_task and then kit_wake_idle_workers: two
+--    nested calls that cost about a quarter of a spawn on PostgreSQL 15 (measured with
+--    track_functions: 0.04 ms and 0.035 ms of 0.22 ms). spawn_task now looks for an idle listener
+--    itself (one probe of the unlogged kit_idle_listeners, as before) and kit_spawn_task is a plain
+--    SQL call of it. A spawn by any client — absurd-sdk, the Python SDK, absurdctl — now wakes idle
+--    absurd-kit workers too; nothing else changes for them (a notification is invisible to a client
+--    that does not LISTEN). The race analysis of 000013 holds unchanged: the probe and the insert
+--    happen in the same order in the same transaction.
 
 -- The limits: one row per named limit of a queue. task_name null: every task of the queue.
 -- key_path null: one bucket for all the runs it applies to; otherwise the bucket of a run is the
@@ -4551,7 +4561,8 @@ $$;
 
 -- spawn_task(q, name, params, options): as in migration 000002 (same result, errors and locks:
 -- inserts only; an idempotency conflict waits for the other inserting transaction), plus the option
--- "priority" (an integer, default 0) given to the first run; any other value raises AB003.
+-- "priority" (an integer, default 0) given to the first run; any other value raises AB003; and a
+-- spawn that created a task notifies the queue's idle listening workers (3. in the header).
 create or replace function absurd.spawn_task(p_queue_name text, p_task_name text, p_params jsonb,
                                   p_options jsonb default '{}')
 returns table(task_id uuid, run_id uuid, attempt integer, created boolean)
@@ -4686,9 +4697,28 @@ begin
     'r_' || p_queue_name)
     using v_run_id, v_task_id, v_now, v_priority;
 
+  -- Wake-ups (see 3. in the header): only a spawn that created a task, and only while a worker of
+  -- the queue is idle and listening; delivered when the spawning transaction commits.
+  if exists (select 1 from absurd.kit_idle_listeners l
+              where l.queue_name = p_queue_name and l.idle_until > clock_timestamp()) then
+    perform pg_notify('absurd_wake_' || md5(p_queue_name), '');
+  end if;
+
   return query select v_task_id, v_run_id, 1, true;
 end;
 $$;
+
+-- kit_spawn_task(q, name, params, options): spawn_task under the name absurd-kit's clients call
+-- since migration 000013; spawn_task wakes idle workers itself now, so this is a plain SQL call
+-- (the plpgsql loop that wrapped it cost a quarter of a spawn's time). Same arguments, result,
+-- errors and locks as spawn_task.
+create or replace function absurd.kit_spawn_task(p_queue_name text, p_task_name text, p_params jsonb, p_options jsonb)
+returns table(task_id uuid, run_id uuid, attempt integer, created boolean)
+language sql
+as $f$
+  select s.task_id, s.run_id, s.attempt, s.created
+    from absurd.spawn_task(p_queue_name, p_task_name, p_params, p_options) s
+$f$;
 
 -- kit_spawn_tasks(q, tasks): as in migration 000013 (same result, errors and locks), plus each
 -- element's option "priority", checked with the others before anything is written ('tasks[2]:
