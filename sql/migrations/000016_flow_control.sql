@@ -356,7 +356,9 @@ begin
     v_retry_strategy := v_options -> 'retry_strategy';
     v_cancellation := v_options -> 'cancellation';
     v_key := v_options ->> 'idempotency_key';
-    v_priority := absurd.kit_spawn_priority(v_options -> 'priority', '');
+    if v_options ? 'priority' then
+      v_priority := absurd.kit_spawn_priority(v_options -> 'priority', '');
+    end if;
     if v_options ? 'max_attempts' then
       v_max_attempts := (v_options ->> 'max_attempts')::integer;
       if v_max_attempts is not null and v_max_attempts < 1 then

@@ -26,7 +26,7 @@ import type { CreateQueueOptions, QueuePolicy, QueuePolicyOptions } from './queu
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import type { SpawnManyItem, SpawnOptions } from './spawn-options.js';
-import { checkSpawnParams, checkSpawnParamsList, observedSpawn, observedSpawnMany, sendSpawn, spawnQueue, withSpawnDefaults } from './spawn-task.js';
+import { checkSpawnParams, checkSpawnParamsList, observedSpawn, observedSpawnMany, sendSpawn, spawnQueue, spawnWakeups, withSpawnDefaults } from './spawn-task.js';
 import { spawnTasks, type SpawnTaskItem } from './spawn-tasks.js';
 import { EngineProbe } from './engine-features.js';
 import { toRegistration, type Registration } from './registration.js';
@@ -586,8 +586,7 @@ export class Absurd {
       if (this.hooks.beforeSpawn) effective = await this.hooks.beforeSpawn(taskName, params, effective);
       // Headers the producer (or a hook) set win over the trace context's.
       if (traceHeaders) effective = { ...effective, headers: { ...traceHeaders, ...effective.headers } };
-      const { idleWakeups } = await this.#engine.quietFeatures();
-      return sendSpawn(con, queue, taskName, params, effective, idleWakeups);
+      return sendSpawn(con, queue, taskName, params, effective, spawnWakeups(await this.#engine.quietFeatures()));
     };
     const telemetry = await telemetryFor(this.#telemetry);
     if (!telemetry) return spawn(undefined);

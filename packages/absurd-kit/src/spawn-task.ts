@@ -5,7 +5,7 @@ import type * as Otel from '@opentelemetry/api';
 import { isTaskContract, type TaskContract, type TaskDefaults } from './define.js';
 import { toJsonParam, type JsonObject } from './json.js';
 import { wakeChannel } from './notify.js';
-import { spawnTask, spawnTaskWakingIdle } from './queries/tasks.queries.js';
+import { spawnTask, spawnTaskWaking, spawnTaskWakingIdle } from './queries/tasks.queries.js';
 import type { Queryable } from './queryable.js';
 import { validateQueueName } from './queue-name.js';
 import { spawnOptionsToJson, type SpawnOptions } from './spawn-options.js';
@@ -13,7 +13,7 @@ import type { SpawnResult } from './task-result.js';
 import type { Telemetry } from './telemetry.js';
 import { ATTR } from './telemetry-attributes.js';
 import { spawnAttributes } from './telemetry-tracing.js';
-import type { TraceParentContext } from './types.js';
+import type { EngineFeatures, TraceParentContext } from './types.js';
 import { parseWith } from './validation.js';
 
 /**
@@ -83,11 +83,24 @@ export function withSpawnDefaults(
 }
 
 /**
- * Creates the task and wakes the workers of its queue. With `idleWakeups` (migration 000013) through
- * `absurd.kit_spawn_task`, which notifies only while a worker of the queue is idle and listening;
- * otherwise through `absurd.spawn_task` and a notification every time. Either way the notification
- * is delivered when the spawning transaction commits, so a spawn inside a caller's transaction
- * wakes nobody before that commit (and nobody if it rolls back).
+ * How a spawn wakes the workers of its queue, by what the engine can do: `spawn_task` notifies
+ * idle listening workers itself (migration 000016); `kit_spawn_task` does (migrations 000013 to
+ * 000015); or the client notifies on every spawn (Absurd's schema, older absurd-kit).
+ */
+export type SpawnWakeups = 'engine' | 'kit-spawn-task' | 'client';
+
+/** The {@link SpawnWakeups} of an engine with these features. */
+export function spawnWakeups(features: Pick<EngineFeatures, 'flowControl' | 'idleWakeups'>): SpawnWakeups {
+  if (features.flowControl) return 'engine';
+  return features.idleWakeups ? 'kit-spawn-task' : 'client';
+}
+
+/**
+ * Creates the task and wakes the workers of its queue, as `wakeups` says (see
+ * {@link SpawnWakeups}): the engine notifies only while a worker of the queue is idle and
+ * listening; the client's own notification goes out on every spawn. Either way the notification is
+ * delivered when the spawning transaction commits, so a spawn inside a caller's transaction wakes
+ * nobody before that commit (and nobody if it rolls back).
  */
 export async function sendSpawn(
   con: Queryable,
@@ -95,7 +108,7 @@ export async function sendSpawn(
   taskName: string,
   params: unknown,
   options: SpawnOptions,
-  idleWakeups: boolean,
+  wakeups: SpawnWakeups,
 ): Promise<SpawnResult & { queue: string }> {
   const args = {
     queueName: queue,
@@ -103,9 +116,12 @@ export async function sendSpawn(
     params: toJsonParam(params),
     options: JSON.stringify(spawnOptionsToJson(options)),
   };
-  const [row] = idleWakeups
-    ? await spawnTaskWakingIdle.run(args, con)
-    : await spawnTask.run({ ...args, channel: wakeChannel(queue) }, con);
+  const [row] =
+    wakeups === 'engine'
+      ? await spawnTaskWaking.run(args, con)
+      : wakeups === 'kit-spawn-task'
+        ? await spawnTaskWakingIdle.run(args, con)
+        : await spawnTask.run({ ...args, channel: wakeChannel(queue) }, con);
   if (!row) throw new Error('absurd.spawn_task returned no row');
   return { taskID: row.task_id, runID: row.run_id, attempt: row.attempt, created: row.created, queue };
 }

@@ -38,7 +38,7 @@ export function standaloneRuntime(options: TaskContextOptions): TaskContextRunti
       await checkSpawnParams(contract, params);
       const queue = validateQueueName(spawnOptions.queue ?? contract?.queue ?? options.queueName);
       // No engine probe here: absurd.spawn_task and a notification work on every engine.
-      return sendSpawn(options.con, queue, contract ? contract.name : (task as string), params, spawnOptions, false);
+      return sendSpawn(options.con, queue, contract ? contract.name : (task as string), params, spawnOptions, 'client');
     },
     spawnMany: async (task, items, spawnOptions) => {
       const contract = isTaskContract(task) ? task : undefined;

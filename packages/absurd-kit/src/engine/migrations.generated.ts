@@ -4260,7 +4260,7 @@ $$;
   {
     version: 16,
     name: 'flow_control',
-    checksum: '8b1d98b8b0864bbdbb3499651006174cdacac664bf0e7ec3b2c54444cb23674e',
+    checksum: 'fc68320002ebf9aad74c2ab4ff2f678a34375b05baa676b58cceb3cfc4b268e4',
     sql: `-- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
 -- Nothing changes for a queue that uses none of it, nor for a client that knows nothing of it
@@ -4619,7 +4619,9 @@ begin
     v_retry_strategy := v_options -> 'retry_strategy';
     v_cancellation := v_options -> 'cancellation';
     v_key := v_options ->> 'idempotency_key';
-    v_priority := absurd.kit_spawn_priority(v_options -> 'priority', '');
+    if v_options ? 'priority' then
+      v_priority := absurd.kit_spawn_priority(v_options -> 'priority', '');
+    end if;
     if v_options ? 'max_attempts' then
       v_max_attempts := (v_options ->> 'max_attempts')::integer;
       if v_max_attempts is not null and v_max_attempts < 1 then

@@ -41,6 +41,39 @@ const spawnTaskIR: any = {"usedParamSet":{"queueName":true,"taskName":true,"para
  */
 export const spawnTask = new PreparedQuery<ISpawnTaskParams,ISpawnTaskResult>(spawnTaskIR);
 
+/** 'SpawnTaskWaking' parameters type */
+export interface ISpawnTaskWakingParams {
+  options?: string | null | void;
+  params?: string | null | void;
+  queueName: string;
+  taskName: string;
+}
+
+/** 'SpawnTaskWaking' return type */
+export interface ISpawnTaskWakingResult {
+  attempt: number;
+  created: boolean;
+  run_id: string;
+  task_id: string;
+}
+
+/** 'SpawnTaskWaking' query type */
+export interface ISpawnTaskWakingQuery {
+  params: ISpawnTaskWakingParams;
+  result: ISpawnTaskWakingResult;
+}
+
+const spawnTaskWakingIR: any = {"usedParamSet":{"queueName":true,"taskName":true,"params":true,"options":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":121,"b":131}]},{"name":"taskName","required":true,"transform":{"type":"scalar"},"locs":[{"a":134,"b":143}]},{"name":"params","required":false,"transform":{"type":"scalar"},"locs":[{"a":146,"b":152}]},{"name":"options","required":false,"transform":{"type":"scalar"},"locs":[{"a":168,"b":175}]}],"statement":"select task_id as \"task_id!\", run_id as \"run_id!\", attempt as \"attempt!\", created as \"created!\"\n  from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb)"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select task_id as "task_id!", run_id as "run_id!", attempt as "attempt!", created as "created!"
+ *   from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb)
+ * ```
+ */
+export const spawnTaskWaking = new PreparedQuery<ISpawnTaskWakingParams,ISpawnTaskWakingResult>(spawnTaskWakingIR);
+
 /** 'SpawnTaskWakingIdle' parameters type */
 export interface ISpawnTaskWakingIdleParams {
   options?: string | null | void;

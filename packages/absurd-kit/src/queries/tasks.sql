@@ -4,10 +4,13 @@
   SpawnTask        creates a task and its first run (absurd.spawn_task), then notifies the queue's
                    wake channel so that listening workers claim at once. For engines without
                    absurd.kit_spawn_task (Absurd's schema, absurd-kit before migration 000013).
+  SpawnTaskWaking  the same where absurd.spawn_task notifies the queue's idle listening workers
+                   itself (migration 000016): the statement every SDK sends.
   SpawnTaskWakingIdle
                    the same through absurd.kit_spawn_task, which notifies only while a worker of
                    the queue is idle and listening (a notifying commit holds a database-wide lock,
-                   so unconditional notifications would serialise concurrent spawns).
+                   so unconditional notifications would serialise concurrent spawns); migrations
+                   000013 to 000015.
   SpawnTasks       many tasks in one statement (absurd.kit_spawn_tasks): `tasks` is a JSON array
                    of {task_name, params, options}; one row per element, in order.
   SpawnTasksStandard
@@ -37,6 +40,10 @@
 with s as (select * from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb))
 select s.task_id as "task_id!", s.run_id as "run_id!", s.attempt as "attempt!", s.created as "created!", pg_notify(:channel!, '')
   from s;
+
+/* @name SpawnTaskWaking */
+select task_id as "task_id!", run_id as "run_id!", attempt as "attempt!", created as "created!"
+  from absurd.spawn_task(:queueName!, :taskName!, :params::text::jsonb, :options::text::jsonb);
 
 /* @name SpawnTaskWakingIdle */
 select task_id as "task_id!", run_id as "run_id!", attempt as "attempt!", created as "created!"
