@@ -384,8 +384,10 @@ describe.skipIf(onAbsurdSchema)("on absurd-kit's schema [absurd-kit's schema onl
     await client.spawn('steps', null);
     await client.spawn('steps', null);
     const called = () => recorder.texts().map((text) => /absurd\.(\w+)\(|to_regclass/.exec(text)?.[0]);
-    // The first spawn reads the engine's features; spawns then notify only idle workers.
-    expect(called()).toEqual(['absurd.create_queue(', 'to_regclass', 'absurd.kit_spawn_task(', 'absurd.kit_spawn_task(']);
+    // The first spawn reads the engine's features; spawns then go to spawn_task, which notifies
+    // only idle workers itself (migration 000016): no notification of the client's own.
+    expect(called()).toEqual(['absurd.create_queue(', 'to_regclass', 'absurd.spawn_task(', 'absurd.spawn_task(']);
+    expect(recorder.texts().filter((text) => text.includes('pg_notify'))).toEqual([]);
     recorder.queries.length = 0;
     await workOnce(client);
     await workOnce(client);
