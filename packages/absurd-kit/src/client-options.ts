@@ -20,6 +20,9 @@ export type ContractHandler<C extends TaskContract> = (
   ctx: TaskContext<StepsOf<C>>,
 ) => Promise<Input<ResultOf<C>>>;
 
+/** Attempts per task when neither the spawn, the contract nor the registration says, unless the client's `defaultMaxAttempts` does. */
+export const DEFAULT_MAX_ATTEMPTS = 5;
+
 /** Options of `Absurd#registerTask`. */
 export interface TaskRegistrationOptions {
   name: string;

@@ -58,6 +58,7 @@ import type {
   TaskHandler,
   TaskRegistrationOptions,
 } from './client-options.js';
+import { DEFAULT_MAX_ATTEMPTS } from './client-options.js';
 import {
   resolveWorkerOptions,
   startWorkerLoop,
@@ -108,7 +109,7 @@ export class Absurd {
         ? { db: options as string | Queryable }
         : (options as AbsurdOptions);
     this.queueName = validateQueueName(opts.queueName ?? 'default');
-    this.defaultMaxAttempts = opts.defaultMaxAttempts ?? 5;
+    this.defaultMaxAttempts = opts.defaultMaxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.log = opts.log ?? console;
     this.hooks = opts.hooks ?? {};
     this.registry = new Map();

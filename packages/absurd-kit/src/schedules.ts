@@ -3,6 +3,7 @@
  * removing, pausing, resuming and listing them. The client's schedule methods and the CLI's
  * `absurd schedules` commands both come here.
  */
+import { DEFAULT_MAX_ATTEMPTS } from './client-options.js';
 import { checkCron, checkTimezone } from './cron.js';
 import { isScheduleContract, type CatchUpPolicy, type ScheduleContract, type ScheduleSpawnOptions } from './define-schedule.js';
 import { toJsonParam, type JsonObject, type JsonValue } from './json.js';
@@ -19,9 +20,6 @@ import { ScheduleError } from './errors.js';
 import { scheduleCallError } from './schedule-sql-errors.js';
 import { spawnOptionsToJson } from './spawn-options.js';
 import { withSpawnDefaults } from './spawn-task.js';
-
-/** The attempts of a scheduled task when neither the schedule nor its contract says (the client's default). */
-const DEFAULT_MAX_ATTEMPTS = 5;
 
 /**
  * A schedule given by name rather than declared with `defineSchedule` (a task without a contract,
