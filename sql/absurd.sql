@@ -3567,7 +3567,7 @@ end;
 $$;
 
 -- 000015_schedules --------------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (15, 'schedules', '3d350dc38facf8f7fb00c5ec68a2bda17492439bdeb9d037b94b73c4b62ba37e');
+insert into absurd.kit_migrations (version, name, checksum) values (15, 'schedules', '74f07eef402433774c1aa2298da5ec4ad3a73353c71f5960593ef0dd54796ebf');
 
 -- absurd-kit engine, migration 000015: cron schedules.
 --
@@ -3585,8 +3585,9 @@ insert into absurd.kit_migrations (version, name, checksum) values (15, 'schedul
 --   if it got past the row lock (e.g. after an operator reset next_fire_at by hand).
 --
 -- Contract functions are unchanged except claim_task, which gains one statement at the start of
--- its body (its arguments, columns, locks and errors stay those of migration 000002); clients that
--- never create a schedule see no difference but one index probe per claim.
+-- its body (its arguments, columns, locks and errors stay those of migration 000002; the statement
+-- is added by migration 000016, which redefines claim_task); clients that never create a schedule
+-- see no difference but one index probe per claim.
 --
 -- Cron syntax (kit_cron_parse): five fields, minute (0-59), hour (0-23), day of month (1-31),
 -- month (1-12 or JAN-DEC) and day of week (0-7 or SUN-SAT; 0 and 7 are both Sunday). Each field is
@@ -4084,158 +4085,13 @@ begin
 end;
 $$;
 
--- kit_seconds_until_next_run(q): as in migration 000006 (the earliest pending or sleeping run
--- becoming claimable, or the earliest lease expiring), and also the earliest next tick of the
--- queue's unpaused schedules, so that an idle worker with a long poll interval wakes for a tick.
--- Reads the first entries of r_<q>_cai, r_<q>_cei and kit_schedules_due only.
-create or replace function absurd.kit_seconds_until_next_run(p_queue_name text) returns double precision
-language plpgsql stable
-as $$
-declare
-  v_next_run timestamptz;
-  v_next_expiry timestamptz;
-  v_next_tick timestamptz;
-  v_next timestamptz;
-begin
-  execute format(
-    'select (select r.available_at from absurd.%1$I r
-              where r.state in (''pending'', ''sleeping'') and r.available_at < ''infinity''
-              order by r.available_at, r.run_id
-              limit 1),
-            (select r.claim_expires_at from absurd.%1$I r
-              where r.state = ''running'' and r.claim_expires_at is not null
-              order by r.claim_expires_at
-              limit 1)',
-    'r_' || p_queue_name)
-    into v_next_run, v_next_expiry;
-  select s.next_fire_at into v_next_tick
-    from absurd.kit_schedules s
-   where s.queue_name = p_queue_name and not s.paused and s.next_fire_at is not null
-   order by s.next_fire_at
-   limit 1;
-  v_next := least(v_next_run, v_next_expiry, v_next_tick);
-  if v_next is null then
-    return null;
-  end if;
-  return extract(epoch from v_next - absurd.current_time())::double precision;
-end;
-$$;
-
--- claim_task(q, worker, claim_timeout, qty): as in migration 000002, with one statement added at
--- the start of its body: kit_fire_schedules(q) fires the queue's due schedules first, so that every
--- worker of every SDK drives the schedules of the queues it claims on (a tick's task may then be
--- claimed by the next call). Arguments, columns, phases A-C, locks and errors are unchanged; the
--- schedule rows are locked SKIP LOCKED before anything of phase A, so claimers never wait on each
--- other there either. With no schedule on the queue the addition is one index probe.
-create or replace function absurd.claim_task(p_queue_name text, p_worker_id text, p_claim_timeout integer default 30,
-                                  p_qty integer default 1)
-returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params jsonb,
-              retry_strategy jsonb, max_attempts integer, headers jsonb, wake_event text,
-              event_payload jsonb)
-language plpgsql
-as $$
-declare
-  v_now timestamptz := absurd.current_time();
-  v_timeout integer := greatest(coalesce(p_claim_timeout, 30), 0);
-  v_worker text := coalesce(nullif(p_worker_id, ''), 'worker');
-  v_qty integer := greatest(coalesce(p_qty, 1), 1);
-  v_claim_until timestamptz;
-  v_t text := 't_' || p_queue_name;
-  v_r text := 'r_' || p_queue_name;
-  v_id uuid;
-  v_expired record;
-begin
-  perform absurd.kit_fire_schedules(p_queue_name);
-  if v_timeout > 0 then
-    v_claim_until := v_now + v_timeout * interval '1 second';
-  end if;
-
-  -- A. Cancellation policies.
-  for v_id in execute format(
-    'select t.task_id
-       from absurd.%I t
-      where t.cancellation is not null
-        and t.state in (''pending'', ''sleeping'', ''running'')
-        and ((t.cancellation ->> ''max_delay'') is not null
-              and t.first_started_at is null
-              and extract(epoch from $1 - t.enqueue_at) >= (t.cancellation ->> ''max_delay'')::bigint
-          or (t.cancellation ->> ''max_duration'') is not null
-              and t.first_started_at is not null
-              and extract(epoch from $1 - t.first_started_at) >= (t.cancellation ->> ''max_duration'')::bigint)
-      order by t.task_id',
-    v_t) using v_now
-  loop
-    perform absurd.cancel_task(p_queue_name, v_id);
-  end loop;
-
-  -- B. Expired leases.
-  for v_expired in execute format(
-    'select r.run_id, r.claimed_by, r.claim_expires_at, r.attempt
-       from absurd.%I r
-      where r.state = ''running'' and r.claim_expires_at is not null and r.claim_expires_at <= $1
-      order by r.claim_expires_at, r.run_id
-      limit $2
-        for update skip locked',
-    v_r) using v_now, v_qty
-  loop
-    perform absurd.fail_run(
-      p_queue_name,
-      v_expired.run_id,
-      jsonb_strip_nulls(jsonb_build_object(
-        'name', '$ClaimTimeout',
-        'message', 'worker did not finish task within claim interval',
-        'workerId', v_expired.claimed_by,
-        'claimExpiredAt', v_expired.claim_expires_at,
-        'attempt', v_expired.attempt)),
-      null);
-  end loop;
-
-  -- C. Claim.
-  return query execute format(
-    'with candidates as (
-       select r.run_id, r.available_at
-         from absurd.%1$I r
-         join absurd.%2$I t on t.task_id = r.task_id
-        where r.state in (''pending'', ''sleeping'')
-          and r.available_at <= $1
-          and t.state in (''pending'', ''sleeping'', ''running'')
-        order by r.available_at, r.run_id
-        limit $2
-          for update of r, t skip locked
-     ),
-     claimed as (
-       update absurd.%1$I r
-          set state = ''running'', claimed_by = $3, claim_expires_at = $4, started_at = $1,
-              available_at = $1
-         from candidates c
-        where r.run_id = c.run_id
-       returning r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload, c.available_at as claimed_from
-     ),
-     tasks as (
-       update absurd.%2$I t
-          set state = ''running'', attempts = greatest(t.attempts, c.attempt),
-              first_started_at = coalesce(t.first_started_at, $1), last_attempt_run = c.run_id
-         from claimed c
-        where t.task_id = c.task_id
-       returning t.task_id, t.task_name, t.params, t.retry_strategy, t.max_attempts, t.headers
-     ),
-     expired_waits as (
-       delete from absurd.%3$I w
-        using claimed c
-        where w.run_id = c.run_id and w.timeout_at is not null and w.timeout_at <= $1
-     )
-     select c.run_id, c.task_id, c.attempt, t.task_name, t.params, t.retry_strategy, t.max_attempts,
-            t.headers, c.wake_event, c.event_payload
-       from claimed c
-       join tasks t on t.task_id = c.task_id
-      order by c.claimed_from, c.run_id',
-    v_r, v_t, 'w_' || p_queue_name)
-    using v_now, v_qty, v_worker, v_claim_until;
-end;
-$$;
+-- The two hooks that make workers drive schedules — claim_task calling kit_fire_schedules before
+-- it claims, and kit_seconds_until_next_run counting the queue's next tick — are in migration
+-- 000016, which redefines both functions for priorities and limits too (the two migrations ship
+-- together).
 
 -- 000016_flow_control -----------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', 'fc68320002ebf9aad74c2ab4ff2f678a34375b05baa676b58cceb3cfc4b268e4');
+insert into absurd.kit_migrations (version, name, checksum) values (16, 'flow_control', '4e052f24796c58ad89e34daf6ef9e432592232b0c009eff99e9e5f8be2cf5161');
 
 -- absurd-kit engine, migration 000016: flow control — priorities, concurrency limits, rate limits.
 --
@@ -5087,7 +4943,7 @@ $$;
 -- queue with limits, the release trigger's); C the claimed runs and their tasks FOR UPDATE SKIP
 -- LOCKED, so concurrent workers never wait on each other (kit_claim_limited: also the limits'
 -- advisory locks, tried, never waited for).
--- Schedules: as since migration 000015, the body starts by firing the queue's due schedules
+-- Schedules (migration 000015): the body starts by firing the queue's due schedules
 -- (kit_fire_schedules), so that every worker of every SDK drives them.
 create or replace function absurd.claim_task(p_queue_name text, p_worker_id text, p_claim_timeout integer default 30,
                                              p_qty integer default 1)
@@ -5229,12 +5085,13 @@ begin
 end;
 $$;
 
--- kit_seconds_until_next_run(q): as in migration 000015 (seconds until the queue next has work for
--- claim_task, its schedules' next ticks included; NULL when nothing waits for time). Runs of every
--- priority count: the earliest due time
+-- kit_seconds_until_next_run(q): as in migration 000006 (seconds until the queue next has work for
+-- claim_task; NULL when nothing waits for time), and also the earliest next tick of the queue's
+-- unpaused schedules (migration 000015), so that an idle worker with a long poll interval wakes for
+-- a tick. Runs of every priority count: the earliest due time
 -- is the least of the first entries of each priority in r_<q>_cai, found one index probe per
 -- priority. Parked runs (available_at 'infinity') wait for a slot, not for time, and do not count.
--- Reads the first entries of r_<q>_cai per priority and of r_<q>_cei only.
+-- Reads the first entries of r_<q>_cai per priority, of r_<q>_cei and of kit_schedules_due only.
 create or replace function absurd.kit_seconds_until_next_run(p_queue_name text) returns double precision
 language plpgsql stable
 as $$

@@ -848,7 +848,7 @@ $$;
 -- queue with limits, the release trigger's); C the claimed runs and their tasks FOR UPDATE SKIP
 -- LOCKED, so concurrent workers never wait on each other (kit_claim_limited: also the limits'
 -- advisory locks, tried, never waited for).
--- Schedules: as since migration 000015, the body starts by firing the queue's due schedules
+-- Schedules (migration 000015): the body starts by firing the queue's due schedules
 -- (kit_fire_schedules), so that every worker of every SDK drives them.
 create or replace function absurd.claim_task(p_queue_name text, p_worker_id text, p_claim_timeout integer default 30,
                                              p_qty integer default 1)
@@ -990,12 +990,13 @@ begin
 end;
 $$;
 
--- kit_seconds_until_next_run(q): as in migration 000015 (seconds until the queue next has work for
--- claim_task, its schedules' next ticks included; NULL when nothing waits for time). Runs of every
--- priority count: the earliest due time
+-- kit_seconds_until_next_run(q): as in migration 000006 (seconds until the queue next has work for
+-- claim_task; NULL when nothing waits for time), and also the earliest next tick of the queue's
+-- unpaused schedules (migration 000015), so that an idle worker with a long poll interval wakes for
+-- a tick. Runs of every priority count: the earliest due time
 -- is the least of the first entries of each priority in r_<q>_cai, found one index probe per
 -- priority. Parked runs (available_at 'infinity') wait for a slot, not for time, and do not count.
--- Reads the first entries of r_<q>_cai per priority and of r_<q>_cei only.
+-- Reads the first entries of r_<q>_cai per priority, of r_<q>_cei and of kit_schedules_due only.
 create or replace function absurd.kit_seconds_until_next_run(p_queue_name text) returns double precision
 language plpgsql stable
 as $$
