@@ -65,6 +65,42 @@ describe.skipIf(onAbsurdSchema)("notifications wake an idle worker [absurd-kit's
     await worker.close();
   });
 
+  it("runs a task whose spawn missed the worker going idle, once the spawn's transaction commits (pollInterval 3600)", async () => {
+    const queue = queueName('going-idle');
+    const app = await clients.app(queue);
+    const entered = gate();
+    const hold = gate();
+    app.registerTask({ name: 'first' }, async () => {
+      entered.open();
+      await hold.promise;
+      return 1;
+    });
+    app.registerTask({ name: 'second' }, async () => 2);
+    const { worker, claims } = await idleWorker(app, { concurrency: 1 });
+    const first = await app.spawn('first', {});
+    await entered.promise;
+    // The worker is busy (its one slot taken, its idle mark removed): a spawn now reads no mark and
+    // sends nothing. It stays uncommitted while the worker finishes `first` and goes idle.
+    const caller = await db.pool.connect();
+    try {
+      await caller.query('begin');
+      const second = await rawSpawn(caller, queue, 'second');
+      const before = claims.length;
+      hold.open();
+      await waitForTaskState(db.pool, queue, first.taskID, 'completed', 8000);
+      await waitFor(() => claims.length > before && claims.at(-1)?.claimed === 0, { what: 'an empty claim' });
+      await delay(1500);
+      // While the spawn is in flight the worker asks again at a growing interval, not in a tight loop.
+      expect(claims.length - before).toBeLessThanOrEqual(15);
+      await caller.query('commit');
+      await waitForTaskState(db.pool, queue, second.task_id, 'completed', 8000);
+    } finally {
+      await caller.query('rollback').catch(() => undefined);
+      caller.release();
+    }
+    await worker.close();
+  });
+
   it('wakes a worker of a 57-byte UTF-8 queue', async () => {
     const queue = utf8QueueName57();
     const app = await clients.app(queue);

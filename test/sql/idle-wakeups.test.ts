@@ -216,3 +216,76 @@ describe('the race between a spawn and a worker going idle', () => {
     expect(rows.map((r) => r.task_id)).toEqual([spawned.task_id]);
   });
 });
+
+/**
+ * Migration 000018: the order above no longer loses the run for a poll interval. Notifying writers
+ * hold the queue's wake lock (shared) from before they read the marks until they commit, and
+ * kit_wakeups_settled tells a worker whose new mark committed whether one is still in flight.
+ */
+describe('settled wake-ups', () => {
+  async function settled(client: Queryable, queue: string): Promise<boolean> {
+    const { rows } = await client.query<{ s: boolean }>('select absurd.kit_wakeups_settled($1) as s', [queue]);
+    return one(rows).s;
+  }
+
+  it('is false while a spawn that missed a new mark is uncommitted; the claim after it turns true finds the run', async () => {
+    const q = await listenedQueue('settle');
+    await worker.query('begin');
+    expect(await listeningClaim(worker, q)).toBe(0); // a new mark, uncommitted
+    const caller = await utcClient(db, { outsideSchema: true });
+    await caller.query('begin');
+    const spawned = await kitSpawn(caller, q); // reads no committed mark
+    await worker.query('commit');
+    expect(await settled(worker, q)).toBe(false);
+    expect(await listeningClaim(worker, q)).toBe(0); // the spawn is not visible yet
+    expect(await settled(worker, q)).toBe(false);
+    await caller.query('commit');
+    await caller.end();
+    expect(await notificationsSoFar(q)).toEqual([]); // nothing was sent: the probe is what finds it
+    expect(await settled(worker, q)).toBe(true);
+    const { rows } = await worker.query<{ task_id: string }>('select task_id from absurd.kit_claim_task($1, $2, 30, 1, $3, 60)', [q, 'w', 'L1']);
+    expect(rows.map((r) => r.task_id)).toEqual([spawned.task_id]);
+  });
+
+  it("holds for Absurd's spawn_task called directly, and for kit_spawn_tasks", async () => {
+    const q = await listenedQueue('settle-writers');
+    const caller = await utcClient(db, { outsideSchema: true });
+    for (const spawn of [
+      `select * from absurd.spawn_task($1, 'job', '{}', '{}')`,
+      `select * from absurd.kit_spawn_tasks($1, '[{"task_name": "job", "params": {}}, {"task_name": "job", "params": {}}]')`,
+    ]) {
+      await caller.query('begin');
+      await caller.query(spawn, [q]);
+      expect(await settled(c, q)).toBe(false);
+      await caller.query('commit');
+      expect(await settled(c, q)).toBe(true);
+    }
+    await caller.end();
+  });
+
+  it('is true with nothing in flight, ignores spawns on other queues and idempotent spawns that create nothing, and leaves no lock behind', async () => {
+    const q = await listenedQueue('settle-quiet');
+    const other = await newQueue(c, 'settle-other');
+    await kitSpawn(c, q, { idempotency_key: 'once' });
+    expect(await settled(worker, q)).toBe(true);
+    const caller = await utcClient(db, { outsideSchema: true });
+    await caller.query('begin');
+    await kitSpawn(caller, other);
+    await kitSpawn(caller, q, { idempotency_key: 'once' }); // returns the existing task
+    expect(await settled(worker, q)).toBe(true);
+    await caller.query('commit');
+    await caller.end();
+    const { rows } = await worker.query<{ n: number }>(
+      `select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()`,
+    );
+    expect(one(rows).n).toBe(0);
+  });
+
+  it('a spawn that starts after the probe sees the committed mark and notifies', async () => {
+    const q = await listenedQueue('settle-after');
+    expect(await listeningClaim(worker, q)).toBe(0);
+    expect(await settled(worker, q)).toBe(true);
+    await kitSpawn(c, q);
+    expect(await notificationsSoFar(q)).toEqual(['']);
+  });
+});

@@ -30,6 +30,7 @@ export async function detectEngineFeatures(con: Queryable): Promise<{ features: 
     // clients send a notification, so they poll, as absurd-sdk's workers do.
     wakeups: row.tracked,
     idleWakeups: has.has('kit_spawn_tasks'),
+    settledWakeups: has.has('kit_wakeups_settled'),
     flowControl: has.has('kit_set_limit'),
   };
   // Only where the function exists: a failed statement would abort a transaction the client runs in.

@@ -10,7 +10,7 @@ import { errorLine } from './errors.js';
 import { executeClaimedTask, type ExecutionHost } from './execute-task.js';
 import { QueueListener } from './notify.js';
 import { isConnectionError, type OutageMonitor } from './outage.js';
-import { claimTasks, claimTasksListening, claimTasksStandard, secondsUntilNextRun } from './queries/runs.queries.js';
+import { claimTasks, claimTasksListening, claimTasksStandard, secondsUntilNextRun, wakeupsSettled } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
 import type { Registration } from './registration.js';
 import { RunWrites } from './run-writes.js';
@@ -144,6 +144,11 @@ export class TaskRunner {
         if (!(await this.features()).nextRunDue) return null;
         const [row] = await secondsUntilNextRun.run({ queueName }, con);
         return row?.seconds ?? null;
+      },
+      wakeupsSettled: async () => {
+        if (!(await this.features()).settledWakeups) return true;
+        const [row] = await wakeupsSettled.run({ queueName }, con);
+        return row?.settled ?? true;
       },
     };
   }

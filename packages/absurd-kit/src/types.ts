@@ -299,6 +299,12 @@ export interface EngineFeatures {
    */
   idleWakeups: boolean;
   /**
+   * `kit_wakeups_settled` (migration 000018): a worker going idle asks whether a spawn that missed
+   * its new idle mark is still in flight, and claims once more when none is (else such a spawn's
+   * run can wait for the worker's next poll).
+   */
+  settledWakeups: boolean;
+  /**
    * `kit_set_limit` and the claim that enforces limits and priorities (migration 000016): a worker
    * applies the concurrency and rate limits its task contracts declare when it starts.
    */

@@ -74,6 +74,11 @@ export interface WorkerHost {
   /** Seconds until the queue's next run is due (null: none). */
   secondsUntilNextRun?(): Promise<number | null>;
   /**
+   * Whether no spawn that may have missed this worker's new idle mark is still in flight (true
+   * where the engine cannot tell: it then has no such race to close).
+   */
+  wakeupsSettled?(): Promise<boolean>;
+  /**
    * Reports the worker's slots in use (read when metrics are collected) and its concurrency, as
    * long as it runs; returns the function that stops reporting. Absent without metrics.
    */
@@ -82,6 +87,11 @@ export interface WorkerHost {
 
 /** Longest a busy worker waits for more free slots before claiming for the ones it has. */
 const CLAIM_COALESCE_MS = 3;
+
+/** A worker going idle asks again whether spawns have settled after this, then twice as long… */
+const SETTLE_FIRST_MS = 10;
+/** …up to this (and never longer than its poll interval). */
+const SETTLE_LONGEST_MS = 1000;
 
 /** The defaults of the `absurd-sdk` worker. */
 export function resolveWorkerOptions(options: WorkerOptions, logError: (error: Error) => void) {
@@ -170,6 +180,10 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
     return seconds === null ? pollMs : Math.min(pollMs, Math.max(0, seconds * 1000) + 5);
   };
 
+  // Whether the engine's idle mark for this loop is known to be seen by every spawn (see below).
+  let settled = false;
+  let settleBackoffMs = SETTLE_FIRST_MS;
+
   const coalesceTarget = Math.max(1, Math.ceil(Math.min(batchSize, concurrency) / 4));
   const loop = (async () => {
     while (running) {
@@ -199,7 +213,29 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
         await waitForWake(pollMs);
         continue;
       }
+      if (tasks.length === toClaim) settled = false; // the engine removed the idle mark
       if (tasks.length === 0) {
+        // Going idle: the claim above marked this loop idle. A spawn that read the marks before
+        // that mark committed sent no notification, and may commit after the claim's snapshot.
+        // Once none is in flight, claim once more: that claim sees every such spawn's run.
+        if (idleListener && !settled && host.wakeupsSettled) {
+          let quiet: boolean;
+          try {
+            quiet = await host.wakeupsSettled();
+          } catch (error) {
+            report(error);
+            await waitForWake(pollMs);
+            continue;
+          }
+          if (quiet) {
+            settled = true;
+            settleBackoffMs = SETTLE_FIRST_MS;
+          } else {
+            await waitForWake(Math.min(settleBackoffMs, pollMs));
+            settleBackoffMs = Math.min(settleBackoffMs * 2, SETTLE_LONGEST_MS);
+          }
+          continue;
+        }
         await waitForWake(await idleWaitMs());
         continue;
       }

@@ -362,6 +362,32 @@ const secondsUntilNextRunIR: any = {"usedParamSet":{"queueName":true},"params":[
  */
 export const secondsUntilNextRun = new PreparedQuery<ISecondsUntilNextRunParams,ISecondsUntilNextRunResult>(secondsUntilNextRunIR);
 
+/** 'WakeupsSettled' parameters type */
+export interface IWakeupsSettledParams {
+  queueName: string;
+}
+
+/** 'WakeupsSettled' return type */
+export interface IWakeupsSettledResult {
+  settled: boolean;
+}
+
+/** 'WakeupsSettled' query type */
+export interface IWakeupsSettledQuery {
+  params: IWakeupsSettledParams;
+  result: IWakeupsSettledResult;
+}
+
+const wakeupsSettledIR: any = {"usedParamSet":{"queueName":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":34,"b":44}]}],"statement":"select absurd.kit_wakeups_settled(:queueName!) as \"settled!\""};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select absurd.kit_wakeups_settled(:queueName!) as "settled!"
+ * ```
+ */
+export const wakeupsSettled = new PreparedQuery<IWakeupsSettledParams,IWakeupsSettledResult>(wakeupsSettledIR);
+
 /** 'CurrentTime' parameters type */
 export type ICurrentTimeParams = void;
 

@@ -24,6 +24,9 @@
   ExtendClaim              extends the run's lease by `seconds`.
   SecondsUntilNextRun      seconds until the queue's earliest sleeping or pending run is due
                            (null: none), for idle workers.
+  WakeupsSettled           whether no spawn that may have missed a newly idle worker is still in
+                           flight on the queue (migration 000018): a worker whose claim came back
+                           empty asks it, and claims once more when it is true.
   CurrentTime              the engine's clock (honours absurd.fake_now).
 */
 
@@ -67,6 +70,9 @@ select absurd.extend_claim(:queueName!, :runId!, :seconds!);
 
 /* @name SecondsUntilNextRun */
 select absurd.kit_seconds_until_next_run(:queueName!) as seconds;
+
+/* @name WakeupsSettled */
+select absurd.kit_wakeups_settled(:queueName!) as "settled!";
 
 /* @name CurrentTime */
 select absurd.current_time() as "now!";
