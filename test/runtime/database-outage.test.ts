@@ -5,10 +5,11 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Absurd, type Queryable } from '../../packages/absurd-kit/src/index.js';
+import { z } from 'zod';
+import { Absurd, defineSchedule, defineTask, type Queryable } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
 import { startPrivateServer, type PrivateServer } from '../support/private-server.js';
-import { delay, gate, queueName, recordingLog, runRows, useClients, waitFor } from './helpers.js';
+import { delay, gate, onAbsurdSchema, queueName, recordingLog, runRows, useClients, waitFor } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);
@@ -67,6 +68,29 @@ describe('a worker whose database goes away', () => {
     await worker.close();
     expect(seen.every((error) => (error as { code?: string }).code === 'ECONNREFUSED')).toBe(true);
     expect(app.recorded.messages('warn')).toHaveLength(1);
+    expect(app.recorded.messages('error')).toEqual([]);
+  });
+
+  it.skipIf(onAbsurdSchema)("starts while the database is unreachable, and applies its schedules and contract limits once it is back [absurd-kit's schema only: schedules, limits]", async () => {
+    const { con, state } = switchableConnection(clients.pool());
+    const queue = queueName('outage-declared');
+    const app = await clients.app(queue, { db: con });
+    const job = defineTask({ name: 'job', queue, params: z.object({ n: z.number() }), result: z.null(), concurrency: { limit: 2 } });
+    app.registerTask(job, async () => null);
+    app.registerSchedule(defineSchedule({ name: `${queue}-hourly`, task: job, cron: '0 * * * *', params: { n: 1 } }));
+    state.down = true;
+    const worker = await app.startWorker({ pollInterval: 0.05 });
+    await delay(300);
+    expect(app.recorded.messages('warn')).toContain(
+      `could not apply the schedules and limits of queue "${queue}" (the database is unreachable): the worker starts, and they are applied when it is back`,
+    );
+    state.down = false;
+    await waitFor(() => app.recorded.messages('info').includes(`applied the schedules and limits of queue "${queue}"`), {
+      what: 'the declarations to be applied',
+    });
+    await worker.close();
+    expect((await app.listSchedules(queue)).map((schedule) => schedule.name)).toEqual([`${queue}-hourly`]);
+    expect((await app.listLimits()).map((limit) => [limit.name, limit.maxRunning])).toEqual([['job:concurrency', 2]]);
     expect(app.recorded.messages('error')).toEqual([]);
   });
 

@@ -100,6 +100,28 @@ describe.skipIf(onAbsurdSchema)('flow control', () => {
       ['charge:rate', null, null, { limit: 1000, periodSeconds: 60 }],
     ]);
   });
+
+  it('a worker removes the contract limits its contracts no longer declare, and no other limit', async () => {
+    const queue = queueName('retired-limits');
+    const params = z.object({ customerId: z.string() });
+    const before = defineTask({ name: 'charge', queue, params, result: z.null(), concurrency: { limit: 1, key: 'customerId' }, rateLimit: { limit: 5, periodSeconds: 1 } });
+    const first = await clients.app(queue);
+    first.registerTask(before, async () => null);
+    await (await first.startWorker({ pollInterval: 0.05 })).close();
+    // Set by hand: a queue-wide limit, and a limit of a task this worker does not run.
+    await first.setLimit('queue-wide', { maxRunning: 50 });
+    await first.setLimit('refund:concurrency', { taskName: 'refund', maxRunning: 2 });
+
+    // The next deploy's contract keeps the rate limit and drops the concurrency limit.
+    const after = defineTask({ name: 'charge', queue, params, result: z.null(), rateLimit: { limit: 5, periodSeconds: 1 } });
+    const next = await clients.app(queue);
+    next.registerTask(after, async () => null);
+    await (await next.startWorker({ pollInterval: 0.05 })).close();
+    expect((await next.listLimits()).map((limit) => limit.name)).toEqual(['charge:rate', 'queue-wide', 'refund:concurrency']);
+    expect(next.recorded.messages('info')).toContain(
+      `removed limit "charge:concurrency" of queue "${queue}": the contract of task "charge" no longer declares it`,
+    );
+  });
 });
 
 describe('defineTask limits', () => {

@@ -33,6 +33,7 @@ import { toRegistration, type Registration } from './registration.js';
 import type { ScheduleContract } from './define-schedule.js';
 import * as schedules from './schedules.js';
 import type { ScheduleInfo, ScheduleInput } from './schedules.js';
+import { applyDeclarationsUntilDone } from './queue-declarations.js';
 import { TaskRunner } from './task-runner.js';
 import { pollTaskResult, timeoutMs } from './task-result-polling.js';
 import type { ClaimedTask, ExecuteOptions, IdleListener, Log } from './types.js';
@@ -502,7 +503,9 @@ export class Absurd {
    * the database is unreachable the worker logs one warning (not one error per failed claim), keeps
    * its runs' writes waiting for it as long as their leases last, and logs once when it is back.
    *
-   * Schedules given by {@link registerSchedule} are applied first (a refused one throws here).
+   * Schedules given by {@link registerSchedule} are applied first (a refused one throws here), then
+   * the limits the task contracts declare; a contract limit no longer declared is removed. While the
+   * database is unreachable the worker starts anyway and applies them once it is back.
    *
    * On a schema installed by Absurd (no `absurd migrate --adopt` yet) the worker runs on Absurd's
    * standard functions — one claim, completion and checkpoint write per call, polling at
@@ -514,39 +517,34 @@ export class Absurd {
     const resolved = resolveWorkerOptions(options, (error) => {
       if (!isConnectionError(error)) this.log.error(`Worker error: ${errorLine(error)}`);
     });
-    for (const schedule of this.schedules.values()) await this.upsertSchedule(schedule);
-    await this.#applyContractLimits();
+    const stopApplying = await applyDeclarationsUntilDone({
+      con: this.con,
+      queueName: this.queueName,
+      log: this.log,
+      schedules: [...this.schedules.values()],
+      contracts: [...this.registry.values()]
+        .filter((registration) => registration.queue === this.queueName && registration.contract !== undefined)
+        .map((registration) => registration.contract as TaskContract),
+      defaultMaxAttempts: this.defaultMaxAttempts,
+      features: () => this.#runner.features(),
+    });
     const host = await this.#runner.workerHost({
       claimTasks: (claim) => this.claimTasks(claim),
       executeTask: (task, claimTimeout, execute) => this.executeTask(task, claimTimeout, execute),
     });
-    const worker = await startWorkerLoop(host, resolved);
+    const loop = await startWorkerLoop(host, resolved);
+    const worker: Worker = {
+      workerId: loop.workerId,
+      get inFlight() {
+        return loop.inFlight;
+      },
+      close: (closeOptions) => {
+        stopApplying();
+        return loop.close(closeOptions);
+      },
+    };
     this.worker = worker;
     return worker;
-  }
-
-  /**
-   * Sets the concurrency and rate limits that the contracts of this client's queue declare (see
-   * `defineTask`'s `concurrency` and `rateLimit`): unchanged limits cost one read each. A worker
-   * starts anyway when they cannot be set (an engine without migration 000016, an unreachable
-   * database) and says so at WARN; the engine goes on with the limits it has.
-   */
-  async #applyContractLimits(): Promise<void> {
-    const declared = [...this.registry.values()]
-      .filter((registration) => registration.queue === this.queueName && registration.contract !== undefined)
-      .flatMap((registration) => limits.contractLimits(registration.contract as TaskContract));
-    if (declared.length === 0) return;
-    try {
-      if (!(await this.#runner.features()).flowControl) {
-        this.log.warn(
-          `the engine has no concurrency or rate limits (migration 000016): the limits of ${declared.map((d) => `"${d.name}"`).join(', ')} are not enforced — run \`absurd migrate\``,
-        );
-        return;
-      }
-      for (const { name, options } of declared) await limits.setLimit(this.con, this.queueName, name, options);
-    } catch (error) {
-      this.log.warn(`could not set the limits the task contracts declare: ${errorLine(error)}`);
-    }
   }
 
   /** Executes one claimed run to its end (see the worker). */

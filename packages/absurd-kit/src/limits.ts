@@ -142,6 +142,20 @@ export interface NamedLimit {
   options: LimitOptions;
 }
 
+/** The kinds of limit a task contract can declare. */
+export const CONTRACT_LIMIT_KINDS = ['concurrency', 'rate'] as const;
+
+/**
+ * The name of the limit of one kind that a task's contract declares: a worker sets it when the
+ * contract declares it, and removes it when the contract no longer does.
+ *
+ * @example
+ * contractLimitName('charge-card', 'concurrency'); // 'charge-card:concurrency'
+ */
+export function contractLimitName(taskName: string, kind: (typeof CONTRACT_LIMIT_KINDS)[number]): string {
+  return `${taskName}:${kind}`;
+}
+
 /**
  * The limits a task contract declares, named after the task: `<task>:concurrency` and
  * `<task>:rate`. A worker sets them on its queue when it starts.
@@ -154,13 +168,13 @@ export function contractLimits(contract: TaskContract): NamedLimit[] {
   const { concurrency, rateLimit } = contract;
   if (concurrency !== undefined) {
     declared.push({
-      name: `${contract.name}:concurrency`,
+      name: contractLimitName(contract.name, 'concurrency'),
       options: { taskName: contract.name, maxRunning: concurrency.limit, ...(concurrency.key ? { key: concurrency.key } : {}) },
     });
   }
   if (rateLimit !== undefined) {
     declared.push({
-      name: `${contract.name}:rate`,
+      name: contractLimitName(contract.name, 'rate'),
       options: {
         taskName: contract.name,
         rate: { limit: rateLimit.limit, periodSeconds: rateLimit.periodSeconds },
