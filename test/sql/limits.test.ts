@@ -166,6 +166,36 @@ describe('kit_set_limit, kit_remove_limit, kit_list_limits', () => {
     await spawnSeries(q, 2);
     expect(await claimIds(q, 2)).toHaveLength(2);
   });
+
+  it("drop_queue removes the queue's limits and their rows and functions, its schedules and its idle marks (000019)", async () => {
+    const q = await newQueue(c, 'lim-dropped');
+    const other = await newQueue(c, 'lim-kept');
+    for (const queue of [q, other]) {
+      await setLimit(queue, 'one', { max: 1 });
+      await c.query(`select absurd.kit_upsert_schedule($1, $2, 'job', '0 * * * *', 'UTC', '{}', '{}', 'skip')`, [`${queue}-hourly`, queue]);
+      await c.query(`select * from absurd.kit_claim_task($1, 'w', 30, 1, 'L1', 60)`, [queue]);
+    }
+    await spawnSeries(q, 2);
+    expect(await claimIds(q, 2)).toHaveLength(1); // one slot held, one run parked
+    const kept = async (queue: string) => {
+      const { rows } = await c.query<{ limits: number; slots: number; waiters: number; functions: number; schedules: number; marks: number }>(
+        `select (select count(*)::int from absurd.kit_limits where queue_name = $1) as limits,
+                (select count(*)::int from absurd.kit_limit_slots where queue_name = $1) as slots,
+                (select count(*)::int from absurd.kit_limit_waiters where queue_name = $1) as waiters,
+                (select count(*)::int from pg_proc where proname like 'kit\_q\_' || md5($1) || '%') as functions,
+                (select count(*)::int from absurd.kit_schedules where queue_name = $1) as schedules,
+                (select count(*)::int from absurd.kit_idle_listeners where queue_name = $1) as marks`,
+        [queue],
+      );
+      return rows[0];
+    };
+    expect(await kept(q)).toMatchObject({ limits: 1, slots: 1, waiters: 1, schedules: 1, marks: 1 });
+    expect((await kept(q))!.functions).toBeGreaterThan(0);
+    const before = await kept(other);
+    await c.query('select absurd.drop_queue($1)', [q]);
+    expect(await kept(q)).toEqual({ limits: 0, slots: 0, waiters: 0, functions: 0, schedules: 0, marks: 0 });
+    expect(await kept(other)).toEqual(before);
+  });
 });
 
 describe('concurrency limits', () => {
