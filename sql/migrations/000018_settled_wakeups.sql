@@ -14,9 +14,10 @@
 -- commits, and a probe a worker makes after its mark is committed:
 --
 -- - Every reader of the marks that would notify (spawn_task and kit_wake_idle_workers, which
---   kit_spawn_tasks, kit_complete_runs' announcements, fired schedules and un-parked limits call)
---   first takes the queue's wake lock in SHARE mode: pg_advisory_xact_lock_shared(1633843051,
---   hashtext(q)), held until its transaction ends. Shared holders never wait for each other.
+--   kit_spawn_tasks, kit_complete_runs' announcements, emit_event, fired schedules and un-parked
+--   limits call) first takes the queue's wake lock in SHARE mode:
+--   pg_advisory_xact_lock_shared(1633843051, hashtext(q)), held until its transaction ends.
+--   Shared holders never wait for each other.
 -- - kit_wakeups_settled(q) is true when no transaction holds the queue's wake lock: it takes the
 --   lock exclusively without waiting and lets it go at once. A worker whose claim came back empty
 --   and whose mark is new asks it (after that claim committed), and claims again when it is true.
@@ -34,6 +35,10 @@
 -- false for that long: the idle workers of its queue ask at the back-off until it ends.
 --
 -- Workers of earlier releases never probe; they behave as before.
+--
+-- emit_event now wakes idle workers itself too, when it makes a run due: an event from any client
+-- (absurd-sdk, the Python SDK, absurdctl) wakes idle absurd-kit workers, and the emitting client
+-- sends no notification of its own.
 
 -- kit_wake_idle_workers(q): as in 000013 (notifies the queue's wake channel at commit when a worker
 -- of the queue is idle and listening; returns whether it did), holding the queue's wake lock.
@@ -216,5 +221,91 @@ begin
   end if;
 
   return query select v_task_id, v_run_id, 1, true;
+end;
+$$;
+
+-- emit_event(q, event, payload): as in migration 000011, and when it made runs due (woke them),
+-- it wakes the queue's idle listening workers (kit_wake_idle_workers, under the wake lock), as a
+-- spawn does: an event emitted by any client wakes absurd-kit's idle workers, and absurd-kit's
+-- clients no longer notify on every emit (a notifying commit holds a database-wide lock).
+-- Locks: those of 000011; then those of kit_wake_idle_workers when it woke a run.
+create or replace function absurd.emit_event(p_queue_name text, p_event_name text, p_payload jsonb default null)
+returns void
+language plpgsql
+as $$
+declare
+  v_now timestamptz := absurd.current_time();
+  v_payload jsonb := coalesce(p_payload, 'null'::jsonb);
+  v_emitted boolean;
+  v_woken integer;
+begin
+  if p_event_name is null or btrim(p_event_name) = '' then
+    raise exception 'event_name must be provided';
+  end if;
+
+  execute format(
+    'insert into absurd.%I as e (event_name, payload, emitted_at) values ($1, $2, $3)
+     on conflict (event_name) do update
+        set payload = excluded.payload, emitted_at = excluded.emitted_at
+      where e.payload is null
+     returning true',
+    'e_' || p_queue_name)
+    into v_emitted using p_event_name, v_payload, v_now;
+  if v_emitted is null then
+    return;  -- already emitted: first write wins
+  end if;
+
+  execute format(
+    'select 1 from absurd.%2$I r
+      where r.wake_event = ''$awaitEvents:all'' and r.state = ''sleeping''
+        and r.run_id in (select w.run_id from absurd.%1$I w where w.event_name = $1)
+      order by r.run_id
+        for update of r',
+    'w_' || p_queue_name, 'r_' || p_queue_name)
+    using p_event_name;
+
+  execute format(
+    'with expired as (
+       delete from absurd.%1$I w
+        where w.event_name = $1 and w.timeout_at is not null and w.timeout_at <= $3
+     ),
+     answered as (
+       select w.task_id, w.run_id, w.step_name,
+              r.wake_event = ''$awaitEvents:all'' and exists (
+                select 1 from absurd.%1$I o
+                 where o.run_id = w.run_id and o.event_name <> $1
+                   and (o.timeout_at is null or o.timeout_at > $3)) as keeps_sleeping
+         from absurd.%1$I w
+         join absurd.%2$I r on r.run_id = w.run_id
+        where w.event_name = $1 and (w.timeout_at is null or w.timeout_at > $3) and r.state = ''sleeping''
+     ),
+     woken as (
+       update absurd.%2$I r
+          set state = ''pending'', available_at = $3, wake_event = null, event_payload = $2,
+              claimed_by = null, claim_expires_at = null
+         from answered a
+        where r.run_id = a.run_id and not a.keeps_sleeping
+       returning r.run_id, r.task_id
+     ),
+     checkpoints as (
+       insert into absurd.%3$I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+       select a.task_id, a.step_name, $2, ''committed'', a.run_id, $3 from answered a
+       on conflict (task_id, checkpoint_name) do update
+          set state = excluded.state, status = ''committed'', owner_run_id = excluded.owner_run_id,
+              updated_at = excluded.updated_at
+     ),
+     tasks as (
+       update absurd.%4$I t set state = ''pending'' from woken where t.task_id = woken.task_id
+     ),
+     answered_waits as (
+       delete from absurd.%1$I w using answered a where w.run_id = a.run_id and w.event_name = $1
+     )
+     select count(*)::integer from woken',
+    'w_' || p_queue_name, 'r_' || p_queue_name, 'c_' || p_queue_name, 't_' || p_queue_name)
+    into v_woken using p_event_name, v_payload, v_now;
+  -- Runs it made due wake the queue's idle listening workers, as a spawn does.
+  if v_woken > 0 then
+    perform absurd.kit_wake_idle_workers(p_queue_name);
+  end if;
 end;
 $$;

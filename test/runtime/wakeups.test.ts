@@ -125,6 +125,21 @@ describe.skipIf(onAbsurdSchema)("notifications wake an idle worker [absurd-kit's
     await worker.close();
   });
 
+  it('resumes an event waiter when plain SQL emits its event, as any SDK emits (pollInterval 3600)', async () => {
+    const queue = queueName('event-raw');
+    const app = await clients.app(queue);
+    app.registerTask({ name: 'waiter' }, async (_params, ctx) => ({ got: await ctx.awaitEvent('go') }));
+    const { worker } = await idleWorker(app);
+    const { taskID } = await app.spawn('waiter', {});
+    await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
+    await delay(200);
+    // absurd.emit_event itself wakes idle listening workers when it makes a run due (migration 000018).
+    await db.pool.query(`select absurd.emit_event($1, 'go', '{"ok": 2}')`, [queue]);
+    await waitForTaskState(db.pool, queue, taskID, 'completed', 8000);
+    expect(await app.fetchTaskResult(taskID)).toEqual({ state: 'completed', result: { got: { ok: 2 } } });
+    await worker.close();
+  });
+
   it('resumes an event waiter when another task emits the event with ctx.emitEvent', async () => {
     const queue = queueName('ctx-event-wake');
     const app = await clients.app(queue);
@@ -134,8 +149,8 @@ describe.skipIf(onAbsurdSchema)("notifications wake an idle worker [absurd-kit's
     await waitForTaskState(db.pool, queue, taskID, 'sleeping', 8000);
     await delay(200);
     // The emitter runs elsewhere (one claim, no loop) after a spawn that no idle worker hears (its
-    // mark in kit_idle_listeners removed in the spawn's transaction): only ctx.emitEvent's
-    // notification can make the idle worker look at the queue again.
+    // mark in kit_idle_listeners removed in the spawn's transaction, and put back once the spawn
+    // committed): only the wake-up of ctx.emitEvent can make the idle worker look at the queue again.
     const other = await clients.app(queue);
     other.registerTask({ name: 'emitter' }, async (_params, ctx) => {
       await ctx.emitEvent('signal', 'from a task');
@@ -145,9 +160,19 @@ describe.skipIf(onAbsurdSchema)("notifications wake an idle worker [absurd-kit's
     let emitter: { task_id: string };
     try {
       await session.query('begin');
-      if (!onAbsurdSchema) await session.query('delete from absurd.kit_idle_listeners where queue_name = $1', [queue]);
+      const { rows: marks } = await session.query<{ listener: string; idle_until: Date }>(
+        'delete from absurd.kit_idle_listeners where queue_name = $1 returning listener, idle_until',
+        [queue],
+      );
       emitter = await rawSpawn(session, queue, 'emitter');
       await session.query('commit');
+      for (const mark of marks) {
+        await session.query('insert into absurd.kit_idle_listeners (queue_name, listener, idle_until) values ($1, $2, $3)', [
+          queue,
+          mark.listener,
+          mark.idle_until,
+        ]);
+      }
     } finally {
       session.release();
     }

@@ -289,3 +289,43 @@ describe('settled wake-ups', () => {
     expect(await notificationsSoFar(q)).toEqual(['']);
   });
 });
+
+describe('emit_event wakes idle workers when it makes a run due (000018)', () => {
+  /** A run of q suspended waiting for event `ev`. */
+  async function waitingRun(q: string, ev: string): Promise<{ task_id: string; run_id: string }> {
+    const spawned = await kitSpawn(c, q);
+    const { rows } = await c.query<{ task_id: string; run_id: string }>('select task_id, run_id from absurd.claim_task($1, $2, 30, 1)', [q, 'w0']);
+    const claimed = one(rows);
+    expect(claimed.task_id).toBe(spawned.task_id);
+    const { rows: waited } = await c.query<{ should_suspend: boolean }>(
+      `select should_suspend from absurd.await_event($1, $2, $3, 'wait', $4, null)`,
+      [q, claimed.task_id, claimed.run_id, ev],
+    );
+    expect(one(waited).should_suspend).toBe(true);
+    return claimed;
+  }
+
+  it('an emit that wakes a run notifies an idle listening worker; one that wakes nothing does not', async () => {
+    const q = await listenedQueue('emit-wakes');
+    await waitingRun(q, 'ev');
+    await notificationsSoFar(q); // the spawn's, if any
+    expect(await listeningClaim(worker, q)).toBe(0);
+    await c.query(`select absurd.emit_event($1, 'other', '{}')`, [q]);
+    expect(await notificationsSoFar(q)).toEqual([]);
+    await c.query(`select absurd.emit_event($1, 'ev', '{"n": 1}')`, [q]);
+    expect(await notificationsSoFar(q)).toEqual(['']);
+    expect(await listeningClaim(worker, q)).toBe(1);
+  });
+
+  it('an emit in flight that woke a run holds the wake lock until it commits', async () => {
+    const q = await listenedQueue('emit-settle');
+    await waitingRun(q, 'ev');
+    const caller = await utcClient(db, { outsideSchema: true });
+    await caller.query('begin');
+    await caller.query(`select absurd.emit_event($1, 'ev', 'null')`, [q]);
+    expect(await c.query<{ s: boolean }>('select absurd.kit_wakeups_settled($1) as s', [q]).then((r) => one(r.rows).s)).toBe(false);
+    await caller.query('commit');
+    await caller.end();
+    expect(await c.query<{ s: boolean }>('select absurd.kit_wakeups_settled($1) as s', [q]).then((r) => one(r.rows).s)).toBe(true);
+  });
+});

@@ -275,7 +275,7 @@ export class Absurd {
     const queue = queueName ?? this.queueName;
     const emit = async () => {
       if (isEventContract(event)) await parseWith(event.payload, payload, { subject: eventName, boundary: 'event', retryable: true });
-      await sendEvent(this.con, queue, eventName, payload);
+      await sendEvent(this.con, queue, eventName, payload, async () => (await this.#engine.quietFeatures()).eventWakeups);
     };
     const tracing = (await telemetryFor(this.#telemetry))?.tracing;
     await (tracing ? tracing.emit(queue, eventName, emit) : emit());

@@ -31,6 +31,7 @@ export async function detectEngineFeatures(con: Queryable): Promise<{ features: 
     wakeups: row.tracked,
     idleWakeups: has.has('kit_spawn_tasks'),
     settledWakeups: has.has('kit_wakeups_settled'),
+    eventWakeups: has.has('kit_wakeups_settled'),
     flowControl: has.has('kit_set_limit'),
   };
   // Only where the function exists: a failed statement would abort a transaction the client runs in.

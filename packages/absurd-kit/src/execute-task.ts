@@ -316,7 +316,7 @@ async function announceEnd(host: ExecutionHost, task: ClaimedTask): Promise<void
     }
     const snapshot = await readTaskResult(host.con, host.queueName, task.task_id);
     if (!snapshot || !isFinalState(snapshot.state)) return;
-    await sendEvent(host.con, parent.queue, taskResultEvent(task.task_id), snapshot);
+    await sendEvent(host.con, parent.queue, taskResultEvent(task.task_id), snapshot, host.features.eventWakeups);
   } catch (error) {
     host.log.warn(`task "${task.task_name}" run ${task.run_id}: could not tell parent task ${parent.taskId} that it ended: ${errorLine(error)}`);
   }

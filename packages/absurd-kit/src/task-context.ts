@@ -269,7 +269,7 @@ export class TaskContext<S extends StepSchemas = NoSteps> {
     const emit = async () => {
       if (typeof event !== 'string') await parseWith(event.payload, payload, this.#site('event', eventName, true));
       // The first emission of a name wins, so sending it again after a lost answer changes nothing.
-      await this.#guard.call(() => sendEvent(this.#runtime.con, this.queueName, eventName, payload));
+      await this.#guard.call(() => sendEvent(this.#runtime.con, this.queueName, eventName, payload, this.#runtime.eventWakeups === true));
     };
     const trace = this.#runtime.trace;
     await (trace ? trace.emit(eventName, emit) : emit());

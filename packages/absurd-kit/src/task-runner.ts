@@ -185,6 +185,7 @@ export class TaskRunner {
         contract: registration?.contract,
         groupedWaits: features.groupedWaits,
         cancelWithParent: features.cancelWithParent,
+        eventWakeups: features.eventWakeups,
         spawn,
         spawnMany,
         writeCheckpoint: (write) => writes.writeCheckpoint(write),

@@ -241,6 +241,8 @@ export interface TaskContextRuntime {
   groupedWaits?: boolean | undefined;
   /** The engine cancels children spawned with `cancelWithParent` (`kit_cancel_children`); default true. */
   cancelWithParent?: boolean | undefined;
+  /** `emit_event` wakes idle workers itself (migration 000018): emits send no notification; default false. */
+  eventWakeups?: boolean | undefined;
   /**
    * Writes a checkpoint (batched with other runs' writes); resolves with `ok` or why it was
    * refused (`cancelled`, `failed`, `not_found`). Without it, each write is its own call.
@@ -304,6 +306,11 @@ export interface EngineFeatures {
    * run can wait for the worker's next poll).
    */
   settledWakeups: boolean;
+  /**
+   * `emit_event` wakes the queue's idle listening workers when it makes a run due (migration
+   * 000018), so emits need no notification of their own (else the client notifies on every emit).
+   */
+  eventWakeups: boolean;
   /**
    * `kit_set_limit` and the claim that enforces limits and priorities (migration 000016): a worker
    * applies the concurrency and rate limits its task contracts declare when it starts.

@@ -68,6 +68,34 @@ const emitEventIR: any = {"usedParamSet":{"queueName":true,"eventName":true,"pay
  */
 export const emitEvent = new PreparedQuery<IEmitEventParams,IEmitEventResult>(emitEventIR);
 
+/** 'EmitEventWaking' parameters type */
+export interface IEmitEventWakingParams {
+  eventName: string;
+  payload?: string | null | void;
+  queueName: string;
+}
+
+/** 'EmitEventWaking' return type */
+export interface IEmitEventWakingResult {
+  emit_event: undefined | null;
+}
+
+/** 'EmitEventWaking' query type */
+export interface IEmitEventWakingQuery {
+  params: IEmitEventWakingParams;
+  result: IEmitEventWakingResult;
+}
+
+const emitEventWakingIR: any = {"usedParamSet":{"queueName":true,"eventName":true,"payload":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":25,"b":35}]},{"name":"eventName","required":true,"transform":{"type":"scalar"},"locs":[{"a":38,"b":48}]},{"name":"payload","required":false,"transform":{"type":"scalar"},"locs":[{"a":51,"b":58}]}],"statement":"select absurd.emit_event(:queueName!, :eventName!, :payload::text::jsonb)"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select absurd.emit_event(:queueName!, :eventName!, :payload::text::jsonb)
+ * ```
+ */
+export const emitEventWaking = new PreparedQuery<IEmitEventWakingParams,IEmitEventWakingResult>(emitEventWakingIR);
+
 /** 'AwaitEvents' parameters type */
 export interface IAwaitEventsParams {
   queueName: string;

@@ -6,6 +6,8 @@
                    (null: none) pass.
   EmitEvent        stores an event's payload, wakes the runs waiting for it, then notifies the
                    queue's wake channel.
+  EmitEventWaking  the same where emit_event wakes the queue's idle listening workers itself
+                   when it makes a run due (migration 000018): no notification of its own.
   AwaitEvents      waits for a group of events in one statement (migration 000011): each wait's
                    value when it was answered, and the group's outcome (`ready`, `timed_out`,
                    `suspended`). `waits` is a JSON array of {"step", "event"}; `wake` 'all' or 'any'.
@@ -20,6 +22,9 @@ select should_suspend as "should_suspend!", payload
 
 /* @name EmitEvent */
 select absurd.emit_event(:queueName!, :eventName!, :payload::text::jsonb), pg_notify(:channel!, '');
+
+/* @name EmitEventWaking */
+select absurd.emit_event(:queueName!, :eventName!, :payload::text::jsonb);
 
 /* @name AwaitEvents */
 select step_name as "step_name!", payload, resolved as "resolved!", outcome as "outcome!"
