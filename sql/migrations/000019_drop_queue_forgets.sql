@@ -6,8 +6,28 @@
 -- created again under the same name forgot the limits (000016), but its schedules came back to
 -- life and fired into it. drop_queue now removes all of them in its own transaction.
 
+-- kit_drop_queue_functions(q): drops every function absurd-kit wrote for queue q alone (named
+-- kit_q_<md5(q)>_<part>, with the queue's tables in static SQL). Locks: those of drop function.
+create function absurd.kit_drop_queue_functions(p_queue_name text) returns void
+language plpgsql
+as $$
+declare
+  v_signature regprocedure;
+begin
+  for v_signature in
+    select p.oid::regprocedure
+      from pg_proc p
+     where p.pronamespace = 'absurd'::regnamespace
+       and p.proname like 'kit\_q\_' || md5(p_queue_name) || '\_%'
+     order by p.oid
+  loop
+    execute format('drop function if exists %s', v_signature);
+  end loop;
+end;
+$$;
+
 -- drop_queue(q): as in migration 000001, and then the queue's flow-control rows and functions
--- (kit_forget_queue_limits), its schedules and its workers' idle marks.
+-- (kit_forget_queue_limits), its schedules, its workers' idle marks and the functions written for it.
 -- Locks: those of 000001; then the rows deleted, and those of drop function for kit_q_<md5>_*.
 create or replace function absurd.drop_queue(p_queue_name text) returns void
 language plpgsql
@@ -39,6 +59,7 @@ begin
   perform absurd.kit_forget_queue_limits(p_queue_name);
   delete from absurd.kit_schedules s where s.queue_name = p_queue_name;
   delete from absurd.kit_idle_listeners l where l.queue_name = p_queue_name;
+  perform absurd.kit_drop_queue_functions(p_queue_name);
 end;
 $$;
 
