@@ -127,14 +127,25 @@ describe('functions (§2.0)', () => {
     expect(overloaded).toEqual([['create_queue', ['p_queue_name text', 'p_queue_name text, p_storage_mode text']]]);
   });
 
-  it('has no SECURITY DEFINER function and no SET clause but claim_task\'s planner settings', () => {
+  it("has no SECURITY DEFINER function and no SET clause but the claim's planner settings", () => {
     expect(procs.length).toBeGreaterThanOrEqual(38);
     expect(procs.filter((p) => p.secdef).map((p) => p.name)).toEqual([]);
-    // claim_task plans without sorts, sequential scans or JIT (engine migration 000017): settings
-    // of the planner, which no client sees. Nothing sets search_path or anything else.
-    expect(procs.filter((p) => p.config !== null).map((p) => `${p.name}: ${p.config?.join(', ')}`)).toEqual([
-      'claim_task: enable_sort=off, enable_seqscan=off, jit=off',
-    ]);
+    // The claim plans without sorts, sequential scans or JIT (engine migration 000017), in each
+    // queue's kit_q_<md5>_claim_task (migration 000020): settings of the planner, which no client
+    // sees. Nothing sets search_path or anything else.
+    for (const p of procs.filter((p) => p.config !== null)) {
+      expect(`${p.name}: ${p.config?.join(', ')}`).toMatch(/^kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off$/);
+    }
+  });
+
+  it("writes each queue's claim with the claim's planner settings", async () => {
+    const q = queueName('settings');
+    await c.query('select absurd.create_queue($1)', [q]);
+    const { rows } = await c.query<{ config: string[] | null }>(
+      `select proconfig::text[] as config from pg_proc where proname = 'kit_q_' || md5($1) || '_claim_task'`,
+      [q],
+    );
+    expect(rows).toEqual([{ config: ['enable_sort=off', 'enable_seqscan=off', 'jit=off'] }]);
   });
 
   it('resolves the calls SDKs make with untyped parameters', async () => {
