@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineSchedule, defineTask, ScheduleError, ValidationError } from '../../packages/absurd-kit/src/index.js';
 import { useTestDatabase } from '../support/db.js';
-import { onAbsurdSchema, queueName, recordingLog, table, useClients, WAKE_UP_POLL, waitFor } from './helpers.js';
+import { gate, onAbsurdSchema, queueName, recordingLog, table, taskRow, useClients, WAKE_UP_POLL, waitFor, waitForTaskState } from './helpers.js';
 
 const db = useTestDatabase();
 const clients = useClients(db);
@@ -218,6 +218,37 @@ describe.skipIf(onAbsurdSchema)('the client and the worker (needs migration 0000
     await worker.close();
     expect(ran).toEqual([name]);
     expect(Date.now() - started).toBeLessThan(8_000);
+  });
+
+  it('a worker whose slots are all busy fires a due tick on time, without claiming', async () => {
+    const queue = queueName('sched-busy');
+    const app = await clients.app(queue);
+    const hold = gate();
+    const entered = gate();
+    app.registerTask({ name: 'long' }, async () => {
+      entered.open();
+      await hold.promise;
+      return null;
+    });
+    app.registerTask({ name: 'tick' }, async () => null);
+    const name = `${queue}/soon`;
+    await app.upsertSchedule({ name, queue, task: 'tick', cron: '@yearly' });
+    const worker = await app.startWorker({ concurrency: 1, pollInterval: 0.1 });
+    await app.spawn('long', {});
+    await entered.promise;
+    // The one slot is taken: the worker does not claim until `long` ends.
+    await db.pool.query(`update absurd.kit_schedules set next_fire_at = clock_timestamp() + interval '0.3 seconds' where schedule_name = $1`, [name]);
+    const fired = await waitFor(
+      async () => {
+        const [info] = await app.listSchedules(queue);
+        return info?.lastTaskID ?? undefined;
+      },
+      { timeoutMs: 5000, what: 'the tick to be fired while the worker is busy' },
+    );
+    expect((await taskRow(db.pool, queue, fired))?.state).toBe('pending');
+    hold.open();
+    await waitForTaskState(db.pool, queue, fired, 'completed', 8000);
+    await worker.close();
   });
 
   it("a worker of the absurd-sdk package fires and runs the schedule's tasks (claim_task fires them)", async () => {

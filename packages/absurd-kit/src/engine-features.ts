@@ -33,6 +33,7 @@ export async function detectEngineFeatures(con: Queryable): Promise<{ features: 
     settledWakeups: has.has('kit_wakeups_settled'),
     eventWakeups: has.has('kit_wakeups_settled'),
     flowControl: has.has('kit_set_limit'),
+    schedules: has.has('kit_fire_schedules'),
   };
   // Only where the function exists: a failed statement would abort a transaction the client runs in.
   if (features.tracked || !row.versioned) return { features };

@@ -10,6 +10,7 @@ import { errorLine } from './errors.js';
 import { executeClaimedTask, type ExecutionHost } from './execute-task.js';
 import { QueueListener } from './notify.js';
 import { isConnectionError, type OutageMonitor } from './outage.js';
+import { fireSchedules } from './queries/schedules.queries.js';
 import { claimTasks, claimTasksListening, claimTasksStandard, secondsUntilNextRun, wakeupsSettled } from './queries/runs.queries.js';
 import type { Queryable } from './queryable.js';
 import type { Registration } from './registration.js';
@@ -144,6 +145,10 @@ export class TaskRunner {
         if (!(await this.features()).nextRunDue) return null;
         const [row] = await secondsUntilNextRun.run({ queueName }, con);
         return row?.seconds ?? null;
+      },
+      fireSchedules: async () => {
+        if (!(await this.features()).schedules) return;
+        await fireSchedules.run({ queueName }, con);
       },
       wakeupsSettled: async () => {
         if (!(await this.features()).settledWakeups) return true;

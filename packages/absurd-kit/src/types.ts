@@ -316,4 +316,9 @@ export interface EngineFeatures {
    * applies the concurrency and rate limits its task contracts declare when it starts.
    */
   flowControl: boolean;
+  /**
+   * `kit_fire_schedules` (migration 000015): cron schedules, fired by `claim_task`, and by a worker
+   * whose slots are all busy (it does not claim then).
+   */
+  schedules: boolean;
 }

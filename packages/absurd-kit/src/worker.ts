@@ -78,6 +78,8 @@ export interface WorkerHost {
    * where the engine cannot tell: it then has no such race to close).
    */
   wakeupsSettled?(): Promise<boolean>;
+  /** Fires the queue's due cron schedules, as a claim does first (nothing where there are none). */
+  fireSchedules?(): Promise<void>;
   /**
    * Reports the worker's slots in use (read when metrics are collected) and its concurrency, as
    * long as it runs; returns the function that stops reporting. Absent without metrics.
@@ -87,6 +89,15 @@ export interface WorkerHost {
 
 /** Longest a busy worker waits for more free slots before claiming for the ones it has. */
 const CLAIM_COALESCE_MS = 3;
+
+/**
+ * A worker whose slots are all busy does not claim, and a claim is what fires due schedules: it
+ * fires them itself this often (four poll intervals, at least a second, at most ten), so that a
+ * saturated queue's ticks are spawned on time rather than late (or dropped, with catch-up 'skip').
+ */
+function busyFireMs(pollMs: number): number {
+  return Math.min(Math.max(4 * pollMs, 1000), 10_000);
+}
 
 /** A worker going idle asks again whether spawns have settled after this, then twice as long… */
 const SETTLE_FIRST_MS = 10;
@@ -184,11 +195,21 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
   let settled = false;
   let settleBackoffMs = SETTLE_FIRST_MS;
 
+  // When this loop last claimed or fired schedules (claims fire them too).
+  let firedAt = performance.now();
+  const fireEveryMs = busyFireMs(pollMs);
+  const fireWhileBusy = async () => {
+    if (!host.fireSchedules || performance.now() - firedAt < fireEveryMs) return;
+    firedAt = performance.now();
+    await host.fireSchedules().catch(report);
+  };
+
   const coalesceTarget = Math.max(1, Math.ceil(Math.min(batchSize, concurrency) / 4));
   const loop = (async () => {
     while (running) {
       if (executing.size >= concurrency) {
-        await waitForWake(pollMs);
+        await fireWhileBusy();
+        await waitForWake(Math.min(pollMs, fireEveryMs));
         continue;
       }
       // While runs are in flight, let a few slots free up before claiming: one claim for several
@@ -203,6 +224,7 @@ export async function startWorkerLoop(host: WorkerHost, options: ReturnType<type
       const toClaim = Math.min(batchSize, concurrency - executing.size);
       // The leases start when the engine runs the claim; the worker counts from just before.
       const claimedAt = performance.now();
+      firedAt = claimedAt;
       let tasks: ClaimedTask[];
       try {
         tasks = await host.claimTasks(

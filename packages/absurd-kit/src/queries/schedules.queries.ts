@@ -168,3 +168,29 @@ const listSchedulesIR: any = {"usedParamSet":{"queueName":true},"params":[{"name
  * ```
  */
 export const listSchedules = new PreparedQuery<IListSchedulesParams,IListSchedulesResult>(listSchedulesIR);
+
+/** 'FireSchedules' parameters type */
+export interface IFireSchedulesParams {
+  queueName: string;
+}
+
+/** 'FireSchedules' return type */
+export interface IFireSchedulesResult {
+  created: number;
+}
+
+/** 'FireSchedules' query type */
+export interface IFireSchedulesQuery {
+  params: IFireSchedulesParams;
+  result: IFireSchedulesResult;
+}
+
+const fireSchedulesIR: any = {"usedParamSet":{"queueName":true},"params":[{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":33,"b":43}]}],"statement":"select absurd.kit_fire_schedules(:queueName!) as \"created!\""};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select absurd.kit_fire_schedules(:queueName!) as "created!"
+ * ```
+ */
+export const fireSchedules = new PreparedQuery<IFireSchedulesParams,IFireSchedulesResult>(fireSchedulesIR);

@@ -8,6 +8,9 @@
   RemoveSchedule           deletes a schedule; whether it existed.
   SetSchedulePaused        pauses or resumes a schedule and returns its row; AB012 when unknown.
   ListSchedules            every schedule, or those of one queue, by name.
+  FireSchedules            fires the due schedules of a queue (what claim_task does first), for a
+                           worker whose slots are all busy and so does not claim; how many tasks
+                           it created.
 */
 
 /* @name UpsertSchedule */
@@ -31,3 +34,6 @@ select schedule_name as "schedule_name!", queue_name as "queue_name!", task_name
        timezone as "timezone!", params as "params!", options as "options!", catch_up as "catch_up!", paused as "paused!",
        next_fire_at, last_fired_at, last_task_id, last_error, created_at as "created_at!", updated_at as "updated_at!"
   from absurd.kit_list_schedules(:queueName);
+
+/* @name FireSchedules */
+select absurd.kit_fire_schedules(:queueName!) as "created!";
