@@ -28,6 +28,21 @@ export async function readEngineFeatures(db: pg.ClientBase): Promise<EngineFeatu
   return { schedules: row.schedules, limits: row.limits };
 }
 
+/** What a page shows instead of its data when the engine lacks what it needs: the advice of {@link missingFeature}. */
+export interface MissingFeature {
+  readonly missing: string;
+}
+
+/**
+ * Whether a page's data is the advice that the engine lacks a feature.
+ *
+ * @example
+ * if (isMissing(schedules)) return adviceOnly(schedules.missing);
+ */
+export function isMissing(value: unknown): value is MissingFeature {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { missing?: unknown }).missing === 'string';
+}
+
 /**
  * What to tell an operator whose engine lacks `feature`: on a schema that Absurd's own tools
  * installed (`foreign`), adopt it; otherwise migrate.

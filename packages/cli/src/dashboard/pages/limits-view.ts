@@ -5,6 +5,7 @@
  * parked run is shown on the task pages. On an engine without limits it says how to get them.
  */
 import { h, layout, liveRegion, taskHref, tasksHref, time, type Html, type Notice, type PageContext } from '../html.js';
+import { isMissing, type MissingFeature } from '../engine-features.js';
 import { PARKED_PAGE, type LimitView, type ParkedRun, type ParkedTask } from '../limits.js';
 
 /**
@@ -54,7 +55,7 @@ function limitRow(limit: LimitView): Html {
 }
 
 /**
- * The limits page. `limits` is `{ missing }` when the engine has no limits.
+ * The limits page. `limits` is the advice of missingFeature when the engine has no limits.
  *
  * @example
  * limitsView(ctx, '/limits', undefined, await readLimits(db), queues);
@@ -63,15 +64,15 @@ export function limitsView(
   ctx: PageContext,
   url: string,
   queue: string | undefined,
-  limits: readonly LimitView[] | { missing: string },
+  limits: readonly LimitView[] | MissingFeature,
   queues: readonly string[],
   notice?: Notice,
 ): Html {
-  if (!Array.isArray(limits)) {
-    const body = h`<h1>Limits</h1><p class="notice error missing-feature">${(limits as { missing: string }).missing}</p>`;
+  if (isMissing(limits)) {
+    const body = h`<h1>Limits</h1><p class="notice error missing-feature">${limits.missing}</p>`;
     return layout(ctx, { title: 'Limits', active: 'limits', body, ...(notice ? { notice } : {}) });
   }
-  const list = limits as readonly LimitView[];
+  const list = limits;
   const option = (value: string, label: string, selected: boolean) => h`<option value="${value}"${selected ? h` selected` : ''}>${label}</option>`;
   const form = h`<form class="filters" method="get" action="/limits">
   <label>Queue <select name="queue">${option('', 'all queues', queue === undefined)}${queues.map((q) => option(q, q, q === queue))}</select></label>
@@ -107,16 +108,16 @@ export function parkedView(
   queue: string,
   limit: string,
   key: string | undefined,
-  tasks: readonly ParkedTask[] | { missing: string },
+  tasks: readonly ParkedTask[] | MissingFeature,
   notice?: Notice,
 ): Html {
   const title = h`<h1>Parked by ${limit} <small>in ${queue}${key !== undefined ? h`, bucket <code>${key}</code>` : ''}</small></h1>
 <p><a href="${limitsHref(queue)}">‹ Limits of ${queue}</a>${key !== undefined ? h` · <a href="${parkedHref(queue, limit)}">every bucket</a>` : ''}</p>`;
-  if (!Array.isArray(tasks)) {
-    const body = h`${title}<p class="notice error missing-feature">${(tasks as { missing: string }).missing}</p>`;
+  if (isMissing(tasks)) {
+    const body = h`${title}<p class="notice error missing-feature">${tasks.missing}</p>`;
     return layout(ctx, { title: 'Parked tasks', active: 'limits', body, ...(notice ? { notice } : {}) });
   }
-  const list = tasks as readonly ParkedTask[];
+  const list = tasks;
   const table =
     list.length === 0
       ? h`<p class="empty">No task is parked by this limit${key !== undefined ? ' in this bucket' : ''} now.</p>`

@@ -5,6 +5,7 @@
  * how to get them.
  */
 import { csrfField, h, json, layout, liveRegion, stateBadge, taskHref, tasksHref, time, type Html, type Notice, type PageContext } from '../html.js';
+import { isMissing, type MissingFeature } from '../engine-features.js';
 import type { ScheduleView } from '../schedules.js';
 
 /**
@@ -49,8 +50,7 @@ function scheduleRow(ctx: PageContext, s: ScheduleView, queueFilter: string | un
 }
 
 /**
- * The whole page. `schedules` is undefined when the engine has no schedules; `missing` then says
- * how to get them.
+ * The whole page. `schedules` is the advice of missingFeature when the engine has no schedules.
  *
  * @example
  * schedulesView(ctx, '/schedules', undefined, await readSchedules(db), queues);
@@ -59,15 +59,15 @@ export function schedulesView(
   ctx: PageContext,
   url: string,
   queue: string | undefined,
-  schedules: readonly ScheduleView[] | { missing: string },
+  schedules: readonly ScheduleView[] | MissingFeature,
   queues: readonly string[],
   notice?: Notice,
 ): Html {
-  if (!Array.isArray(schedules)) {
-    const body = h`<h1>Schedules</h1><p class="notice error missing-feature">${(schedules as { missing: string }).missing}</p>`;
+  if (isMissing(schedules)) {
+    const body = h`<h1>Schedules</h1><p class="notice error missing-feature">${schedules.missing}</p>`;
     return layout(ctx, { title: 'Schedules', active: 'schedules', body, ...(notice ? { notice } : {}) });
   }
-  const list = schedules as readonly ScheduleView[];
+  const list = schedules;
   const option = (value: string, label: string, selected: boolean) => h`<option value="${value}"${selected ? h` selected` : ''}>${label}</option>`;
   const choices = [...new Set([...queues, ...(queue !== undefined ? [queue] : [])])].sort();
   const form = h`<form class="filters" method="get" action="/schedules">
