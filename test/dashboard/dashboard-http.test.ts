@@ -97,6 +97,8 @@ describe('pages', () => {
     // pending: the child and the last one; failed: one.
     expect(row).toMatch(/state-pending"[^>]*>2</);
     expect(row).toMatch(/state-failed"[^>]*>1</);
+    expect(row).toContain(`href="${escaped(`/schedules?queue=${encodeURIComponent(queue)}`)}"`);
+    expect(row).toContain(`href="${escaped(`/limits?queue=${encodeURIComponent(queue)}`)}"`);
   });
 
   it('shows a task with its runs, failure, checkpoints checked against the manifest, and its child', async () => {
