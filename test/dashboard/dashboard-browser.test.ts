@@ -2,7 +2,8 @@
  * `absurd dashboard` in a real browser: headless Chromium (Debian's package) driven by
  * playwright-core. It lists queues and tasks, filters, opens a task, retries a failed one, cancels
  * and wakes sleeping ones, emits an event (refused first by the contract), sees a change without
- * reloading, shows names that hold markup as text, and asks for the token.
+ * reloading, shows names that hold markup as text, pauses and resumes a schedule, follows a
+ * limit's parked count to a parked task, and asks for the token.
  *
  * Skipped, saying why, only when no Chromium is installed (`apt-get install chromium`; .ci/run
  * installs it). With ABSURD_DASHBOARD_SCREENSHOTS=<dir> it saves a screenshot of each main page.
@@ -15,7 +16,7 @@ import { startDashboard, type RunningDashboard } from '../../packages/cli/src/da
 import { uniqueQueue } from '../cli/helpers.js';
 import { useTestDatabase } from '../support/db.js';
 import { table } from '../sql/helpers.js';
-import { seedQueue, writeManifest, type SeededTasks } from './fixtures.js';
+import { seedFlowControl, seedQueue, writeManifest, type SeededTasks } from './fixtures.js';
 
 const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((p): p is string => !!p);
 const executable = CANDIDATES.find((candidate) => existsSync(candidate));
@@ -160,6 +161,54 @@ describe.skipIf(!executable)(`the dashboard in Chromium${executable ? '' : ` (sk
     await expect(page.locator('.summary .badge').first().textContent()).resolves.toBe('pending');
     await db.pool.query('select absurd.cancel_task($1, $2)', [queue, tasks.pending]);
     await page.locator('.summary .badge', { hasText: 'cancelled' }).waitFor({ timeout: 8_000 });
+    expect(dialogs).toEqual([]);
+  });
+
+  it('lists the schedules, pauses one and resumes it', async () => {
+    const flowQueue = uniqueQueue(`reports <img src=x onerror=alert(2)>`);
+    const flow = await seedFlowControl(db.pool, flowQueue);
+    const paused = async () =>
+      (await db.pool.query<{ paused: boolean }>('select paused from absurd.kit_schedules where schedule_name = $1', [flow.schedule])).rows[0]?.paused;
+
+    await page.goto(dashboard.url);
+    await page.getByRole('link', { name: 'Schedules', exact: true }).click();
+    await page.waitForURL(/\/schedules$/);
+    await page.locator('select[name="queue"]').selectOption(flowQueue);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL(/\/schedules\?queue=/);
+    const rows = page.locator('tr[data-schedule]');
+    expect(await rows.count()).toBe(2);
+    const nightly = page.locator(`tr[data-schedule="${flow.schedule}"]`);
+    await expect(nightly.locator('code').first().textContent()).resolves.toBe('0 2 * * *');
+    await expect(nightly.locator(`a[href^="/task/${flow.fired}"]`).count()).resolves.toBe(1);
+    await expect(nightly.locator('.badge.active').count()).resolves.toBe(1);
+
+    await nightly.getByRole('button', { name: 'Pause' }).click();
+    await page.waitForSelector('.notice.ok');
+    await expect(page.locator('.notice').textContent()).resolves.toContain('paused');
+    expect(await paused()).toBe(true);
+    await expect(page.locator(`tr[data-schedule="${flow.schedule}"] .badge.paused`).count()).resolves.toBe(1);
+    expect(new URL(page.url()).searchParams.get('queue')).toBe(flowQueue);
+
+    await page.locator(`tr[data-schedule="${flow.schedule}"]`).getByRole('button', { name: 'Resume' }).click();
+    await page.locator('.notice.ok', { hasText: 'resumed' }).waitFor();
+    expect(await paused()).toBe(false);
+
+    // The task link of the schedule lists the tasks of that name.
+    await page.locator(`tr[data-schedule="${flow.schedule}"]`).getByRole('link', { name: 'send-report' }).click();
+    await page.waitForURL(/\/tasks\?.*name=send-report/);
+    await expect(page.locator('tbody tr').first().getAttribute('data-task-id')).resolves.toBe(flow.fired);
+
+    // A limit's parked count opens the parked task, which says by which limit and bucket.
+    await page.getByRole('link', { name: 'Limits', exact: true }).click();
+    await page.waitForURL(/\/limits$/);
+    await page.locator(`tr[data-limit="${flow.limit}"][data-queue="${flowQueue}"] a.count.parked`).click();
+    await page.waitForURL(/\/limits\/parked\?/);
+    await page.locator(`a[href^="/task/${flow.parked}"]`).click();
+    await page.waitForURL(new RegExp(`/task/${flow.parked}`));
+    await expect(page.locator('.summary .badge.parked').count()).resolves.toBe(1);
+    await expect(page.locator('.summary').textContent()).resolves.toContain('"cust-1"');
+    expect(await page.locator('img[src="x"]').count()).toBe(0);
     expect(dialogs).toEqual([]);
   });
 

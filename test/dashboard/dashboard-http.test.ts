@@ -6,13 +6,14 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDashboard, type RunningDashboard } from '../../packages/cli/src/dashboard/server.js';
+import { missingFeature } from '../../packages/cli/src/dashboard/engine-features.js';
 import { readEventPage } from '../../packages/cli/src/dashboard/event-page.js';
 import { readTaskPage, type TaskFilter, type TaskPage } from '../../packages/cli/src/dashboard/task-page.js';
 import { useTestDatabase } from '../support/db.js';
 import { cli, uniqueQueue } from '../cli/helpers.js';
 import { table } from '../sql/helpers.js';
 import { useAbsurdDatabases } from '../support/absurd-schema.js';
-import { seedQueue, writeManifest, type SeededTasks } from './fixtures.js';
+import { seedFlowControl, seedQueue, writeManifest, type SeededFlowControl, type SeededTasks } from './fixtures.js';
 
 const db = useTestDatabase();
 const absurdDatabases = useAbsurdDatabases();
@@ -28,6 +29,20 @@ function get(url: string, init: RequestInit = {}): Promise<Response> {
 }
 
 /** The CSRF token of a page's forms. */
+/** Text as the pages escape it. */
+function escaped(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
+}
+
+/** A form POST from the dashboard's own pages (no Origin: as a same-origin form without one). */
+function postForm(url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
+  return get(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(form).toString(),
+  });
+}
+
 function csrfOf(page: string): string {
   const token = /name="_csrf" value="([^"]+)"/.exec(page)?.[1];
   if (!token) throw new Error('no CSRF field on the page');
@@ -82,6 +97,8 @@ describe('pages', () => {
     // pending: the child and the last one; failed: one.
     expect(row).toMatch(/state-pending"[^>]*>2</);
     expect(row).toMatch(/state-failed"[^>]*>1</);
+    expect(row).toContain(`href="${escaped(`/schedules?queue=${encodeURIComponent(queue)}`)}"`);
+    expect(row).toContain(`href="${escaped(`/limits?queue=${encodeURIComponent(queue)}`)}"`);
   });
 
   it('shows a task with its runs, failure, checkpoints checked against the manifest, and its child', async () => {
@@ -336,6 +353,158 @@ describe('the event log', () => {
   });
 });
 
+describe('schedules and limits', () => {
+  let flowQueue: string;
+  let flow: SeededFlowControl;
+  const paused = async (name: string) =>
+    (await db.pool.query<{ paused: boolean; next_fire_at: Date }>('select paused, next_fire_at from absurd.kit_schedules where schedule_name = $1', [name])).rows[0]!;
+
+  beforeAll(async () => {
+    flowQueue = uniqueQueue(`flow <i>"y"</i> it's`);
+    flow = await seedFlowControl(db.pool, flowQueue);
+  });
+
+  /** The `<tr>` of the page whose attribute `attr` is `value`, up to its end. */
+  function row(page: string, attr: string, value: string): string {
+    const start = page.indexOf(`${attr}="${escaped(value)}"`);
+    expect(start, `no row with ${attr}=${value}`).toBeGreaterThan(-1);
+    return page.slice(start, page.indexOf('</tr>', start));
+  }
+
+  it('lists the schedules of a queue: task, cron and zone, ticks, the last task spawned, catch-up, paused', async () => {
+    const response = await get(`${open.url}schedules?queue=${encodeURIComponent(flowQueue)}`);
+    expect(response.status).toBe(200);
+    const page = await response.text();
+    expect(page).toContain('aria-current="page">Schedules<');
+    expect(page).not.toContain('<i>"y"</i>');
+    const nightly = row(page, 'data-schedule', flow.schedule);
+    expect(nightly).toContain(`href="${escaped(`/tasks?${new URLSearchParams({ queue: flowQueue, name: 'send-report' })}`)}"`);
+    expect(nightly).toContain('<code>0 2 * * *</code>');
+    expect(nightly).toContain('Europe/Berlin');
+    expect(nightly).toContain(`href="${escaped(`/task/${flow.fired}?queue=${encodeURIComponent(flowQueue)}`)}"`);
+    expect(nightly).toContain('badge state-pending');
+    expect(nightly).toContain('latest');
+    expect(nightly).toContain('badge active');
+    expect(nightly).toContain('>Pause</button>');
+    const fiveMinutes = row(page, 'data-schedule', flow.pausedSchedule);
+    expect(fiveMinutes).toContain('badge paused');
+    expect(fiveMinutes).toContain('never fired');
+    expect(fiveMinutes).toContain('>Resume</button>');
+
+    // Filtered by another queue, none of them.
+    const other = await (await get(`${open.url}schedules?queue=${encodeURIComponent(queue)}`)).text();
+    expect(other).not.toContain(escaped(flow.schedule));
+    expect(other).toContain('No schedules');
+  });
+
+  it('pauses and resumes a schedule, then shows what it did once', async () => {
+    const page = await (await get(`${open.url}schedules?queue=${encodeURIComponent(flowQueue)}`)).text();
+    const csrf = csrfOf(page);
+    const pausedResponse = await postForm(`${open.url}schedules/pause`, { _csrf: csrf, name: flow.schedule, queue: flowQueue });
+    expect(pausedResponse.status).toBe(303);
+    const location = pausedResponse.headers.get('location')!;
+    expect(location).toMatch(new RegExp(`^/schedules\\?queue=${encodeURIComponent(flowQueue).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}&flash=`));
+    expect((await paused(flow.schedule)).paused).toBe(true);
+    const shown = await (await get(`${open.url}${location.slice(1)}`)).text();
+    expect(shown).toContain('notice ok');
+    expect(shown).toContain('paused');
+    expect(row(shown, 'data-schedule', flow.schedule)).toContain('>Resume</button>');
+    // The notice is shown once.
+    expect(await (await get(`${open.url}${location.slice(1)}`)).text()).not.toContain('notice ok');
+
+    const again = await postForm(`${open.url}schedules/pause`, { _csrf: csrf, name: flow.schedule });
+    expect(await (await get(`${open.url}${again.headers.get('location')!.slice(1)}`)).text()).toContain('already paused');
+
+    const resumed = await postForm(`${open.url}schedules/resume`, { _csrf: csrf, name: flow.schedule, queue: flowQueue });
+    const after = await paused(flow.schedule);
+    expect(after.paused).toBe(false);
+    expect(after.next_fire_at.getTime()).toBeGreaterThan(Date.now());
+    expect(await (await get(`${open.url}${resumed.headers.get('location')!.slice(1)}`)).text()).toContain('resumed');
+
+    const unknown = await postForm(`${open.url}schedules/pause`, { _csrf: csrf, name: 'no-such-schedule' });
+    const refused = await (await get(`${open.url}${unknown.headers.get('location')!.slice(1)}`)).text();
+    expect(refused).toContain('notice error');
+    expect(refused).toContain('there is no schedule named');
+  });
+
+  it('refuses to pause without the CSRF token, from another origin, and with --read-only', async () => {
+    const page = await (await get(`${open.url}schedules`)).text();
+    const csrf = csrfOf(page);
+    expect((await postForm(`${open.url}schedules/pause`, { name: flow.schedule })).status).toBe(403);
+    expect((await postForm(`${open.url}schedules/pause`, { name: flow.schedule, _csrf: 'y'.repeat(csrf.length) })).status).toBe(403);
+    expect((await postForm(`${open.url}schedules/pause`, { name: flow.schedule, _csrf: csrf }, { origin: 'http://evil.example' })).status).toBe(403);
+    expect((await paused(flow.schedule)).paused).toBe(false);
+
+    const readOnly = await startDashboard({ databaseUrl: db.url, port: 0, manifestFile, readOnly: true });
+    try {
+      const shown = await (await get(`${readOnly.url}schedules?queue=${encodeURIComponent(flowQueue)}`)).text();
+      expect(shown).toContain(escaped(flow.schedule));
+      expect(shown).not.toContain('<form method="post"');
+      expect((await postForm(`${readOnly.url}schedules/pause`, { name: flow.schedule, _csrf: 'anything' })).status).toBe(403);
+      expect((await paused(flow.schedule)).paused).toBe(false);
+    } finally {
+      await readOnly.close();
+    }
+  });
+
+  it('lists the limits of a queue with the runs running and parked, and the parked tasks behind a count', async () => {
+    const page = await (await get(`${open.url}limits?queue=${encodeURIComponent(flowQueue)}`)).text();
+    expect(page).toContain('aria-current="page">Limits<');
+    const limit = row(page, 'data-limit', flow.limit);
+    expect(limit).toContain('>charge-card</a>');
+    expect(limit).toContain('<code>customerId</code>');
+    const cells = [...limit.matchAll(/<td class="num[^"]*">(.*?)<\/td>/g)].map((m) => m[1]);
+    expect(cells[0]).toBe('1'); // max running
+    expect(cells[1]).toBe('1'); // running now
+    const parkedLink = `/limits/parked?${new URLSearchParams({ queue: flowQueue, limit: flow.limit })}`;
+    expect(cells[2]).toContain(`href="${escaped(parkedLink)}"`);
+    expect(cells[2]).toContain('>1</a>');
+
+    const list = await (await get(`${open.url}${parkedLink.slice(1)}`)).text();
+    expect(list).toContain(`data-task-id="${flow.parked}"`);
+    expect(list).not.toContain(`data-task-id="${flow.running}"`);
+    expect(list).toContain('<code>&quot;cust-1&quot;</code>');
+    const other = await (await get(`${open.url}limits/parked?queue=${encodeURIComponent(flowQueue)}&limit=${flow.limit}&key=${encodeURIComponent('"cust-2"')}`)).text();
+    expect(other).not.toContain(`data-task-id="${flow.parked}"`);
+    expect(other).toContain('No task is parked');
+
+    // Every queue: the seeded one has no limits, so it is not listed.
+    const all = await (await get(`${open.url}limits`)).text();
+    expect(all).toContain(`data-queue="${escaped(flowQueue)}"`);
+    expect(all).not.toContain(`<section class="queue-limits" data-queue="${escaped(queue)}"`);
+  });
+
+  it('shows a parked run as parked, by which limit and bucket, on its task page and in the task list', async () => {
+    const page = await (await get(`${open.url}task/${flow.parked}?queue=${encodeURIComponent(flowQueue)}`)).text();
+    const summary = page.slice(page.indexOf('class="summary"'), page.indexOf('</dl>'));
+    expect(summary).toContain('badge parked');
+    expect(summary).toContain(`>${flow.limit}</a>`);
+    expect(summary).toContain('<code>&quot;cust-1&quot;</code>');
+    const runs = page.slice(page.indexOf('<table class="runs">'), page.indexOf('</table>', page.indexOf('<table class="runs">')));
+    expect(runs).toContain('badge parked');
+    expect(runs).not.toContain('never');
+
+    const running = await (await get(`${open.url}task/${flow.running}?queue=${encodeURIComponent(flowQueue)}`)).text();
+    expect(running).not.toContain('badge parked');
+
+    const list = await (await get(`${open.url}tasks?queue=${encodeURIComponent(flowQueue)}`)).text();
+    expect(row(list, 'data-task-id', flow.parked)).toContain('badge parked');
+    expect(row(list, 'data-task-id', flow.running)).not.toContain('badge parked');
+    expect(row(list, 'data-task-id', flow.fired)).not.toContain('badge parked');
+  });
+
+  it('no longer shows a run as parked once its bucket frees it', async () => {
+    const q = uniqueQueue('flow-release');
+    const seeded = await seedFlowControl(db.pool, q);
+    const { rows } = await db.pool.query<{ run_id: string }>(`select run_id from ${table('r', q)} where task_id = $1`, [seeded.running]);
+    await db.pool.query('select absurd.complete_run($1, $2, $3)', [q, rows[0]!.run_id, '{}']);
+    const page = await (await get(`${open.url}task/${seeded.parked}?queue=${encodeURIComponent(q)}`)).text();
+    expect(page).not.toContain('badge parked');
+    const list = await (await get(`${open.url}tasks?queue=${encodeURIComponent(q)}`)).text();
+    expect(list).not.toContain('badge parked');
+  });
+});
+
 describe("on a schema installed by Absurd's own tools", () => {
   it('serves the pages, and leaves out waking, which needs absurd-kit', async () => {
     const url = await absurdDatabases.create();
@@ -361,6 +530,51 @@ describe("on a schema installed by Absurd's own tools", () => {
         body: new URLSearchParams({ _csrf: csrfOf(page) }).toString(),
       });
       const after = await (await get(`${served.url}${response.headers.get('location')!.slice(1)}`)).text();
+      expect(after).toContain('absurd migrate --adopt');
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('tells an absurd-kit engine not migrated yet to migrate, and a schema of Absurd to be adopted', () => {
+    expect(missingFeature('limits', false)).toContain('Run `absurd migrate`');
+    expect(missingFeature('limits', false)).not.toContain('--adopt');
+    expect(missingFeature('schedules', true)).toContain('`absurd migrate --adopt`');
+  });
+
+  it('says that schedules and limits need absurd-kit, and how to adopt the schema, instead of failing', async () => {
+    const url = await absurdDatabases.create();
+    const { Client } = (await import('pg')).default;
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    let seeded: SeededTasks;
+    try {
+      seeded = await seedQueue(client, 'orders');
+    } finally {
+      await client.end();
+    }
+    const served = await startDashboard({ databaseUrl: url, port: 0, manifestFile });
+    try {
+      for (const path of ['schedules', 'schedules?queue=orders', 'limits', 'limits?queue=orders', 'limits/parked?queue=orders&limit=x']) {
+        const response = await get(`${served.url}${path}`);
+        expect(response.status, path).toBe(200);
+        const page = await response.text();
+        expect(page, path).toContain('missing-feature');
+        expect(page, path).toContain('absurd migrate --adopt');
+      }
+      expect(await (await get(`${served.url}schedules`)).text()).toContain('000015');
+      expect(await (await get(`${served.url}limits`)).text()).toContain('000016');
+      // The task list and a pending task's page do not look for parked runs there.
+      const list = await get(`${served.url}tasks?queue=orders`);
+      expect(list.status).toBe(200);
+      expect(await list.text()).not.toContain('badge parked');
+
+      // A pause sent anyway (from an older page, say) is answered with the same advice.
+      const taskPage = await (await get(`${served.url}task/${seeded.pending}?queue=orders`)).text();
+      const response = await postForm(`${served.url}schedules/pause`, { _csrf: csrfOf(taskPage), name: 'nightly' });
+      expect(response.status).toBe(303);
+      const after = await (await get(`${served.url}${response.headers.get('location')!.slice(1)}`)).text();
+      expect(after).toContain('notice error');
       expect(after).toContain('absurd migrate --adopt');
     } finally {
       await served.close();

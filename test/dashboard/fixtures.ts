@@ -123,3 +123,47 @@ export async function seedQueue(db: Db, queue: string): Promise<SeededTasks> {
     child: child.task_id,
   };
 }
+
+/** What {@link seedFlowControl} made. */
+export interface SeededFlowControl {
+  /** A schedule that fired once (its task is `fired`). */
+  readonly schedule: string;
+  /** A paused schedule that never fired. */
+  readonly pausedSchedule: string;
+  readonly fired: string;
+  /** The limit: one `charge-card` at a time per params.customerId. */
+  readonly limit: string;
+  /** The charge that holds the slot of bucket "cust-1", and the one parked behind it. */
+  readonly running: string;
+  readonly parked: string;
+}
+
+/**
+ * Creates `queue` with a concurrency limit `one-per-customer` (task `charge-card`, key
+ * `customerId`, max 1 running) holding one running charge of customer `cust-1` and parking a
+ * second; then two schedules on it: `<queue>:nightly` (`send-report`, Europe/Berlin, catch-up
+ * latest), made due and fired once, and `<queue>:every-5m`, paused.
+ */
+export async function seedFlowControl(db: Db, queue: string): Promise<SeededFlowControl> {
+  await db.query('select absurd.create_queue($1)', [queue]);
+  const limit = 'one-per-customer';
+  await db.query(`select absurd.kit_set_limit($1, $2, 'charge-card', array['customerId'], 1, null, null)`, [queue, limit]);
+  const running = await spawn(db, queue, 'charge-card', { customerId: 'cust-1', cents: 100 });
+  await claim(db, queue);
+  const parked = await spawn(db, queue, 'charge-card', { customerId: 'cust-1', cents: 200 });
+  // The bucket "cust-1" is full: this claim parks the second charge and returns nothing.
+  await claim(db, queue);
+
+  const schedule = `${queue}:nightly`;
+  const pausedSchedule = `${queue}:every-5m`;
+  await db.query(`select absurd.kit_upsert_schedule($1, $2, 'send-report', '0 2 * * *', 'Europe/Berlin', '{"kind":"daily"}', '{}', 'latest')`, [
+    schedule,
+    queue,
+  ]);
+  await db.query(`select absurd.kit_upsert_schedule($1, $2, 'purge', '*/5 * * * *', 'UTC', 'null', '{}', 'skip')`, [pausedSchedule, queue]);
+  await db.query('select absurd.kit_set_schedule_paused($1, true)', [pausedSchedule]);
+  await db.query(`update absurd.kit_schedules set next_fire_at = absurd.current_time() - interval '1 second' where schedule_name = $1`, [schedule]);
+  await db.query('select absurd.kit_fire_schedules($1)', [queue]);
+  const { rows } = await db.query<{ last_task_id: string }>('select last_task_id from absurd.kit_schedules where schedule_name = $1', [schedule]);
+  return { schedule, pausedSchedule, fired: rows[0]!.last_task_id, limit, running: running.task_id, parked: parked.task_id };
+}

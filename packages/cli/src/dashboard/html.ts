@@ -33,7 +33,12 @@ export interface PageContext {
    * Absurd's own tools installed and absurd-kit has not adopted.
    */
   readonly canWake: boolean;
+  /** The schema was installed by Absurd's own tools and not adopted (`absurd migrate --adopt` adds absurd-kit's parts). */
+  readonly foreignSchema: boolean;
 }
+
+/** The sections of the navigation. */
+export type Section = 'queues' | 'tasks' | 'events' | 'schedules' | 'limits';
 
 /** A message shown at the top of a page after an action. */
 export interface Notice {
@@ -48,8 +53,8 @@ export interface Notice {
  * @example
  * layout(ctx, { title: 'Queues', active: 'queues', body: h`<p>…</p>` });
  */
-export function layout(ctx: PageContext, page: { title: string; active: 'queues' | 'tasks' | 'events'; body: Html; notice?: Notice }): Html {
-  const nav = (key: 'queues' | 'tasks' | 'events', href: string, label: string) =>
+export function layout(ctx: PageContext, page: { title: string; active: Section; body: Html; notice?: Notice }): Html {
+  const nav = (key: Section, href: string, label: string) =>
     h`<a href="${href}"${key === page.active ? h` aria-current="page"` : ''}>${label}</a>`;
   return h`<!doctype html>
 <html lang="en">
@@ -65,7 +70,7 @@ export function layout(ctx: PageContext, page: { title: string; active: 'queues'
 <body>
 <header class="top">
   <a class="brand" href="/">absurd</a>
-  <nav>${nav('queues', '/', 'Queues')}${nav('tasks', '/tasks', 'Tasks')}${nav('events', '/events', 'Events')}</nav>
+  <nav>${nav('queues', '/', 'Queues')}${nav('tasks', '/tasks', 'Tasks')}${nav('events', '/events', 'Events')}${nav('schedules', '/schedules', 'Schedules')}${nav('limits', '/limits', 'Limits')}</nav>
   <form class="find" method="get" action="/find" role="search">
     <input name="id" placeholder="Task or run id" aria-label="Task or run id" autocomplete="off" spellcheck="false">
   </form>

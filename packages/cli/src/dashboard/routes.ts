@@ -7,13 +7,13 @@
  *   GET  /find?id=                  a task (or the task of a run) by id, in any queue
  *   GET  /task/:id?queue=           a task
  *   POST /task/:id/{retry,retry-new,cancel,wake,emit}?queue=   actions (CSRF-checked; not with --read-only)
+ *   GET  /schedules, /limits, /limits/parked; POST /schedules/{pause,resume}   see flow-routes.ts
  *   GET  /assets/:name              the stylesheet, the script and htmx
  *   GET  /healthz                   `ok`
  *
  * Every request borrows one connection of the pool. After an action the browser is redirected to
  * the task's page (POST, redirect, GET), which shows what happened once.
  */
-import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { Hono, type Context } from 'hono';
 import { TaskNotFoundError } from '../cli-errors.js';
@@ -21,7 +21,11 @@ import { queueRows } from '../queries/queues.queries.js';
 import { findTask } from '../task-lookup.js';
 import type { Asset } from './assets.js';
 import type { ContractSchemas } from './contract-schemas.js';
+import { readEngineFeatures } from './engine-features.js';
 import { readEventPage, parseEventCursor, type EventFilter } from './event-page.js';
+import { Flash } from './flash.js';
+import { addFlowRoutes } from './flow-routes.js';
+import { readParkedRuns, type ParkedRun } from './limits.js';
 import { h, layout, type Notice, type PageContext } from './html.js';
 import { eventsView } from './pages/events-view.js';
 import { queuesView } from './pages/queues-view.js';
@@ -43,26 +47,6 @@ export interface DashboardDependencies {
   readonly taskNames: readonly string[];
   /** False on a schema installed by Absurd's own tools (no absurd.kit_wake_task). */
   readonly canWake: boolean;
-}
-
-/** Notices waiting to be shown once, by a random id carried in the redirect. */
-class Flash {
-  readonly #notices = new Map<string, { notice: Notice; expires: number }>();
-
-  put(notice: Notice): string {
-    const now = Date.now();
-    for (const [id, entry] of this.#notices) if (entry.expires < now) this.#notices.delete(id);
-    const id = randomBytes(9).toString('base64url');
-    this.#notices.set(id, { notice, expires: now + 60_000 });
-    return id;
-  }
-
-  take(id: string | undefined): Notice | undefined {
-    if (id === undefined) return undefined;
-    const entry = this.#notices.get(id);
-    this.#notices.delete(id);
-    return entry?.notice;
-  }
 }
 
 async function withDb<T>(pool: pg.Pool, fn: (db: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -132,7 +116,8 @@ function parseFilter(c: Context): { filter: TaskFilter; problems: string[] } {
 export function dashboardApp(deps: DashboardDependencies): Hono {
   const { pool, schemas, security } = deps;
   const flash = new Flash();
-  const ctx: PageContext = { csrfToken: security.csrfToken, readOnly: security.readOnly, canWake: deps.canWake };
+  // canWake is false exactly on a schema that Absurd's own tools installed (see server.ts).
+  const ctx: PageContext = { csrfToken: security.csrfToken, readOnly: security.readOnly, canWake: deps.canWake, foreignSchema: !deps.canWake };
   const app = new Hono();
 
   app.use('*', securityHeaders());
@@ -157,15 +142,24 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
     const { filter, problems } = parseFilter(c);
     const notice: Notice | undefined =
       problems.length > 0 ? { ok: false, message: 'Some filters were left out:', details: problems } : flash.take(c.req.query('flash'));
-    const { page, queues } = await withDb(pool, async (db) => ({
-      page: await readTaskPage(db, filter),
-      queues: (await queueRows.run(undefined, db)).map((r) => r.queue_name),
-    }));
+    const { page, queues, parked } = await withDb(pool, async (db) => {
+      const found = await readTaskPage(db, filter);
+      // Only tasks whose last run is pending at infinity can be parked; their waiters are read by primary key.
+      const held = found.tasks.filter((t) => t.held === true && t.last_attempt_run !== null);
+      return {
+        page: found,
+        queues: (await queueRows.run(undefined, db)).map((r) => r.queue_name),
+        parked:
+          held.length > 0 && (await readEngineFeatures(db)).limits
+            ? await readParkedRuns(db, held.map((t) => ({ queue: t.queue_name, runID: t.last_attempt_run! })))
+            : new Map<string, ParkedRun>(),
+      };
+    });
     const unknownQueue: Notice | undefined =
       filter.queue !== undefined && !queues.includes(filter.queue) ? { ok: false, message: `There is no queue named ${JSON.stringify(filter.queue)}.` } : undefined;
     const url = new URL(c.req.url);
     return c.html(
-      tasksView(ctx, `${url.pathname}${url.search}`, filter, page, { queues, taskNames: deps.taskNames }, notice ?? unknownQueue),
+      tasksView(ctx, `${url.pathname}${url.search}`, filter, page, { queues, taskNames: deps.taskNames }, parked, notice ?? unknownQueue),
     );
   });
 
@@ -219,7 +213,7 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
     if (queue === undefined) return c.redirect(`/find?id=${encodeURIComponent(id)}`, 303);
     const details = await withDb(pool, async (db) => {
       const known = (await queueRows.run(undefined, db)).some((r) => r.queue_name === queue);
-      return known ? readTaskDetails(db, queue, id.toLowerCase(), schemas) : undefined;
+      return known ? readTaskDetails(db, queue, id.toLowerCase(), schemas, { limits: (await readEngineFeatures(db)).limits }) : undefined;
     });
     if (!details) return c.html(notFound(ctx, `No task ${id} in queue ${JSON.stringify(queue)}.`), 404);
     const url = new URL(c.req.url);
@@ -258,6 +252,8 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
     const target = outcome.taskID ?? taskID;
     return c.redirect(`/task/${encodeURIComponent(target)}?queue=${encodeURIComponent(queue)}&flash=${flash.put(outcome)}`, 303);
   });
+
+  addFlowRoutes(app, { ctx, flash, withDb: (fn) => withDb(pool, fn) });
 
   app.notFound((c) => c.html(notFound(ctx, 'No such page.'), 404));
   app.onError((error, c) => {

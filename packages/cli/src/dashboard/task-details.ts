@@ -1,7 +1,8 @@
 /**
  * Everything the task page shows of one task: its row, every run, its checkpoints (each checked
  * against today's step schema), its waits and the events they name, and its parent and children
- * with their states. Reads by primary keys and the per-task indexes only.
+ * with their states, and the limit and bucket of a run that a limit parks. Reads by primary keys and
+ * the per-task indexes only.
  */
 import type pg from 'pg';
 import { oneRow, runStatement } from '../cli-database.js';
@@ -9,6 +10,7 @@ import { taskDetailStatements } from '../queries/tasks.queries.js';
 import { taskEventsStatement, taskLocationStatement } from '../queries/dashboard.queries.js';
 import { isInternalCheckpoint } from '../commands/tasks-show.js';
 import { stepNameOf, type ContractSchemas, type SchemaCheck } from './contract-schemas.js';
+import { readParkedRuns, parkedKey, type ParkedRun } from './limits.js';
 import { isUuid } from './task-page.js';
 
 /** The task row (`t_<q>`). */
@@ -95,6 +97,8 @@ export interface TaskDetails {
   readonly events: readonly EventRow[];
   readonly parent: RelatedTask | null;
   readonly children: readonly RelatedTask[];
+  /** The runs parked by a limit (pending at infinity, with a row in kit_limit_waiters), by run id. */
+  readonly parked: ReadonlyMap<string, ParkedRun>;
 }
 
 /** Children listed at most (a task may fan out to thousands). */
@@ -111,6 +115,7 @@ export async function readTaskDetails(
   queue: string,
   taskID: string,
   schemas: ContractSchemas,
+  options: { readonly limits?: boolean } = {},
 ): Promise<TaskDetails | undefined> {
   const built = oneRow(await taskDetailStatements.run({ queueName: queue }, db), 'TaskDetailStatements');
   const [task] = await runStatement<TaskRow>(db, built.task, [taskID]);
@@ -134,6 +139,15 @@ export async function readTaskDetails(
   const childRefs = childrenOf(stored.map((c) => c.state), queue).slice(0, MAX_CHILDREN);
   const [parent = null] = parentRef ? await locate(db, [parentRef]) : [];
   const children = await locate(db, childRefs);
+  // A parked run is pending with available_at infinity (see docs/flow-control.md); only such runs
+  // are looked up, so that a waiter row of a run just un-parked is not shown as parked.
+  const held = options.limits ? runs.filter((r) => r.state === 'pending' && r.available_at === Infinity) : [];
+  const found = await readParkedRuns(db, held.map((r) => ({ queue, runID: r.run_id })));
+  const parked = new Map<string, ParkedRun>();
+  for (const r of held) {
+    const p = found.get(parkedKey(queue, r.run_id));
+    if (p) parked.set(r.run_id, p);
+  }
   return {
     queue,
     task,
@@ -144,6 +158,7 @@ export async function readTaskDetails(
     events,
     parent,
     children,
+    parked,
   };
 }
 

@@ -43,6 +43,9 @@ export interface ListedTask {
   readonly enqueue_at: Date;
   readonly started_at: Date | null;
   readonly ended_at: Date | null;
+  readonly last_attempt_run: string | null;
+  /** Its last run is pending with available_at infinity: parked by a limit, when one names it (see ParkedRuns). */
+  readonly held: boolean | null;
 }
 
 /** A page of tasks, newest first, with the cursors of the pages around it. */

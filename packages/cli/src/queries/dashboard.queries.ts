@@ -3,6 +3,8 @@
 
 import { PreparedQuery } from 'absurd-kit/query-runtime';
 
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
 export type stringArray = (string)[];
 
 /** 'QueueSummaryStatement' parameters type */
@@ -92,7 +94,7 @@ export interface ITaskPageStatementQuery {
   result: ITaskPageStatementResult;
 }
 
-const taskPageStatementIR: any = {"usedParamSet":{"newer":true,"byName":true,"state":true,"queueName":true},"params":[{"name":"newer","required":true,"transform":{"type":"scalar"},"locs":[{"a":1999,"b":2005},{"a":2188,"b":2194}]},{"name":"byName","required":true,"transform":{"type":"scalar"},"locs":[{"a":2319,"b":2326}]},{"name":"state","required":false,"transform":{"type":"scalar"},"locs":[{"a":2379,"b":2384},{"a":2415,"b":2420}]},{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":2551,"b":2560},{"a":2594,"b":2603}]}],"statement":"select 'select * from ('\n       || string_agg(format(\n            '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,\n                     r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at,\n                     s.matched, s.scan_full\n                from (select w.*,\n                             ($8::text[] is null or w.params #>> $8::text[] = $9::text) as matched,\n                             row_number() over (order by w.task_id %4$s) as n,\n                             count(*) over () as scanned,\n                             count(*) over () >= $10::integer as scan_full\n                        from (select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                                     t.params, t.cancelled_at, t.last_attempt_run\n                                from absurd.%2$I t\n                               where %3$s\n                                 and ($1::text is null or t.state = $1::text)\n                                 and ($2::text is null or t.task_name = $2::text)\n                                 and ($3::timestamptz is null or t.task_id >= absurd.uuidv7_floor($3::timestamptz))\n                                 and ($4::timestamptz is null or t.task_id < absurd.uuidv7_floor($4::timestamptz))\n                                 and ($5::uuid is null or t.task_id < $5::uuid)\n                                 and ($6::uuid is null or t.task_id > $6::uuid)\n                               order by t.task_id %4$s\n                               limit $10::integer) w) s\n                left join absurd.%5$I r on r.run_id = s.last_attempt_run\n               where s.matched or s.n = s.scanned\n               order by s.task_id %4$s\n               limit $7::integer + 2)',\n            q.queue_name,\n            't_' || q.queue_name,\n            case when part.state is null then 'true' else format('t.state = %L', part.state) end,\n            case when :newer!::boolean then 'asc' else 'desc' end,\n            'r_' || q.queue_name),\n          ' union all ' order by q.queue_name, part.state)\n       || ') page order by task_id ' || case when :newer!::boolean then 'asc' else 'desc' end as statement\n  from absurd.queues q\n cross join lateral unnest(\n         case when not :byName!::boolean then array[null::text]\n              when :state::text is not null then array[:state::text]\n              else array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled'] end) as part(state)\n where :queueName::text is null or q.queue_name = :queueName"};
+const taskPageStatementIR: any = {"usedParamSet":{"newer":true,"byName":true,"state":true,"queueName":true},"params":[{"name":"newer","required":true,"transform":{"type":"scalar"},"locs":[{"a":2107,"b":2113},{"a":2296,"b":2302}]},{"name":"byName","required":true,"transform":{"type":"scalar"},"locs":[{"a":2427,"b":2434}]},{"name":"state","required":false,"transform":{"type":"scalar"},"locs":[{"a":2487,"b":2492},{"a":2523,"b":2528}]},{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":2659,"b":2668},{"a":2702,"b":2711}]}],"statement":"select 'select * from ('\n       || string_agg(format(\n            '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,\n                     r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at,\n                     s.last_attempt_run, (r.state = ''pending'' and r.available_at = ''infinity'') as held,\n                     s.matched, s.scan_full\n                from (select w.*,\n                             ($8::text[] is null or w.params #>> $8::text[] = $9::text) as matched,\n                             row_number() over (order by w.task_id %4$s) as n,\n                             count(*) over () as scanned,\n                             count(*) over () >= $10::integer as scan_full\n                        from (select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                                     t.params, t.cancelled_at, t.last_attempt_run\n                                from absurd.%2$I t\n                               where %3$s\n                                 and ($1::text is null or t.state = $1::text)\n                                 and ($2::text is null or t.task_name = $2::text)\n                                 and ($3::timestamptz is null or t.task_id >= absurd.uuidv7_floor($3::timestamptz))\n                                 and ($4::timestamptz is null or t.task_id < absurd.uuidv7_floor($4::timestamptz))\n                                 and ($5::uuid is null or t.task_id < $5::uuid)\n                                 and ($6::uuid is null or t.task_id > $6::uuid)\n                               order by t.task_id %4$s\n                               limit $10::integer) w) s\n                left join absurd.%5$I r on r.run_id = s.last_attempt_run\n               where s.matched or s.n = s.scanned\n               order by s.task_id %4$s\n               limit $7::integer + 2)',\n            q.queue_name,\n            't_' || q.queue_name,\n            case when part.state is null then 'true' else format('t.state = %L', part.state) end,\n            case when :newer!::boolean then 'asc' else 'desc' end,\n            'r_' || q.queue_name),\n          ' union all ' order by q.queue_name, part.state)\n       || ') page order by task_id ' || case when :newer!::boolean then 'asc' else 'desc' end as statement\n  from absurd.queues q\n cross join lateral unnest(\n         case when not :byName!::boolean then array[null::text]\n              when :state::text is not null then array[:state::text]\n              else array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled'] end) as part(state)\n where :queueName::text is null or q.queue_name = :queueName"};
 
 /**
  * Query generated from SQL:
@@ -101,6 +103,7 @@ const taskPageStatementIR: any = {"usedParamSet":{"newer":true,"byName":true,"st
  *        || string_agg(format(
  *             '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,
  *                      r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at,
+ *                      s.last_attempt_run, (r.state = ''pending'' and r.available_at = ''infinity'') as held,
  *                      s.matched, s.scan_full
  *                 from (select w.*,
  *                              ($8::text[] is null or w.params #>> $8::text[] = $9::text) as matched,
@@ -275,3 +278,217 @@ const wakeTaskIR: any = {"usedParamSet":{"queueName":true,"taskId":true},"params
  * ```
  */
 export const wakeTask = new PreparedQuery<IWakeTaskParams,IWakeTaskResult>(wakeTaskIR);
+
+/** 'EngineFeatures' parameters type */
+export type IEngineFeaturesParams = void;
+
+/** 'EngineFeatures' return type */
+export interface IEngineFeaturesResult {
+  limits: boolean;
+  schedules: boolean;
+}
+
+/** 'EngineFeatures' query type */
+export interface IEngineFeaturesQuery {
+  params: IEngineFeaturesParams;
+  result: IEngineFeaturesResult;
+}
+
+const engineFeaturesIR: any = {"usedParamSet":{},"params":[],"statement":"select to_regprocedure('absurd.kit_list_schedules(text)') is not null\n       and to_regprocedure('absurd.kit_set_schedule_paused(text,boolean)') is not null as \"schedules!\",\n       to_regprocedure('absurd.kit_list_limits(text)') is not null\n       and to_regclass('absurd.kit_limit_waiters') is not null as \"limits!\""};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select to_regprocedure('absurd.kit_list_schedules(text)') is not null
+ *        and to_regprocedure('absurd.kit_set_schedule_paused(text,boolean)') is not null as "schedules!",
+ *        to_regprocedure('absurd.kit_list_limits(text)') is not null
+ *        and to_regclass('absurd.kit_limit_waiters') is not null as "limits!"
+ * ```
+ */
+export const engineFeatures = new PreparedQuery<IEngineFeaturesParams,IEngineFeaturesResult>(engineFeaturesIR);
+
+/** 'ScheduleList' parameters type */
+export interface IScheduleListParams {
+  queueName?: string | null | void;
+}
+
+/** 'ScheduleList' return type */
+export interface IScheduleListResult {
+  catch_up: string;
+  cron: string;
+  last_error: string | null;
+  last_fired_at: Date | null;
+  last_task_id: string | null;
+  next_fire_at: Date | null;
+  params: Json;
+  paused: boolean;
+  queue_exists: boolean;
+  queue_name: string;
+  schedule_name: string;
+  task_name: string;
+  timezone: string;
+}
+
+/** 'ScheduleList' query type */
+export interface IScheduleListQuery {
+  params: IScheduleListParams;
+  result: IScheduleListResult;
+}
+
+const scheduleListIR: any = {"usedParamSet":{"queueName":true},"params":[{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":432,"b":441}]}],"statement":"select s.schedule_name as \"schedule_name!\", s.queue_name as \"queue_name!\", s.task_name as \"task_name!\", s.cron as \"cron!\",\n       s.timezone as \"timezone!\", s.params as \"params!\", s.catch_up as \"catch_up!\", s.paused as \"paused!\",\n       s.next_fire_at, s.last_fired_at, s.last_task_id, s.last_error,\n       exists (select 1 from absurd.queues q where q.queue_name = s.queue_name) as \"queue_exists!\"\n  from absurd.kit_list_schedules(:queueName::text) s"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select s.schedule_name as "schedule_name!", s.queue_name as "queue_name!", s.task_name as "task_name!", s.cron as "cron!",
+ *        s.timezone as "timezone!", s.params as "params!", s.catch_up as "catch_up!", s.paused as "paused!",
+ *        s.next_fire_at, s.last_fired_at, s.last_task_id, s.last_error,
+ *        exists (select 1 from absurd.queues q where q.queue_name = s.queue_name) as "queue_exists!"
+ *   from absurd.kit_list_schedules(:queueName::text) s
+ * ```
+ */
+export const scheduleList = new PreparedQuery<IScheduleListParams,IScheduleListResult>(scheduleListIR);
+
+/** 'TaskStatesStatement' parameters type */
+export interface ITaskStatesStatementParams {
+  queueNames: stringArray;
+}
+
+/** 'TaskStatesStatement' return type */
+export interface ITaskStatesStatementResult {
+  statement: string | null;
+}
+
+/** 'TaskStatesStatement' query type */
+export interface ITaskStatesStatementQuery {
+  params: ITaskStatesStatementParams;
+  result: ITaskStatesStatementResult;
+}
+
+const taskStatesStatementIR: any = {"usedParamSet":{"queueNames":true},"params":[{"name":"queueNames","required":true,"transform":{"type":"scalar"},"locs":[{"a":362,"b":373}]}],"statement":"select 'select * from ('\n       || string_agg(format('select %L::text as queue_name, t.task_id, t.state from absurd.%I t where t.task_id = any($1::uuid[])',\n                            q.queue_name, 't_' || q.queue_name),\n                     ' union all ' order by q.queue_name)\n       || ') found' as statement\n  from absurd.queues q\n where q.queue_name = any(:queueNames!::text[])"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select 'select * from ('
+ *        || string_agg(format('select %L::text as queue_name, t.task_id, t.state from absurd.%I t where t.task_id = any($1::uuid[])',
+ *                             q.queue_name, 't_' || q.queue_name),
+ *                      ' union all ' order by q.queue_name)
+ *        || ') found' as statement
+ *   from absurd.queues q
+ *  where q.queue_name = any(:queueNames!::text[])
+ * ```
+ */
+export const taskStatesStatement = new PreparedQuery<ITaskStatesStatementParams,ITaskStatesStatementResult>(taskStatesStatementIR);
+
+/** 'LimitList' parameters type */
+export interface ILimitListParams {
+  queueName?: string | null | void;
+}
+
+/** 'LimitList' return type */
+export interface ILimitListResult {
+  key_path: stringArray | null;
+  limit_name: string;
+  max_running: number | null;
+  parked: number;
+  queue_name: string;
+  rate_count: number | null;
+  rate_period_seconds: number | null;
+  running: number;
+  task_name: string | null;
+}
+
+/** 'LimitList' query type */
+export interface ILimitListQuery {
+  params: ILimitListParams;
+  result: ILimitListResult;
+}
+
+const limitListIR: any = {"usedParamSet":{"queueName":true},"params":[{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":248,"b":257}]}],"statement":"select l.queue_name as \"queue_name!\", l.limit_name as \"limit_name!\", l.task_name, l.key_path, l.max_running, l.rate_count,\n       l.rate_period_seconds, l.running::integer as \"running!\", l.parked::integer as \"parked!\"\n  from absurd.kit_list_limits(:queueName::text) l"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select l.queue_name as "queue_name!", l.limit_name as "limit_name!", l.task_name, l.key_path, l.max_running, l.rate_count,
+ *        l.rate_period_seconds, l.running::integer as "running!", l.parked::integer as "parked!"
+ *   from absurd.kit_list_limits(:queueName::text) l
+ * ```
+ */
+export const limitList = new PreparedQuery<ILimitListParams,ILimitListResult>(limitListIR);
+
+/** 'ParkedRuns' parameters type */
+export interface IParkedRunsParams {
+  queueNames: stringArray;
+  runIds: stringArray;
+}
+
+/** 'ParkedRuns' return type */
+export interface IParkedRunsResult {
+  key: string;
+  limit_name: string;
+  queue_name: string;
+  run_id: string;
+}
+
+/** 'ParkedRuns' query type */
+export interface IParkedRunsQuery {
+  params: IParkedRunsParams;
+  result: IParkedRunsResult;
+}
+
+const parkedRunsIR: any = {"usedParamSet":{"queueNames":true,"runIds":true},"params":[{"name":"queueNames","required":true,"transform":{"type":"scalar"},"locs":[{"a":122,"b":133}]},{"name":"runIds","required":true,"transform":{"type":"scalar"},"locs":[{"a":144,"b":151}]}],"statement":"select w.queue_name as \"queue_name!\", w.run_id as \"run_id!\", w.limit_name as \"limit_name!\", w.key as \"key!\"\n  from unnest(:queueNames!::text[], :runIds!::uuid[]) as x(queue_name, run_id)\n  join absurd.kit_limit_waiters w on w.queue_name = x.queue_name and w.run_id = x.run_id"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select w.queue_name as "queue_name!", w.run_id as "run_id!", w.limit_name as "limit_name!", w.key as "key!"
+ *   from unnest(:queueNames!::text[], :runIds!::uuid[]) as x(queue_name, run_id)
+ *   join absurd.kit_limit_waiters w on w.queue_name = x.queue_name and w.run_id = x.run_id
+ * ```
+ */
+export const parkedRuns = new PreparedQuery<IParkedRunsParams,IParkedRunsResult>(parkedRunsIR);
+
+/** 'ParkedTasksStatement' parameters type */
+export interface IParkedTasksStatementParams {
+  byKey: boolean;
+  queueName: string;
+}
+
+/** 'ParkedTasksStatement' return type */
+export interface IParkedTasksStatementResult {
+  statement: string;
+}
+
+/** 'ParkedTasksStatement' query type */
+export interface IParkedTasksStatementQuery {
+  params: IParkedTasksStatementParams;
+  result: IParkedTasksStatementResult;
+}
+
+const parkedTasksStatementIR: any = {"usedParamSet":{"byKey":true,"queueName":true},"params":[{"name":"byKey","required":true,"transform":{"type":"scalar"},"locs":[{"a":896,"b":902}]},{"name":"queueName","required":true,"transform":{"type":"scalar"},"locs":[{"a":1027,"b":1037}]}],"statement":"select format(\n         'select w.key, w.run_id, r.attempt, t.task_id, t.task_name, t.enqueue_at\n            from (select w.key, w.run_id\n                    from absurd.kit_limit_waiters w\n                   where w.queue_name = %1$L and w.limit_name = $1::text and %4$s\n                   order by w.key\n                   limit $3::integer) w\n           cross join lateral (select r.attempt, r.task_id from absurd.%2$I r\n                                where r.run_id = w.run_id and r.state = ''pending'' and r.available_at = ''infinity''\n                                limit 1) r\n           cross join lateral (select t.task_id, t.task_name, t.enqueue_at from absurd.%3$I t\n                                where t.task_id = r.task_id\n                                limit 1) t\n           order by w.key',\n         q.queue_name, 'r_' || q.queue_name, 't_' || q.queue_name,\n         case when :byKey!::boolean then 'w.key = $2::text' else '$2::text is null' end) as \"statement!\"\n  from absurd.queues q\n where q.queue_name = :queueName!::text"};
+
+/**
+ * Query generated from SQL:
+ * ```
+ * select format(
+ *          'select w.key, w.run_id, r.attempt, t.task_id, t.task_name, t.enqueue_at
+ *             from (select w.key, w.run_id
+ *                     from absurd.kit_limit_waiters w
+ *                    where w.queue_name = %1$L and w.limit_name = $1::text and %4$s
+ *                    order by w.key
+ *                    limit $3::integer) w
+ *            cross join lateral (select r.attempt, r.task_id from absurd.%2$I r
+ *                                 where r.run_id = w.run_id and r.state = ''pending'' and r.available_at = ''infinity''
+ *                                 limit 1) r
+ *            cross join lateral (select t.task_id, t.task_name, t.enqueue_at from absurd.%3$I t
+ *                                 where t.task_id = r.task_id
+ *                                 limit 1) t
+ *            order by w.key',
+ *          q.queue_name, 'r_' || q.queue_name, 't_' || q.queue_name,
+ *          case when :byKey!::boolean then 'w.key = $2::text' else '$2::text is null' end) as "statement!"
+ *   from absurd.queues q
+ *  where q.queue_name = :queueName!::text
+ * ```
+ */
+export const parkedTasksStatement = new PreparedQuery<IParkedTasksStatementParams,IParkedTasksStatementResult>(parkedTasksStatementIR);

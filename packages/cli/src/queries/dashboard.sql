@@ -29,7 +29,9 @@
                          one index range read in task id order (newest first, or oldest first with
                          `newer`): per queue, and with a task name per state (t_<q>_nsi), else
                          t_<q>_sti with a state and the primary key without. Each part returns the
-                         tasks that match ($7 + 1 at most) and also its last task read (`matched`
+                         tasks that match ($7 + 1 at most), each with its last run and whether
+                         that run is pending at infinity (`held`: parked by a limit, see ParkedRuns),
+                         and also its last task read (`matched`
                          false when it does not match): with `scan_full`, the part stopped at its
                          $10 budget there, so that a params search pages on from that point.
                          Null statement: there is no queue.
@@ -49,6 +51,39 @@
 
   WakeTask               absurd.kit_wake_task: 'woken', 'not_found', 'not_sleeping' or
                          'waiting_for_event'.
+
+  Schedules and limits come with engine migrations 000015 and 000016; a schema installed by Absurd's
+  own tools, or not migrated yet, has neither. The queries below that name their functions or tables
+  run only once EngineFeatures said they exist.
+
+  EngineFeatures         whether the engine has schedules (kit_list_schedules, kit_set_schedule_paused)
+                         and limits (kit_list_limits, kit_limit_waiters).
+
+  ScheduleList           every schedule, or those of one queue, by name (kit_list_schedules), and
+                         whether its queue exists. Schedules are definitions, not history: a few rows.
+
+  TaskStatesStatement    `(queue_name, task_id, state)` of the tasks of $1 (a uuid array) in each
+                         queue of `queueNames` that holds them (primary keys): the last task each
+                         schedule spawned.
+
+  LimitList              the limits of one queue or all of them (kit_list_limits), with the runs that
+                         hold a slot and the runs parked now.
+
+  ParkedRuns             the parked runs among (queue, run id) pairs: the limit and the bucket key
+                         each waits under, read by kit_limit_waiters' primary key. A row there whose
+                         run is no longer pending at infinity (un-parked, not claimed yet) is not
+                         parked: callers pass only runs that are.
+
+  ParkedTasksStatement   the tasks parked by limit $1 of queue `queueName`, in bucket $2 with `byKey`
+                         (else $2 is null: every bucket), $3 at most, in the order of
+                         kit_limit_waiters_fifo's leading columns (queue, limit, bucket): each waiter's
+                         run (r_<q>'s primary key), still pending at infinity, and its task (t_<q>'s
+                         primary key). The bucket is a condition of the statement only when given, so
+                         that a generic plan seeks to it rather than filtering every bucket's waiters;
+                         the lateral probes (`limit 1` keeps them from being flattened into a join the
+                         planner could run as a merge over a whole r_<q> index) read one run and one
+                         task per waiter. A waiter just un-parked and not claimed yet takes a place
+                         of the $3 and is left out.
 */
 
 /* @name QueueSummaryStatement */
@@ -82,6 +117,7 @@ select 'select * from ('
        || string_agg(format(
             '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,
                      r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at,
+                     s.last_attempt_run, (r.state = ''pending'' and r.available_at = ''infinity'') as held,
                      s.matched, s.scan_full
                 from (select w.*,
                              ($8::text[] is null or w.params #>> $8::text[] = $9::text) as matched,
@@ -160,3 +196,55 @@ select 'select * from ('
 
 /* @name WakeTask */
 select absurd.kit_wake_task(:queueName!, :taskId!::uuid) as "outcome!";
+
+/* @name EngineFeatures */
+select to_regprocedure('absurd.kit_list_schedules(text)') is not null
+       and to_regprocedure('absurd.kit_set_schedule_paused(text,boolean)') is not null as "schedules!",
+       to_regprocedure('absurd.kit_list_limits(text)') is not null
+       and to_regclass('absurd.kit_limit_waiters') is not null as "limits!";
+
+/* @name ScheduleList */
+select s.schedule_name as "schedule_name!", s.queue_name as "queue_name!", s.task_name as "task_name!", s.cron as "cron!",
+       s.timezone as "timezone!", s.params as "params!", s.catch_up as "catch_up!", s.paused as "paused!",
+       s.next_fire_at, s.last_fired_at, s.last_task_id, s.last_error,
+       exists (select 1 from absurd.queues q where q.queue_name = s.queue_name) as "queue_exists!"
+  from absurd.kit_list_schedules(:queueName::text) s;
+
+/* @name TaskStatesStatement */
+select 'select * from ('
+       || string_agg(format('select %L::text as queue_name, t.task_id, t.state from absurd.%I t where t.task_id = any($1::uuid[])',
+                            q.queue_name, 't_' || q.queue_name),
+                     ' union all ' order by q.queue_name)
+       || ') found' as statement
+  from absurd.queues q
+ where q.queue_name = any(:queueNames!::text[]);
+
+/* @name LimitList */
+select l.queue_name as "queue_name!", l.limit_name as "limit_name!", l.task_name, l.key_path, l.max_running, l.rate_count,
+       l.rate_period_seconds, l.running::integer as "running!", l.parked::integer as "parked!"
+  from absurd.kit_list_limits(:queueName::text) l;
+
+/* @name ParkedRuns */
+select w.queue_name as "queue_name!", w.run_id as "run_id!", w.limit_name as "limit_name!", w.key as "key!"
+  from unnest(:queueNames!::text[], :runIds!::uuid[]) as x(queue_name, run_id)
+  join absurd.kit_limit_waiters w on w.queue_name = x.queue_name and w.run_id = x.run_id;
+
+/* @name ParkedTasksStatement */
+select format(
+         'select w.key, w.run_id, r.attempt, t.task_id, t.task_name, t.enqueue_at
+            from (select w.key, w.run_id
+                    from absurd.kit_limit_waiters w
+                   where w.queue_name = %1$L and w.limit_name = $1::text and %4$s
+                   order by w.key
+                   limit $3::integer) w
+           cross join lateral (select r.attempt, r.task_id from absurd.%2$I r
+                                where r.run_id = w.run_id and r.state = ''pending'' and r.available_at = ''infinity''
+                                limit 1) r
+           cross join lateral (select t.task_id, t.task_name, t.enqueue_at from absurd.%3$I t
+                                where t.task_id = r.task_id
+                                limit 1) t
+           order by w.key',
+         q.queue_name, 'r_' || q.queue_name, 't_' || q.queue_name,
+         case when :byKey!::boolean then 'w.key = $2::text' else '$2::text is null' end) as "statement!"
+  from absurd.queues q
+ where q.queue_name = :queueName!::text;

@@ -1,11 +1,14 @@
 /**
  * The queues page: one row per queue with its tasks per state (each a link to the filtered task
- * list), its completions and failures of the last 5 and 60 minutes, its storage mode and policy.
+ * list), its completions and failures of the last 5 and 60 minutes, its storage mode and policy,
+ * and links to its events, schedules and limits.
  */
 import { COUNT_CAP, type QueueOverview } from '../queue-overview.js';
 import { count, h, layout, liveRegion, tasksHref, time, type Html, type Notice, type PageContext } from '../html.js';
 import { TASK_STATES } from '../task-page.js';
 import { eventsHref } from './events-view.js';
+import { limitsHref } from './limits-view.js';
+import { schedulesHref } from './schedules-view.js';
 
 function policyText(queue: QueueOverview): Html {
   const entries = Object.entries(queue.policy);
@@ -16,7 +19,8 @@ function policyText(queue: QueueOverview): Html {
 function queueRow(queue: QueueOverview): Html {
   const c = queue.counts;
   return h`<tr data-queue="${queue.name}">
-  <th scope="row"><a href="${tasksHref({ queue: queue.name })}">${queue.name}</a> <a class="small" href="${eventsHref({ queue: queue.name })}">events</a></th>
+  <th scope="row"><a href="${tasksHref({ queue: queue.name })}">${queue.name}</a> <a class="small" href="${eventsHref({ queue: queue.name })}">events</a>
+    <a class="small" href="${schedulesHref(queue.name)}">schedules</a> <a class="small" href="${limitsHref(queue.name)}">limits</a></th>
   ${TASK_STATES.map(
     (state) =>
       h`<td class="num"><a class="count state-${state}${c[state] === 0 ? ' zero' : ''}" href="${tasksHref({ queue: queue.name, state })}">${count(c[state], COUNT_CAP)}</a></td>`,

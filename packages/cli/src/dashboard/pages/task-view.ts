@@ -7,6 +7,7 @@
 import type { SchemaCheck } from '../contract-schemas.js';
 import { csrfField, h, json, layout, liveRegion, stateBadge, taskHref, tasksHref, time, type Html, type Notice, type PageContext } from '../html.js';
 import type { CheckpointView, RelatedTask, RunRow, TaskDetails } from '../task-details.js';
+import { parkedNote } from './limits-view.js';
 
 function checkBadge(check: SchemaCheck, internal = false): Html {
   if (internal) return h`<span class="badge muted" title="Kept by the runtime for itself">internal</span>`;
@@ -32,6 +33,13 @@ ${typeof r.stack === 'string' && r.stack !== '' ? h`<details><summary>stack</sum
 <details><summary>failure as stored</summary>${json(reason)}</details></div>`;
 }
 
+/** When a run ended, or when it is due; for a parked run, the limit and bucket it waits for instead. */
+function ended(d: TaskDetails, r: RunRow): Html {
+  const parked = d.parked.get(r.run_id);
+  if (parked) return parkedNote(d.queue, parked);
+  return r.state === 'sleeping' || r.state === 'pending' ? h`<span class="muted">due</span> ${time(r.available_at)}` : time(r.completed_at ?? r.failed_at);
+}
+
 function runRows(d: TaskDetails): Html {
   const row = (r: RunRow) => h`<tr data-run-id="${r.run_id}">
   <td class="num">${r.attempt}</td>
@@ -40,7 +48,7 @@ function runRows(d: TaskDetails): Html {
   <td>${r.claimed_by ?? h`<span class="muted">–</span>`}</td>
   <td>${time(r.created_at)}</td>
   <td>${time(r.started_at)}</td>
-  <td>${r.state === 'sleeping' || r.state === 'pending' ? h`<span class="muted">due</span> ${time(r.available_at)}` : time(r.completed_at ?? r.failed_at)}</td>
+  <td>${ended(d, r)}</td>
   <td>${r.state === 'running' ? time(r.claim_expires_at) : h`<span class="muted">–</span>`}</td>
   <td>${failure(r.failure_reason)}${r.result !== null ? json(r.result) : ''}</td>
 </tr>`;
@@ -130,8 +138,10 @@ function emitForm(ctx: PageContext, d: TaskDetails, eventNames: readonly string[
  */
 export function taskView(ctx: PageContext, url: string, d: TaskDetails, eventNames: readonly string[], notice?: Notice): Html {
   const t = d.task;
+  const lastParked = t.last_attempt_run === null ? undefined : d.parked.get(t.last_attempt_run);
   const live = h`<div class="summary">
   <p>${stateBadge(t.state)} <span class="muted">attempt</span> ${t.attempts} <span class="muted">of</span> ${t.max_attempts ?? 'unlimited'}</p>
+  ${lastParked ? h`<p class="parked-note">${parkedNote(d.queue, lastParked)}</p>` : ''}
   ${actionButtons(ctx, d)}
 </div>
 <dl class="facts">

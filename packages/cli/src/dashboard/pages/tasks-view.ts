@@ -3,7 +3,9 @@
  * page of tasks newest first, and links to the newer and older pages.
  */
 import { h, layout, liveRegion, stateBadge, taskHref, tasksHref, time, type Html, type Notice, type PageContext } from '../html.js';
+import { parkedKey, type ParkedRun } from '../limits.js';
 import { TASK_STATES, uuidTime, type TaskFilter, type TaskPage } from '../task-page.js';
+import { parkedHref } from './limits-view.js';
 
 /** What the form offers to choose from. */
 export interface TaskListChoices {
@@ -48,12 +50,13 @@ function pager(filter: TaskFilter, page: TaskPage): Html {
   return h`<nav class="pager" aria-label="Pages">${links}${searched}</nav>`;
 }
 
-function taskRow(task: TaskPage['tasks'][number], showQueue: boolean): Html {
+function taskRow(task: TaskPage['tasks'][number], showQueue: boolean, parked: ReadonlyMap<string, ParkedRun>): Html {
+  const p = task.last_attempt_run === null ? undefined : parked.get(parkedKey(task.queue_name, task.last_attempt_run));
   return h`<tr data-task-id="${task.task_id}">
   <td><a class="mono" href="${taskHref(task.queue_name, task.task_id)}">${task.task_id}</a></td>
   ${showQueue ? h`<td>${task.queue_name}</td>` : ''}
   <td>${task.task_name}</td>
-  <td>${stateBadge(task.state)}</td>
+  <td>${stateBadge(task.state)}${p ? h` <a class="badge parked" href="${parkedHref(task.queue_name, p.limit, p.key)}" title="Parked by limit ${p.limit}, bucket ${p.key}">parked</a>` : ''}</td>
   <td class="num">${task.attempts}/${task.max_attempts ?? '∞'}</td>
   <td>${time(task.enqueue_at)}</td>
   <td>${time(task.started_at)}</td>
@@ -62,19 +65,28 @@ function taskRow(task: TaskPage['tasks'][number], showQueue: boolean): Html {
 }
 
 /**
- * The whole page. It refreshes itself while it shows the newest tasks.
+ * The whole page. It refreshes itself while it shows the newest tasks. `parked` holds the runs a
+ * limit parks among the tasks' last runs (see readParkedRuns), shown as such.
  *
  * @example
- * tasksView(ctx, '/tasks?state=failed', filter, page, choices);
+ * tasksView(ctx, '/tasks?state=failed', filter, page, choices, new Map());
  */
-export function tasksView(ctx: PageContext, url: string, filter: TaskFilter, page: TaskPage, choices: TaskListChoices, notice?: Notice): Html {
+export function tasksView(
+  ctx: PageContext,
+  url: string,
+  filter: TaskFilter,
+  page: TaskPage,
+  choices: TaskListChoices,
+  parked: ReadonlyMap<string, ParkedRun>,
+  notice?: Notice,
+): Html {
   const showQueue = filter.queue === undefined;
   const table =
     page.tasks.length === 0
       ? h`<p class="empty">No tasks match.</p>`
       : h`<table class="tasks">
 <thead><tr><th scope="col">Task</th>${showQueue ? h`<th scope="col">Queue</th>` : ''}<th scope="col">Name</th><th scope="col">State</th><th scope="col" class="num">Attempts</th><th scope="col">Created</th><th scope="col">Started</th><th scope="col">Ended</th></tr></thead>
-<tbody>${page.tasks.map((t) => taskRow(t, showQueue))}</tbody>
+<tbody>${page.tasks.map((t) => taskRow(t, showQueue, parked))}</tbody>
 </table>`;
   const firstPage = filter.after === undefined && filter.before === undefined;
   const body = h`<h1>Tasks${filter.queue !== undefined ? h` <small>in ${filter.queue}</small>` : ''}</h1>
