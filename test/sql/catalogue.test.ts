@@ -127,13 +127,15 @@ describe('functions (§2.0)', () => {
     expect(overloaded).toEqual([['create_queue', ['p_queue_name text', 'p_queue_name text, p_storage_mode text']]]);
   });
 
-  it('has no SECURITY DEFINER function and no SET clause but claim_task\'s planner settings', () => {
+  it('has no SECURITY DEFINER function and no SET clause but the claim\'s planner settings', () => {
     expect(procs.length).toBeGreaterThanOrEqual(38);
     expect(procs.filter((p) => p.secdef).map((p) => p.name)).toEqual([]);
-    // claim_task plans without sorts, sequential scans or JIT (engine migration 000017): settings
-    // of the planner, which no client sees. Nothing sets search_path or anything else.
+    // claim_task plans without sorts, sequential scans or JIT (engine migration 000017), and the
+    // claim of a queue with limits keeps generic plans (000019): settings of the planner, which no
+    // client sees. Nothing sets search_path or anything else.
     expect(procs.filter((p) => p.config !== null).map((p) => `${p.name}: ${p.config?.join(', ')}`)).toEqual([
       'claim_task: enable_sort=off, enable_seqscan=off, jit=off',
+      'kit_claim_limited: plan_cache_mode=force_generic_plan',
     ]);
   });
 
