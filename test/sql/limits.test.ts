@@ -304,8 +304,11 @@ describe('rounds of a claim', () => {
     // One claim walks three priorities: the un-parked run of priority 2 (a round that decides run
     // by run), two fresh runs of priority 1 (the common round, decided and claimed in one
     // statement), then the un-parked run of priority 0, which must see the three running.
-    await setNow(c, plus(T0, 3));
-    const fresh = [(await spawn(c, q, 'job', {}, { priority: 1 })).run_id, (await spawn(c, q, 'job', {}, { priority: 1 })).run_id];
+    const fresh: string[] = [];
+    for (const at of [3, 3.001]) {
+      await setNow(c, plus(T0, at));
+      fresh.push((await spawn(c, q, 'job', {}, { priority: 1 })).run_id);
+    }
     expect(await claimIds(q, 5)).toEqual([high.run_id, ...fresh]);
     expect((await slots(q)).map((s) => s.run_id).sort()).toEqual([high.run_id, ...fresh].sort());
     expect((await waiters(q)).map((w) => [w.run_id, w.woken])).toEqual([[low.run_id, false]]);
