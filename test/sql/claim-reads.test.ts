@@ -99,4 +99,26 @@ describe('what a claim reads', () => {
     expect(reads.seqScans).toBe(0);
     expect(reads.tuplesRead).toBeLessThan(500);
   });
+
+  it('the claim of a queue with a limit keeps plans made while the queue was small, and they read the claim index', async () => {
+    const q = await createQueue(c, queueName('limited-burst'));
+    for (const prefix of ['r', 't'] as const) {
+      await c.query(`alter table ${table(prefix, q)} set (autovacuum_enabled = false)`);
+    }
+    await c.query(`select absurd.kit_set_limit($1, 'per-n', null, '{n}', 1, null, null)`, [q]);
+    await fill(c, q, 5_000, true);
+    await fill(c, q, 50, false);
+    await c.query(`analyze ${table('r', q)}, ${table('t', q)}`);
+    // Plans made now (generic ones, kept by the session: migration 000021) must not read the queue
+    // once 4,000 more due runs arrive that the statistics have not seen.
+    for (let i = 0; i < 3; i += 1) {
+      await readsOf(c, q, 'select * from absurd.claim_task($1, $2, 60, 16)', [q, 'w1']);
+    }
+    await fill(c, q, 4_000, false);
+
+    const reads = await readsOf(c, q, 'select * from absurd.claim_task($1, $2, 60, 16)', [q, 'w1']);
+    expect(reads.rows).toBe(16);
+    expect(reads.seqScans).toBe(0);
+    expect(reads.tuplesRead).toBeLessThan(500);
+  });
 });

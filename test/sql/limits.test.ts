@@ -315,6 +315,37 @@ describe('concurrency limits', () => {
   });
 });
 
+describe('rounds of a claim', () => {
+  it('a round of un-parked runs and a round of fresh runs in one claim count what each other took', async () => {
+    const q = await newQueue(c, 'lim-rounds');
+    await setLimit(q, 'all', { max: 3 });
+    const holders = await spawnSeries(q, 3);
+    expect(await claimIds(q, 3)).toEqual(holders);
+    await setNow(c, plus(T0, 1));
+    const high = await spawn(c, q, 'job', {}, { priority: 2 });
+    await setNow(c, plus(T0, 2));
+    const low = await spawn(c, q);
+    expect(await claimIds(q, 5)).toEqual([]);
+    for (const id of holders) await completeRun(c, q, id);
+    expect((await waiters(q)).map((w) => [w.run_id, w.woken])).toEqual([
+      [high.run_id, true],
+      [low.run_id, true],
+    ]);
+    // One claim walks three priorities: the un-parked run of priority 2 (a round that decides run
+    // by run), two fresh runs of priority 1 (the common round, decided and claimed in one
+    // statement), then the un-parked run of priority 0, which must see the three running.
+    const fresh: string[] = [];
+    for (const at of [3, 3.001]) {
+      await setNow(c, plus(T0, at));
+      fresh.push((await spawn(c, q, 'job', {}, { priority: 1 })).run_id);
+    }
+    expect(await claimIds(q, 5)).toEqual([high.run_id, ...fresh]);
+    expect((await slots(q)).map((s) => s.run_id).sort()).toEqual([high.run_id, ...fresh].sort());
+    expect((await waiters(q)).map((w) => [w.run_id, w.woken])).toEqual([[low.run_id, false]]);
+    expect((await runRow(c, q, low.run_id)).available_at_infinite).toBe(true);
+  });
+});
+
 describe('every way out of running releases the slot', () => {
   /** Takes the run out of 'running'; returns the runs it claimed meanwhile, if it claims. */
   type Exit = (q: string, run: { run_id: string; task_id: string }) => Promise<void | string[]>;
