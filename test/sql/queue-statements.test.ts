@@ -12,7 +12,7 @@ import { expectPgError, newQueue, one, queueName, useSession, utcClient, type Qu
 const db = useTestDatabase();
 const c = useSession(db, { outsideSchema: true, now: null });
 
-const PARTS = ['claim_task', 'complete', 'kit_claim'];
+const PARTS = ['claim_task', 'complete', 'kit_claim', 'set_checkpoints'];
 
 async function statementFunctions(client: Queryable, queue: string): Promise<string[]> {
   const { rows } = await client.query<{ part: string }>(
@@ -52,8 +52,17 @@ describe("a queue's statement functions", () => {
     ]);
     expect(done.rows).toEqual([{ outcome: 'completed' }]);
     await c.query('select absurd.kit_drop_queue_functions($1)', [q]);
-    await spawn(c, q);
-    expect((await c.query(`select * from absurd.claim_task($1, 'w', 30, 5)`, [q])).rows).toHaveLength(1);
+    const second = await spawn(c, q);
+    const { rows: claimed } = await c.query<{ run_id: string }>(`select run_id from absurd.claim_task($1, 'w', 30, 5)`, [q]);
+    expect(claimed).toHaveLength(1);
+
+    await c.query('select absurd.kit_drop_queue_functions($1)', [q]);
+    const written = await c.query<{ outcome: string }>(
+      `select outcome from absurd.kit_set_checkpoints($1, array[$2::uuid], array['step'], array['{"n": 1}'::jsonb], array[$3::uuid], array[30])`,
+      [q, second, one(claimed).run_id],
+    );
+    expect(written.rows).toEqual([{ outcome: 'ok' }]);
+    expect(await statementFunctions(c, q)).toEqual(PARTS);
   });
 
   it('are written once when two sessions find them missing at the same time', async () => {

@@ -6505,7 +6505,7 @@ delete from absurd.kit_idle_listeners l
   {
     version: 20,
     name: 'queue_statements',
-    checksum: 'e59d9be1ec8fce81cd1e2f1ac4ab6d367f7d083ca96180a3cbd26f4fffdfe0cd',
+    checksum: '7e9419ea9b0de7f1e01fcce623228cc85046976c444d0cfe731cc38c706bcf1f',
     sql: `-- absurd-kit engine, migration 000020: each queue's hot statements as functions of that queue,
 -- so that a session plans them once and keeps the plans.
 --
@@ -6524,8 +6524,11 @@ delete from absurd.kit_idle_listeners l
 --                                            walk over priorities;
 --   _kit_claim(worker, claim_timeout, qty)   kit_claim_task's statement: the claimed runs with
 --                                            their checkpoints and queue lag;
---   _complete(runs, results, now)            kit_complete_runs' statement.
--- claim_task, kit_claim_task and kit_complete_runs keep their arguments, results, errors and locks
+--   _complete(runs, results, now)            kit_complete_runs' statement;
+--   _set_checkpoints(tasks, steps, states, owner runs, extend by, now)
+--                                            kit_set_checkpoints' two statements.
+-- claim_task, kit_claim_task, kit_complete_runs and kit_set_checkpoints keep their arguments,
+-- results, errors and locks
 -- and now call the queue's function (one EXECUTE of a function call: a trivial plan). The claim's
 -- planner settings (000017: no sorts, no sequential scans, no JIT) are set on _claim_task, where
 -- its statements are.
@@ -6547,6 +6550,7 @@ declare
   v_claim text := absurd.kit_limits_function_name(p_queue_name, 'claim_task');
   v_kit_claim text := absurd.kit_limits_function_name(p_queue_name, 'kit_claim');
   v_complete text := absurd.kit_limits_function_name(p_queue_name, 'complete');
+  v_set_checkpoints text := absurd.kit_limits_function_name(p_queue_name, 'set_checkpoints');
   v_t text := 't_' || p_queue_name;
   v_r text := 'r_' || p_queue_name;
   v_c text := 'c_' || p_queue_name;
@@ -6767,6 +6771,58 @@ begin
 end;
 $body$
 $g$, v_complete, v_r, v_t, v_w);
+
+  -- kit_set_checkpoints(q, …)'s two statements, as migration 000008 defines them.
+  execute format($g$
+create or replace function absurd.%1$I(p_task_ids uuid[], p_step_names text[], p_states jsonb[],
+                                       p_owner_runs uuid[], p_extend_by integer[], p_now timestamptz)
+returns table(ord bigint, outcome text)
+language plpgsql
+as $body$
+#variable_conflict use_column
+begin
+  -- The owner runs first, in run_id order (see 000008), so that the state read below is final.
+  perform 1 from absurd.%2$I r where r.run_id = any(p_owner_runs) order by r.run_id for no key update;
+  return query
+    with input as (
+       select i.task_id, i.step_name, i.state, i.owner_run, i.extend_by, i.ord
+         from unnest(p_task_ids, p_step_names, p_states, p_owner_runs, p_extend_by)
+              with ordinality as i(task_id, step_name, state, owner_run, extend_by, ord)
+     ),
+     checked as (
+       select i.*, r.attempt,
+              case when r.run_id is null then 'not_found'
+                   when t.state = 'cancelled' then 'cancelled'
+                   when r.state = 'failed' then 'failed'
+                   else 'ok' end as outcome
+         from input i
+         left join absurd.%2$I r on r.run_id = i.owner_run
+         left join absurd.%3$I t on t.task_id = r.task_id
+     ),
+     extended as (
+       update absurd.%2$I r
+          set claim_expires_at = p_now + e.extend_by * interval '1 second'
+         from (select c.owner_run, max(c.extend_by) as extend_by
+                 from checked c
+                where c.outcome = 'ok' and c.extend_by > 0
+                group by c.owner_run) e
+        where r.run_id = e.owner_run and r.state = 'running' and r.claim_expires_at is not null
+     ),
+     written as (
+       insert into absurd.%4$I as cp (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+       select c.task_id, c.step_name, c.state, 'committed', c.owner_run, p_now
+         from checked c
+        where c.outcome = 'ok'
+       on conflict (task_id, checkpoint_name) do update
+          set state = excluded.state, status = 'committed', owner_run_id = excluded.owner_run_id,
+              updated_at = excluded.updated_at
+        where coalesce((select r.attempt from absurd.%2$I r where r.run_id = cp.owner_run_id), 0)
+              <= coalesce((select r.attempt from absurd.%2$I r where r.run_id = excluded.owner_run_id), 0)
+     )
+     select c.ord, c.outcome from checked c order by c.ord;
+end;
+$body$
+$g$, v_set_checkpoints, v_r, v_t, 'c_' || p_queue_name);
 end;
 $$;
 
@@ -6836,6 +6892,19 @@ begin
   end loop;
 
   return query select u.run_id, u.outcome from unnest(v_runs, v_outcomes) with ordinality as u(run_id, outcome, ord) order by u.ord;
+end;
+$$;
+
+-- kit_set_checkpoints(q, tasks, steps, states, owner runs, extend by): as in migration 000008 (same
+-- result, outcomes and locks), its statements run by the queue's _set_checkpoints function.
+create or replace function absurd.kit_set_checkpoints(p_queue_name text, p_task_ids uuid[], p_step_names text[],
+                                           p_states jsonb[], p_owner_runs uuid[], p_extend_by integer[])
+returns table(ord bigint, outcome text)
+language plpgsql
+as $$
+begin
+  return query execute format('select * from absurd.%I($1, $2, $3, $4, $5, $6)', absurd.kit_queue_statement(p_queue_name, 'set_checkpoints'))
+    using p_task_ids, p_step_names, p_states, p_owner_runs, p_extend_by, absurd.current_time();
 end;
 $$;
 
