@@ -413,6 +413,82 @@ describe('every way out of running releases the slot', () => {
   });
 });
 
+describe('a batch of completions (kit_complete_runs, migration 000023)', () => {
+  async function triggerCalls(): Promise<number> {
+    const { rows } = await c.query<{ n: number }>(
+      `select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions
+        where schemaname = 'absurd' and funcname = 'kit_limits_release'`,
+    );
+    return rows[0]!.n;
+  }
+
+  it("releases the batch's slots together and un-parks each bucket's next waiter, the trigger held back for its own update only", async () => {
+    const q = await newQueue(c, 'lim-batch');
+    await setLimit(q, 'per-k', { key: ['k'], max: 1 });
+    const [a1, b1, c1, a2, b2] = await spawnSeries(q, 5, (i) => ({ k: ['a', 'b', 'c', 'a', 'b'][i] }));
+    expect(await claimIds(q, 5)).toEqual([a1, b1, c1]);
+    expect((await waiters(q)).map((w) => w.run_id)).toEqual([a2, b2]);
+
+    await c.query('begin');
+    try {
+      await c.query(`set local track_functions = 'all'`);
+      const { rows } = await c.query<{ run_id: string; outcome: string }>(
+        'select * from absurd.kit_complete_runs($1, $2::uuid[], $3::jsonb[])',
+        [q, [a1, b1, c1], ['1', '2', '3']],
+      );
+      expect(rows.map((r) => r.outcome)).toEqual(['completed', 'completed', 'completed']);
+      expect(await triggerCalls()).toBe(0);
+      expect(await slots(q)).toEqual([]);
+      expect(await waiters(q)).toEqual([
+        { run_id: a2, key: '"a"', woken: true },
+        { run_id: b2, key: '"b"', woken: true },
+      ]);
+      const { rows: setting } = await c.query<{ v: string | null }>(
+        `select current_setting('absurd.kit_batch_release', true) as v`,
+      );
+      expect(setting[0]!.v).not.toBe('on');
+      // Later statements of the same transaction release through the trigger again.
+      expect(await claimIds(q, 5)).toEqual([a2, b2]);
+      await failRun(c, q, a2!);
+      expect(await triggerCalls()).toBe(1);
+      expect((await slots(q)).map((s) => s.run_id)).toEqual([b2]);
+      await c.query('commit');
+    } catch (error) {
+      await c.query('rollback');
+      throw error;
+    }
+  });
+
+  it('kit_limits_ensure_trigger replaces a release trigger of the earlier definition', async () => {
+    const q = await newQueue(c, 'lim-old-trigger');
+    await setLimit(q, 'all', { max: 1 });
+    const r = table('r', q);
+    await c.query(`drop trigger kit_limits_release on ${r}`);
+    await c.query(
+      `create trigger kit_limits_release after update of state on ${r} for each row
+         when (old.state is distinct from new.state and (old.state = 'running' or new.state in ('completed', 'failed', 'cancelled')))
+         execute function absurd.kit_limits_release('${q.replace(/'/g, "''")}')`,
+    );
+    const definition = async () =>
+      (
+        await c.query<{ def: string }>(
+          `select pg_get_triggerdef(oid) as def from pg_trigger where tgrelid = $1::regclass and tgname = 'kit_limits_release'`,
+          [r],
+        )
+      ).rows.map((row) => row.def);
+    expect((await definition())[0]).not.toContain('kit_batch_release');
+    await c.query('select absurd.kit_limits_ensure_trigger($1)', [q]);
+    const after = await definition();
+    expect(after).toHaveLength(1);
+    expect(after[0]).toContain('kit_batch_release');
+    // The batch path then holds it back and releases by itself.
+    const [a, b] = await spawnSeries(q, 2);
+    expect(await claimIds(q, 2)).toEqual([a]);
+    await c.query('select * from absurd.kit_complete_runs($1, $2::uuid[], $3::jsonb[])', [q, [a], ['1']]);
+    expect(await claimIds(q, 2)).toEqual([b]);
+  });
+});
+
 describe('rate limits', () => {
   it('admits rate_count starts per window and puts the rest back until the window admits them', async () => {
     const q = await newQueue(c, 'rate-window');
