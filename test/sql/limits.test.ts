@@ -346,6 +346,45 @@ describe('rounds of a claim', () => {
   });
 });
 
+describe("the queue's claim function (kit_q_<md5>_claim_limited, migration 000024)", () => {
+  const claimFunction = (q: string) =>
+    c
+      .query<{ n: number }>(`select count(*)::int as n from pg_proc where proname = 'kit_q_' || md5($1) || '_claim_limited'`, [q])
+      .then((r) => r.rows[0]!.n);
+
+  it('is written with the first limit and dropped with the last', async () => {
+    const q = await newQueue(c, 'lim-fn');
+    expect(await claimFunction(q)).toBe(0);
+    await setLimit(q, 'per-k', { key: ['k'], max: 1 });
+    expect(await claimFunction(q)).toBe(1);
+    await removeLimit(q, 'per-k');
+    expect(await claimFunction(q)).toBe(0);
+  });
+
+  it('a first round that comes back short goes on past the runs it looked at, and the next priority is claimed too', async () => {
+    const q = await newQueue(c, 'lim-short');
+    await setLimit(q, 'per-k', { key: ['k'], max: 1 });
+    // Priority 1: a, a (the second parks), b; priority 0: c.
+    const [a1, a2, b1] = await spawnSeries(q, 3, (i) => ({ k: ['a', 'a', 'b'][i] }));
+    await c.query(`update ${table('r', q)} set priority = 1 where run_id = any($1::uuid[])`, [[a1, a2, b1]]);
+    await setNow(c, plus(T0, 1));
+    const c1 = (await spawn(c, q, 'job', { k: 'c' })).run_id;
+    expect(await claimIds(q, 4)).toEqual([a1, b1, c1]);
+    expect((await waiters(q)).map((w) => w.run_id)).toEqual([a2]);
+  });
+
+  it('claims through the general rounds when it is missing', async () => {
+    const q = await newQueue(c, 'lim-fn-missing');
+    await setLimit(q, 'per-k', { key: ['k'], max: 1 });
+    await c.query(`select format('drop function absurd.%I(text, timestamptz, timestamptz, integer)', 'kit_q_' || md5($1) || '_claim_limited') as sql`, [q])
+      .then((r) => c.query(r.rows[0].sql));
+    expect(await claimFunction(q)).toBe(0);
+    const [a1, a2, b1] = await spawnSeries(q, 3, (i) => ({ k: ['a', 'a', 'b'][i] }));
+    expect(await claimIds(q, 3)).toEqual([a1, b1]);
+    expect((await waiters(q)).map((w) => w.run_id)).toEqual([a2]);
+  });
+});
+
 describe('every way out of running releases the slot', () => {
   /** Takes the run out of 'running'; returns the runs it claimed meanwhile, if it claims. */
   type Exit = (q: string, run: { run_id: string; task_id: string }) => Promise<void | string[]>;
