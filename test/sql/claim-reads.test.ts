@@ -100,6 +100,24 @@ describe('what a claim reads', () => {
     expect(reads.tuplesRead).toBeLessThan(500);
   });
 
+  it.each([
+    ['without limits', false],
+    ['with a per-key limit', true],
+  ])('claim_task %s, planned once for a claim of unknown size, reads a few entries per run from a large backlog', async (_label, limited) => {
+    const q = await createQueue(c, queueName('backlog'));
+    if (limited) await c.query(`select absurd.kit_set_limit($1, 'per-n', null, '{n}', 1, null, null)`, [q]);
+    await fill(c, q, 40_000, false);
+    await c.query(`analyze ${table('r', q)}, ${table('t', q)}`);
+    // A generic plan (kept by the session, migration 000022) estimates a LIMIT of unknown size at a
+    // tenth of the runs: planned with hash joins, the claim's updates read every run and task.
+    for (let i = 0; i < 3; i += 1) {
+      const reads = await readsOf(c, q, 'select * from absurd.claim_task($1, $2, 60, 16)', [q, 'w1']);
+      expect(reads.rows).toBe(16);
+      expect(reads.seqScans).toBe(0);
+      expect(reads.tuplesRead).toBeLessThan(500);
+    }
+  });
+
   it('the claim of a queue with a limit keeps plans made while the queue was small, and they read the claim index', async () => {
     const q = await createQueue(c, queueName('limited-burst'));
     for (const prefix of ['r', 't'] as const) {

@@ -7774,8 +7774,9 @@ select absurd.kit_limits_create_functions(q.queue_name)
   {
     version: 22,
     name: 'spawn_statements',
-    checksum: 'a946fd38f16cfc7c869dad410c8448e4773415077d95eb1ecff109143b758530',
-    sql: `-- absurd-kit engine, migration 000022: spawn_task's statements as a function of each queue.
+    checksum: '20d63c358173dba699530f3fdda075471b93d131f40696d44221cbf46f6cda1e',
+    sql: `-- absurd-kit engine, migration 000022: spawn_task's statements as a function of each queue, and
+-- the claim's plan kept.
 --
 -- spawn_task (migration 000018) reached the queue's tables through EXECUTE of statements built
 -- with format(): the task insert and the run insert were parsed, analysed and planned again at
@@ -7812,6 +7813,19 @@ select absurd.kit_limits_create_functions(q.queue_name)
 -- portable_uuidv7() calls (about 20 us of 200: each enters plpgsql twice; computing the ids inline
 -- saved 3%, not worth a second copy of portable_uuidv7); doing both inserts in one statement
 -- saved about 1%.
+--
+-- The queue's _claim_task is written with one more setting, plan_cache_mode = force_generic_plan
+-- (as kit_claim_limited since 000021): the claim statement's generic plan is estimated for a LIMIT
+-- of unknown size, which the plan cache finds dearer than the custom plan for a LIMIT of 16 and so
+-- never kept it: the statement was planned again at every claim, 0.43-0.61 ms of planning against
+-- 0.7-1.1 ms to run it (PostgreSQL 15, pg_stat_statements with track_planning, a loop of claims of
+-- 16 and their completions). A generic plan must not guess the claim's size, though: planned for
+-- a LIMIT of unknown size (a tenth of the queue's runs), the claim's updates found their runs and
+-- tasks through hash joins over an index scan of the whole tables, 26 ms a claim with 40,000 runs
+-- queued. The function also sets enable_hashjoin and enable_mergejoin off, which leaves nested
+-- loops over the primary keys, whatever the planner guesses: with them the generic plan runs in
+-- what the custom one did (0.6-0.9 ms) and saves the planning. test/sql/claim-reads.test.ts counts
+-- what a claim reads, with a burst its statistics have not seen and with a large backlog.
 --
 -- kit_spawn_tasks (bulk) is unchanged: on an unpartitioned queue its two set-based statements are
 -- planned once per call, whatever the number of tasks; on a partitioned queue it calls spawn_task
@@ -7854,6 +7868,9 @@ language plpgsql
 set enable_sort = off
 set enable_seqscan = off
 set jit = off
+set enable_hashjoin = off
+set enable_mergejoin = off
+set plan_cache_mode = force_generic_plan
 as $body$
 #variable_conflict use_column
 declare
