@@ -7737,7 +7737,7 @@ select absurd.kit_limits_create_functions(q.queue_name)
  order by q.queue_name;
 
 -- 000022_spawn_statements -------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (22, 'spawn_statements', '20d63c358173dba699530f3fdda075471b93d131f40696d44221cbf46f6cda1e');
+insert into absurd.kit_migrations (version, name, checksum) values (22, 'spawn_statements', '468b207ef5f6498a969701a36cc717793c403466b3de8ebc2271533b839e6871');
 
 -- absurd-kit engine, migration 000022: spawn_task's statements as a function of each queue, and
 -- the claim's plan kept.
@@ -7790,6 +7790,11 @@ insert into absurd.kit_migrations (version, name, checksum) values (22, 'spawn_s
 -- loops over the primary keys, whatever the planner guesses: with them the generic plan runs in
 -- what the custom one did (0.6-0.9 ms) and saves the planning. test/sql/claim-reads.test.ts counts
 -- what a claim reads, with a burst its statistics have not seen and with a large backlog.
+--
+-- On a queue with limits, _claim_task calls the queue's kit_q_<md5(q)>_claim_limited (written by
+-- kit_limits_create_functions since migration 000024) in static SQL when it exists, and
+-- kit_claim_limited (which looks it up and calls it through EXECUTE) otherwise: the claim of a
+-- limited queue plans nothing per call either.
 --
 -- kit_spawn_tasks (bulk) is unchanged: on an unpartitioned queue its two set-based statements are
 -- planned once per call, whatever the number of tasks; on a partitioned queue it calls spawn_task
@@ -7895,7 +7900,13 @@ begin
 
   -- C. Claim.
   if exists (select 1 from absurd.kit_limits l where l.queue_name = %2$L) then
-    return query select * from absurd.kit_claim_limited(%2$L, v_worker, v_claim_until, v_now, v_qty);
+    -- The queue's kit_q_<md5(q)>_claim_limited (migration 000024), called in static SQL (planned
+    -- once per session); kit_claim_limited, which finds it by name, when it is missing.
+    if to_regproc('absurd.%6$I') is not null then
+      return query select * from absurd.%6$I(v_worker, v_claim_until, v_now, v_qty);
+    else
+      return query select * from absurd.kit_claim_limited(%2$L, v_worker, v_claim_until, v_now, v_qty);
+    end if;
     return;
   end if;
 
@@ -7957,7 +7968,7 @@ begin
   end loop;
 end;
 $body$
-$g$, v_claim, p_queue_name, v_t, v_r, v_w);
+$g$, v_claim, p_queue_name, v_t, v_r, v_w, absurd.kit_limits_function_name(p_queue_name, 'claim_limited'));
 
   -- kit_claim_task(q, worker, claim_timeout, qty)'s statement, as migration 000017 defines it.
   execute format($g$

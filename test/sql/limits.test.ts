@@ -373,6 +373,17 @@ describe("the queue's claim function (kit_q_<md5>_claim_limited, migration 00002
     expect((await waiters(q)).map((w) => w.run_id)).toEqual([a2]);
   });
 
+  it('a session that claimed through it claims through the new one after the limits change', async () => {
+    const q = await newQueue(c, 'lim-fn-rewritten');
+    await setLimit(q, 'per-k', { key: ['k'], max: 1 });
+    const [a1, a2, b1] = await spawnSeries(q, 3, (i) => ({ k: ['a', 'a', 'b'][i] }));
+    expect(await claimIds(q, 1)).toEqual([a1]);
+    // kit_set_limit writes the queue's functions anew (dropped and created): plans that call the old
+    // one are made again.
+    await setLimit(q, 'per-k', { key: ['k'], max: 2 });
+    expect(await claimIds(q, 3)).toEqual([a2, b1]);
+  });
+
   it('claims through the general rounds when it is missing', async () => {
     const q = await newQueue(c, 'lim-fn-missing');
     await setLimit(q, 'per-k', { key: ['k'], max: 1 });
