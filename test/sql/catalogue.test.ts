@@ -133,11 +133,11 @@ describe('functions (§2.0)', () => {
     // The claim plans without sorts, sequential scans or JIT (engine migration 000017), in each
     // queue's kit_q_<md5>_claim_task (migration 000020), and the claim of a queue with limits keeps
     // generic plans (000021; since 000024 in kit_claim_limited_rounds and each limited queue's
-    // kit_q_<md5>_claim_limited; the plain claim's since 000022): settings of the planner, which no client sees. Nothing sets
+    // kit_q_<md5>_claim_limited; the plain claim's, the completions' and the checkpoint writes' since 000022): settings of the planner, which no client sees. Nothing sets
     // search_path or anything else.
     for (const p of procs.filter((p) => p.config !== null)) {
       expect(`${p.name}: ${p.config?.join(', ')}`).toMatch(
-        /^(kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off, enable_hashjoin=off, enable_mergejoin=off, plan_cache_mode=force_generic_plan|(kit_claim_limited_rounds|kit_q_[0-9a-f]{32}_claim_limited): plan_cache_mode=force_generic_plan)$/,
+        /^(kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off, enable_hashjoin=off, enable_mergejoin=off, plan_cache_mode=force_generic_plan|(kit_claim_limited_rounds|kit_q_[0-9a-f]{32}_(claim_limited|complete|set_checkpoints)): plan_cache_mode=force_generic_plan)$/,
       );
     }
     expect(procs.find((p) => p.name === 'kit_claim_limited_rounds')?.config).toEqual(['plan_cache_mode=force_generic_plan']);
