@@ -58,6 +58,12 @@
 -- runs, tasks and waits it writes are now found by `= any(array)` of their keys, which is an index
 -- scan whatever the plan guesses of their number.
 --
+-- The queue's _kit_claim, _complete, _set_checkpoints and _spawn are written with enable_seqscan =
+-- off, as _claim_task is since 000017: a session keeps their plans, and a plan made while a table
+-- was analysed empty reads it whole. A queue's checkpoint table c_<q> is empty when a queue is new
+-- and an (auto)vacuum analyses it so: _kit_claim then read every checkpoint of the queue for each
+-- run it claimed (10 ms a run with 120,000 checkpoints), until c_<q> was analysed again.
+--
 -- On a queue with limits, _claim_task calls the queue's kit_q_<md5(q)>_claim_limited (written by
 -- kit_limits_create_functions since migration 000024) in static SQL when it exists, and
 -- kit_claim_limited (which looks it up and calls it through EXECUTE) otherwise: the claim of a
@@ -244,6 +250,7 @@ returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params
               retry_strategy jsonb, max_attempts integer, headers jsonb, wake_event text,
               event_payload jsonb, checkpoints jsonb, queue_lag double precision)
 language plpgsql
+set enable_seqscan = off
 as $body$
 #variable_conflict use_column
 begin
@@ -271,6 +278,7 @@ $g$, v_kit_claim, v_c, v_r, v_claim);
 create or replace function absurd.%1$I(p_run_ids uuid[], p_results jsonb[], p_now timestamptz,
                                        out o_runs uuid[], out o_outcomes text[], out o_tasks uuid[])
 language plpgsql
+set enable_seqscan = off
 set plan_cache_mode = force_generic_plan
 as $body$
 #variable_conflict use_column
@@ -326,6 +334,7 @@ create or replace function absurd.%1$I(p_task_ids uuid[], p_step_names text[], p
                                        p_owner_runs uuid[], p_extend_by integer[], p_now timestamptz)
 returns table(ord bigint, outcome text)
 language plpgsql
+set enable_seqscan = off
 set plan_cache_mode = force_generic_plan
 as $body$
 #variable_conflict use_column
@@ -384,6 +393,7 @@ create or replace function absurd.%1$I(p_task_name text, p_params jsonb, p_heade
                                        p_max_attempts integer, p_cancellation jsonb, p_key text, p_priority integer,
                                        out o_task_id uuid, out o_run_id uuid, out o_attempt integer, out o_created boolean)
 language plpgsql
+set enable_seqscan = off
 as $body$
 declare
   v_task_id uuid := absurd.portable_uuidv7();

@@ -141,6 +141,37 @@ describe('what a claim reads', () => {
   });
 });
 
+describe("what a claim reads of the queue's checkpoints", () => {
+  it('kit_claim_task reads a claimed run\'s checkpoints by key after the checkpoint table was analysed empty', async () => {
+    const q = await createQueue(c, queueName('checkpoints'));
+    await c.query(`alter table ${table('c', q)} set (autovacuum_enabled = false)`);
+    await fill(c, q, 2_000, false);
+    await c.query(`vacuum analyze ${table('c', q)}`);
+    // Plans made now see an empty checkpoint table, and the session keeps them (migration 000020).
+    for (let i = 0; i < 6; i += 1) await c.query(`select * from absurd.kit_claim_task($1, 'w', 60, 4)`, [q]);
+    await c.query(
+      `insert into ${table('c', q)} (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+       select t.task_id, 'step-' || g, '1', 'committed', t.last_attempt_run, absurd.current_time()
+         from ${table('t', q)} t, generate_series(1, 3) g`,
+    );
+    await c.query('begin');
+    try {
+      const seqScans = async () =>
+        Number(
+          (await c.query<{ n: string }>(`select coalesce(sum(seq_scan), 0) as n from pg_stat_xact_user_tables where relid = $1::regclass`, [table('c', q)]))
+            .rows[0]?.n,
+        );
+      const before = await seqScans();
+      const { rows } = await c.query<{ checkpoints: Record<string, unknown> }>(`select checkpoints from absurd.kit_claim_task($1, 'w', 60, 16)`, [q]);
+      expect(rows).toHaveLength(16);
+      expect(Object.keys(rows[0]!.checkpoints)).toHaveLength(3);
+      expect((await seqScans()) - before).toBe(0);
+    } finally {
+      await c.query('rollback');
+    }
+  });
+});
+
 describe('what a completion reads', () => {
   it('kit_complete_runs finds its runs by key, however many runs of the queue are running', async () => {
     const q = await createQueue(c, queueName('completions'));

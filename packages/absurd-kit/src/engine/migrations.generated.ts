@@ -7774,7 +7774,7 @@ select absurd.kit_limits_create_functions(q.queue_name)
   {
     version: 22,
     name: 'spawn_statements',
-    checksum: '893481ec378500906fee59802c69b081bff4dc709c61c8058b6075a8e937c083',
+    checksum: 'b654b2a5edde43ef122f0a44bb2dca053d50f393e24f7aa89f11f0b89cdaaa29',
     sql: `-- absurd-kit engine, migration 000022: spawn_task's statements as a function of each queue, and
 -- the claim's plan kept.
 --
@@ -7834,6 +7834,12 @@ select absurd.kit_limits_create_functions(q.queue_name)
 -- reading every running run of the queue, dead ones included, instead of the runs at hand. The
 -- runs, tasks and waits it writes are now found by \`= any(array)\` of their keys, which is an index
 -- scan whatever the plan guesses of their number.
+--
+-- The queue's _kit_claim, _complete, _set_checkpoints and _spawn are written with enable_seqscan =
+-- off, as _claim_task is since 000017: a session keeps their plans, and a plan made while a table
+-- was analysed empty reads it whole. A queue's checkpoint table c_<q> is empty when a queue is new
+-- and an (auto)vacuum analyses it so: _kit_claim then read every checkpoint of the queue for each
+-- run it claimed (10 ms a run with 120,000 checkpoints), until c_<q> was analysed again.
 --
 -- On a queue with limits, _claim_task calls the queue's kit_q_<md5(q)>_claim_limited (written by
 -- kit_limits_create_functions since migration 000024) in static SQL when it exists, and
@@ -8021,6 +8027,7 @@ returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params
               retry_strategy jsonb, max_attempts integer, headers jsonb, wake_event text,
               event_payload jsonb, checkpoints jsonb, queue_lag double precision)
 language plpgsql
+set enable_seqscan = off
 as $body$
 #variable_conflict use_column
 begin
@@ -8048,6 +8055,7 @@ $g$, v_kit_claim, v_c, v_r, v_claim);
 create or replace function absurd.%1$I(p_run_ids uuid[], p_results jsonb[], p_now timestamptz,
                                        out o_runs uuid[], out o_outcomes text[], out o_tasks uuid[])
 language plpgsql
+set enable_seqscan = off
 set plan_cache_mode = force_generic_plan
 as $body$
 #variable_conflict use_column
@@ -8103,6 +8111,7 @@ create or replace function absurd.%1$I(p_task_ids uuid[], p_step_names text[], p
                                        p_owner_runs uuid[], p_extend_by integer[], p_now timestamptz)
 returns table(ord bigint, outcome text)
 language plpgsql
+set enable_seqscan = off
 set plan_cache_mode = force_generic_plan
 as $body$
 #variable_conflict use_column
@@ -8161,6 +8170,7 @@ create or replace function absurd.%1$I(p_task_name text, p_params jsonb, p_heade
                                        p_max_attempts integer, p_cancellation jsonb, p_key text, p_priority integer,
                                        out o_task_id uuid, out o_run_id uuid, out o_attempt integer, out o_created boolean)
 language plpgsql
+set enable_seqscan = off
 as $body$
 declare
   v_task_id uuid := absurd.portable_uuidv7();
