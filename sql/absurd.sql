@@ -7737,7 +7737,7 @@ select absurd.kit_limits_create_functions(q.queue_name)
  order by q.queue_name;
 
 -- 000022_spawn_statements -------------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (22, 'spawn_statements', 'b654b2a5edde43ef122f0a44bb2dca053d50f393e24f7aa89f11f0b89cdaaa29');
+insert into absurd.kit_migrations (version, name, checksum) values (22, 'spawn_statements', 'f1cd4be5da0c34c4ca8aa5925c54d2a515ffb857087a376ef71ce147bb934d3f');
 
 -- absurd-kit engine, migration 000022: spawn_task's statements as a function of each queue, and
 -- the claim's plan kept.
@@ -7807,8 +7807,8 @@ insert into absurd.kit_migrations (version, name, checksum) values (22, 'spawn_s
 --
 -- On a queue with limits, _claim_task calls the queue's kit_q_<md5(q)>_claim_limited (written by
 -- kit_limits_create_functions since migration 000024) in static SQL when it exists, and
--- kit_claim_limited (which looks it up and calls it through EXECUTE) otherwise: the claim of a
--- limited queue plans nothing per call either.
+-- kit_claim_limited (every round in kit_claim_limited_rounds) otherwise: the claim of a limited
+-- queue plans nothing per call either.
 --
 -- kit_spawn_tasks (bulk) is unchanged: on an unpartitioned queue its two set-based statements are
 -- planned once per call, whatever the number of tasks; on a partitioned queue it calls spawn_task
@@ -7915,7 +7915,7 @@ begin
   -- C. Claim.
   if exists (select 1 from absurd.kit_limits l where l.queue_name = %2$L) then
     -- The queue's kit_q_<md5(q)>_claim_limited (migration 000024), called in static SQL (planned
-    -- once per session); kit_claim_limited, which finds it by name, when it is missing.
+    -- once per session); kit_claim_limited, the general rounds, when it is missing.
     if to_regproc('absurd.%6$I') is not null then
       return query select * from absurd.%6$I(v_worker, v_claim_until, v_now, v_qty);
     else
@@ -8294,7 +8294,7 @@ select absurd.kit_create_queue_statements(q.queue_name)
  order by q.queue_name;
 
 -- 000023_limits_batch_release ---------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (23, 'limits_batch_release', '47e7fc64341cb1aa13ddd41872028350a86e70dfff2c0e48abe7d92d84f3f8fb');
+insert into absurd.kit_migrations (version, name, checksum) values (23, 'limits_batch_release', 'ee1186473febe9dd2a16f0cff87a07cf62329b8fcf86f9a210b2cce8812983d4');
 
 -- absurd-kit engine, migration 000023: a batch of completions releases its limits' slots in one go.
 --
@@ -8315,6 +8315,9 @@ insert into absurd.kit_migrations (version, name, checksum) values (23, 'limits_
 -- calls — still fires the trigger run by run, as before. The release keeps the trigger's order
 -- (slots deleted and the buckets' locks taken SHARED in one statement, the look for waiters in a
 -- later one), so the race analysis of kit_claim_limited (000021) holds unchanged.
+--
+-- The trigger's own release of a run leaving 'running' now calls kit_limits_release_runs for that
+-- run: one implementation of the release for both.
 --
 -- kit_set_limit gives a queue the trigger through kit_limits_ensure_trigger, which also rewrites a
 -- trigger of the earlier definition; this migration rewrites those of every queue with limits.
@@ -8361,6 +8364,35 @@ begin
   loop
     perform absurd.kit_limit_unpark(p_queue_name, v_limits[v_i], v_keys[v_i]);
   end loop;
+end;
+$$;
+
+-- kit_limits_release(): the row trigger of migration 000021, its release of a run leaving
+-- 'running' done by kit_limits_release_runs for that one run (the same statements in the same
+-- order), so that the batch and the trigger share one implementation of the release. Locks: those
+-- of 000021.
+create or replace function absurd.kit_limits_release() returns trigger
+language plpgsql
+as $$
+declare
+  v_q text := tg_argv[0];
+  v_row record;
+begin
+  if old.state = 'running' then
+    perform absurd.kit_limits_release_runs(v_q, array[old.run_id]);
+  elsif new.state in ('completed', 'failed', 'cancelled') then
+    for v_row in
+      with d as (
+        delete from absurd.kit_limit_waiters w where w.queue_name = v_q and w.run_id = old.run_id
+        returning w.limit_name, w.key, w.woken
+      )
+      select d.limit_name, d.key from d where d.woken
+    loop
+      perform pg_advisory_xact_lock_shared(1633841252, absurd.kit_limit_lock_key(v_q, v_row.limit_name, v_row.key));
+      perform absurd.kit_limit_unpark(v_q, v_row.limit_name, v_row.key);
+    end loop;
+  end if;
+  return null;
 end;
 $$;
 
@@ -8535,7 +8567,7 @@ select absurd.kit_limits_ensure_trigger(q.queue_name)
  order by q.queue_name;
 
 -- 000024_limits_claim_function --------------------------------------------------------------------
-insert into absurd.kit_migrations (version, name, checksum) values (24, 'limits_claim_function', '88f25648533047c053e99daa6a52a4177736b99597d9a5ed9374f5bd7a6adb61');
+insert into absurd.kit_migrations (version, name, checksum) values (24, 'limits_claim_function', 'ad3f76fb5b442f5aa242c284ec0e3ebc4b71d77597235096273e01668ab5e267');
 
 -- absurd-kit engine, migration 000024: the common claim of a queue with limits in one function of
 -- the queue, its two statements planned once per session.
@@ -8555,9 +8587,11 @@ insert into absurd.kit_migrations (version, name, checksum) values (24, 'limits_
 -- kind, nothing due at the highest priority, a round that came back short — goes on in
 -- kit_claim_limited_rounds, kit_claim_limited's rounds as in 000021, starting from where the first
 -- round left them (the runs it looked at, the budget left, whether a bucket was busy, the
--- priority to look below). kit_claim_limited now calls the queue's function. Same runs claimed,
--- parked and left, in the same order, with the same locks taken in the same order: the race
--- analysis of 000021 (kit_claim_limited's header there) holds unchanged.
+-- priority to look below). The queue's claim calls that function directly (migration 000022);
+-- kit_claim_limited, for a queue whose function is missing, runs every round in
+-- kit_claim_limited_rounds. Same runs claimed, parked and left, in the same order, with the same
+-- locks taken in the same order: the race analysis of 000021 (kit_claim_limited's header there)
+-- holds unchanged.
 
 -- kit_limits_create_functions(q): as in migration 000021 (_fetch, _claim and _take), plus
 --   kit_q_<md5(q)>_claim_limited(worker, claim_until, now, qty): kit_claim_limited for queue q:
@@ -9290,9 +9324,9 @@ $$;
 
 
 -- kit_claim_limited(q, worker, claim_until, now, qty): phase C of claim_task on a queue with limits
--- (same arguments, rows, order and locks as in 000021), run by the queue's
--- kit_q_<md5(q)>_claim_limited; by kit_claim_limited_rounds alone when that function is missing.
--- Locks: those of 000021.
+-- (same arguments, rows, order and locks as in 000021), every round by kit_claim_limited_rounds.
+-- The queues' claims call their kit_q_<md5(q)>_claim_limited instead (migration 000022), and this
+-- only when that function is missing. Locks: those of 000021.
 create or replace function absurd.kit_claim_limited(p_queue_name text, p_worker text, p_claim_until timestamptz,
                                          p_now timestamptz, p_qty integer)
 returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params jsonb,
@@ -9300,16 +9334,9 @@ returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params
               event_payload jsonb)
 language plpgsql
 as $$
-declare
-  v_fn text := absurd.kit_limits_function_name(p_queue_name, 'claim_limited');
 begin
-  if to_regproc('absurd.' || v_fn) is null then
-    return query select * from absurd.kit_claim_limited_rounds(p_queue_name, p_worker, p_claim_until, p_now, p_qty,
-                                                                '{}', greatest(p_qty * 4, 16), false, 2147483648);
-    return;
-  end if;
-  return query execute format('select * from absurd.%I($1, $2, $3, $4)', v_fn)
-    using p_worker, p_claim_until, p_now, p_qty;
+  return query select * from absurd.kit_claim_limited_rounds(p_queue_name, p_worker, p_claim_until, p_now, p_qty,
+                                                              '{}', greatest(p_qty * 4, 16), false, 2147483648);
 end;
 $$;
 

@@ -66,8 +66,8 @@
 --
 -- On a queue with limits, _claim_task calls the queue's kit_q_<md5(q)>_claim_limited (written by
 -- kit_limits_create_functions since migration 000024) in static SQL when it exists, and
--- kit_claim_limited (which looks it up and calls it through EXECUTE) otherwise: the claim of a
--- limited queue plans nothing per call either.
+-- kit_claim_limited (every round in kit_claim_limited_rounds) otherwise: the claim of a limited
+-- queue plans nothing per call either.
 --
 -- kit_spawn_tasks (bulk) is unchanged: on an unpartitioned queue its two set-based statements are
 -- planned once per call, whatever the number of tasks; on a partitioned queue it calls spawn_task
@@ -174,7 +174,7 @@ begin
   -- C. Claim.
   if exists (select 1 from absurd.kit_limits l where l.queue_name = %2$L) then
     -- The queue's kit_q_<md5(q)>_claim_limited (migration 000024), called in static SQL (planned
-    -- once per session); kit_claim_limited, which finds it by name, when it is missing.
+    -- once per session); kit_claim_limited, the general rounds, when it is missing.
     if to_regproc('absurd.%6$I') is not null then
       return query select * from absurd.%6$I(v_worker, v_claim_until, v_now, v_qty);
     else

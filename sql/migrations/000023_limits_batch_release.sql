@@ -18,6 +18,9 @@
 -- (slots deleted and the buckets' locks taken SHARED in one statement, the look for waiters in a
 -- later one), so the race analysis of kit_claim_limited (000021) holds unchanged.
 --
+-- The trigger's own release of a run leaving 'running' now calls kit_limits_release_runs for that
+-- run: one implementation of the release for both.
+--
 -- kit_set_limit gives a queue the trigger through kit_limits_ensure_trigger, which also rewrites a
 -- trigger of the earlier definition; this migration rewrites those of every queue with limits.
 -- Nothing changes for clients: same functions, arguments, results, rows, locks and wake-ups.
@@ -63,6 +66,35 @@ begin
   loop
     perform absurd.kit_limit_unpark(p_queue_name, v_limits[v_i], v_keys[v_i]);
   end loop;
+end;
+$$;
+
+-- kit_limits_release(): the row trigger of migration 000021, its release of a run leaving
+-- 'running' done by kit_limits_release_runs for that one run (the same statements in the same
+-- order), so that the batch and the trigger share one implementation of the release. Locks: those
+-- of 000021.
+create or replace function absurd.kit_limits_release() returns trigger
+language plpgsql
+as $$
+declare
+  v_q text := tg_argv[0];
+  v_row record;
+begin
+  if old.state = 'running' then
+    perform absurd.kit_limits_release_runs(v_q, array[old.run_id]);
+  elsif new.state in ('completed', 'failed', 'cancelled') then
+    for v_row in
+      with d as (
+        delete from absurd.kit_limit_waiters w where w.queue_name = v_q and w.run_id = old.run_id
+        returning w.limit_name, w.key, w.woken
+      )
+      select d.limit_name, d.key from d where d.woken
+    loop
+      perform pg_advisory_xact_lock_shared(1633841252, absurd.kit_limit_lock_key(v_q, v_row.limit_name, v_row.key));
+      perform absurd.kit_limit_unpark(v_q, v_row.limit_name, v_row.key);
+    end loop;
+  end if;
+  return null;
 end;
 $$;
 

@@ -16,9 +16,11 @@
 -- kind, nothing due at the highest priority, a round that came back short — goes on in
 -- kit_claim_limited_rounds, kit_claim_limited's rounds as in 000021, starting from where the first
 -- round left them (the runs it looked at, the budget left, whether a bucket was busy, the
--- priority to look below). kit_claim_limited now calls the queue's function. Same runs claimed,
--- parked and left, in the same order, with the same locks taken in the same order: the race
--- analysis of 000021 (kit_claim_limited's header there) holds unchanged.
+-- priority to look below). The queue's claim calls that function directly (migration 000022);
+-- kit_claim_limited, for a queue whose function is missing, runs every round in
+-- kit_claim_limited_rounds. Same runs claimed, parked and left, in the same order, with the same
+-- locks taken in the same order: the race analysis of 000021 (kit_claim_limited's header there)
+-- holds unchanged.
 
 -- kit_limits_create_functions(q): as in migration 000021 (_fetch, _claim and _take), plus
 --   kit_q_<md5(q)>_claim_limited(worker, claim_until, now, qty): kit_claim_limited for queue q:
@@ -751,9 +753,9 @@ $$;
 
 
 -- kit_claim_limited(q, worker, claim_until, now, qty): phase C of claim_task on a queue with limits
--- (same arguments, rows, order and locks as in 000021), run by the queue's
--- kit_q_<md5(q)>_claim_limited; by kit_claim_limited_rounds alone when that function is missing.
--- Locks: those of 000021.
+-- (same arguments, rows, order and locks as in 000021), every round by kit_claim_limited_rounds.
+-- The queues' claims call their kit_q_<md5(q)>_claim_limited instead (migration 000022), and this
+-- only when that function is missing. Locks: those of 000021.
 create or replace function absurd.kit_claim_limited(p_queue_name text, p_worker text, p_claim_until timestamptz,
                                          p_now timestamptz, p_qty integer)
 returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params jsonb,
@@ -761,16 +763,9 @@ returns table(run_id uuid, task_id uuid, attempt integer, task_name text, params
               event_payload jsonb)
 language plpgsql
 as $$
-declare
-  v_fn text := absurd.kit_limits_function_name(p_queue_name, 'claim_limited');
 begin
-  if to_regproc('absurd.' || v_fn) is null then
-    return query select * from absurd.kit_claim_limited_rounds(p_queue_name, p_worker, p_claim_until, p_now, p_qty,
-                                                                '{}', greatest(p_qty * 4, 16), false, 2147483648);
-    return;
-  end if;
-  return query execute format('select * from absurd.%I($1, $2, $3, $4)', v_fn)
-    using p_worker, p_claim_until, p_now, p_qty;
+  return query select * from absurd.kit_claim_limited_rounds(p_queue_name, p_worker, p_claim_until, p_now, p_qty,
+                                                              '{}', greatest(p_qty * 4, 16), false, 2147483648);
 end;
 $$;
 
