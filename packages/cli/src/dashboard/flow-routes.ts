@@ -13,14 +13,14 @@
  * happened once.
  */
 import type pg from 'pg';
-import type { Context, Hono } from 'hono';
-import { queueRows } from '../queries/queues.queries.js';
+import type { Hono } from 'hono';
 import { missingFeature, readEngineFeatures } from './engine-features.js';
 import type { Flash } from './flash.js';
-import type { Notice, PageContext } from './html.js';
+import type { PageContext } from './html.js';
 import { readLimits, readParkedTasks } from './limits.js';
 import { limitsView, parkedView } from './pages/limits-view.js';
 import { schedulesHref, schedulesView } from './pages/schedules-view.js';
+import { pollUrl, queryParam, queueNames, unknownQueueNotice } from './request.js';
 import { readSchedules, setSchedulePaused } from './schedules.js';
 import type { ActionOutcome } from './task-actions.js';
 
@@ -30,23 +30,6 @@ export interface FlowRouteDependencies {
   readonly flash: Flash;
   /** Runs `fn` on a connection of the pool. */
   withDb<T>(fn: (db: pg.ClientBase) => Promise<T>): Promise<T>;
-}
-
-/** A query parameter; undefined when absent or empty. */
-function param(c: Context, name: string): string | undefined {
-  const value = c.req.query(name);
-  return value === undefined || value === '' ? undefined : value;
-}
-
-/** The request's path and query without `flash`, for the live region to poll. */
-function pollUrl(c: Context): string {
-  const url = new URL(c.req.url);
-  url.searchParams.delete('flash');
-  return `${url.pathname}${url.search}`;
-}
-
-async function queueNames(db: pg.ClientBase): Promise<string[]> {
-  return (await queueRows.run(undefined, db)).map((r) => r.queue_name);
 }
 
 /**
@@ -60,7 +43,7 @@ export function addFlowRoutes(app: Hono, deps: FlowRouteDependencies): void {
   const { ctx, flash } = deps;
 
   app.get('/schedules', async (c) => {
-    const queue = param(c, 'queue');
+    const queue = queryParam(c, 'queue');
     const { schedules, queues } = await deps.withDb(async (db) => {
       const features = await readEngineFeatures(db);
       return {
@@ -68,7 +51,7 @@ export function addFlowRoutes(app: Hono, deps: FlowRouteDependencies): void {
         queues: await queueNames(db),
       };
     });
-    return c.html(schedulesView(ctx, pollUrl(c), queue, schedules, queues, flash.take(param(c, 'flash'))));
+    return c.html(schedulesView(ctx, pollUrl(c), queue, schedules, queues, flash.take(queryParam(c, 'flash'))));
   });
 
   app.post('/schedules/:action', async (c) => {
@@ -88,7 +71,7 @@ export function addFlowRoutes(app: Hono, deps: FlowRouteDependencies): void {
   });
 
   app.get('/limits', async (c) => {
-    const queue = param(c, 'queue');
+    const queue = queryParam(c, 'queue');
     const { limits, queues } = await deps.withDb(async (db) => {
       const features = await readEngineFeatures(db);
       return {
@@ -96,14 +79,12 @@ export function addFlowRoutes(app: Hono, deps: FlowRouteDependencies): void {
         queues: await queueNames(db),
       };
     });
-    const notice: Notice | undefined =
-      queue !== undefined && !queues.includes(queue) ? { ok: false, message: `There is no queue named ${JSON.stringify(queue)}.` } : undefined;
-    return c.html(limitsView(ctx, pollUrl(c), queue, limits, queues, notice));
+    return c.html(limitsView(ctx, pollUrl(c), queue, limits, queues, unknownQueueNotice(queue, queues)));
   });
 
   app.get('/limits/parked', async (c) => {
-    const queue = param(c, 'queue');
-    const limit = param(c, 'limit');
+    const queue = queryParam(c, 'queue');
+    const limit = queryParam(c, 'limit');
     if (queue === undefined || limit === undefined) return c.redirect('/limits', 303);
     const key = c.req.query('key');
     const tasks = await deps.withDb(async (db) =>

@@ -17,7 +17,6 @@
 import type pg from 'pg';
 import { Hono, type Context } from 'hono';
 import { TaskNotFoundError } from '../cli-errors.js';
-import { queueRows } from '../queries/queues.queries.js';
 import { findTask } from '../task-lookup.js';
 import type { Asset } from './assets.js';
 import type { ContractSchemas } from './contract-schemas.js';
@@ -32,6 +31,7 @@ import { queuesView } from './pages/queues-view.js';
 import { taskView } from './pages/task-view.js';
 import { tasksView } from './pages/tasks-view.js';
 import { readQueueOverview } from './queue-overview.js';
+import { pollUrl, queryParam, queueNames, unknownQueueNotice } from './request.js';
 import { actionGuard, authenticate, hostCheck, securityHeaders, type SecurityOptions } from './security.js';
 import { cancelTask, emitEvent, retryTask, wakeSleepingTask, type ActionOutcome } from './task-actions.js';
 import { readTaskDetails } from './task-details.js';
@@ -69,10 +69,7 @@ function timeParam(text: string | undefined): string | undefined | null {
 
 /** The task list's filters from the query string, and what was wrong with them. */
 function parseFilter(c: Context): { filter: TaskFilter; problems: string[] } {
-  const q = (name: string) => {
-    const value = c.req.query(name);
-    return value === undefined || value === '' ? undefined : value;
-  };
+  const q = (name: string) => queryParam(c, name);
   const problems: string[] = [];
   const filter: { -readonly [K in keyof TaskFilter]: TaskFilter[K] } = {};
   const queue = q('queue');
@@ -148,15 +145,14 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
       const held = found.tasks.filter((t) => t.held === true && t.last_attempt_run !== null);
       return {
         page: found,
-        queues: (await queueRows.run(undefined, db)).map((r) => r.queue_name),
+        queues: await queueNames(db),
         parked:
           held.length > 0 && (await readEngineFeatures(db)).limits
             ? await readParkedRuns(db, held.map((t) => ({ queue: t.queue_name, runID: t.last_attempt_run! })))
             : new Map<string, ParkedRun>(),
       };
     });
-    const unknownQueue: Notice | undefined =
-      filter.queue !== undefined && !queues.includes(filter.queue) ? { ok: false, message: `There is no queue named ${JSON.stringify(filter.queue)}.` } : undefined;
+    const unknownQueue = unknownQueueNotice(filter.queue, queues);
     const url = new URL(c.req.url);
     return c.html(
       tasksView(ctx, `${url.pathname}${url.search}`, filter, page, { queues, taskNames: deps.taskNames }, parked, notice ?? unknownQueue),
@@ -164,10 +160,7 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
   });
 
   app.get('/events', async (c) => {
-    const q = (name: string) => {
-      const value = c.req.query(name);
-      return value === undefined || value === '' ? undefined : value;
-    };
+    const q = (name: string) => queryParam(c, name);
     const problems: string[] = [];
     const filter: { -readonly [K in keyof EventFilter]: EventFilter[K] } = {};
     const queue = q('queue');
@@ -186,7 +179,7 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
     }
     const { page, queues } = await withDb(pool, async (db) => ({
       page: await readEventPage(db, filter),
-      queues: (await queueRows.run(undefined, db)).map((r) => r.queue_name),
+      queues: await queueNames(db),
     }));
     const checks = await Promise.all(page.events.map((e) => schemas.checkEvent(e.event_name, e.payload)));
     const notice: Notice | undefined = problems.length > 0 ? { ok: false, message: 'Some filters were left out:', details: problems } : undefined;
@@ -212,13 +205,11 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
     if (!isUuid(id)) return c.html(notFound(ctx, `${JSON.stringify(id)} is not a task id.`), 404);
     if (queue === undefined) return c.redirect(`/find?id=${encodeURIComponent(id)}`, 303);
     const details = await withDb(pool, async (db) => {
-      const known = (await queueRows.run(undefined, db)).some((r) => r.queue_name === queue);
+      const known = (await queueNames(db)).includes(queue);
       return known ? readTaskDetails(db, queue, id.toLowerCase(), schemas, { limits: (await readEngineFeatures(db)).limits }) : undefined;
     });
     if (!details) return c.html(notFound(ctx, `No task ${id} in queue ${JSON.stringify(queue)}.`), 404);
-    const url = new URL(c.req.url);
-    url.searchParams.delete('flash');
-    return c.html(taskView(ctx, `${url.pathname}${url.search}`, details, schemas.eventNames(), flash.take(c.req.query('flash'))));
+    return c.html(taskView(ctx, pollUrl(c), details, schemas.eventNames(), flash.take(c.req.query('flash'))));
   });
 
   app.post('/task/:id/:action', async (c) => {
@@ -229,8 +220,8 @@ export function dashboardApp(deps: DashboardDependencies): Hono {
     const form = await c.req.parseBody();
     const text = (name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
     const outcome: ActionOutcome | undefined = await withDb(pool, async (db) => {
-      const known = (await queueRows.run(undefined, db)).some((r) => r.queue_name === queue);
-      if (!known) return { ok: false, message: `There is no queue named ${JSON.stringify(queue)}.` };
+      const unknown = unknownQueueNotice(queue, await queueNames(db));
+      if (unknown) return unknown;
       switch (c.req.param('action')) {
         case 'retry':
           return retryTask(db, queue, taskID, false);
