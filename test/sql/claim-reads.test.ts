@@ -35,33 +35,43 @@ interface Reads {
   tuplesRead: number;
 }
 
-/** The queue's run and task tables' counters of sequential scans and rows read, in this session. */
-async function counters(client: Queryable, q: string): Promise<Reads> {
+type QueueTable = 'r' | 't' | 'c';
+
+/** The counters of sequential scans and rows read of the queue's tables `of` (its runs and tasks), in this session. */
+async function counters(client: Queryable, q: string, of: readonly QueueTable[] = ['r', 't']): Promise<Reads> {
   const { rows } = await client.query<{ seq: string; tuples: string }>(
     `select coalesce(sum(seq_scan), 0) as seq,
             coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0) as tuples
        from pg_stat_xact_user_tables
-      where relid in ($1::regclass, $2::regclass)`,
-    [table('r', q), table('t', q)],
+      where relid = any($1::regclass[])`,
+    [of.map((prefix) => table(prefix, q))],
   );
   return { seqScans: Number(rows[0]?.seq), tuplesRead: Number(rows[0]?.tuples) };
 }
 
 /**
- * Sequential scans and rows read of the queue's run and task tables by `statement`. The session's
- * counters may still hold earlier transactions' reads (they are flushed when the session idles),
- * so the statement's are the difference of two readings in its own transaction.
+ * Sequential scans and rows read of the queue's tables `of` (its runs and tasks) by `statement`,
+ * with the rows it returned. The session's counters may still hold earlier transactions' reads
+ * (they are flushed when the session idles), so the statement's are the difference of two readings
+ * in its own transaction.
  */
-async function readsOf(client: Queryable, q: string, statement: string, params: unknown[]): Promise<Reads & { rows: number }> {
+async function readsOf<R extends object = Record<string, unknown>>(
+  client: Queryable,
+  q: string,
+  statement: string,
+  params: unknown[],
+  of: readonly QueueTable[] = ['r', 't'],
+): Promise<Reads & { rows: number; result: R[] }> {
   await client.query('begin');
   try {
-    const before = await counters(client, q);
-    const result = await client.query(statement, params);
-    const after = await counters(client, q);
+    const before = await counters(client, q, of);
+    const result = await client.query<R>(statement, params);
+    const after = await counters(client, q, of);
     return {
       seqScans: after.seqScans - before.seqScans,
       tuplesRead: after.tuplesRead - before.tuplesRead,
       rows: result.rowCount ?? 0,
+      result: result.rows,
     };
   } finally {
     await client.query('rollback');
@@ -154,21 +164,16 @@ describe("what a claim reads of the queue's checkpoints", () => {
        select t.task_id, 'step-' || g, '1', 'committed', t.last_attempt_run, absurd.current_time()
          from ${table('t', q)} t, generate_series(1, 3) g`,
     );
-    await c.query('begin');
-    try {
-      const seqScans = async () =>
-        Number(
-          (await c.query<{ n: string }>(`select coalesce(sum(seq_scan), 0) as n from pg_stat_xact_user_tables where relid = $1::regclass`, [table('c', q)]))
-            .rows[0]?.n,
-        );
-      const before = await seqScans();
-      const { rows } = await c.query<{ checkpoints: Record<string, unknown> }>(`select checkpoints from absurd.kit_claim_task($1, 'w', 60, 16)`, [q]);
-      expect(rows).toHaveLength(16);
-      expect(Object.keys(rows[0]!.checkpoints)).toHaveLength(3);
-      expect((await seqScans()) - before).toBe(0);
-    } finally {
-      await c.query('rollback');
-    }
+    const reads = await readsOf<{ checkpoints: Record<string, unknown> }>(
+      c,
+      q,
+      `select checkpoints from absurd.kit_claim_task($1, 'w', 60, 16)`,
+      [q],
+      ['c'],
+    );
+    expect(reads.rows).toBe(16);
+    expect(Object.keys(reads.result[0]!.checkpoints)).toHaveLength(3);
+    expect(reads.seqScans).toBe(0);
   });
 });
 
