@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { expectPgError, newQueue, one, queueName, spawn as spawnTask, table, useSession, utcClient, type Queryable } from './helpers.js';
+import { expectPgError, newQueue, one, queueName, spawn, table, useSession, utcClient, type Queryable } from './helpers.js';
 
 const db = useTestDatabase();
 const c = useSession(db, { outsideSchema: true, now: null });
@@ -25,11 +25,6 @@ async function statementFunctions(client: Queryable, queue: string): Promise<str
   return rows.map((row) => row.part);
 }
 
-async function spawn(client: Queryable, queue: string): Promise<string> {
-  const { rows } = await client.query<{ task_id: string }>(`select task_id from absurd.spawn_task($1, 'job', '{}', '{}')`, [queue]);
-  return one(rows).task_id;
-}
-
 describe("a queue's statement functions", () => {
   it('are written by create_queue and dropped by drop_queue', async () => {
     const q = await newQueue(c, 'stmts');
@@ -40,7 +35,7 @@ describe("a queue's statement functions", () => {
 
   it('are written again by the first claim or completion that finds them missing', async () => {
     const q = await newQueue(c, 'stmts-missing');
-    const task = await spawn(c, q);
+    const { task_id: task } = await spawn(c, q);
     await c.query('select absurd.kit_drop_queue_functions($1)', [q]);
     const { rows } = await c.query<{ task_id: string; run_id: string }>(`select task_id, run_id from absurd.kit_claim_task($1, 'w', 30, 1)`, [q]);
     expect(rows.map((row) => row.task_id)).toEqual([task]);
@@ -53,7 +48,7 @@ describe("a queue's statement functions", () => {
     ]);
     expect(done.rows).toEqual([{ outcome: 'completed' }]);
     await c.query('select absurd.kit_drop_queue_functions($1)', [q]);
-    const second = await spawn(c, q);
+    const { task_id: second } = await spawn(c, q);
     const { rows: claimed } = await c.query<{ run_id: string }>(`select run_id from absurd.claim_task($1, 'w', 30, 5)`, [q]);
     expect(claimed).toHaveLength(1);
 
@@ -134,7 +129,7 @@ describe("a queue's _spawn function (migration 000022)", () => {
     const q = await newQueue(c, 'spawn-missing');
     await c.query('select absurd.kit_drop_queue_functions($1)', [q]);
     expect(await statementFunctions(c, q)).toEqual([]);
-    const spawned = await spawnTask(c, q, 'job', { n: 1 }, { max_attempts: 3 });
+    const spawned = await spawn(c, q, 'job', { n: 1 }, { max_attempts: 3 });
     expect(spawned).toMatchObject({ attempt: 1, created: true });
     expect(await statementFunctions(c, q)).toEqual(PARTS);
     expect(await tasks(c, q)).toEqual([{ task_id: spawned.task_id, last_attempt_run: spawned.run_id, attempts: 1 }]);
@@ -144,18 +139,18 @@ describe("a queue's _spawn function (migration 000022)", () => {
     it(`keeps a ${mode} queue's idempotency: the existing task and run, created = false`, async () => {
       const q = queueName(`spawn-key-${mode}`, 'quoted');
       await c.query('select absurd.create_queue($1, $2)', [q, mode]);
-      const first = await spawnTask(c, q, 'charge', { amount: 1 }, { idempotency_key: 'order-1' });
+      const first = await spawn(c, q, 'charge', { amount: 1 }, { idempotency_key: 'order-1' });
       expect(first).toMatchObject({ attempt: 1, created: true });
-      const again = await spawnTask(c, q, 'refund', { amount: 2 }, { idempotency_key: 'order-1', priority: 5 });
+      const again = await spawn(c, q, 'refund', { amount: 2 }, { idempotency_key: 'order-1', priority: 5 });
       expect(again).toEqual({ task_id: first.task_id, run_id: first.run_id, attempt: 1, created: false });
 
       // Also when the function was dropped in between (rewritten for the same mode).
       await c.query('select absurd.kit_drop_queue_functions($1)', [q]);
-      const third = await spawnTask(c, q, 'job', {}, { idempotency_key: 'order-1' });
+      const third = await spawn(c, q, 'job', {}, { idempotency_key: 'order-1' });
       expect(third).toEqual({ task_id: first.task_id, run_id: first.run_id, attempt: 1, created: false });
-      const other = await spawnTask(c, q, 'job', {}, { idempotency_key: 'order-2' });
+      const other = await spawn(c, q, 'job', {}, { idempotency_key: 'order-2' });
       expect(other.created).toBe(true);
-      const noKey = await spawnTask(c, q, 'job', {});
+      const noKey = await spawn(c, q, 'job', {});
       expect(noKey.created).toBe(true);
       expect((await tasks(c, q)).map((t) => t.task_id).sort()).toEqual([first.task_id, other.task_id, noKey.task_id].sort());
       const { rows: runs } = await c.query<{ n: number }>(`select count(*)::int as n from ${table('r', q)}`);
@@ -171,7 +166,7 @@ describe("a queue's _spawn function (migration 000022)", () => {
     await c.query(`insert into ${table('i', q)} (idempotency_key, task_id) values ('k', $1)`, [id]);
     await c.query(`insert into ${table('t', q)} (task_id, task_name, params, state, attempts) values ($1, 'job', '{}', 'pending', 0)`, [id]);
     await expectPgError(
-      spawnTask(c, q, 'job', {}, { idempotency_key: 'k' }),
+      spawn(c, q, 'job', {}, { idempotency_key: 'k' }),
       'P0001',
       `Task "${id}" for idempotency key "k" has no run in queue "${q}"`,
     );
@@ -182,7 +177,7 @@ describe("a queue's _spawn function (migration 000022)", () => {
     await c.query(`select absurd.create_queue($1, 'partitioned')`, [q]);
     await c.query(`insert into ${table('i', q)} (idempotency_key, task_id) values ('k', absurd.portable_uuidv7())`);
     await expectPgError(
-      spawnTask(c, q, 'job', {}, { idempotency_key: 'k' }),
+      spawn(c, q, 'job', {}, { idempotency_key: 'k' }),
       '40001',
       `Idempotency key "k" in queue "${q}" is being released concurrently`,
     );
@@ -190,11 +185,11 @@ describe("a queue's _spawn function (migration 000022)", () => {
 
   it('a queue that does not exist fails as before: the options first, then 42P01; no functions', async () => {
     const q = queueName('spawn-nowhere', 'quoted');
-    await expectPgError(spawnTask(c, q, 'job', {}, {}), '42P01', `relation "absurd.t_${q}" does not exist`);
-    await expectPgError(spawnTask(c, q, 'job', {}, { idempotency_key: 'k' }), '42P01', `relation "absurd.t_${q}" does not exist`);
-    await expectPgError(spawnTask(c, q, 'job', {}, { max_attempts: 0 }), 'P0001', 'max_attempts must be >= 1');
-    await expectPgError(spawnTask(c, q, '  ', {}, {}), 'P0001', 'task_name must be provided');
-    await expectPgError(spawnTask(c, q, 'job', {}, { priority: 1.5 }), 'AB003');
+    await expectPgError(spawn(c, q, 'job', {}, {}), '42P01', `relation "absurd.t_${q}" does not exist`);
+    await expectPgError(spawn(c, q, 'job', {}, { idempotency_key: 'k' }), '42P01', `relation "absurd.t_${q}" does not exist`);
+    await expectPgError(spawn(c, q, 'job', {}, { max_attempts: 0 }), 'P0001', 'max_attempts must be >= 1');
+    await expectPgError(spawn(c, q, '  ', {}, {}), 'P0001', 'task_name must be provided');
+    await expectPgError(spawn(c, q, 'job', {}, { priority: 1.5 }), 'AB003');
     expect(await statementFunctions(c, q)).toEqual([]);
   });
 
@@ -207,14 +202,14 @@ describe("a queue's _spawn function (migration 000022)", () => {
       const heard: string[] = [];
       listener.on('notification', (message) => heard.push(message.channel));
       await listener.query(`listen "${channel}"`);
-      await spawnTask(c, q);
+      await spawn(c, q);
       await listener.query('select 1');
       expect(heard).toEqual([]);
       await c.query(
         `insert into absurd.kit_idle_listeners (queue_name, listener, idle_until) values ($1, 'l1', clock_timestamp() + interval '1 minute')`,
         [q],
       );
-      await spawnTask(c, q);
+      await spawn(c, q);
       await listener.query('select 1');
       expect(heard).toEqual([channel]);
     } finally {
