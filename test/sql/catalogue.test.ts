@@ -127,17 +127,22 @@ describe('functions (§2.0)', () => {
     expect(overloaded).toEqual([['create_queue', ['p_queue_name text', 'p_queue_name text, p_storage_mode text']]]);
   });
 
-  it("has no SECURITY DEFINER function and no SET clause but the claim's planner settings", () => {
+  it("has one SECURITY DEFINER function, the routers' writer, and no SET clause but the planners' settings and its search_path", () => {
     expect(procs.length).toBeGreaterThanOrEqual(38);
-    expect(procs.filter((p) => p.secdef).map((p) => p.name)).toEqual([]);
+    // kit_write_queue_routers (migration 000025) rewrites the routers, which belong to the role
+    // that ran the migrations, for any role that creates or drops a queue; it runs with a fixed
+    // search_path, as a SECURITY DEFINER function must.
+    expect(procs.filter((p) => p.secdef).map((p) => `${p.name}: ${p.config?.join(', ')}`)).toEqual([
+      'kit_write_queue_routers: search_path=pg_catalog, pg_temp',
+    ]);
     // The claim plans without sorts, sequential scans or JIT (engine migration 000017), in each
     // queue's kit_q_<md5>_claim_task (migration 000020), and the claim of a queue with limits keeps
     // generic plans (000021; since 000024 in kit_claim_limited_rounds and each limited queue's
-    // kit_q_<md5>_claim_limited; the plain claim's, the completions' and the checkpoint writes' since 000022): settings of the planner, which no client sees. Nothing sets
+    // kit_q_<md5>_claim_limited; the plain claim's, the completions' and the checkpoint writes' since 000022): settings of the planner, which no client sees. Nothing else sets
     // search_path or anything else.
     for (const p of procs.filter((p) => p.config !== null)) {
       expect(`${p.name}: ${p.config?.join(', ')}`).toMatch(
-        /^(kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off, enable_hashjoin=off, enable_mergejoin=off, plan_cache_mode=force_generic_plan|(kit_claim_limited_rounds|kit_q_[0-9a-f]{32}_claim_limited): plan_cache_mode=force_generic_plan|kit_q_[0-9a-f]{32}_(complete|set_checkpoints): enable_seqscan=off, plan_cache_mode=force_generic_plan|kit_q_[0-9a-f]{32}_(kit_claim|spawn): enable_seqscan=off)$/,
+        /^(kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off, enable_hashjoin=off, enable_mergejoin=off, plan_cache_mode=force_generic_plan|(kit_claim_limited_rounds|kit_q_[0-9a-f]{32}_claim_limited): plan_cache_mode=force_generic_plan|kit_write_queue_routers: search_path=pg_catalog, pg_temp|kit_q_[0-9a-f]{32}_(complete|set_checkpoints): enable_seqscan=off, plan_cache_mode=force_generic_plan|kit_q_[0-9a-f]{32}_(kit_claim|spawn): enable_seqscan=off)$/,
       );
     }
     expect(procs.find((p) => p.name === 'kit_claim_limited_rounds')?.config).toEqual(['plan_cache_mode=force_generic_plan']);

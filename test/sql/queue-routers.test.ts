@@ -1,0 +1,181 @@
+/**
+ * Migration 000025: claim_task, kit_claim_task, kit_complete_runs, kit_set_checkpoints and
+ * spawn_task reach the queue's own function (kit_q_<md5(q)>_<part>) through a router,
+ * kit_route_<part>, that names every queue's function in static SQL, instead of an EXECUTE planned
+ * at every call. kit_queue_statement (the EXECUTE's lookup) is called only for a queue the routers
+ * do not name, which is how these tests tell the two paths apart.
+ */
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../support/db.js';
+import { awkwardQueueNames, createQueue, expectPgError, one, queueName, spawn, table, useSession, utcClient, type Queryable } from './helpers.js';
+
+const db = useTestDatabase();
+const c = useSession(db, { outsideSchema: true, now: null });
+
+const ROUTERS = ['kit_route_claim_task', 'kit_route_complete', 'kit_route_kit_claim', 'kit_route_set_checkpoints', 'kit_route_spawn'];
+
+/** How many times each absurd function named in `names` ran in this transaction (track_functions on). */
+async function callsIn(client: Queryable, names: string[]): Promise<Record<string, number>> {
+  const { rows } = await client.query<{ funcname: string; calls: number }>(
+    `select funcname, sum(calls)::int as calls from pg_stat_xact_user_functions
+      where schemaname = 'absurd' and funcname = any($1::text[]) group by funcname`,
+    [names],
+  );
+  return Object.fromEntries(names.map((name) => [name, rows.find((row) => row.funcname === name)?.calls ?? 0]));
+}
+
+/** Whether every router names queue `q`'s function. */
+async function routed(client: Queryable, queue: string): Promise<boolean[]> {
+  const { rows } = await client.query<{ named: boolean }>(
+    `select position('kit_q_' || md5($1) || '_' in prosrc) > 0 as named
+       from pg_proc where pronamespace = 'absurd'::regnamespace and proname = any($2::text[]) order by proname`,
+    [queue, ROUTERS],
+  );
+  return rows.map((row) => row.named);
+}
+
+/** Spawns, claims (claim_task and kit_claim_task), writes a checkpoint and completes, in queue `q`. */
+async function everyPart(client: Queryable, queue: string): Promise<void> {
+  const first = await spawn(client, queue, 'job', { q: queue });
+  const second = await spawn(client, queue, 'job', { q: queue });
+  const claimed = await client.query<{ run_id: string; params: { q: string } }>(`select run_id, params from absurd.claim_task($1, 'w', 30, 1)`, [queue]);
+  expect(claimed.rows).toEqual([{ run_id: first.run_id, params: { q: queue } }]);
+  const kitClaimed = await client.query<{ run_id: string }>(`select run_id from absurd.kit_claim_task($1, 'w', 30, 1)`, [queue]);
+  expect(kitClaimed.rows).toEqual([{ run_id: second.run_id }]);
+  const written = await client.query<{ outcome: string }>(
+    `select outcome from absurd.kit_set_checkpoints($1, array[$2::uuid], array['step'], array['1'::jsonb], array[$3::uuid], array[30])`,
+    [queue, first.task_id, first.run_id],
+  );
+  expect(written.rows).toEqual([{ outcome: 'ok' }]);
+  const done = await client.query<{ outcome: string }>(
+    `select outcome from absurd.kit_complete_runs($1, array[$2::uuid, $3::uuid], array['1'::jsonb, '2'::jsonb])`,
+    [queue, first.run_id, second.run_id],
+  );
+  expect(done.rows).toEqual([{ outcome: 'completed' }, { outcome: 'completed' }]);
+}
+
+describe('the routers (migration 000025)', () => {
+  it("send every part of every queue to that queue's function, in static SQL", async () => {
+    // More than four names, so that the routers split them; names that differ in case only, and
+    // names that sort differently in byte order than in a language's collation.
+    const tag = queueName('');
+    const queues = [...awkwardQueueNames(), `route ${tag}`, `Route ${tag}`, `route ${tag}x`, `é ${tag}`, `_${tag}`, `z${tag}`];
+    for (const q of queues) await createQueue(c, q);
+    for (const q of queues) expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+
+    await c.query('begin');
+    try {
+      await c.query(`set local track_functions = 'all'`);
+      for (const q of queues) await everyPart(c, q);
+      const md5s = await c.query<{ q: string; md5: string }>('select q, md5(q) as md5 from unnest($1::text[]) as q', [queues]);
+      const own = md5s.rows.flatMap((row) => ['spawn', 'claim_task', 'kit_claim', 'set_checkpoints', 'complete'].map((part) => `kit_q_${row.md5}_${part}`));
+      const calls = await callsIn(c, ['kit_queue_statement', ...own]);
+      // No EXECUTE's lookup; each queue's spawn ran twice, its claim twice (once under
+      // kit_claim_task's _kit_claim), its other parts once.
+      expect(calls.kit_queue_statement).toBe(0);
+      for (const row of md5s.rows) {
+        expect([
+          calls[`kit_q_${row.md5}_spawn`],
+          calls[`kit_q_${row.md5}_claim_task`],
+          calls[`kit_q_${row.md5}_kit_claim`],
+          calls[`kit_q_${row.md5}_set_checkpoints`],
+          calls[`kit_q_${row.md5}_complete`],
+        ]).toEqual([2, 2, 1, 1, 1]);
+      }
+    } finally {
+      await c.query('rollback');
+    }
+    for (const q of queues) {
+      const { rows } = await c.query<{ n: number }>(`select count(*)::int as n from ${table('t', q)} where params ->> 'q' = $1`, [q]);
+      expect(rows).toEqual([{ n: 0 }]); // rolled back: nothing was written anywhere else either
+    }
+  });
+
+  it('stop naming a queue whose functions are dropped, and name it again once its first call writes them', async () => {
+    const q = await createQueue(c, queueName('route-again', 'quoted'));
+    await c.query('select absurd.kit_drop_queue_functions($1)', [q]);
+    expect(await routed(c, q)).toEqual([false, false, false, false, false]);
+
+    await c.query('begin');
+    try {
+      await c.query(`set local track_functions = 'all'`);
+      await spawn(c, q);
+      expect((await callsIn(c, ['kit_queue_statement'])).kit_queue_statement).toBe(1);
+      expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+      await spawn(c, q);
+      await c.query(`select * from absurd.claim_task($1, 'w', 30, 2)`, [q]);
+      expect((await callsIn(c, ['kit_queue_statement'])).kit_queue_statement).toBe(1);
+      await c.query('commit');
+    } catch (error) {
+      await c.query('rollback');
+      throw error;
+    }
+  });
+
+  it('stop naming a dropped queue, which fails as before (42P01), and name it again when it is created again', async () => {
+    const q = await createQueue(c, queueName('route-drop', 'spaced'));
+    await spawn(c, q);
+    await c.query('select absurd.drop_queue($1)', [q]);
+    expect(await routed(c, q)).toEqual([false, false, false, false, false]);
+    await expectPgError(spawn(c, q), '42P01', `relation "absurd.t_${q}" does not exist`);
+    await expectPgError(c.query(`select * from absurd.claim_task($1, 'w', 30, 1)`, [q]), '42P01');
+
+    await createQueue(c, q);
+    expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+    await everyPart(c, q);
+  });
+
+  it('name the queues of two transactions that create them at the same time', async () => {
+    const [a, b] = [queueName('route-race-a'), queueName('route-race-b')];
+    const first = await utcClient(db, { outsideSchema: true });
+    const second = await utcClient(db, { outsideSchema: true });
+    try {
+      await first.query('begin');
+      await createQueue(first, a);
+      // The second waits for the first's routers to commit, then writes its own with both queues.
+      const created = createQueue(second, b);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await first.query('commit');
+      await created;
+    } finally {
+      await first.end();
+      await second.end();
+    }
+    expect(await routed(c, a)).toEqual([true, true, true, true, true]);
+    expect(await routed(c, b)).toEqual([true, true, true, true, true]);
+    await everyPart(c, a);
+    await everyPart(c, b);
+  });
+
+  it('are rewritten for a role that may create and drop queues but owns no function of the schema', async () => {
+    const role = `route_role_${queueName('').replace(/[^0-9a-z_]/g, '')}`;
+    const q = queueName('route-role');
+    await c.query(`create role ${role}`);
+    try {
+      await c.query(`grant usage, create on schema absurd to ${role}`);
+      await c.query(`grant select, insert, update, delete on all tables in schema absurd to ${role}`);
+      await c.query('begin');
+      try {
+        await c.query(`set local track_functions = 'all'`);
+        await c.query(`set local role ${role}`);
+        await createQueue(c, q);
+        expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+        await everyPart(c, q);
+        expect((await callsIn(c, ['kit_queue_statement'])).kit_queue_statement).toBe(0);
+        await c.query('select absurd.drop_queue($1)', [q]);
+        expect(await routed(c, q)).toEqual([false, false, false, false, false]);
+        await expectPgError(spawn(c, q), '42P01');
+      } finally {
+        await c.query('rollback');
+      }
+      const owners = await c.query<{ owner: string }>(
+        `select distinct pg_get_userbyid(proowner) as owner from pg_proc where pronamespace = 'absurd'::regnamespace and proname = any($1::text[])`,
+        [ROUTERS],
+      );
+      expect(one(owners.rows).owner).not.toBe(role);
+    } finally {
+      await c.query(`drop owned by ${role}`);
+      await c.query(`drop role ${role}`);
+    }
+  });
+});
