@@ -142,7 +142,7 @@ describe('functions (§2.0)', () => {
     // search_path or anything else.
     for (const p of procs.filter((p) => p.config !== null)) {
       expect(`${p.name}: ${p.config?.join(', ')}`).toMatch(
-        /^(kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off, enable_hashjoin=off, enable_mergejoin=off, plan_cache_mode=force_generic_plan|(kit_claim_limited_rounds|kit_q_[0-9a-f]{32}_claim_limited): plan_cache_mode=force_generic_plan|kit_write_queue_routers: search_path=pg_catalog, pg_temp|kit_q_[0-9a-f]{32}_(complete|set_checkpoints): enable_seqscan=off, plan_cache_mode=force_generic_plan|kit_q_[0-9a-f]{32}_(kit_claim|spawn): enable_seqscan=off)$/,
+        /^(kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off, enable_hashjoin=off, enable_mergejoin=off, plan_cache_mode=force_generic_plan|(kit_claim_limited_rounds|kit_q_[0-9a-f]{32}_claim_limited): plan_cache_mode=force_generic_plan|kit_write_queue_routers: search_path=pg_catalog, pg_temp|kit_limits_release_runs: plan_cache_mode=force_generic_plan, enable_seqscan=off|kit_q_[0-9a-f]{32}_(complete|set_checkpoints): enable_seqscan=off, plan_cache_mode=force_generic_plan|kit_q_[0-9a-f]{32}_(kit_claim|spawn): enable_seqscan=off)$/,
       );
     }
     expect(procs.find((p) => p.name === 'kit_claim_limited_rounds')?.config).toEqual(['plan_cache_mode=force_generic_plan']);
