@@ -131,9 +131,9 @@ describe('functions (§2.0)', () => {
     expect(procs.length).toBeGreaterThanOrEqual(38);
     // kit_write_queue_routers (migration 000025) rewrites the routers, which belong to the role
     // that ran the migrations, for any role that creates or drops a queue; it runs with a fixed
-    // search_path, as a SECURITY DEFINER function must.
+    // search_path, as a SECURITY DEFINER function must, and writes their generated text unchecked.
     expect(procs.filter((p) => p.secdef).map((p) => `${p.name}: ${p.config?.join(', ')}`)).toEqual([
-      'kit_write_queue_routers: search_path=pg_catalog, pg_temp',
+      'kit_write_queue_routers: search_path=pg_catalog, pg_temp, check_function_bodies=off',
     ]);
     // The claim plans without sorts, sequential scans or JIT (engine migration 000017), in each
     // queue's kit_q_<md5>_claim_task (migration 000020), and the claim of a queue with limits keeps
@@ -142,7 +142,7 @@ describe('functions (§2.0)', () => {
     // search_path or anything else.
     for (const p of procs.filter((p) => p.config !== null)) {
       expect(`${p.name}: ${p.config?.join(', ')}`).toMatch(
-        /^(kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off, enable_hashjoin=off, enable_mergejoin=off, plan_cache_mode=force_generic_plan|(kit_claim_limited_rounds|kit_q_[0-9a-f]{32}_claim_limited): plan_cache_mode=force_generic_plan|kit_write_queue_routers: search_path=pg_catalog, pg_temp|kit_limits_release_runs: plan_cache_mode=force_generic_plan, enable_seqscan=off|kit_q_[0-9a-f]{32}_(complete|set_checkpoints): enable_seqscan=off, plan_cache_mode=force_generic_plan|kit_q_[0-9a-f]{32}_(kit_claim|spawn): enable_seqscan=off)$/,
+        /^(kit_q_[0-9a-f]{32}_claim_task: enable_sort=off, enable_seqscan=off, jit=off, enable_hashjoin=off, enable_mergejoin=off, plan_cache_mode=force_generic_plan|(kit_claim_limited_rounds|kit_q_[0-9a-f]{32}_claim_limited): plan_cache_mode=force_generic_plan|kit_write_queue_routers: search_path=pg_catalog, pg_temp, check_function_bodies=off|kit_limits_release_runs: plan_cache_mode=force_generic_plan, enable_seqscan=off|kit_q_[0-9a-f]{32}_(complete|set_checkpoints): enable_seqscan=off, plan_cache_mode=force_generic_plan|kit_q_[0-9a-f]{32}_(kit_claim|spawn): enable_seqscan=off)$/,
       );
     }
     expect(procs.find((p) => p.name === 'kit_claim_limited_rounds')?.config).toEqual(['plan_cache_mode=force_generic_plan']);

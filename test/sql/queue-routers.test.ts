@@ -125,6 +125,31 @@ describe('the routers (migration 000025)', () => {
     await everyPart(c, q);
   });
 
+  it('are written by a REPEATABLE READ transaction too, naming no function dropped since its snapshot', async () => {
+    const kept = await createQueue(c, queueName('route-rr-kept'));
+    const dropped = await createQueue(c, queueName('route-rr-dropped'));
+    const other = await utcClient(db, { outsideSchema: true });
+    try {
+      await c.query('begin isolation level repeatable read');
+      await c.query('select 1'); // the snapshot
+      await other.query('select absurd.drop_queue($1)', [dropped]);
+      // The registry row of the dropped queue is still in this snapshot; its functions are gone.
+      const q = await createQueue(c, queueName('route-rr-new'));
+      await c.query('commit');
+      expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+      expect(await routed(c, kept)).toEqual([true, true, true, true, true]);
+      expect(await routed(c, dropped)).toEqual([false, false, false, false, false]);
+      await everyPart(c, q);
+      await everyPart(c, kept);
+      await expectPgError(spawn(c, dropped), '42P01');
+    } catch (error) {
+      await c.query('rollback');
+      throw error;
+    } finally {
+      await other.end();
+    }
+  });
+
   it('name the queues of two transactions that create them at the same time', async () => {
     const [a, b] = [queueName('route-race-a'), queueName('route-race-b')];
     const first = await utcClient(db, { outsideSchema: true });
