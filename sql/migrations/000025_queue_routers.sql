@@ -26,11 +26,13 @@
 -- drop queues but does not own the routers still has its queues named in them. It writes nothing
 -- but the routers, from the queues' names (quoted by format), and the routers run with their
 -- caller's rights. The routers' text is generated, so it writes them without checking their
--- bodies (check_function_bodies off: a check would compile each router once more). Its cost grows
--- with the number of queues: with 500 queues (PostgreSQL 18), creating one more took 130 ms, of
--- which 45-115 ms rewrote the routers (the first call of a session is the slowest; with one
--- queue, 6 ms), and each session compiles a rewritten router (160 kB of PL/pgSQL) at its next call
--- in about 15 ms.
+-- bodies (check_function_bodies off: a check would compile each router once more). Their cost
+-- grows with the number of queues they name: with 500 (PostgreSQL 18), creating one more queue
+-- took 130 ms, of which 45-115 ms rewrote the routers (6 ms with one queue), and each session
+-- compiled a rewritten router (160 kB of PL/pgSQL) at its next call in about 15 ms. So they name
+-- at most absurd.kit_router_queues queues (a setting, 256 by default; set it for the database,
+-- `alter database … set absurd.kit_router_queues = …`, so that every session writes the same), the
+-- busiest ones; the others go through the EXECUTE.
 
 -- kit_route_tree(keys, leaves, lo, hi, indent): PL/pgSQL text that runs the leaf i in lo..hi whose
 -- names p_queue_name falls among, indented by indent. Each leaf tests up to four names one by one
@@ -61,7 +63,9 @@ $$;
 
 -- kit_write_queue_routers(): (re)writes kit_route_claim_task, kit_route_kit_claim,
 -- kit_route_complete, kit_route_set_checkpoints and kit_route_spawn (see the header) to name every
--- queue that is registered, has its tables and has all five of its functions. Runs as its owner
+-- queue that is registered, has its tables and has all five of its functions; of more than
+-- absurd.kit_router_queues (256 unless set; 22023 when it is not a whole number) such queues, the
+-- busiest (rows inserted and updated in r_<q>, as the statistics count them). Runs as its owner
 -- (see the header); returns false, and changes nothing, when a router belongs to another role or
 -- the owner lost CREATE on schema absurd. Locks: advisory (1633841014, 0) until the transaction
 -- ends, so that the routers are written by one transaction at a time (two transactions replacing
@@ -79,6 +83,8 @@ declare
   v_part record;
   v_keys text[];
   v_leaves text[];
+  v_cap_text text := nullif(btrim(current_setting('absurd.kit_router_queues', true)), '');
+  v_cap integer;
 begin
   if not has_schema_privilege('absurd', 'CREATE')
      or exists (select 1
@@ -116,6 +122,25 @@ begin
        and not exists (select 1
                          from unnest(v_parts) as part(name)
                         where to_regproc('absurd.' || absurd.kit_limits_function_name(q.queue_name, part.name)) is null);
+  end if;
+
+  -- At most absurd.kit_router_queues queues (256 unless set), the busiest by the rows their runs
+  -- table has had inserted and updated, so that a database of thousands of queues does not make
+  -- every session compile routers of thousands of branches; the others go through the EXECUTE.
+  if v_cap_text is not null and v_cap_text !~ '^\s*[0-9]+\s*$' then
+    raise exception 'absurd.kit_router_queues must be a whole number of queues, got "%"', v_cap_text
+      using errcode = '22023', hint = 'Reset it, or set it to the number of queues the routers may name (256 by default).';
+  end if;
+  v_cap := coalesce(btrim(v_cap_text)::integer, 256);
+  if cardinality(v_names) > v_cap then
+    select coalesce(array_agg(b.name order by b.name collate "C"), '{}')
+      into v_names
+      from (select n.name
+              from unnest(v_names) as n(name)
+              left join pg_stat_user_tables s
+                on s.schemaname = 'absurd' and s.relname = 'r_' || n.name
+             order by coalesce(s.n_tup_ins + s.n_tup_upd, 0) desc, n.name collate "C"
+             limit v_cap) b;
   end if;
 
   for v_part in

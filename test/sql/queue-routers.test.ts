@@ -14,14 +14,26 @@ const c = useSession(db, { outsideSchema: true, now: null });
 
 const ROUTERS = ['kit_route_claim_task', 'kit_route_complete', 'kit_route_kit_claim', 'kit_route_set_checkpoints', 'kit_route_spawn'];
 
-/** How many times each absurd function named in `names` ran in this transaction (track_functions on). */
-async function callsIn(client: Queryable, names: string[]): Promise<Record<string, number>> {
+/** The session's not yet reported calls of each absurd function named in `names` (track_functions on). */
+async function pendingCalls(client: Queryable, names: string[]): Promise<Record<string, number>> {
   const { rows } = await client.query<{ funcname: string; calls: number }>(
     `select funcname, sum(calls)::int as calls from pg_stat_xact_user_functions
       where schemaname = 'absurd' and funcname = any($1::text[]) group by funcname`,
     [names],
   );
   return Object.fromEntries(names.map((name) => [name, rows.find((row) => row.funcname === name)?.calls ?? 0]));
+}
+
+/**
+ * How many times each absurd function named in `names` ran during `body`, inside a transaction of
+ * the caller's with track_functions on. A difference: pg_stat_xact_user_functions also holds calls
+ * of the session's earlier transactions until the session reports them (at most once a second).
+ */
+async function callsDuring(client: Queryable, names: string[], body: () => Promise<unknown>): Promise<Record<string, number>> {
+  const before = await pendingCalls(client, names);
+  await body();
+  const after = await pendingCalls(client, names);
+  return Object.fromEntries(names.map((name) => [name, (after[name] ?? 0) - (before[name] ?? 0)]));
 }
 
 /** Whether every router names queue `q`'s function. */
@@ -66,10 +78,11 @@ describe('the routers (migration 000025)', () => {
     await c.query('begin');
     try {
       await c.query(`set local track_functions = 'all'`);
-      for (const q of queues) await everyPart(c, q);
       const md5s = await c.query<{ q: string; md5: string }>('select q, md5(q) as md5 from unnest($1::text[]) as q', [queues]);
       const own = md5s.rows.flatMap((row) => ['spawn', 'claim_task', 'kit_claim', 'set_checkpoints', 'complete'].map((part) => `kit_q_${row.md5}_${part}`));
-      const calls = await callsIn(c, ['kit_queue_statement', ...own]);
+      const calls = await callsDuring(c, ['kit_queue_statement', ...own], async () => {
+        for (const q of queues) await everyPart(c, q);
+      });
       // No EXECUTE's lookup; each queue's spawn ran twice, its claim twice (once under
       // kit_claim_task's _kit_claim), its other parts once.
       expect(calls.kit_queue_statement).toBe(0);
@@ -99,12 +112,13 @@ describe('the routers (migration 000025)', () => {
     await c.query('begin');
     try {
       await c.query(`set local track_functions = 'all'`);
-      await spawn(c, q);
-      expect((await callsIn(c, ['kit_queue_statement'])).kit_queue_statement).toBe(1);
+      expect(await callsDuring(c, ['kit_queue_statement'], () => spawn(c, q))).toEqual({ kit_queue_statement: 1 });
       expect(await routed(c, q)).toEqual([true, true, true, true, true]);
-      await spawn(c, q);
-      await c.query(`select * from absurd.claim_task($1, 'w', 30, 2)`, [q]);
-      expect((await callsIn(c, ['kit_queue_statement'])).kit_queue_statement).toBe(1);
+      const later = await callsDuring(c, ['kit_queue_statement'], async () => {
+        await spawn(c, q);
+        await c.query(`select * from absurd.claim_task($1, 'w', 30, 2)`, [q]);
+      });
+      expect(later).toEqual({ kit_queue_statement: 0 });
       await c.query('commit');
     } catch (error) {
       await c.query('rollback');
@@ -172,6 +186,40 @@ describe('the routers (migration 000025)', () => {
     await everyPart(c, b);
   });
 
+  it('name at most absurd.kit_router_queues queues, the busiest; the others go through the EXECUTE', async () => {
+    const [idle, busy, busier, fresh] = ['route-cap-idle', 'route-cap-busy', 'route-cap-busier', 'route-cap-fresh'].map((label) =>
+      queueName(label, 'quoted'),
+    ) as [string, string, string, string];
+    for (const q of [idle, busy, busier]) await createQueue(c, q);
+    // More runs inserted than any other queue of this file has had.
+    await c.query(`select count(*) from generate_series(1, 60) g, absurd.spawn_task($1, 'job', jsonb_build_object('i', g), '{}')`, [busy]);
+    await c.query(`select count(*) from generate_series(1, 90) g, absurd.spawn_task($1, 'job', jsonb_build_object('i', g), '{}')`, [busier]);
+    await c.query('select pg_stat_force_next_flush()');
+    await c.query('select 1'); // the counts are flushed when the session goes idle after this
+    try {
+      await c.query(`set absurd.kit_router_queues = 2`);
+      await createQueue(c, fresh);
+      expect(await routed(c, busier)).toEqual([true, true, true, true, true]);
+      expect(await routed(c, busy)).toEqual([true, true, true, true, true]);
+      expect(await routed(c, idle)).toEqual([false, false, false, false, false]);
+      expect(await routed(c, fresh)).toEqual([false, false, false, false, false]);
+      await c.query('begin');
+      try {
+        await c.query(`set local track_functions = 'all'`);
+        expect(await callsDuring(c, ['kit_queue_statement'], () => everyPart(c, fresh))).toEqual({ kit_queue_statement: 6 });
+      } finally {
+        await c.query('rollback');
+      }
+
+      await c.query(`set absurd.kit_router_queues = 'many'`);
+      await expectPgError(c.query('select absurd.kit_write_queue_routers()'), '22023', 'absurd.kit_router_queues must be a whole number of queues, got "many"');
+    } finally {
+      await c.query('reset absurd.kit_router_queues');
+    }
+    await c.query('select absurd.kit_write_queue_routers()');
+    for (const q of [idle, busy, busier, fresh]) expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+  });
+
   it('are rewritten for a role that may create and drop queues but owns no function of the schema', async () => {
     const role = `route_role_${queueName('').replace(/[^0-9a-z_]/g, '')}`;
     const q = queueName('route-role');
@@ -185,8 +233,7 @@ describe('the routers (migration 000025)', () => {
         await c.query(`set local role ${role}`);
         await createQueue(c, q);
         expect(await routed(c, q)).toEqual([true, true, true, true, true]);
-        await everyPart(c, q);
-        expect((await callsIn(c, ['kit_queue_statement'])).kit_queue_statement).toBe(0);
+        expect(await callsDuring(c, ['kit_queue_statement'], () => everyPart(c, q))).toEqual({ kit_queue_statement: 0 });
         await c.query('select absurd.drop_queue($1)', [q]);
         expect(await routed(c, q)).toEqual([false, false, false, false, false]);
         await expectPgError(spawn(c, q), '42P01');
