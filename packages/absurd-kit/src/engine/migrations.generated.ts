@@ -9390,7 +9390,7 @@ select absurd.kit_limits_create_functions(q.queue_name)
   {
     version: 25,
     name: 'queue_routers',
-    checksum: '3d7acc8f8665174fdee2f4304eb35236ee864349656e2b976a996ad87dce179b',
+    checksum: '515e56a1776bcdbf92e046d54d0fd03a7b33e6ca0327a77627fc39221d2483c1',
     sql: `-- absurd-kit engine, migration 000025: the queue's statement functions reached in static SQL.
 --
 -- Since migration 000020 every claim, completion, checkpoint write and (000022) spawn runs in
@@ -9405,15 +9405,15 @@ select absurd.kit_limits_create_functions(q.queue_name)
 -- function of every queue in static SQL, chosen by comparisons on the queue's name (a binary search
 -- over the names in byte order, then equality on at most four), each call a statement that the
 -- session plans once. A queue the router does not name — its functions missing and written on
--- first use (000020), or created where the routers could not be rewritten (below) — goes on through
+-- first use (000020), or beyond the number of queues the routers name (below) — goes on through
 -- the EXECUTE of 000020, unchanged; so does a queue that does not exist, which fails as before
 -- (42P01). claim_task, kit_claim_task, kit_complete_runs, kit_set_checkpoints and spawn_task call
 -- the routers and keep their arguments, results, errors and locks.
 --
 -- kit_write_queue_routers() rewrites the five routers from the queues that exist and have their
 -- functions. create_queue calls it, and so do kit_drop_queue_functions (drop_queue) and the first
--- call that writes a queue's missing functions (kit_queue_statement), each in its own transaction,
--- so that a router never names a function that is gone. A queue whose tables were made by
+-- call that writes a queue's missing functions (kit_queue_statement), each in the transaction that
+-- creates or drops the functions, so that a router never names a function that is gone. A queue whose tables were made by
 -- ensure_queue_tables alone is named at the next of these. It runs with the rights of the role
 -- that ran the migrations (SECURITY DEFINER), which owns the routers: a role that may create and
 -- drop queues but does not own the routers still has its queues named in them. It writes nothing
