@@ -464,6 +464,10 @@ describe('every way out of running releases the slot', () => {
 });
 
 describe('a batch of completions (kit_complete_runs, migration 000023)', () => {
+  /**
+   * The release trigger's calls not yet reported by the session (track_functions on): those of
+   * this transaction, and of earlier ones until the session reports them, so compare differences.
+   */
   async function triggerCalls(): Promise<number> {
     const { rows } = await c.query<{ n: number }>(
       `select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions
@@ -482,12 +486,13 @@ describe('a batch of completions (kit_complete_runs, migration 000023)', () => {
     await c.query('begin');
     try {
       await c.query(`set local track_functions = 'all'`);
+      const before = await triggerCalls();
       const { rows } = await c.query<{ run_id: string; outcome: string }>(
         'select * from absurd.kit_complete_runs($1, $2::uuid[], $3::jsonb[])',
         [q, [a1, b1, c1], ['1', '2', '3']],
       );
       expect(rows.map((r) => r.outcome)).toEqual(['completed', 'completed', 'completed']);
-      expect(await triggerCalls()).toBe(0);
+      expect((await triggerCalls()) - before).toBe(0);
       expect(await slots(q)).toEqual([]);
       expect(await waiters(q)).toEqual([
         { run_id: a2, key: '"a"', woken: true },
@@ -500,7 +505,7 @@ describe('a batch of completions (kit_complete_runs, migration 000023)', () => {
       // Later statements of the same transaction release through the trigger again.
       expect(await claimIds(q, 5)).toEqual([a2, b2]);
       await failRun(c, q, a2!);
-      expect(await triggerCalls()).toBe(1);
+      expect((await triggerCalls()) - before).toBe(1);
       expect((await slots(q)).map((s) => s.run_id)).toEqual([b2]);
       await c.query('commit');
     } catch (error) {
