@@ -607,3 +607,31 @@ export function one<T>(rows: readonly T[]): T {
   if (rows.length !== 1) throw new Error(`expected exactly one row, got ${rows.length}`);
   return rows[0] as T;
 }
+
+// Function calls
+
+/** The session's not yet reported calls of each absurd function named in `names` (track_functions on). */
+async function pendingCalls(client: Queryable, names: readonly string[]): Promise<Record<string, number>> {
+  const { rows } = await client.query<{ funcname: string; calls: number }>(
+    `select funcname, sum(calls)::int as calls from pg_stat_xact_user_functions
+      where schemaname = 'absurd' and funcname = any($1::text[]) group by funcname`,
+    [names],
+  );
+  return Object.fromEntries(names.map((name) => [name, rows.find((row) => row.funcname === name)?.calls ?? 0]));
+}
+
+/**
+ * How many times each absurd function named in `names` ran during `body`, inside a transaction of
+ * the caller's with track_functions on. A difference: pg_stat_xact_user_functions also holds calls
+ * of the session's earlier transactions until the session reports them (at most once a second).
+ *
+ * @example
+ * await c.query(`set local track_functions = 'all'`);
+ * expect(await callsDuring(c, ['kit_queue_statement'], () => spawn(c, q))).toEqual({ kit_queue_statement: 0 });
+ */
+export async function callsDuring(client: Queryable, names: readonly string[], body: () => Promise<unknown>): Promise<Record<string, number>> {
+  const before = await pendingCalls(client, names);
+  await body();
+  const after = await pendingCalls(client, names);
+  return Object.fromEntries(names.map((name) => [name, (after[name] ?? 0) - (before[name] ?? 0)]));
+}

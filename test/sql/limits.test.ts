@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import {
   awaitEvent,
+  callsDuring,
   cancelTask,
   claim,
   claimOne,
@@ -464,18 +465,6 @@ describe('every way out of running releases the slot', () => {
 });
 
 describe('a batch of completions (kit_complete_runs, migration 000023)', () => {
-  /**
-   * The release trigger's calls not yet reported by the session (track_functions on): those of
-   * this transaction, and of earlier ones until the session reports them, so compare differences.
-   */
-  async function triggerCalls(): Promise<number> {
-    const { rows } = await c.query<{ n: number }>(
-      `select coalesce(sum(calls), 0)::int as n from pg_stat_xact_user_functions
-        where schemaname = 'absurd' and funcname = 'kit_limits_release'`,
-    );
-    return rows[0]!.n;
-  }
-
   it("releases the batch's slots together and un-parks each bucket's next waiter, the trigger held back for its own update only", async () => {
     const q = await newQueue(c, 'lim-batch');
     await setLimit(q, 'per-k', { key: ['k'], max: 1 });
@@ -486,13 +475,16 @@ describe('a batch of completions (kit_complete_runs, migration 000023)', () => {
     await c.query('begin');
     try {
       await c.query(`set local track_functions = 'all'`);
-      const before = await triggerCalls();
-      const { rows } = await c.query<{ run_id: string; outcome: string }>(
-        'select * from absurd.kit_complete_runs($1, $2::uuid[], $3::jsonb[])',
-        [q, [a1, b1, c1], ['1', '2', '3']],
-      );
-      expect(rows.map((r) => r.outcome)).toEqual(['completed', 'completed', 'completed']);
-      expect((await triggerCalls()) - before).toBe(0);
+      let outcomes: string[] = [];
+      const batch = await callsDuring(c, ['kit_limits_release'], async () => {
+        const { rows } = await c.query<{ run_id: string; outcome: string }>(
+          'select * from absurd.kit_complete_runs($1, $2::uuid[], $3::jsonb[])',
+          [q, [a1, b1, c1], ['1', '2', '3']],
+        );
+        outcomes = rows.map((r) => r.outcome);
+      });
+      expect(outcomes).toEqual(['completed', 'completed', 'completed']);
+      expect(batch).toEqual({ kit_limits_release: 0 });
       expect(await slots(q)).toEqual([]);
       expect(await waiters(q)).toEqual([
         { run_id: a2, key: '"a"', woken: true },
@@ -503,9 +495,13 @@ describe('a batch of completions (kit_complete_runs, migration 000023)', () => {
       );
       expect(setting[0]!.v).not.toBe('on');
       // Later statements of the same transaction release through the trigger again.
-      expect(await claimIds(q, 5)).toEqual([a2, b2]);
-      await failRun(c, q, a2!);
-      expect((await triggerCalls()) - before).toBe(1);
+      let claimed: string[] = [];
+      const later = await callsDuring(c, ['kit_limits_release'], async () => {
+        claimed = await claimIds(q, 5);
+        await failRun(c, q, a2!);
+      });
+      expect(claimed).toEqual([a2, b2]);
+      expect(later).toEqual({ kit_limits_release: 1 });
       expect((await slots(q)).map((s) => s.run_id)).toEqual([b2]);
       await c.query('commit');
     } catch (error) {

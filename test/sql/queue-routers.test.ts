@@ -7,34 +7,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { awkwardQueueNames, createQueue, expectPgError, one, queueName, spawn, table, useSession, utcClient, type Queryable } from './helpers.js';
+import { awkwardQueueNames, callsDuring, createQueue, expectPgError, one, queueName, spawn, table, useSession, utcClient, type Queryable } from './helpers.js';
 
 const db = useTestDatabase();
 const c = useSession(db, { outsideSchema: true, now: null });
 
 const ROUTERS = ['kit_route_claim_task', 'kit_route_complete', 'kit_route_kit_claim', 'kit_route_set_checkpoints', 'kit_route_spawn'];
-
-/** The session's not yet reported calls of each absurd function named in `names` (track_functions on). */
-async function pendingCalls(client: Queryable, names: string[]): Promise<Record<string, number>> {
-  const { rows } = await client.query<{ funcname: string; calls: number }>(
-    `select funcname, sum(calls)::int as calls from pg_stat_xact_user_functions
-      where schemaname = 'absurd' and funcname = any($1::text[]) group by funcname`,
-    [names],
-  );
-  return Object.fromEntries(names.map((name) => [name, rows.find((row) => row.funcname === name)?.calls ?? 0]));
-}
-
-/**
- * How many times each absurd function named in `names` ran during `body`, inside a transaction of
- * the caller's with track_functions on. A difference: pg_stat_xact_user_functions also holds calls
- * of the session's earlier transactions until the session reports them (at most once a second).
- */
-async function callsDuring(client: Queryable, names: string[], body: () => Promise<unknown>): Promise<Record<string, number>> {
-  const before = await pendingCalls(client, names);
-  await body();
-  const after = await pendingCalls(client, names);
-  return Object.fromEntries(names.map((name) => [name, (after[name] ?? 0) - (before[name] ?? 0)]));
-}
 
 /** Whether every router names queue `q`'s function. */
 async function routed(client: Queryable, queue: string): Promise<boolean[]> {
