@@ -9390,7 +9390,7 @@ select absurd.kit_limits_create_functions(q.queue_name)
   {
     version: 25,
     name: 'queue_routers',
-    checksum: '515e56a1776bcdbf92e046d54d0fd03a7b33e6ca0327a77627fc39221d2483c1',
+    checksum: '982d128c80451e7159d270a6c1c587138d788dae58e71d4c8ebf10213e7435d5',
     sql: `-- absurd-kit engine, migration 000025: the queue's statement functions reached in static SQL.
 --
 -- Since migration 000020 every claim, completion, checkpoint write and (000022) spawn runs in
@@ -9488,6 +9488,11 @@ begin
                    and not pg_has_role(p.proowner, 'USAGE')) then
     return false;
   end if;
+  if v_cap_text !~ '^[0-9]+$' then
+    raise exception 'absurd.kit_router_queues must be a whole number of queues, got "%"', v_cap_text
+      using errcode = '22023', hint = 'Reset it, or set it to the number of queues the routers may name (256 by default).';
+  end if;
+  v_cap := coalesce(v_cap_text::integer, 256);
   perform pg_advisory_xact_lock(1633841014, 0);
 
   -- The queues whose tables and five functions exist. In READ COMMITTED (the usual case) this
@@ -9520,11 +9525,6 @@ begin
   -- At most absurd.kit_router_queues queues (256 unless set), the busiest by the rows their runs
   -- table has had inserted and updated, so that a database of thousands of queues does not make
   -- every session compile routers of thousands of branches; the others go through the EXECUTE.
-  if v_cap_text is not null and v_cap_text !~ '^\\s*[0-9]+\\s*$' then
-    raise exception 'absurd.kit_router_queues must be a whole number of queues, got "%"', v_cap_text
-      using errcode = '22023', hint = 'Reset it, or set it to the number of queues the routers may name (256 by default).';
-  end if;
-  v_cap := coalesce(btrim(v_cap_text)::integer, 256);
   if cardinality(v_names) > v_cap then
     select coalesce(array_agg(b.name order by b.name collate "C"), '{}')
       into v_names
