@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { createQueue, queueName, table, useSession, type Queryable } from './helpers.js';
+import { createQueue, ident, queueName, table, useSession, type Queryable } from './helpers.js';
 
 const db = useTestDatabase();
 const c = useSession(db);
@@ -197,5 +197,58 @@ describe('what a completion reads', () => {
       expect(reads.seqScans).toBe(0);
       expect(reads.tuplesRead).toBeLessThan(50);
     }
+  });
+});
+
+/**
+ * Pages of the queue's claim index (r_<q>_cai) that `statement` reads, counted with the
+ * transaction's own block counters (pg_stat_get_xact_blocks_fetched, which include the reads of
+ * the functions it calls), in a transaction rolled back.
+ */
+async function claimIndexPages(client: Queryable, q: string, statement: string, params: unknown[]): Promise<number> {
+  await client.query('begin');
+  try {
+    const pages = async () =>
+      Number(
+        (await client.query<{ n: string }>('select pg_stat_get_xact_blocks_fetched($1::regclass) as n', [`absurd.${ident(`r_${q}_cai`)}`]))
+          .rows[0]?.n,
+      );
+    const before = await pages();
+    await client.query(statement, params);
+    return (await pages()) - before;
+  } finally {
+    await client.query('rollback');
+  }
+}
+
+describe('what a claim reads of its index after a drain', () => {
+  it.each([
+    ['without limits', false],
+    ['with a limit', true],
+  ])('claim_task %s walks the entries its earlier claims left dead once, not twice', async (_label, limited) => {
+    const q = await createQueue(c, queueName('drained'));
+    await c.query(`alter table ${table('r', q)} set (autovacuum_enabled = false)`);
+    // A limit that never binds (the runs' params repeat, so a per-key one would park them).
+    if (limited) await c.query(`select absurd.kit_set_limit($1, 'wide', null, null, 1000000, null, null)`, [q]);
+    await fill(c, q, 10_000, false);
+    // Claimed runs leave their entries at the front of r_<q>_cai, dead until a VACUUM.
+    for (let i = 0; i < 2; i += 1) await c.query('select count(*) from absurd.claim_task($1, $2, 600, 5000)', [q, 'w0']);
+    await fill(c, q, 50, false);
+
+    // The front itself: the pages of the first live entry's read (which also marks the dead ones).
+    const front = await claimIndexPages(
+      c,
+      q,
+      `select 1 from (select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)) s,
+              lateral (select r.run_id from ${table('r', q)} r
+                        where r.state in ('pending', 'sleeping') and r.priority < 2147483648
+                        order by r.priority desc, r.available_at, r.run_id limit 1) f`,
+      [],
+    );
+    expect(front).toBeGreaterThan(40);
+
+    const claim = await claimIndexPages(c, q, 'select * from absurd.claim_task($1, $2, 60, 16)', [q, 'w1']);
+    expect(claim).toBeGreaterThan(front / 2);
+    expect(claim).toBeLessThan(front + 15);
   });
 });
