@@ -151,6 +151,40 @@ describe('what a claim reads', () => {
   });
 });
 
+describe("what a claim's cancellation sweep reads", () => {
+  it('reads the tasks whose policy has ended them, not every live task that has a policy', async () => {
+    const q = await createQueue(c, queueName('policies'));
+    const spawn = (count: number, cancellation: object) =>
+      c.query(
+        `select count(*) from generate_series(1, $2::integer) g,
+                lateral absurd.spawn_task($1, 'noop', jsonb_build_object('n', g), $3::jsonb)`,
+        [q, count, JSON.stringify({ cancellation })],
+      );
+    await spawn(3, { max_delay: 0 });
+    await spawn(5_000, { max_delay: 3600 });
+    await c.query(`analyze ${table('t', q)}`);
+
+    const reads = await readsOf(c, q, `select * from absurd.kit_claim_task($1, 'w', 60, 4)`, [q], ['t']);
+    expect(reads.rows).toBe(4);
+    expect(reads.seqScans).toBe(0);
+    // The three due tasks and the four claimed, read by key: not the 5,000 live tasks whose policy
+    // has not ended them.
+    expect(reads.tuplesRead).toBeLessThan(200);
+
+    // And the sweep did its work (the reads above were rolled back): the due three cancelled, the
+    // others claimable.
+    await c.query(`select * from absurd.kit_claim_task($1, 'w', 60, 4)`, [q]);
+    const { rows } = await c.query<{ state: string; n: string }>(
+      `select state, count(*) as n from ${table('t', q)} group by state order by state`,
+    );
+    expect(rows.map((row) => [row.state, Number(row.n)])).toEqual([
+      ['cancelled', 3],
+      ['pending', 4996],
+      ['running', 4],
+    ]);
+  });
+});
+
 describe("what a claim reads of the queue's checkpoints", () => {
   it('kit_claim_task reads a claimed run\'s checkpoints by key after the checkpoint table was analysed empty', async () => {
     const q = await createQueue(c, queueName('checkpoints'));

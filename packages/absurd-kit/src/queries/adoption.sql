@@ -81,7 +81,8 @@ select q.queue_name as "queue!",
    ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',
     '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),
    ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',
-    '(task_id) where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),
+    '(absurd.kit_cancel_deadline(cancellation, enqueue_at, first_started_at))'
+      || ' where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),
    ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),
    ('t_' || q.queue_name, 't_' || q.queue_name || '_nsi', '(task_name, state, task_id)')
  ) as x(tbl, idx, definition)

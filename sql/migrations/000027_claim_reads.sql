@@ -1,31 +1,249 @@
--- absurd-kit engine, migration 000027: a claim reads the queue's claim index from its first live
--- entry once, not twice.
+-- absurd-kit engine, migration 000027: what a claim reads. Its candidates start at the first live
+-- entry of the claim index, and its cancellation sweep reads only the tasks it cancels.
 --
--- A claim finds its runs in two reads of r_<q>_cai (priority desc, available_at, run_id, over the
--- pending and sleeping runs): `top`, the first entry, for the highest priority that has any, then
--- the candidates, the due runs of that priority in order. Both reads started at the front of that
--- priority's range. A claimed run leaves its entry there, dead, and only VACUUM removes dead
--- entries from the index (no insert ever lands on those pages, so PostgreSQL never prunes them);
--- on a large queue VACUUM may even skip the index (PostgreSQL 14+ does when under 2% of the table's
--- pages have dead rows). Until then both reads walked every such entry: 10,000 runs claimed and no
--- VACUUM since, and each read went through 62 index pages of entries already marked dead, so a
--- claim of 16 read 124 pages of the index.
+-- 1. The claim index's dead front, walked once. A claim finds its runs in two reads of r_<q>_cai
+--    (priority desc, available_at, run_id, over the pending and sleeping runs): `top`, the first
+--    entry, for the highest priority that has any, then the candidates, the due runs of that
+--    priority in order. Both reads started at the front of that priority's range. A claimed run
+--    leaves its entry there, dead, and only VACUUM removes dead entries from the index (no insert
+--    ever lands on those pages, so PostgreSQL never prunes them); on a large queue VACUUM may even
+--    skip the index (PostgreSQL 14+ does when under 2% of the table's pages have dead rows). Until
+--    then both reads walked every such entry: 10,000 runs claimed and no VACUUM since, and each
+--    read went through 62 index pages of entries already marked dead, so a claim of 16 read 124
+--    pages of the index.
 --
--- The candidates now start where `top` stopped: at or after top's (available_at, run_id) in its
--- priority, a row comparison that the index takes as the start of its range. Nothing is missed:
--- top and the candidates run in one statement, under one snapshot, and top's entry is the first of
--- all pending and sleeping runs of that priority that the snapshot sees, so every candidate (a due
--- pending or sleeping run of that priority, visible in the same snapshot) sorts at or after it.
--- Same runs claimed, in the same order, with the same locks: only the index pages read change (64
--- instead of 124 in that case).
+--    The candidates now start where `top` stopped: at or after top's (available_at, run_id) in its
+--    priority, a row comparison that the index takes as the start of its range. Nothing is missed:
+--    top and the candidates run in one statement, under one snapshot, and top's entry is the first
+--    of all pending and sleeping runs of that priority that the snapshot sees, so every candidate (a
+--    due pending or sleeping run of that priority, visible in the same snapshot) sorts at or after
+--    it. Same runs claimed, in the same order, with the same locks: only the index pages read
+--    change (64 instead of 124 in that case). This applies to the claim of a queue without limits
+--    (kit_create_queue_statements: _claim_task) and with (kit_limits_create_functions: _fetch and
+--    _claim_limited).
 --
--- kit_create_queue_statements(q) (the claim of a queue without limits, _claim_task) and
--- kit_limits_create_functions(q) (a limited queue's _fetch and _claim_limited) are redefined with
--- that condition, otherwise as in migrations 000022 and 000024, and every queue's functions are
--- written again. test/sql/claim-reads.test.ts counts the index pages a claim reads after a drain.
+-- 2. The cancellation sweep, by deadline. Phase A of every claim looks for live tasks whose
+--    cancellation policy has ended them (max_delay seconds after enqueue_at while never started,
+--    max_duration seconds after first_started_at once started). It read them through t_<q>_cpi,
+--    (task_id) over every live task that has a policy, and tested each: a claim read all of them,
+--    due or not (5,000 queued tasks with a `max_delay` of an hour: 5,000 tasks read per claim).
+--    t_<q>_cpi is now keyed by that deadline, kit_cancel_deadline(cancellation, enqueue_at,
+--    first_started_at), over the same rows, and the sweep reads the range up to now: only the tasks
+--    it cancels, each tested with the contract's condition as before. Same tasks cancelled, in the
+--    same order (task_id: one lock order for every claimer), and the same errors: a policy value
+--    that is not a whole number (Absurd's spawn_task stores `60.5`; absurd-kit's refuses it) has
+--    the deadline '-infinity', so the sweep reads that task at every claim and its cast raises
+--    22P02 as the contract says.
+--
+-- kit_create_queue_statements, kit_limits_create_functions and ensure_queue_tables are redefined
+-- with these changes, otherwise as in migrations 000022, 000024 and 000020. The queues' t_<q>_cpi of
+-- the old kind are built again, and every queue's functions written again. A schema being adopted
+-- has no t_<q>_cpi here; adoption builds the new one (listKitQueueIndexes). Building the index
+-- takes a SHARE lock on t_<q> for as long as it reads the table. test/sql/claim-reads.test.ts counts
+-- the index pages a claim reads after a drain, and the tasks its sweep reads.
+
+-- kit_cancel_deadline(cancellation, enqueue_at, first_started_at): the instant a task's
+-- cancellation policy ends it: enqueue_at + max_delay seconds while it has never started,
+-- first_started_at + max_duration seconds once it has; null when that policy is not set. A value
+-- that is not a whole number of at most 12 digits (some 31,000 years) gives '-infinity': the sweep
+-- then reads the task and casts the value itself, raising what Absurd's sweep raises for it (22P02
+-- for `60.5`), never the insert or update that stored it. Immutable: it adds a number of seconds,
+-- which no time zone setting changes. The key of t_<q>_cpi: never change what it returns for a
+-- given input (build the index again if it must).
+create function absurd.kit_cancel_deadline(p_cancellation jsonb, p_enqueue_at timestamptz,
+                                           p_first_started_at timestamptz) returns timestamptz
+language sql
+immutable
+parallel safe
+as $$
+  select case
+           when p_first_started_at is null then
+             case when (p_cancellation ->> 'max_delay') is null then null
+                  when (p_cancellation ->> 'max_delay') ~ '^\s*[-+]?[0-9]{1,12}\s*$'
+                  then p_enqueue_at + (p_cancellation ->> 'max_delay')::bigint * interval '1 second'
+                  else '-infinity'::timestamptz end
+           else
+             case when (p_cancellation ->> 'max_duration') is null then null
+                  when (p_cancellation ->> 'max_duration') ~ '^\s*[-+]?[0-9]{1,12}\s*$'
+                  then p_first_started_at + (p_cancellation ->> 'max_duration')::bigint * interval '1 second'
+                  else '-infinity'::timestamptz end
+         end
+$$;
+
+-- kit_ensure_cancel_index(q): makes t_<q>_cpi the sweep's index of migration 000027, (deadline)
+-- over the live tasks that have a cancellation policy: builds it when missing, and builds it again
+-- when it is the (task_id) index of migrations 000001-000026 (an index of that name with no
+-- expression). On a partitioned queue it is defined on the parent. Locks: those of drop index and
+-- create index on t_<q> (SHARE while it builds).
+create function absurd.kit_ensure_cancel_index(p_queue_name text) returns void
+language plpgsql
+as $$
+declare
+  v_t text := 't_' || p_queue_name;
+  v_cpi text := 't_' || p_queue_name || '_cpi';
+begin
+  if exists (select 1
+               from pg_index i
+               join pg_class c on c.oid = i.indexrelid
+              where c.relnamespace = 'absurd'::regnamespace and c.relname = v_cpi and i.indexprs is null) then
+    execute format('drop index absurd.%I', v_cpi);
+  end if;
+  execute format(
+    'create index if not exists %I on absurd.%I
+       (absurd.kit_cancel_deadline(cancellation, enqueue_at, first_started_at))
+       where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')',
+    v_cpi, v_t);
+end;
+$$;
+
+-- ensure_queue_tables(q): as in migration 000020, t_<q>_cpi by kit_ensure_cancel_index. Locks:
+-- those of 000020.
+create or replace function absurd.ensure_queue_tables(p_queue_name text) returns void
+language plpgsql
+as $$
+declare
+  v_mode text;
+  v_partitioned boolean;
+  v_t text := 't_' || p_queue_name;
+  v_r text := 'r_' || p_queue_name;
+  v_c text := 'c_' || p_queue_name;
+  v_e text := 'e_' || p_queue_name;
+  v_w text := 'w_' || p_queue_name;
+  v_i text := 'i_' || p_queue_name;
+  v_states text := $s$('pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled')$s$;
+begin
+  perform absurd.validate_queue_name(p_queue_name);
+  -- A queue created anew (again, after drop_queue) starts without the flow-control rows a queue of
+  -- the same name may have left behind: drop_queue removes the tables but not those rows.
+  if to_regclass(format('absurd.%I', v_r)) is null then
+    perform absurd.kit_forget_queue_limits(p_queue_name);
+  end if;
+  select q.storage_mode into v_mode from absurd.queues q where q.queue_name = p_queue_name;
+  v_mode := coalesce(v_mode, 'unpartitioned');
+  if v_mode not in ('unpartitioned', 'partitioned') then
+    raise exception 'Unsupported queue storage mode "%"', v_mode;
+  end if;
+  v_partitioned := v_mode = 'partitioned';
+
+  execute format(
+    'create table if not exists absurd.%I (
+       task_id uuid primary key,
+       task_name text not null,
+       params jsonb not null,
+       headers jsonb,
+       retry_strategy jsonb,
+       max_attempts integer,
+       cancellation jsonb,
+       enqueue_at timestamptz not null default absurd.current_time(),
+       first_started_at timestamptz,
+       state text not null check (state in %s),
+       attempts integer not null default 0,
+       last_attempt_run uuid,
+       completed_payload jsonb,
+       cancelled_at timestamptz,
+       idempotency_key text%s
+     ) %s',
+    v_t, v_states,
+    case when v_partitioned then '' else ' unique' end,
+    case when v_partitioned then 'partition by range (task_id)' else 'with (fillfactor = 70)' end);
+
+  execute format(
+    'create table if not exists absurd.%I (
+       run_id uuid primary key,
+       task_id uuid not null,
+       attempt integer not null,
+       state text not null check (state in %s),
+       claimed_by text,
+       claim_expires_at timestamptz,
+       available_at timestamptz not null,
+       wake_event text,
+       event_payload jsonb,
+       started_at timestamptz,
+       completed_at timestamptz,
+       failed_at timestamptz,
+       result jsonb,
+       failure_reason jsonb,
+       created_at timestamptz not null default absurd.current_time(),
+       priority integer not null default 0
+     ) %s',
+    v_r, v_states,
+    case when v_partitioned then 'partition by range (run_id)' else 'with (fillfactor = 70)' end);
+
+  execute format(
+    'create table if not exists absurd.%I (
+       task_id uuid not null,
+       checkpoint_name text not null,
+       state jsonb,
+       status text not null default ''committed'',
+       owner_run_id uuid,
+       updated_at timestamptz not null default absurd.current_time(),
+       primary key (task_id, checkpoint_name)
+     ) %s',
+    v_c,
+    case when v_partitioned then 'partition by range (task_id)' else 'with (fillfactor = 70)' end);
+
+  execute format(
+    'create table if not exists absurd.%I (
+       event_name text primary key,
+       payload jsonb,
+       emitted_at timestamptz not null default absurd.current_time()
+     )',
+    v_e);
+
+  execute format(
+    'create table if not exists absurd.%I (
+       task_id uuid not null,
+       run_id uuid not null,
+       step_name text not null,
+       event_name text not null,
+       timeout_at timestamptz,
+       created_at timestamptz not null default absurd.current_time(),
+       primary key (run_id, step_name)
+     ) %s',
+    v_w,
+    case when v_partitioned then 'partition by range (run_id)' else '' end);
+
+  -- Indexes named by the contract.
+  execute format('create index if not exists %I on absurd.%I (state, available_at)', v_r || '_sai', v_r);
+  execute format('create index if not exists %I on absurd.%I (task_id)', v_r || '_ti', v_r);
+  execute format(
+    'create index if not exists %I on absurd.%I (claim_expires_at)
+       where state = ''running'' and claim_expires_at is not null',
+    v_r || '_cei', v_r);
+  execute format('create index if not exists %I on absurd.%I (event_name)', v_w || '_eni', v_w);
+  execute format('create index if not exists %I on absurd.%I (task_id)', v_w || '_ti', v_w);
+  execute format('create index if not exists %I on absurd.%I (emitted_at)', v_e || '_eai', v_e);
+
+  -- Our own index: the claim order (priority desc, available_at, run_id) over claimable runs only
+  -- (kit_ensure_claim_order says why and what it costs); also adds `priority` to a runs table that
+  -- existed before migration 000016 (an adopted queue).
+  perform absurd.kit_ensure_claim_order(p_queue_name);
+
+  -- Our own index: live tasks that carry a cancellation policy, by the instant their policy ends
+  -- them (kit_cancel_deadline), so that claim_task's policy sweep reads only the tasks it cancels.
+  perform absurd.kit_ensure_cancel_index(p_queue_name);
+
+  -- The task list's indexes (state, task name), as kit_ensure_list_indexes says.
+  perform absurd.kit_ensure_list_indexes(p_queue_name);
+
+  if v_partitioned then
+    execute format(
+      'create table if not exists absurd.%I (
+         idempotency_key text primary key,
+         task_id uuid not null
+       )',
+      v_i);
+    execute format('create index if not exists %I on absurd.%I (task_id)', v_i || '_ti', v_i);
+    perform absurd.ensure_partitions(p_queue_name);
+  end if;
+
+  -- The queue's statement functions (migration 000020).
+  perform absurd.kit_create_queue_statements(p_queue_name);
+end;
+$$;
 
 -- kit_create_queue_statements(q): as in migration 000022, the claim's candidates starting at top's
--- entry (see the header). Raises 42P01 when the queue has no tables. Locks: advisory (1633841011,
+-- entry and its cancellation sweep by deadline (see the header). Raises 42P01 when the queue has no tables. Locks: advisory (1633841011,
 -- hashtext(q)) until the transaction ends; the queue's absurd.queues row is read (no lock); those
 -- of create function.
 create or replace function absurd.kit_create_queue_statements(p_queue_name text) returns void
@@ -71,6 +289,7 @@ declare
   v_qty integer := greatest(coalesce(p_qty, 1), 1);
   v_claim_until timestamptz;
   v_id uuid;
+  v_due uuid[];
   v_expired record;
   v_bound bigint := 2147483648;  -- above every priority
   v_level_text text;
@@ -82,22 +301,29 @@ begin
     v_claim_until := v_now + v_timeout * interval '1 second';
   end if;
 
-  -- A. Cancellation policies.
-  for v_id in
+  -- A. Cancellation policies: the tasks whose policy has ended them, read off t_<q>_cpi by their
+  -- deadline (migration 000027) and tested with the contract's own condition (which casts the
+  -- values, and raises as Absurd's sweep does for one that is not a whole number), then cancelled
+  -- in task_id order (one lock order for every claimer). The order is a sort of the few ids found,
+  -- not a condition on the read: with enable_sort off, an `order by` there could be planned as a
+  -- walk of the primary key.
+  v_due := array(
     select t.task_id
       from absurd.%3$I t
      where t.cancellation is not null
        and t.state in ('pending', 'sleeping', 'running')
+       and absurd.kit_cancel_deadline(t.cancellation, t.enqueue_at, t.first_started_at) <= v_now
        and ((t.cancellation ->> 'max_delay') is not null
              and t.first_started_at is null
              and extract(epoch from v_now - t.enqueue_at) >= (t.cancellation ->> 'max_delay')::bigint
          or (t.cancellation ->> 'max_duration') is not null
              and t.first_started_at is not null
-             and extract(epoch from v_now - t.first_started_at) >= (t.cancellation ->> 'max_duration')::bigint)
-     order by t.task_id
-  loop
-    perform absurd.cancel_task(%2$L, v_id);
-  end loop;
+             and extract(epoch from v_now - t.first_started_at) >= (t.cancellation ->> 'max_duration')::bigint));
+  if cardinality(v_due) > 0 then
+    foreach v_id in array array(select d.id from unnest(v_due) as d(id) order by d.id) loop
+      perform absurd.cancel_task(%2$L, v_id);
+    end loop;
+  end if;
 
   -- B. Expired leases.
   for v_expired in
@@ -831,6 +1057,16 @@ begin
     'w_' || p_queue_name, p_queue_name);
 end;
 $$;
+
+-- The queues' t_<q>_cpi of the old kind, built again by deadline.
+select absurd.kit_ensure_cancel_index(q.queue_name)
+  from absurd.queues q
+ where exists (select 1
+                 from pg_index i
+                 join pg_class c on c.oid = i.indexrelid
+                where c.relnamespace = 'absurd'::regnamespace
+                  and c.relname = 't_' || q.queue_name || '_cpi' and i.indexprs is null)
+ order by q.queue_name;
 
 -- Every queue's functions, written again with the new claim.
 select absurd.kit_create_queue_statements(q.queue_name)
