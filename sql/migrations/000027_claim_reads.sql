@@ -56,18 +56,13 @@ language sql
 immutable
 parallel safe
 as $$
-  select case
-           when p_first_started_at is null then
-             case when (p_cancellation ->> 'max_delay') is null then null
-                  when (p_cancellation ->> 'max_delay') ~ '^\s*[-+]?[0-9]{1,12}\s*$'
-                  then p_enqueue_at + (p_cancellation ->> 'max_delay')::bigint * interval '1 second'
-                  else '-infinity'::timestamptz end
-           else
-             case when (p_cancellation ->> 'max_duration') is null then null
-                  when (p_cancellation ->> 'max_duration') ~ '^\s*[-+]?[0-9]{1,12}\s*$'
-                  then p_first_started_at + (p_cancellation ->> 'max_duration')::bigint * interval '1 second'
-                  else '-infinity'::timestamptz end
-         end
+  -- The policy that applies (max_delay before the first start, max_duration after) and its origin.
+  select case when p.seconds is null then null
+              when p.seconds ~ '^\s*[-+]?[0-9]{1,12}\s*$' then p.origin + p.seconds::bigint * interval '1 second'
+              else '-infinity'::timestamptz end
+    from (select case when p_first_started_at is null then p_cancellation ->> 'max_delay'
+                      else p_cancellation ->> 'max_duration' end as seconds,
+                 coalesce(p_first_started_at, p_enqueue_at) as origin) p
 $$;
 
 -- kit_ensure_cancel_index(q): makes t_<q>_cpi the sweep's index of migration 000027, (deadline)
@@ -1058,14 +1053,11 @@ begin
 end;
 $$;
 
--- The queues' t_<q>_cpi of the old kind, built again by deadline.
+-- The queues' t_<q>_cpi, built again by deadline where it is of the old kind (a queue without one,
+-- as on a schema being adopted, gets it from adoption).
 select absurd.kit_ensure_cancel_index(q.queue_name)
   from absurd.queues q
- where exists (select 1
-                 from pg_index i
-                 join pg_class c on c.oid = i.indexrelid
-                where c.relnamespace = 'absurd'::regnamespace
-                  and c.relname = 't_' || q.queue_name || '_cpi' and i.indexprs is null)
+ where to_regclass(format('absurd.%I', 't_' || q.queue_name || '_cpi')) is not null
  order by q.queue_name;
 
 -- Every queue's functions, written again with the new claim.
