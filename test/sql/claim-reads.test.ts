@@ -33,25 +33,32 @@ async function fill(client: Queryable, q: string, count: number, completed: bool
 interface Reads {
   seqScans: number;
   tuplesRead: number;
+  /** Pages of the queue's claim index r_<q>_cai read (pg_stat_get_xact_blocks_fetched). */
+  claimIndexPages: number;
 }
 
 type QueueTable = 'r' | 't' | 'c';
 
-/** The counters of sequential scans and rows read of the queue's tables `of` (its runs and tasks), in this session. */
+/**
+ * The counters of sequential scans and rows read of the queue's tables `of` (its runs and tasks),
+ * and of pages read of its claim index, in this session.
+ */
 async function counters(client: Queryable, q: string, of: readonly QueueTable[] = ['r', 't']): Promise<Reads> {
-  const { rows } = await client.query<{ seq: string; tuples: string }>(
+  const { rows } = await client.query<{ seq: string; tuples: string; pages: string }>(
     `select coalesce(sum(seq_scan), 0) as seq,
-            coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0) as tuples
+            coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0) as tuples,
+            pg_stat_get_xact_blocks_fetched($2::regclass) as pages
        from pg_stat_xact_user_tables
       where relid = any($1::regclass[])`,
-    [of.map((prefix) => table(prefix, q))],
+    [of.map((prefix) => table(prefix, q)), `absurd.${ident(`r_${q}_cai`)}`],
   );
-  return { seqScans: Number(rows[0]?.seq), tuplesRead: Number(rows[0]?.tuples) };
+  return { seqScans: Number(rows[0]?.seq), tuplesRead: Number(rows[0]?.tuples), claimIndexPages: Number(rows[0]?.pages) };
 }
 
 /**
- * Sequential scans and rows read of the queue's tables `of` (its runs and tasks) by `statement`,
- * with the rows it returned. The session's counters may still hold earlier transactions' reads
+ * Sequential scans and rows read of the queue's tables `of` (its runs and tasks), and pages read of
+ * its claim index, by `statement` (the reads of the functions it calls included), with the rows it
+ * returned. The session's counters may still hold earlier transactions' reads
  * (they are flushed when the session idles), so the statement's are the difference of two readings
  * in its own transaction.
  */
@@ -70,6 +77,7 @@ async function readsOf<R extends object = Record<string, unknown>>(
     return {
       seqScans: after.seqScans - before.seqScans,
       tuplesRead: after.tuplesRead - before.tuplesRead,
+      claimIndexPages: after.claimIndexPages - before.claimIndexPages,
       rows: result.rowCount ?? 0,
       result: result.rows,
     };
@@ -234,27 +242,6 @@ describe('what a completion reads', () => {
   });
 });
 
-/**
- * Pages of the queue's claim index (r_<q>_cai) that `statement` reads, counted with the
- * transaction's own block counters (pg_stat_get_xact_blocks_fetched, which include the reads of
- * the functions it calls), in a transaction rolled back.
- */
-async function claimIndexPages(client: Queryable, q: string, statement: string, params: unknown[]): Promise<number> {
-  await client.query('begin');
-  try {
-    const pages = async () =>
-      Number(
-        (await client.query<{ n: string }>('select pg_stat_get_xact_blocks_fetched($1::regclass) as n', [`absurd.${ident(`r_${q}_cai`)}`]))
-          .rows[0]?.n,
-      );
-    const before = await pages();
-    await client.query(statement, params);
-    return (await pages()) - before;
-  } finally {
-    await client.query('rollback');
-  }
-}
-
 describe('what a claim reads of its index after a drain', () => {
   it.each([
     ['without limits', false],
@@ -270,7 +257,7 @@ describe('what a claim reads of its index after a drain', () => {
     await fill(c, q, 50, false);
 
     // The front itself: the pages of the first live entry's read (which also marks the dead ones).
-    const front = await claimIndexPages(
+    const front = await readsOf(
       c,
       q,
       `select 1 from (select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)) s,
@@ -279,10 +266,10 @@ describe('what a claim reads of its index after a drain', () => {
                         order by r.priority desc, r.available_at, r.run_id limit 1) f`,
       [],
     );
-    expect(front).toBeGreaterThan(40);
+    expect(front.claimIndexPages).toBeGreaterThan(40);
 
-    const claim = await claimIndexPages(c, q, 'select * from absurd.claim_task($1, $2, 60, 16)', [q, 'w1']);
-    expect(claim).toBeGreaterThan(front / 2);
-    expect(claim).toBeLessThan(front + 15);
+    const claim = await readsOf(c, q, 'select * from absurd.claim_task($1, $2, 60, 16)', [q, 'w1']);
+    expect(claim.claimIndexPages).toBeGreaterThan(front.claimIndexPages / 2);
+    expect(claim.claimIndexPages).toBeLessThan(front.claimIndexPages + 15);
   });
 });
