@@ -199,9 +199,10 @@ describe('absurd migrate --adopt, on a database set up by Absurd', () => {
     expect(lines).toContain('would replace function absurd.spawn_task(text, text, jsonb, jsonb)');
     expect(lines).toContain('would add function absurd.kit_claim_task');
     expect(lines).toContain(`would create index "r_${queue}_cai" on "r_${queue}" (queue "${queue}")`);
-    expect(lines).toContain(`would create index "t_${queue}_cpi" on "t_${queue}" (queue "${queue}")`);
-    expect(lines).toContain(`would create index "t_${queue}_sti" on "t_${queue}" (queue "${queue}")`);
-    expect(lines).toContain(`would create index "t_${queue}_nsi" on "t_${queue}" (queue "${queue}")`);
+    expect(lines).toContain(`would create index "r_${queue}_cdi" on "r_${queue}" (queue "${queue}")`);
+    expect(lines).toContain(`would create index "r_${queue}_lsi" on "r_${queue}" (queue "${queue}")`);
+    expect(lines).toContain(`would create index "t_${queue}_cli" on "t_${queue}" (queue "${queue}")`);
+    expect(lines).toContain(`would create index "t_${queue}_nti" on "t_${queue}" (queue "${queue}")`);
     expect(lines).toContain('would create table absurd.kit_migrations');
     expect(lines.slice(-migrations.length)).toEqual(migrations.map((m) => `would record ${migrationLabel(m)}`));
     expect(JSON.parse((await cli(['schema-version', '--json', '-d', url])).stdout)).toMatchObject({ state: 'foreign' });
@@ -210,7 +211,7 @@ describe('absurd migrate --adopt, on a database set up by Absurd', () => {
     expect(real).toMatchObject({ code: 0, stderr: '' });
     expect(real.stdout).toContain(`created index "r_${queue}_cai" on "r_${queue}" (queue "${queue}")\n`);
     expect(real.stdout.endsWith(
-      `adopted schema absurd: 38 function(s) replaced, 53 added, 4 index(es) on 1 queue(s); schema absurd is current (${migrationLabel(last)})
+      `adopted schema absurd: 38 function(s) replaced, 53 added, 5 index(es) on 1 queue(s); schema absurd is current (${migrationLabel(last)})
 `,
     )).toBe(true);
     expect(JSON.parse((await cli(['schema-version', '--json', '-d', url])).stdout)).toEqual({
@@ -238,9 +239,10 @@ describe('absurd migrate --adopt, on a database set up by Absurd', () => {
         queues: [{ name: queue, storageMode: 'partitioned' }],
         indexes: [
           { queue, table: `r_${queue}`, name: `r_${queue}_cai` },
-          { queue, table: `t_${queue}`, name: `t_${queue}_cpi` },
-          { queue, table: `t_${queue}`, name: `t_${queue}_sti` },
-          { queue, table: `t_${queue}`, name: `t_${queue}_nsi` },
+          { queue, table: `r_${queue}`, name: `r_${queue}_cdi` },
+          { queue, table: `r_${queue}`, name: `r_${queue}_lsi` },
+          { queue, table: `t_${queue}`, name: `t_${queue}_cli` },
+          { queue, table: `t_${queue}`, name: `t_${queue}_nti` },
         ],
         trackingTable: 'absurd.kit_migrations',
       },

@@ -202,10 +202,10 @@ describe.each([['absurd-kit'], ['absurd-sdk']] as const)('adopted while Absurd w
 
       // absurd-kit's indexes are on every queue.
       const { rows: indexes } = await pool.query<{ name: string }>(
-        `select indexname as name from pg_indexes where schemaname = 'absurd' and indexname ~ '_(cai|cpi)$' order by 1`,
+        `select indexname as name from pg_indexes where schemaname = 'absurd' and indexname ~ '_(cai|cdi)$' order by 1`,
       );
       expect(indexes.map((i) => i.name).sort()).toEqual(
-        [...stateQueues.map((q) => q.name), busy, raw].flatMap((q) => [`r_${q}_cai`, `t_${q}_cpi`]).sort(),
+        [...stateQueues.map((q) => q.name), busy, raw].flatMap((q) => [`r_${q}_cai`, `r_${q}_cdi`]).sort(),
       );
     } finally {
       for (const close of closers.reverse()) await close().catch(() => {});

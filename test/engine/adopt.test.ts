@@ -97,9 +97,10 @@ describe('adopting a database set up by Absurd, with tasks in every state', () =
       queues
         .flatMap((q) => [
           { queue: q.name, table: `r_${q.name}`, name: `r_${q.name}_cai` },
-          { queue: q.name, table: `t_${q.name}`, name: `t_${q.name}_cpi` },
-          { queue: q.name, table: `t_${q.name}`, name: `t_${q.name}_nsi` },
-          { queue: q.name, table: `t_${q.name}`, name: `t_${q.name}_sti` },
+          { queue: q.name, table: `r_${q.name}`, name: `r_${q.name}_cdi` },
+          { queue: q.name, table: `r_${q.name}`, name: `r_${q.name}_lsi` },
+          { queue: q.name, table: `t_${q.name}`, name: `t_${q.name}_cli` },
+          { queue: q.name, table: `t_${q.name}`, name: `t_${q.name}_nti` },
         ])
         .sort((a, b) => (a.name < b.name ? -1 : 1)),
     );
@@ -125,7 +126,7 @@ describe('adopting a database set up by Absurd, with tasks in every state', () =
     });
     const [adopted, installed] = await Promise.all([dumpAbsurdCatalogue(url), dumpAbsurdCatalogue(fresh)]);
     expect(withoutPartitionIndexNames(adopted)).toEqual(withoutPartitionIndexNames(installed));
-    const kitIndexes = adopted.indexes!.filter((line) => /_(cai|cpi)"? ON /.test(line));
+    const kitIndexes = adopted.indexes!.filter((line) => /_(cai|cdi)"? ON /.test(line));
     expect(kitIndexes).toHaveLength(queues.length * 2);
   });
 

@@ -170,9 +170,98 @@ describe('max_duration (N seconds after the first start)', () => {
     const { task_id } = await spawn(c, q);
     const claimed = await claimOne(c, q);
     await c.query(`update ${table('t', q)} set cancellation = '{"max_duration": 60.5}' where task_id = $1`, [task_id]);
+    // The running run carries the deadline the engine keeps for it (migration 000028 fills it so for
+    // a policy found on an existing or adopted schema): '-infinity' for a value that is not a whole
+    // number, so that every claim's sweep reads the task and raises.
+    const { rows } = await c.query<{ deadline: string }>(
+      `update ${table('r', q)} r set cancel_deadline = absurd.kit_cancel_deadline(t.cancellation, t.enqueue_at, t.first_started_at)
+         from ${table('t', q)} t where t.task_id = r.task_id and r.run_id = $1 returning r.cancel_deadline::text as deadline`,
+      [claimed.run_id],
+    );
+    expect(rows).toEqual([{ deadline: '-infinity' }]);
     const before = await snapshot(c, q);
     await expectPgError(failRun(c, q, claimed.run_id), '22P02');
     await expectPgError(claim(c, q, 'worker-2'), '22P02');
     expect(await snapshot(c, q)).toEqual(before);
+  });
+});
+
+// Since migration 000028 the sweep finds a task through the deadline its live run carries
+// (r_<q>.cancel_deadline), which every function writing a run or starting a task keeps: each of
+// them is checked here through the sweep's outcome.
+describe('the deadline each live run carries', () => {
+  it("a retry's run (fail_run) carries max_duration's: the task is cancelled while its retry sleeps", async () => {
+    const q = await createQueue(c, queueName('retryrun'));
+    const { task_id, run_id } = await spawn(c, q, 'job', {}, { cancellation: { max_duration: 90 } });
+    await claimOne(c, q);
+    await setNow(c, plus(T0, 10));
+    await failRun(c, q, run_id, { message: 'x' }, plus(T0, 60));
+    await setNow(c, plus(T0, 90));
+    expect(await claim(c, q, 'worker-2')).toEqual([]);
+    expect((await taskRow(c, q, task_id)).state).toBe('cancelled');
+    expect((await runRows(c, q, task_id)).map((r) => r.state)).toEqual(['failed', 'cancelled']);
+  });
+
+  it("retry_task's new run carries max_duration's, from the first start", async () => {
+    const q = await createQueue(c, queueName('retrytask'));
+    const { task_id, run_id } = await spawn(c, q, 'job', {}, { cancellation: { max_duration: 90 }, max_attempts: 1 });
+    await claimOne(c, q);
+    await failRun(c, q, run_id);
+    expect((await taskRow(c, q, task_id)).state).toBe('failed');
+    await setNow(c, plus(T0, 100));
+    await c.query('select * from absurd.retry_task($1, $2)', [q, task_id]);
+    expect(await claim(c, q)).toEqual([]);
+    expect((await taskRow(c, q, task_id)).state).toBe('cancelled');
+  });
+
+  it('kit_spawn_tasks gives each first run its max_delay deadline, and none to a task without a policy', async () => {
+    const q = await createQueue(c, queueName('bulk'));
+    const { rows } = await c.query<{ task_id: string }>(
+      `select task_id from absurd.kit_spawn_tasks($1, $2::jsonb)`,
+      [q, JSON.stringify([
+        { task_name: 'late', params: {}, options: { cancellation: { max_delay: 60 } } },
+        { task_name: 'free', params: {}, options: {} },
+      ])],
+    );
+    await setNow(c, plus(T0, 60));
+    const claimed = await claim(c, q);
+    expect(claimed.map((r) => r.task_id)).toEqual([rows[1]!.task_id]);
+    expect((await taskRow(c, q, rows[0]!.task_id)).state).toBe('cancelled');
+  });
+
+  it('a limited claim that starts a task gives its run max_duration\'s deadline', async () => {
+    const q = await createQueue(c, queueName('limited'));
+    await c.query(`select absurd.kit_set_limit($1, 'per-key', null, array['k'], 1, null, null)`, [q]);
+    const { task_id } = await spawn(c, q, 'job', { k: 'a' }, { cancellation: { max_delay: 30, max_duration: 90 } });
+    await setNow(c, plus(T0, 20));
+    const started = await claimOne(c, q, 'worker-1', 0);
+    expect(started).toMatchObject({ task_id });
+    const { rows } = await c.query<{ d: string }>(
+      `select cancel_deadline::text as d from ${table('r', q)} where run_id = $1`, [started.run_id]);
+    expect(new Date(rows[0]!.d)).toEqual(plus(T0, 110));
+    // max_delay no longer applies (its deadline, T0 + 30, has passed); max_duration's (T0 + 110) has not.
+    await setNow(c, plus(T0, 109));
+    expect(await claim(c, q, 'worker-2')).toEqual([]);
+    expect((await taskRow(c, q, task_id)).state).toBe('running');
+    await setNow(c, plus(T0, 110));
+    expect(await claim(c, q, 'worker-2')).toEqual([]);
+    expect((await taskRow(c, q, task_id)).state).toBe('cancelled');
+  });
+
+  it('the run of a task without a policy carries none; one with max_duration alone carries infinity until its start', async () => {
+    const q = await createQueue(c, queueName('none'));
+    const plain = await spawn(c, q, 'job');
+    const timed = await spawn(c, q, 'job', {}, { cancellation: { max_duration: 90 } });
+    const { rows: before } = await c.query<{ run_id: string; d: string | null }>(
+      `select run_id, cancel_deadline::text as d from ${table('r', q)}`,
+    );
+    expect(Object.fromEntries(before.map((r) => [r.run_id, r.d]))).toEqual({
+      [plain.run_id]: null,
+      [timed.run_id]: 'infinity',
+    });
+    await claim(c, q, 'worker-1', 60, 2);
+    const { rows } = await c.query<{ d: string }>(
+      `select cancel_deadline::text as d from ${table('r', q)} where run_id = $1`, [timed.run_id]);
+    expect(new Date(rows[0]!.d)).toEqual(plus(T0, 90));
   });
 });

@@ -347,8 +347,10 @@ describe('per-queue tables of an unpartitioned queue (§1.5)', () => {
   });
 
   it.each(['t', 'r', 'c', 'e', 'w'] as const)('%s_<q> has the contract’s columns in order, and its primary key', async (prefix) => {
-    // absurd-kit's own columns come after the contract's (r_<q>.priority: migration 000016).
-    const own: Column[] = prefix === 'r' ? [['priority', 'integer', true, '0']] : [];
+    // absurd-kit's own columns come after the contract's (r_<q>.priority: migration 000016;
+    // r_<q>.cancel_deadline: migration 000028).
+    const own: Column[] =
+      prefix === 'r' ? [['priority', 'integer', true, '0'], ['cancel_deadline', 'timestamp with time zone', false, null], ['superseded', 'boolean', true, 'false']] : [];
     expect(await columnsOf(table(prefix, q))).toEqual([...QUEUE_TABLES[prefix], ...own]);
     expect(await primaryKey(table(prefix, q))).toEqual(PRIMARY_KEYS[prefix]);
   });

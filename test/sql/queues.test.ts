@@ -208,8 +208,10 @@ describe('create_queue', () => {
       'result jsonb',
       'failure_reason jsonb',
       `created_at timestamp with time zone not null default ${now}`,
-      // absurd-kit's own, after the contract's columns (migration 000016).
+      // absurd-kit's own, after the contract's columns (migrations 000016 and 000028).
       'priority integer not null default 0',
+      'cancel_deadline timestamp with time zone',
+      'superseded boolean not null default false',
     ]);
     expect(shape('c')).toEqual([
       'task_id uuid not null',

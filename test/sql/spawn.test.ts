@@ -64,6 +64,8 @@ describe('spawn_task', () => {
         failure_reason: null,
         created_at: T0,
         priority: 0,
+        cancel_deadline: null,
+        superseded: false,
       },
     ]);
   });

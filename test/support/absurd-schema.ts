@@ -249,15 +249,16 @@ export async function snapshotRows(db: Queryable, queues?: readonly string[]): P
   const snapshot: Record<string, string[]> = {};
   for (const { name, parent } of tables) {
     if (wanted && name !== 'queues' && !wanted.has(parent ?? name)) continue;
-    // Absurd's columns only: absurd-kit's own column of the runs (r_<q>.priority, migration 000016)
-    // is added by adoption and dropped when going back; the rows' contract data must not change.
+    // Absurd's columns only: absurd-kit's own columns of the runs (r_<q>.priority, migration 000016;
+    // r_<q>.cancel_deadline and r_<q>.superseded, 000028) are added by adoption and dropped when going back; the rows'
+    // contract data must not change.
     const { rows: columns } = await db.query<{ name: string }>(
       `select a.attname as name from pg_attribute a
         where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum`,
       [`absurd.${pg.escapeIdentifier(name)}`],
     );
     const runs = (parent ?? name).startsWith('r_');
-    const kept = columns.map((c) => c.name).filter((column) => !(runs && column === 'priority'));
+    const kept = columns.map((c) => c.name).filter((column) => !(runs && ['priority', 'cancel_deadline', 'superseded'].includes(column)));
     const { rows } = await db.query<{ row: string }>(
       `select row(${kept.map((column) => `t.${pg.escapeIdentifier(column)}`).join(', ')})::text as row
          from absurd.${pg.escapeIdentifier(name)} t order by 1`,

@@ -103,9 +103,9 @@ const DEFAULT_LOCK_WAIT_SECONDS = 30;
  * process adopted it meanwhile); the caller then treats the database as absurd-kit's own.
  *
  * Locks, in this order: the migration advisory lock; SHARE on absurd.queues (no queue is created
- * or dropped meanwhile); ACCESS EXCLUSIVE on each queue's r_ table (migration 000016 adds a column
- * to it: every use of the runs waits until the commit) and SHARE on its t_ table (reads go on,
- * writes wait), partitions included. Table locks are taken with a short
+ * or dropped meanwhile); ACCESS EXCLUSIVE on each queue's r_ table (migrations 000016 and 000028
+ * add columns to it) and on its t_ table (migration 000028 drops indexes of it): every use of the
+ * runs and tasks waits until the commit, partitions included. Table locks are taken with a short
  * lock_timeout and retried from a savepoint, so that when the adoption and a worker's transaction
  * wait for each other it is the adoption that gives way, never the worker.
  *

@@ -138,7 +138,7 @@ export interface IListKitQueueIndexesQuery {
   result: IListKitQueueIndexesResult;
 }
 
-const listKitQueueIndexesIR: any = {"usedParamSet":{},"params":[],"statement":"select q.queue_name as \"queue!\",\n       x.tbl as \"table!\",\n       x.idx as \"index!\",\n       format('create index if not exists %I on absurd.%I %s', x.idx, x.tbl, x.definition) as \"statement!\",\n       exists (select 1\n                 from pg_class c\n                where c.relnamespace = 'absurd'::regnamespace and c.relname = x.idx) as \"nameTaken!\",\n       exists (select 1\n                 from pg_index i\n                 join pg_class ci on ci.oid = i.indexrelid\n                 join pg_class ct on ct.oid = i.indrelid\n                where ci.relnamespace = 'absurd'::regnamespace\n                  and ci.relname = x.idx\n                  and ct.relname = x.tbl) as \"exists!\"\n  from absurd.queues q\n cross join lateral (values\n   ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',\n    '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',\n    '(absurd.kit_cancel_deadline(cancellation, enqueue_at, first_started_at))'\n      || ' where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_nsi', '(task_name, state, task_id)')\n ) as x(tbl, idx, definition)\n order by q.queue_name, x.tbl"};
+const listKitQueueIndexesIR: any = {"usedParamSet":{},"params":[],"statement":"select q.queue_name as \"queue!\",\n       x.tbl as \"table!\",\n       x.idx as \"index!\",\n       format('create index if not exists %I on absurd.%I %s', x.idx, x.tbl, x.definition) as \"statement!\",\n       exists (select 1\n                 from pg_class c\n                where c.relnamespace = 'absurd'::regnamespace and c.relname = x.idx) as \"nameTaken!\",\n       exists (select 1\n                 from pg_index i\n                 join pg_class ci on ci.oid = i.indexrelid\n                 join pg_class ct on ct.oid = i.indrelid\n                where ci.relnamespace = 'absurd'::regnamespace\n                  and ci.relname = x.idx\n                  and ct.relname = x.tbl) as \"exists!\"\n  from absurd.queues q\n cross join lateral (values\n   ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',\n    '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),\n   ('r_' || q.queue_name, 'r_' || q.queue_name || '_cdi',\n    '(cancel_deadline) where cancel_deadline is not null and state in (''pending'', ''sleeping'', ''running'')'),\n   ('r_' || q.queue_name, 'r_' || q.queue_name || '_lsi', '(state, task_id) where not superseded'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_cli', '(task_id) where cancelled_at is not null'),\n   ('t_' || q.queue_name, 't_' || q.queue_name || '_nti', '(task_name, task_id)')\n ) as x(tbl, idx, definition)\n order by q.queue_name, x.tbl"};
 
 /**
  * Query generated from SQL:
@@ -161,11 +161,11 @@ const listKitQueueIndexesIR: any = {"usedParamSet":{},"params":[],"statement":"s
  *  cross join lateral (values
  *    ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',
  *     '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),
- *    ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',
- *     '(absurd.kit_cancel_deadline(cancellation, enqueue_at, first_started_at))'
- *       || ' where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),
- *    ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),
- *    ('t_' || q.queue_name, 't_' || q.queue_name || '_nsi', '(task_name, state, task_id)')
+ *    ('r_' || q.queue_name, 'r_' || q.queue_name || '_cdi',
+ *     '(cancel_deadline) where cancel_deadline is not null and state in (''pending'', ''sleeping'', ''running'')'),
+ *    ('r_' || q.queue_name, 'r_' || q.queue_name || '_lsi', '(state, task_id) where not superseded'),
+ *    ('t_' || q.queue_name, 't_' || q.queue_name || '_cli', '(task_id) where cancelled_at is not null'),
+ *    ('t_' || q.queue_name, 't_' || q.queue_name || '_nti', '(task_name, task_id)')
  *  ) as x(tbl, idx, definition)
  *  order by q.queue_name, x.tbl
  * ```
@@ -209,7 +209,7 @@ export interface IListQueueTableLocksQuery {
   result: IListQueueTableLocksResult;
 }
 
-const listQueueTableLocksIR: any = {"usedParamSet":{},"params":[],"statement":"select x.relation as \"relation!\",\n       format('lock table absurd.%I in %s mode', x.relation, x.mode) as \"statement!\"\n  from absurd.queues q\n cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))\n                 as x(ord, relation, mode)\n where to_regclass(format('absurd.%I', x.relation)) is not null\n order by q.queue_name, x.ord"};
+const listQueueTableLocksIR: any = {"usedParamSet":{},"params":[],"statement":"select x.relation as \"relation!\",\n       format('lock table absurd.%I in %s mode', x.relation, x.mode) as \"statement!\"\n  from absurd.queues q\n cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'access exclusive'))\n                 as x(ord, relation, mode)\n where to_regclass(format('absurd.%I', x.relation)) is not null\n order by q.queue_name, x.ord"};
 
 /**
  * Query generated from SQL:
@@ -217,7 +217,7 @@ const listQueueTableLocksIR: any = {"usedParamSet":{},"params":[],"statement":"s
  * select x.relation as "relation!",
  *        format('lock table absurd.%I in %s mode', x.relation, x.mode) as "statement!"
  *   from absurd.queues q
- *  cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))
+ *  cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'access exclusive'))
  *                  as x(ord, relation, mode)
  *  where to_regclass(format('absurd.%I', x.relation)) is not null
  *  order by q.queue_name, x.ord

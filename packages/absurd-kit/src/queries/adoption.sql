@@ -8,16 +8,20 @@
   ListAbsurdFunctions      functions of schema absurd as `create or replace` compares them.
   ListAdoptedQueues        the rows of absurd.queues.
   ListKitQueueIndexes      per queue, absurd-kit's indexes (the definitions of ensure_queue_tables
-                           as of migration 000016, which also creates r_<q>_cai itself while it adds
-                           the runs' priority column), the statement creating each and what already
-                           holds its name.
+                           as of migration 000028; migrations 000016 and 000028 also build them
+                           while they add the runs' columns priority, cancel_deadline and
+                           superseded), the
+                           statement creating each and what already holds its name.
   LockQueueRegistry        SHARE lock on absurd.queues: no queue is created, dropped or re-configured
                            until the adoption commits.
-  ListQueueTableLocks      per queue, the statements taking an ACCESS EXCLUSIVE lock on r_<q> (migration
-                           000016 adds the runs' priority column, which needs it: taken here, with the
-                           others, it cannot deadlock with a worker half-way), then a SHARE lock on
-                           t_<q> (runs before tasks, as the engine's functions lock them); existing
-                           tables only.
+  ListQueueTableLocks      per queue, the statements taking an ACCESS EXCLUSIVE lock on r_<q> (migrations
+                           000016 and 000028 add the runs' columns priority, cancel_deadline and
+                           superseded, which needs it), then an ACCESS EXCLUSIVE lock on t_<q> (migration 000028
+                           drops the indexes that earlier migrations built on it, which needs it: a
+                           SHARE lock would let a worker keep a row lock on the tasks and then wait
+                           for the runs, a deadlock). Runs before tasks, as the engine's functions
+                           lock them; taken here, with the others, they cannot deadlock with a
+                           worker half-way. Existing tables only.
   ShowLockTimeout, SetLockTimeout
                            read, and set until the end of the transaction, `lock_timeout`.
   SavepointAdoptionLocks, RollbackToAdoptionLocks, ReleaseAdoptionLocks
@@ -80,11 +84,11 @@ select q.queue_name as "queue!",
  cross join lateral (values
    ('r_' || q.queue_name, 'r_' || q.queue_name || '_cai',
     '(priority desc, available_at, run_id) where state in (''pending'', ''sleeping'')'),
-   ('t_' || q.queue_name, 't_' || q.queue_name || '_cpi',
-    '(absurd.kit_cancel_deadline(cancellation, enqueue_at, first_started_at))'
-      || ' where cancellation is not null and state in (''pending'', ''sleeping'', ''running'')'),
-   ('t_' || q.queue_name, 't_' || q.queue_name || '_sti', '(state, task_id)'),
-   ('t_' || q.queue_name, 't_' || q.queue_name || '_nsi', '(task_name, state, task_id)')
+   ('r_' || q.queue_name, 'r_' || q.queue_name || '_cdi',
+    '(cancel_deadline) where cancel_deadline is not null and state in (''pending'', ''sleeping'', ''running'')'),
+   ('r_' || q.queue_name, 'r_' || q.queue_name || '_lsi', '(state, task_id) where not superseded'),
+   ('t_' || q.queue_name, 't_' || q.queue_name || '_cli', '(task_id) where cancelled_at is not null'),
+   ('t_' || q.queue_name, 't_' || q.queue_name || '_nti', '(task_name, task_id)')
  ) as x(tbl, idx, definition)
  order by q.queue_name, x.tbl;
 
@@ -95,7 +99,7 @@ lock table absurd.queues in share mode;
 select x.relation as "relation!",
        format('lock table absurd.%I in %s mode', x.relation, x.mode) as "statement!"
   from absurd.queues q
- cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'share'))
+ cross join lateral (values (1, 'r_' || q.queue_name, 'access exclusive'), (2, 't_' || q.queue_name, 'access exclusive'))
                  as x(ord, relation, mode)
  where to_regclass(format('absurd.%I', x.relation)) is not null
  order by q.queue_name, x.ord;
