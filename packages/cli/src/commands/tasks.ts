@@ -85,7 +85,7 @@ export const tasksListCommand: CommandSpec = {
       if (requested !== undefined) await requireQueue(db, requested);
       // Keyset paging: strictly older than the anchor, found in any queue when -q is omitted.
       const anchor = after === undefined ? null : (await findTask(db, after, requested)).taskID;
-      const [built] = await listTasksStatement.run({ queueName: requested ?? null }, db);
+      const [built] = await listTasksStatement.run({ queueName: requested ?? null, state: state ?? null, byName: name !== undefined }, db);
       if (!built?.statement) return [];
       // In the order of the statement's parameters (see ListTasksStatement in tasks.sql).
       const values = [state ?? null, name ?? null, since.at, since.age, until.at, until.age, anchor, limit, offset];

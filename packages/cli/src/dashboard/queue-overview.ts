@@ -8,7 +8,7 @@ import { runStatement } from '../cli-database.js';
 import { databaseNow, queueSummaryStatement } from '../queries/dashboard.queries.js';
 import { queuePolicy, queueRows } from '../queries/queues.queries.js';
 
-/** Rows each count reads at most; a count that reaches it is shown as "at least". */
+/** Index entries each count reads at most; a count that reaches it is shown as "at least". */
 export const COUNT_CAP = 100_000;
 
 /** The per-state counts and recent activity of a queue, as `QueueSummaryStatement` returns them. */

@@ -138,12 +138,12 @@ export async function readTaskPage(db: pg.ClientBase, filter: TaskFilter, size: 
  * highest such point; the next page starts there.
  */
 function assemble(rows: readonly PageRow[], filter: TaskFilter, limit: number, newer: boolean, searching: boolean): TaskPage {
+  // One part per queue: one index range each (see TaskPageStatement).
   const parts = new Map<string, PageRow[]>();
   for (const row of rows) {
-    const key = filter.name !== undefined ? `${row.queue_name}\u0000${row.state}` : row.queue_name;
-    const part = parts.get(key) ?? [];
+    const part = parts.get(row.queue_name) ?? [];
     part.push(row);
-    parts.set(key, part);
+    parts.set(row.queue_name, part);
   }
   // Rows arrive ordered by task id (descending, or ascending for `newer`); UUIDs compare as text.
   const beyond = (a: string, b: string) => (newer ? a > b : a < b);

@@ -21,20 +21,14 @@ export interface IQueueSummaryStatementQuery {
   result: IQueueSummaryStatementResult;
 }
 
-const queueSummaryStatementIR: any = {"usedParamSet":{},"params":[],"statement":"select 'select * from ('\n       || string_agg(format(\n            'select %1$L::text as queue_name,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''pending'' limit $1::integer) x) as pending,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''running'' limit $1::integer) x) as running,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''sleeping'' limit $1::integer) x) as sleeping,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''completed'' limit $1::integer) x) as completed,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''failed'' limit $1::integer) x) as failed,\n                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''cancelled'' limit $1::integer) x) as cancelled,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''\n                        and r.available_at >= $2::timestamptz limit $1::integer) x) as completed_5m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''\n                        and r.available_at >= $3::timestamptz limit $1::integer) x) as completed_60m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''\n                        and r.available_at >= $2::timestamptz limit $1::integer) x) as failed_5m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''\n                        and r.available_at >= $3::timestamptz limit $1::integer) x) as failed_60m',\n            q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name),\n          ' union all ' order by q.queue_name)\n       || ') summary order by queue_name' as statement\n  from absurd.queues q"};
+const queueSummaryStatementIR: any = {"usedParamSet":{},"params":[],"statement":"select 'select * from ('\n       || string_agg(format(\n            'select %1$L::text as queue_name, %4$s,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''\n                        and r.available_at >= $2::timestamptz limit $1::integer) x) as completed_5m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''\n                        and r.available_at >= $3::timestamptz limit $1::integer) x) as completed_60m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''\n                        and r.available_at >= $2::timestamptz limit $1::integer) x) as failed_5m,\n                    (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''\n                        and r.available_at >= $3::timestamptz limit $1::integer) x) as failed_60m',\n            q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name,\n            (select string_agg(\n                      case when k.marked and s.state <> 'cancelled'\n                           then format('(select count(*) from (select 1 from absurd.%1$I r where r.state = %2$L and not r.superseded limit $1::integer) x) as %3$I',\n                                       'r_' || q.queue_name, s.state, s.state)\n                           when s.state = 'cancelled'\n                           then format('(select count(*) from (select 1 from absurd.%1$I t where t.cancelled_at is not null limit $1::integer) x) as %2$I',\n                                       't_' || q.queue_name, s.state)\n                           else format('(select count(*) from (select 1 from absurd.%1$I t where t.state = %2$L limit $1::integer) x) as %3$I',\n                                       't_' || q.queue_name, s.state, s.state)\n                      end, ', ' order by s.ord)\n               from unnest(array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled']) with ordinality as s(state, ord))),\n          ' union all ' order by q.queue_name)\n       || ') summary order by queue_name' as statement\n  from absurd.queues q\n -- Whether the queue's runs are marked (r_<q>.superseded, migration 000028): a schema installed by\n -- Absurd's own tools has no such column, and its counts read the tasks' state.\n cross join lateral (select exists (select 1 from pg_attribute a\n                                     where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))\n                                       and a.attname = 'superseded' and not a.attisdropped) as marked) k"};
 
 /**
  * Query generated from SQL:
  * ```
  * select 'select * from ('
  *        || string_agg(format(
- *             'select %1$L::text as queue_name,
- *                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''pending'' limit $1::integer) x) as pending,
- *                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''running'' limit $1::integer) x) as running,
- *                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''sleeping'' limit $1::integer) x) as sleeping,
- *                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''completed'' limit $1::integer) x) as completed,
- *                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''failed'' limit $1::integer) x) as failed,
- *                     (select count(*) from (select 1 from absurd.%2$I t where t.state = ''cancelled'' limit $1::integer) x) as cancelled,
+ *             'select %1$L::text as queue_name, %4$s,
  *                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''
  *                         and r.available_at >= $2::timestamptz limit $1::integer) x) as completed_5m,
  *                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''
@@ -43,10 +37,26 @@ const queueSummaryStatementIR: any = {"usedParamSet":{},"params":[],"statement":
  *                         and r.available_at >= $2::timestamptz limit $1::integer) x) as failed_5m,
  *                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''
  *                         and r.available_at >= $3::timestamptz limit $1::integer) x) as failed_60m',
- *             q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name),
+ *             q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name,
+ *             (select string_agg(
+ *                       case when k.marked and s.state <> 'cancelled'
+ *                            then format('(select count(*) from (select 1 from absurd.%1$I r where r.state = %2$L and not r.superseded limit $1::integer) x) as %3$I',
+ *                                        'r_' || q.queue_name, s.state, s.state)
+ *                            when s.state = 'cancelled'
+ *                            then format('(select count(*) from (select 1 from absurd.%1$I t where t.cancelled_at is not null limit $1::integer) x) as %2$I',
+ *                                        't_' || q.queue_name, s.state)
+ *                            else format('(select count(*) from (select 1 from absurd.%1$I t where t.state = %2$L limit $1::integer) x) as %3$I',
+ *                                        't_' || q.queue_name, s.state, s.state)
+ *                       end, ', ' order by s.ord)
+ *                from unnest(array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled']) with ordinality as s(state, ord))),
  *           ' union all ' order by q.queue_name)
  *        || ') summary order by queue_name' as statement
  *   from absurd.queues q
+ *  -- Whether the queue's runs are marked (r_<q>.superseded, migration 000028): a schema installed by
+ *  -- Absurd's own tools has no such column, and its counts read the tasks' state.
+ *  cross join lateral (select exists (select 1 from pg_attribute a
+ *                                      where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))
+ *                                        and a.attname = 'superseded' and not a.attisdropped) as marked) k
  * ```
  */
 export const queueSummaryStatement = new PreparedQuery<IQueueSummaryStatementParams,IQueueSummaryStatementResult>(queueSummaryStatementIR);
@@ -94,7 +104,7 @@ export interface ITaskPageStatementQuery {
   result: ITaskPageStatementResult;
 }
 
-const taskPageStatementIR: any = {"usedParamSet":{"newer":true,"byName":true,"state":true,"queueName":true},"params":[{"name":"newer","required":true,"transform":{"type":"scalar"},"locs":[{"a":2107,"b":2113},{"a":2296,"b":2302}]},{"name":"byName","required":true,"transform":{"type":"scalar"},"locs":[{"a":2427,"b":2434}]},{"name":"state","required":false,"transform":{"type":"scalar"},"locs":[{"a":2487,"b":2492},{"a":2523,"b":2528}]},{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":2659,"b":2668},{"a":2702,"b":2711}]}],"statement":"select 'select * from ('\n       || string_agg(format(\n            '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,\n                     r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at,\n                     s.last_attempt_run, (r.state = ''pending'' and r.available_at = ''infinity'') as held,\n                     s.matched, s.scan_full\n                from (select w.*,\n                             ($8::text[] is null or w.params #>> $8::text[] = $9::text) as matched,\n                             row_number() over (order by w.task_id %4$s) as n,\n                             count(*) over () as scanned,\n                             count(*) over () >= $10::integer as scan_full\n                        from (select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                                     t.params, t.cancelled_at, t.last_attempt_run\n                                from absurd.%2$I t\n                               where %3$s\n                                 and ($1::text is null or t.state = $1::text)\n                                 and ($2::text is null or t.task_name = $2::text)\n                                 and ($3::timestamptz is null or t.task_id >= absurd.uuidv7_floor($3::timestamptz))\n                                 and ($4::timestamptz is null or t.task_id < absurd.uuidv7_floor($4::timestamptz))\n                                 and ($5::uuid is null or t.task_id < $5::uuid)\n                                 and ($6::uuid is null or t.task_id > $6::uuid)\n                               order by t.task_id %4$s\n                               limit $10::integer) w) s\n                left join absurd.%5$I r on r.run_id = s.last_attempt_run\n               where s.matched or s.n = s.scanned\n               order by s.task_id %4$s\n               limit $7::integer + 2)',\n            q.queue_name,\n            't_' || q.queue_name,\n            case when part.state is null then 'true' else format('t.state = %L', part.state) end,\n            case when :newer!::boolean then 'asc' else 'desc' end,\n            'r_' || q.queue_name),\n          ' union all ' order by q.queue_name, part.state)\n       || ') page order by task_id ' || case when :newer!::boolean then 'asc' else 'desc' end as statement\n  from absurd.queues q\n cross join lateral unnest(\n         case when not :byName!::boolean then array[null::text]\n              when :state::text is not null then array[:state::text]\n              else array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled'] end) as part(state)\n where :queueName::text is null or q.queue_name = :queueName"};
+const taskPageStatementIR: any = {"usedParamSet":{"state":true,"byName":true,"newer":true,"queueName":true},"params":[{"name":"state","required":false,"transform":{"type":"scalar"},"locs":[{"a":1074,"b":1079},{"a":1098,"b":1103},{"a":1173,"b":1178},{"a":4801,"b":4806}]},{"name":"byName","required":true,"transform":{"type":"scalar"},"locs":[{"a":1151,"b":1158}]},{"name":"newer","required":true,"transform":{"type":"scalar"},"locs":[{"a":1425,"b":1431},{"a":1543,"b":1549}]},{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":5003,"b":5012},{"a":5046,"b":5055}]}],"statement":"select 'select * from ('\n       || string_agg(format(\n            '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,\n                     r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at,\n                     s.last_attempt_run, (r.state = ''pending'' and r.available_at = ''infinity'') as held,\n                     s.matched, s.scan_full\n                from (select w.*,\n                             ($8::text[] is null or w.params #>> $8::text[] = $9::text) as matched,\n                             row_number() over (order by w.task_id %2$s) as n,\n                             count(*) over () as scanned,\n                             count(*) over () >= $10::integer as scan_full\n                        from (%3$s) w) s\n                left join absurd.%4$I r on r.run_id = s.last_attempt_run\n               where s.matched or s.n = s.scanned\n               order by s.task_id %2$s\n               limit $7::integer + 2)',\n            q.queue_name, d.dir,\n            case when :state::text is null or :state::text = 'cancelled'\n                      or (:byName!::boolean and :state::text in ('completed', 'failed')) or not k.marked\n                 then part.task_range else part.run_range end,\n            'r_' || q.queue_name),\n          ' union all ' order by q.queue_name)\n       || ') page order by task_id ' || case when :newer!::boolean then 'asc' else 'desc' end as statement\n  from absurd.queues q\n cross join lateral (select case when :newer!::boolean then 'asc' else 'desc' end as dir) d\n -- Whether the queue's runs are marked (see QueueSummaryStatement).\n cross join lateral (select exists (select 1 from pg_attribute a\n                                     where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))\n                                       and a.attname = 'superseded' and not a.attisdropped) as marked) k\n cross join lateral (\n   -- The range of r_<q>_lsi of state $1 in task id order, each run joined to its task by a primary-\n   -- key probe (the `limit 1` keeps it from being flattened into a join the planner could run over\n   -- a whole index), which also tests the task name. The task id bounds compare (state, task_id) so\n   -- that only r_<q>_lsi can take them as index bounds: r_<q>_ti, whose order follows the heap,\n   -- would otherwise tempt the planner into reading every run of the span.\n   select format(\n            '(select r.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                     t.params, t.cancelled_at, t.last_attempt_run\n                from absurd.%1$I r\n               cross join lateral (select t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                                          t.params, t.cancelled_at, t.last_attempt_run\n                                     from absurd.%2$I t\n                                    where t.task_id = r.task_id and t.state = $1::text\n                                      and ($2::text is null or t.task_name = $2::text)\n                                    limit 1) t\n               where r.state = $1::text and not r.superseded\n                 and ($3::timestamptz is null or (r.state, r.task_id) >= ($1::text, absurd.uuidv7_floor($3::timestamptz)))\n                 and ($4::timestamptz is null or (r.state, r.task_id) < ($1::text, absurd.uuidv7_floor($4::timestamptz)))\n                 and ($5::uuid is null or (r.state, r.task_id) < ($1::text, $5::uuid))\n                 and ($6::uuid is null or (r.state, r.task_id) > ($1::text, $6::uuid))\n               order by r.task_id %3$s\n               limit $10::integer)',\n            'r_' || q.queue_name, 't_' || q.queue_name, d.dir) as run_range,\n          -- A range of the tasks' primary key, t_<q>_nti (a task name) or t_<q>_cli (cancelled).\n          format(\n            'select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                    t.params, t.cancelled_at, t.last_attempt_run\n               from absurd.%1$I t\n              where %2$s\n                and ($2::text is null or t.task_name = $2::text)\n                and ($3::timestamptz is null or t.task_id >= absurd.uuidv7_floor($3::timestamptz))\n                and ($4::timestamptz is null or t.task_id < absurd.uuidv7_floor($4::timestamptz))\n                and ($5::uuid is null or t.task_id < $5::uuid)\n                and ($6::uuid is null or t.task_id > $6::uuid)\n              order by t.task_id %3$s\n              limit $10::integer',\n            't_' || q.queue_name,\n            -- Cancelled: only cancelled_at (set exactly on the cancelled tasks), not the state as well,\n            -- which would make the planner expect almost none and sort them all.\n            case when :state::text = 'cancelled' then 't.cancelled_at is not null and $1::text is not null'\n                 else '($1::text is null or t.state = $1::text)' end,\n            d.dir) as task_range) part\n where :queueName::text is null or q.queue_name = :queueName"};
 
 /**
  * Query generated from SQL:
@@ -107,37 +117,70 @@ const taskPageStatementIR: any = {"usedParamSet":{"newer":true,"byName":true,"st
  *                      s.matched, s.scan_full
  *                 from (select w.*,
  *                              ($8::text[] is null or w.params #>> $8::text[] = $9::text) as matched,
- *                              row_number() over (order by w.task_id %4$s) as n,
+ *                              row_number() over (order by w.task_id %2$s) as n,
  *                              count(*) over () as scanned,
  *                              count(*) over () >= $10::integer as scan_full
- *                         from (select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
- *                                      t.params, t.cancelled_at, t.last_attempt_run
- *                                 from absurd.%2$I t
- *                                where %3$s
- *                                  and ($1::text is null or t.state = $1::text)
- *                                  and ($2::text is null or t.task_name = $2::text)
- *                                  and ($3::timestamptz is null or t.task_id >= absurd.uuidv7_floor($3::timestamptz))
- *                                  and ($4::timestamptz is null or t.task_id < absurd.uuidv7_floor($4::timestamptz))
- *                                  and ($5::uuid is null or t.task_id < $5::uuid)
- *                                  and ($6::uuid is null or t.task_id > $6::uuid)
- *                                order by t.task_id %4$s
- *                                limit $10::integer) w) s
- *                 left join absurd.%5$I r on r.run_id = s.last_attempt_run
+ *                         from (%3$s) w) s
+ *                 left join absurd.%4$I r on r.run_id = s.last_attempt_run
  *                where s.matched or s.n = s.scanned
- *                order by s.task_id %4$s
+ *                order by s.task_id %2$s
  *                limit $7::integer + 2)',
- *             q.queue_name,
- *             't_' || q.queue_name,
- *             case when part.state is null then 'true' else format('t.state = %L', part.state) end,
- *             case when :newer!::boolean then 'asc' else 'desc' end,
+ *             q.queue_name, d.dir,
+ *             case when :state::text is null or :state::text = 'cancelled'
+ *                       or (:byName!::boolean and :state::text in ('completed', 'failed')) or not k.marked
+ *                  then part.task_range else part.run_range end,
  *             'r_' || q.queue_name),
- *           ' union all ' order by q.queue_name, part.state)
+ *           ' union all ' order by q.queue_name)
  *        || ') page order by task_id ' || case when :newer!::boolean then 'asc' else 'desc' end as statement
  *   from absurd.queues q
- *  cross join lateral unnest(
- *          case when not :byName!::boolean then array[null::text]
- *               when :state::text is not null then array[:state::text]
- *               else array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled'] end) as part(state)
+ *  cross join lateral (select case when :newer!::boolean then 'asc' else 'desc' end as dir) d
+ *  -- Whether the queue's runs are marked (see QueueSummaryStatement).
+ *  cross join lateral (select exists (select 1 from pg_attribute a
+ *                                      where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))
+ *                                        and a.attname = 'superseded' and not a.attisdropped) as marked) k
+ *  cross join lateral (
+ *    -- The range of r_<q>_lsi of state $1 in task id order, each run joined to its task by a primary-
+ *    -- key probe (the `limit 1` keeps it from being flattened into a join the planner could run over
+ *    -- a whole index), which also tests the task name. The task id bounds compare (state, task_id) so
+ *    -- that only r_<q>_lsi can take them as index bounds: r_<q>_ti, whose order follows the heap,
+ *    -- would otherwise tempt the planner into reading every run of the span.
+ *    select format(
+ *             '(select r.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+ *                      t.params, t.cancelled_at, t.last_attempt_run
+ *                 from absurd.%1$I r
+ *                cross join lateral (select t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+ *                                           t.params, t.cancelled_at, t.last_attempt_run
+ *                                      from absurd.%2$I t
+ *                                     where t.task_id = r.task_id and t.state = $1::text
+ *                                       and ($2::text is null or t.task_name = $2::text)
+ *                                     limit 1) t
+ *                where r.state = $1::text and not r.superseded
+ *                  and ($3::timestamptz is null or (r.state, r.task_id) >= ($1::text, absurd.uuidv7_floor($3::timestamptz)))
+ *                  and ($4::timestamptz is null or (r.state, r.task_id) < ($1::text, absurd.uuidv7_floor($4::timestamptz)))
+ *                  and ($5::uuid is null or (r.state, r.task_id) < ($1::text, $5::uuid))
+ *                  and ($6::uuid is null or (r.state, r.task_id) > ($1::text, $6::uuid))
+ *                order by r.task_id %3$s
+ *                limit $10::integer)',
+ *             'r_' || q.queue_name, 't_' || q.queue_name, d.dir) as run_range,
+ *           -- A range of the tasks' primary key, t_<q>_nti (a task name) or t_<q>_cli (cancelled).
+ *           format(
+ *             'select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+ *                     t.params, t.cancelled_at, t.last_attempt_run
+ *                from absurd.%1$I t
+ *               where %2$s
+ *                 and ($2::text is null or t.task_name = $2::text)
+ *                 and ($3::timestamptz is null or t.task_id >= absurd.uuidv7_floor($3::timestamptz))
+ *                 and ($4::timestamptz is null or t.task_id < absurd.uuidv7_floor($4::timestamptz))
+ *                 and ($5::uuid is null or t.task_id < $5::uuid)
+ *                 and ($6::uuid is null or t.task_id > $6::uuid)
+ *               order by t.task_id %3$s
+ *               limit $10::integer',
+ *             't_' || q.queue_name,
+ *             -- Cancelled: only cancelled_at (set exactly on the cancelled tasks), not the state as well,
+ *             -- which would make the planner expect almost none and sort them all.
+ *             case when :state::text = 'cancelled' then 't.cancelled_at is not null and $1::text is not null'
+ *                  else '($1::text is null or t.state = $1::text)' end,
+ *             d.dir) as task_range) part
  *  where :queueName::text is null or q.queue_name = :queueName
  * ```
  */

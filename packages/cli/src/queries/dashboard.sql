@@ -7,16 +7,22 @@
   names and state names quoted as literals by `format('%L', …)`, here, in SQL. Everything a request
   carries travels as a parameter ($1, $2, …) of the returned statement.
 
-  Every statement reads through an index, so that its cost does not grow with the tasks retained:
+  Every statement reads through an index, so that its cost does not grow with the tasks retained.
+  A task's state is that of its run marked not superseded (migration 000028: one per task; a failed
+  run that a retry followed, or whose task max_duration cancelled instead, is superseded), except
+  for a cancelled task, found by its cancelled_at: r_<q>_lsi (state, task_id) where not superseded
+  holds each state's tasks, t_<q>_cli (task_id) where cancelled_at is not null the cancelled ones.
 
   QueueSummaryStatement  one row per queue (all of them, by name): tasks per state, and runs that
                          completed or failed since $2 and since $3 (runs whose last claim,
                          available_at, falls in the window: r_<q>_sai), each count capped at $1 rows
-                         read (a count equal to $1 means "at least"). Per state: t_<q>_sti. The
-                         windows' starts are parameters, not absurd.current_time() (volatile: no
-                         index bound) nor a subquery of it (unknown when planned: the planner then
-                         guesses a third of the runs and reads them all): see DatabaseNow.
-                         Null statement: there is no queue.
+                         read (a count equal to $1 means "at least"). Per state: a range of
+                         r_<q>_lsi, and for cancelled t_<q>_cli, each read index-only; on a schema
+                         installed by Absurd's own tools (no r_<q>.superseded), the tasks' state. The windows'
+                         starts are parameters, not absurd.current_time() (volatile: no index
+                         bound) nor a subquery of it (unknown when planned: the planner then guesses
+                         a third of the runs and reads them all): see DatabaseNow. Null statement:
+                         there is no queue.
 
   DatabaseNow            absurd.current_time(), the engine's clock.
 
@@ -25,16 +31,26 @@
                          a time (as a task id range: task ids are UUIDv7s), $5 / $6 older / newer than
                          a task id (the keyset cursor), $7 page size, $8 / $9 a params field (a path
                          of keys) that must equal a text, $10 how many tasks each part reads at most.
-                         A null parameter filters nothing. The statement is a union of parts, each
-                         one index range read in task id order (newest first, or oldest first with
-                         `newer`): per queue, and with a task name per state (t_<q>_nsi), else
-                         t_<q>_sti with a state and the primary key without. Each part returns the
-                         tasks that match ($7 + 1 at most), each with its last run and whether
-                         that run is pending at infinity (`held`: parked by a limit, see ParkedRuns),
-                         and also its last task read (`matched`
-                         false when it does not match): with `scan_full`, the part stopped at its
-                         $10 budget there, so that a params search pages on from that point.
-                         Null statement: there is no queue.
+                         A null parameter filters nothing. The statement is a union of parts, one per
+                         queue, each an index range read in task id order (newest first, or oldest
+                         first with `newer`):
+                         - no state: the primary key, or with a task name t_<q>_nti (task_name,
+                           task_id);
+                         - cancelled: t_<q>_cli, the task name tested on the task row;
+                         - an ended state (completed, failed) with a task name: t_<q>_nti, the
+                           state tested on the task row (a name's tasks are mostly ended ones, and a
+                           name may be rare among the failed: 59 against 2.6 ms in docs/dashboard.md's
+                           measure);
+                         - any other state: its range of r_<q>_lsi, each run joined to its task (a
+                           primary-key probe, which also tests the task name); on a schema
+                           installed by Absurd's own tools (no r_<q>.superseded), the primary key,
+                           the state tested on the task row.
+                         Each part returns the tasks that match ($7 + 1 at most), each with its last
+                         run and whether that run is pending at infinity (`held`: parked by a limit,
+                         see ParkedRuns), and also its last task read (`matched` false when it does
+                         not match): with `scan_full`, the part stopped at its $10 budget there, so
+                         that a params search pages on from that point. Null statement: there is no
+                         queue.
 
   EventPageStatement     one page of emitted events of one queue or all of them (`queueName` null),
                          newest first: $1 a prefix of the event name, $2 / $3 emitted at or after /
@@ -89,13 +105,7 @@
 /* @name QueueSummaryStatement */
 select 'select * from ('
        || string_agg(format(
-            'select %1$L::text as queue_name,
-                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''pending'' limit $1::integer) x) as pending,
-                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''running'' limit $1::integer) x) as running,
-                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''sleeping'' limit $1::integer) x) as sleeping,
-                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''completed'' limit $1::integer) x) as completed,
-                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''failed'' limit $1::integer) x) as failed,
-                    (select count(*) from (select 1 from absurd.%2$I t where t.state = ''cancelled'' limit $1::integer) x) as cancelled,
+            'select %1$L::text as queue_name, %4$s,
                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''
                         and r.available_at >= $2::timestamptz limit $1::integer) x) as completed_5m,
                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''completed''
@@ -104,10 +114,26 @@ select 'select * from ('
                         and r.available_at >= $2::timestamptz limit $1::integer) x) as failed_5m,
                     (select count(*) from (select 1 from absurd.%3$I r where r.state = ''failed''
                         and r.available_at >= $3::timestamptz limit $1::integer) x) as failed_60m',
-            q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name),
+            q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name,
+            (select string_agg(
+                      case when k.marked and s.state <> 'cancelled'
+                           then format('(select count(*) from (select 1 from absurd.%1$I r where r.state = %2$L and not r.superseded limit $1::integer) x) as %3$I',
+                                       'r_' || q.queue_name, s.state, s.state)
+                           when s.state = 'cancelled'
+                           then format('(select count(*) from (select 1 from absurd.%1$I t where t.cancelled_at is not null limit $1::integer) x) as %2$I',
+                                       't_' || q.queue_name, s.state)
+                           else format('(select count(*) from (select 1 from absurd.%1$I t where t.state = %2$L limit $1::integer) x) as %3$I',
+                                       't_' || q.queue_name, s.state, s.state)
+                      end, ', ' order by s.ord)
+               from unnest(array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled']) with ordinality as s(state, ord))),
           ' union all ' order by q.queue_name)
        || ') summary order by queue_name' as statement
-  from absurd.queues q;
+  from absurd.queues q
+ -- Whether the queue's runs are marked (r_<q>.superseded, migration 000028): a schema installed by
+ -- Absurd's own tools has no such column, and its counts read the tasks' state.
+ cross join lateral (select exists (select 1 from pg_attribute a
+                                     where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))
+                                       and a.attname = 'superseded' and not a.attisdropped) as marked) k;
 
 /* @name DatabaseNow */
 select absurd.current_time() as "now!";
@@ -121,37 +147,70 @@ select 'select * from ('
                      s.matched, s.scan_full
                 from (select w.*,
                              ($8::text[] is null or w.params #>> $8::text[] = $9::text) as matched,
-                             row_number() over (order by w.task_id %4$s) as n,
+                             row_number() over (order by w.task_id %2$s) as n,
                              count(*) over () as scanned,
                              count(*) over () >= $10::integer as scan_full
-                        from (select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
-                                     t.params, t.cancelled_at, t.last_attempt_run
-                                from absurd.%2$I t
-                               where %3$s
-                                 and ($1::text is null or t.state = $1::text)
-                                 and ($2::text is null or t.task_name = $2::text)
-                                 and ($3::timestamptz is null or t.task_id >= absurd.uuidv7_floor($3::timestamptz))
-                                 and ($4::timestamptz is null or t.task_id < absurd.uuidv7_floor($4::timestamptz))
-                                 and ($5::uuid is null or t.task_id < $5::uuid)
-                                 and ($6::uuid is null or t.task_id > $6::uuid)
-                               order by t.task_id %4$s
-                               limit $10::integer) w) s
-                left join absurd.%5$I r on r.run_id = s.last_attempt_run
+                        from (%3$s) w) s
+                left join absurd.%4$I r on r.run_id = s.last_attempt_run
                where s.matched or s.n = s.scanned
-               order by s.task_id %4$s
+               order by s.task_id %2$s
                limit $7::integer + 2)',
-            q.queue_name,
-            't_' || q.queue_name,
-            case when part.state is null then 'true' else format('t.state = %L', part.state) end,
-            case when :newer!::boolean then 'asc' else 'desc' end,
+            q.queue_name, d.dir,
+            case when :state::text is null or :state::text = 'cancelled'
+                      or (:byName!::boolean and :state::text in ('completed', 'failed')) or not k.marked
+                 then part.task_range else part.run_range end,
             'r_' || q.queue_name),
-          ' union all ' order by q.queue_name, part.state)
+          ' union all ' order by q.queue_name)
        || ') page order by task_id ' || case when :newer!::boolean then 'asc' else 'desc' end as statement
   from absurd.queues q
- cross join lateral unnest(
-         case when not :byName!::boolean then array[null::text]
-              when :state::text is not null then array[:state::text]
-              else array['pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled'] end) as part(state)
+ cross join lateral (select case when :newer!::boolean then 'asc' else 'desc' end as dir) d
+ -- Whether the queue's runs are marked (see QueueSummaryStatement).
+ cross join lateral (select exists (select 1 from pg_attribute a
+                                     where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))
+                                       and a.attname = 'superseded' and not a.attisdropped) as marked) k
+ cross join lateral (
+   -- The range of r_<q>_lsi of state $1 in task id order, each run joined to its task by a primary-
+   -- key probe (the `limit 1` keeps it from being flattened into a join the planner could run over
+   -- a whole index), which also tests the task name. The task id bounds compare (state, task_id) so
+   -- that only r_<q>_lsi can take them as index bounds: r_<q>_ti, whose order follows the heap,
+   -- would otherwise tempt the planner into reading every run of the span.
+   select format(
+            '(select r.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+                     t.params, t.cancelled_at, t.last_attempt_run
+                from absurd.%1$I r
+               cross join lateral (select t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+                                          t.params, t.cancelled_at, t.last_attempt_run
+                                     from absurd.%2$I t
+                                    where t.task_id = r.task_id and t.state = $1::text
+                                      and ($2::text is null or t.task_name = $2::text)
+                                    limit 1) t
+               where r.state = $1::text and not r.superseded
+                 and ($3::timestamptz is null or (r.state, r.task_id) >= ($1::text, absurd.uuidv7_floor($3::timestamptz)))
+                 and ($4::timestamptz is null or (r.state, r.task_id) < ($1::text, absurd.uuidv7_floor($4::timestamptz)))
+                 and ($5::uuid is null or (r.state, r.task_id) < ($1::text, $5::uuid))
+                 and ($6::uuid is null or (r.state, r.task_id) > ($1::text, $6::uuid))
+               order by r.task_id %3$s
+               limit $10::integer)',
+            'r_' || q.queue_name, 't_' || q.queue_name, d.dir) as run_range,
+          -- A range of the tasks' primary key, t_<q>_nti (a task name) or t_<q>_cli (cancelled).
+          format(
+            'select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+                    t.params, t.cancelled_at, t.last_attempt_run
+               from absurd.%1$I t
+              where %2$s
+                and ($2::text is null or t.task_name = $2::text)
+                and ($3::timestamptz is null or t.task_id >= absurd.uuidv7_floor($3::timestamptz))
+                and ($4::timestamptz is null or t.task_id < absurd.uuidv7_floor($4::timestamptz))
+                and ($5::uuid is null or t.task_id < $5::uuid)
+                and ($6::uuid is null or t.task_id > $6::uuid)
+              order by t.task_id %3$s
+              limit $10::integer',
+            't_' || q.queue_name,
+            -- Cancelled: only cancelled_at (set exactly on the cancelled tasks), not the state as well,
+            -- which would make the planner expect almost none and sort them all.
+            case when :state::text = 'cancelled' then 't.cancelled_at is not null and $1::text is not null'
+                 else '($1::text is null or t.state = $1::text)' end,
+            d.dir) as task_range) part
  where :queueName::text is null or q.queue_name = :queueName;
 
 /* @name EventPageStatement */

@@ -112,7 +112,9 @@ export const taskDetailStatements = new PreparedQuery<ITaskDetailStatementsParam
 
 /** 'ListTasksStatement' parameters type */
 export interface IListTasksStatementParams {
+  byName: boolean;
   queueName?: string | null | void;
+  state?: string | null | void;
 }
 
 /** 'ListTasksStatement' return type */
@@ -126,29 +128,71 @@ export interface IListTasksStatementQuery {
   result: IListTasksStatementResult;
 }
 
-const listTasksStatementIR: any = {"usedParamSet":{"queueName":true},"params":[{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":1249,"b":1258},{"a":1292,"b":1301}]}],"statement":"select 'select * from ('\n       || string_agg(format(\n            '(select %L::text as queue_name, t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                     r.started_at, coalesce(r.completed_at, r.failed_at, t.cancelled_at) as ended_at\n                from absurd.%I t\n                left join absurd.%I r on r.run_id = t.last_attempt_run\n               where ($1::text is null or t.state = $1::text)\n                 and ($2::text is null or t.task_name = $2::text)\n                 and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)\n                 and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)\n                 and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)\n                 and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)\n                 and ($7::uuid is null or t.task_id < $7::uuid)\n               order by t.task_id desc\n               limit $8::bigint + $9::bigint)',\n            q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name), ' union all ' order by q.queue_name)\n       || ') listed order by task_id desc limit $8::bigint offset $9::bigint' as statement\n  from absurd.queues q\n where :queueName::text is null or q.queue_name = :queueName"};
+const listTasksStatementIR: any = {"usedParamSet":{"state":true,"byName":true,"queueName":true},"params":[{"name":"state","required":false,"transform":{"type":"scalar"},"locs":[{"a":431,"b":436},{"a":455,"b":460},{"a":530,"b":535},{"a":4175,"b":4180}]},{"name":"byName","required":true,"transform":{"type":"scalar"},"locs":[{"a":508,"b":515}]},{"name":"queueName","required":false,"transform":{"type":"scalar"},"locs":[{"a":4358,"b":4367},{"a":4401,"b":4410}]}],"statement":"select 'select * from ('\n       || string_agg(format(\n            '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,\n                     r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at\n                from (%2$s) s\n                left join absurd.%3$I r on r.run_id = s.last_attempt_run)',\n            q.queue_name,\n            case when :state::text is null or :state::text = 'cancelled'\n                      or (:byName!::boolean and :state::text in ('completed', 'failed')) or not k.marked\n                 then part.task_range else part.run_range end,\n            'r_' || q.queue_name), ' union all ' order by q.queue_name)\n       || ') listed order by task_id desc limit $8::bigint offset $9::bigint' as statement\n  from absurd.queues q\n -- Whether the queue's runs are marked (r_<q>.superseded, migration 000028): a schema installed by\n -- Absurd's own tools has no such column, and its lists read the tasks' state.\n cross join lateral (select exists (select 1 from pg_attribute a\n                                     where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))\n                                       and a.attname = 'superseded' and not a.attisdropped) as marked) k\n cross join lateral (\n   -- The range of r_<q>_lsi of state $1 newest first, each run joined to its task by a primary-key\n   -- probe (the `limit 1` keeps it from being flattened into a join the planner could run over a\n   -- whole index); the cursor compares (state, task_id) so that only r_<q>_lsi can take it as a bound.\n   select format(\n            '(select r.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                     t.cancelled_at, t.last_attempt_run\n                from absurd.%1$I r\n               cross join lateral (select t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                                          t.cancelled_at, t.last_attempt_run\n                                     from absurd.%2$I t\n                                    where t.task_id = r.task_id and t.state = $1::text\n                                      and ($2::text is null or t.task_name = $2::text)\n                                      and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)\n                                      and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)\n                                      and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)\n                                      and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)\n                                    limit 1) t\n               where r.state = $1::text and not r.superseded\n                 and ($7::uuid is null or (r.state, r.task_id) < ($1::text, $7::uuid))\n               order by r.task_id desc\n               limit $8::bigint + $9::bigint)',\n            'r_' || q.queue_name, 't_' || q.queue_name) as run_range,\n          -- A range of the tasks' primary key, t_<q>_nti (a task name) or t_<q>_cli (cancelled).\n          format(\n            'select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,\n                    t.cancelled_at, t.last_attempt_run\n               from absurd.%1$I t\n              where %2$s\n                and ($2::text is null or t.task_name = $2::text)\n                and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)\n                and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)\n                and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)\n                and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)\n                and ($7::uuid is null or t.task_id < $7::uuid)\n              order by t.task_id desc\n              limit $8::bigint + $9::bigint',\n            't_' || q.queue_name,\n            -- Cancelled: only cancelled_at (set exactly on the cancelled tasks), not the state as well,\n            -- which would make the planner expect almost none and sort them all.\n            case when :state::text = 'cancelled' then 't.cancelled_at is not null and $1::text is not null'\n                 else '($1::text is null or t.state = $1::text)' end) as task_range) part\n where :queueName::text is null or q.queue_name = :queueName"};
 
 /**
  * Query generated from SQL:
  * ```
  * select 'select * from ('
  *        || string_agg(format(
- *             '(select %L::text as queue_name, t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
- *                      r.started_at, coalesce(r.completed_at, r.failed_at, t.cancelled_at) as ended_at
- *                 from absurd.%I t
- *                 left join absurd.%I r on r.run_id = t.last_attempt_run
- *                where ($1::text is null or t.state = $1::text)
- *                  and ($2::text is null or t.task_name = $2::text)
- *                  and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)
- *                  and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)
- *                  and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)
- *                  and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)
- *                  and ($7::uuid is null or t.task_id < $7::uuid)
- *                order by t.task_id desc
- *                limit $8::bigint + $9::bigint)',
- *             q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name), ' union all ' order by q.queue_name)
+ *             '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,
+ *                      r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at
+ *                 from (%2$s) s
+ *                 left join absurd.%3$I r on r.run_id = s.last_attempt_run)',
+ *             q.queue_name,
+ *             case when :state::text is null or :state::text = 'cancelled'
+ *                       or (:byName!::boolean and :state::text in ('completed', 'failed')) or not k.marked
+ *                  then part.task_range else part.run_range end,
+ *             'r_' || q.queue_name), ' union all ' order by q.queue_name)
  *        || ') listed order by task_id desc limit $8::bigint offset $9::bigint' as statement
  *   from absurd.queues q
+ *  -- Whether the queue's runs are marked (r_<q>.superseded, migration 000028): a schema installed by
+ *  -- Absurd's own tools has no such column, and its lists read the tasks' state.
+ *  cross join lateral (select exists (select 1 from pg_attribute a
+ *                                      where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))
+ *                                        and a.attname = 'superseded' and not a.attisdropped) as marked) k
+ *  cross join lateral (
+ *    -- The range of r_<q>_lsi of state $1 newest first, each run joined to its task by a primary-key
+ *    -- probe (the `limit 1` keeps it from being flattened into a join the planner could run over a
+ *    -- whole index); the cursor compares (state, task_id) so that only r_<q>_lsi can take it as a bound.
+ *    select format(
+ *             '(select r.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+ *                      t.cancelled_at, t.last_attempt_run
+ *                 from absurd.%1$I r
+ *                cross join lateral (select t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+ *                                           t.cancelled_at, t.last_attempt_run
+ *                                      from absurd.%2$I t
+ *                                     where t.task_id = r.task_id and t.state = $1::text
+ *                                       and ($2::text is null or t.task_name = $2::text)
+ *                                       and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)
+ *                                       and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)
+ *                                       and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)
+ *                                       and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)
+ *                                     limit 1) t
+ *                where r.state = $1::text and not r.superseded
+ *                  and ($7::uuid is null or (r.state, r.task_id) < ($1::text, $7::uuid))
+ *                order by r.task_id desc
+ *                limit $8::bigint + $9::bigint)',
+ *             'r_' || q.queue_name, 't_' || q.queue_name) as run_range,
+ *           -- A range of the tasks' primary key, t_<q>_nti (a task name) or t_<q>_cli (cancelled).
+ *           format(
+ *             'select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+ *                     t.cancelled_at, t.last_attempt_run
+ *                from absurd.%1$I t
+ *               where %2$s
+ *                 and ($2::text is null or t.task_name = $2::text)
+ *                 and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)
+ *                 and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)
+ *                 and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)
+ *                 and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)
+ *                 and ($7::uuid is null or t.task_id < $7::uuid)
+ *               order by t.task_id desc
+ *               limit $8::bigint + $9::bigint',
+ *             't_' || q.queue_name,
+ *             -- Cancelled: only cancelled_at (set exactly on the cancelled tasks), not the state as well,
+ *             -- which would make the planner expect almost none and sort them all.
+ *             case when :state::text = 'cancelled' then 't.cancelled_at is not null and $1::text is not null'
+ *                  else '($1::text is null or t.state = $1::text)' end) as task_range) part
  *  where :queueName::text is null or q.queue_name = :queueName
  * ```
  */

@@ -19,8 +19,21 @@
                         (counted back from absurd.current_time()), $5/$6 created before a time /
                         more than an age ago, $7 a task id to start after (keyset paging on the
                         primary key: task ids are UUIDv7s, so their order is creation order),
-                        $8 limit, $9 offset; a null parameter filters nothing. Each queue gives
-                        at most limit + offset rows, already ordered, before the merge. Null
+                        $8 limit, $9 offset; a null parameter filters nothing. `state` and `byName`
+                        (the $1 and whether $2 will be given) choose what each queue reads, one
+                        index range in task id order, newest first, up to limit + offset tasks
+                        before the merge (see the header of dashboard.sql for why these indexes
+                        hold each state's tasks exactly):
+                        - no state: the primary key, or with a task name t_<q>_nti (task_name,
+                          task_id);
+                        - cancelled: t_<q>_cli, the task name tested on the task row;
+                        - an ended state (completed, failed) with a task name: t_<q>_nti, the
+                          state tested on the task row;
+                        - any other state: its range of r_<q>_lsi (state, task_id) where not
+                          superseded, each run joined to its task, which also tests the name; on
+                          a schema installed by Absurd's own tools (no r_<q>.superseded), the
+                          primary key, the state tested on the task row.
+                        The creation-time filters are tested on the task rows they read. Null
                         statement: there is no queue.
 */
 
@@ -61,20 +74,62 @@ select format('select task_id, task_name, params, headers, retry_strategy, max_a
 /* @name ListTasksStatement */
 select 'select * from ('
        || string_agg(format(
-            '(select %L::text as queue_name, t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
-                     r.started_at, coalesce(r.completed_at, r.failed_at, t.cancelled_at) as ended_at
-                from absurd.%I t
-                left join absurd.%I r on r.run_id = t.last_attempt_run
-               where ($1::text is null or t.state = $1::text)
-                 and ($2::text is null or t.task_name = $2::text)
-                 and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)
-                 and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)
-                 and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)
-                 and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)
-                 and ($7::uuid is null or t.task_id < $7::uuid)
-               order by t.task_id desc
-               limit $8::bigint + $9::bigint)',
-            q.queue_name, 't_' || q.queue_name, 'r_' || q.queue_name), ' union all ' order by q.queue_name)
+            '(select %1$L::text as queue_name, s.task_id, s.task_name, s.state, s.attempts, s.max_attempts, s.enqueue_at,
+                     r.started_at, coalesce(r.completed_at, r.failed_at, s.cancelled_at) as ended_at
+                from (%2$s) s
+                left join absurd.%3$I r on r.run_id = s.last_attempt_run)',
+            q.queue_name,
+            case when :state::text is null or :state::text = 'cancelled'
+                      or (:byName!::boolean and :state::text in ('completed', 'failed')) or not k.marked
+                 then part.task_range else part.run_range end,
+            'r_' || q.queue_name), ' union all ' order by q.queue_name)
        || ') listed order by task_id desc limit $8::bigint offset $9::bigint' as statement
   from absurd.queues q
+ -- Whether the queue's runs are marked (r_<q>.superseded, migration 000028): a schema installed by
+ -- Absurd's own tools has no such column, and its lists read the tasks' state.
+ cross join lateral (select exists (select 1 from pg_attribute a
+                                     where a.attrelid = to_regclass(format('absurd.%I', 'r_' || q.queue_name))
+                                       and a.attname = 'superseded' and not a.attisdropped) as marked) k
+ cross join lateral (
+   -- The range of r_<q>_lsi of state $1 newest first, each run joined to its task by a primary-key
+   -- probe (the `limit 1` keeps it from being flattened into a join the planner could run over a
+   -- whole index); the cursor compares (state, task_id) so that only r_<q>_lsi can take it as a bound.
+   select format(
+            '(select r.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+                     t.cancelled_at, t.last_attempt_run
+                from absurd.%1$I r
+               cross join lateral (select t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+                                          t.cancelled_at, t.last_attempt_run
+                                     from absurd.%2$I t
+                                    where t.task_id = r.task_id and t.state = $1::text
+                                      and ($2::text is null or t.task_name = $2::text)
+                                      and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)
+                                      and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)
+                                      and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)
+                                      and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)
+                                    limit 1) t
+               where r.state = $1::text and not r.superseded
+                 and ($7::uuid is null or (r.state, r.task_id) < ($1::text, $7::uuid))
+               order by r.task_id desc
+               limit $8::bigint + $9::bigint)',
+            'r_' || q.queue_name, 't_' || q.queue_name) as run_range,
+          -- A range of the tasks' primary key, t_<q>_nti (a task name) or t_<q>_cli (cancelled).
+          format(
+            'select t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
+                    t.cancelled_at, t.last_attempt_run
+               from absurd.%1$I t
+              where %2$s
+                and ($2::text is null or t.task_name = $2::text)
+                and ($3::timestamptz is null or t.enqueue_at >= $3::timestamptz)
+                and ($4::interval is null or t.enqueue_at >= absurd.current_time() - $4::interval)
+                and ($5::timestamptz is null or t.enqueue_at < $5::timestamptz)
+                and ($6::interval is null or t.enqueue_at < absurd.current_time() - $6::interval)
+                and ($7::uuid is null or t.task_id < $7::uuid)
+              order by t.task_id desc
+              limit $8::bigint + $9::bigint',
+            't_' || q.queue_name,
+            -- Cancelled: only cancelled_at (set exactly on the cancelled tasks), not the state as well,
+            -- which would make the planner expect almost none and sort them all.
+            case when :state::text = 'cancelled' then 't.cancelled_at is not null and $1::text is not null'
+                 else '($1::text is null or t.state = $1::text)' end) as task_range) part
  where :queueName::text is null or q.queue_name = :queueName;

@@ -236,7 +236,7 @@ export class TestEnvironment implements AsyncDisposable {
   async tasks(queue?: string): Promise<TaskSummary[]> {
     const summaries: TaskSummary[] = [];
     for (const name of queue === undefined ? this.#clients.keys() : [queue]) {
-      const [built] = await listTasksStatement.run({ queueName: name }, this.connection);
+      const [built] = await listTasksStatement.run({ queueName: name, state: null, byName: false }, this.connection);
       if (!built?.statement) continue;
       const rows = await runStatement<{ queue_name: string; task_id: string; task_name: string; state: TaskSummary['state']; attempts: number }>(
         this.connection,
