@@ -76,11 +76,11 @@ const t = (prefix: 't' | 'r') => `absurd.${ident(`${prefix}_${BENCH_QUEUE}`)}`;
 type Prepare = (db: BenchDatabase) => Promise<void>;
 
 /**
- * Drops the task list's indexes of migration 000009 (t_<q>_sti, t_<q>_nsi; `absurd dashboard`
- * pages with them) from the bench queue, to measure what they cost on writes.
+ * Drops the task list's indexes of migration 000028 (r_<q>_lsi, t_<q>_nti; `absurd dashboard` and
+ * `absurd tasks list` page with them) from the bench queue, to measure what they cost on writes.
  */
 const withoutListIndexes: Prepare = async (db) => {
-  for (const suffix of ['sti', 'nsi']) await db.query(`drop index absurd.${ident(`t_${BENCH_QUEUE}_${suffix}`)}`);
+  for (const index of [`r_${BENCH_QUEUE}_lsi`, `t_${BENCH_QUEUE}_nti`]) await db.query(`drop index absurd.${ident(index)}`);
 };
 
 /**
