@@ -67,13 +67,21 @@ async function main(
   let expected = 0;
   let finished = 0;
   let firstStartAt = NaN;
+  let cpuAtFirstStart: NodeJS.CpuUsage | undefined;
   const started = (i: number) => {
-    if (Number.isNaN(firstStartAt)) firstStartAt = wallClockMs();
+    if (Number.isNaN(firstStartAt)) {
+      firstStartAt = wallClockMs();
+      cpuAtFirstStart = process.cpuUsage();
+    }
     if (init.reportTasks) send({ notice: 'start', i, at: wallClockMs() });
+  };
+  const drainedNotice = (): void => {
+    const used = process.cpuUsage(cpuAtFirstStart);
+    send({ notice: 'drained', count: finished, firstStartAt, workerCpuMs: (used.user + used.system) / 1000 });
   };
   const done = <T>(value: T): T => {
     finished += 1;
-    if (expected > 0 && finished === expected) send({ notice: 'drained', count: finished, firstStartAt });
+    if (expected > 0 && finished === expected) drainedNotice();
     return value;
   };
   const onResumed = (i: number) => {
@@ -134,7 +142,7 @@ async function main(
       case 'startWorker':
         expected = request.expected;
         await client.startWorker();
-        if (expected > 0 && finished >= expected) send({ notice: 'drained', count: finished, firstStartAt });
+        if (expected > 0 && finished >= expected) drainedNotice();
         return null;
       case 'stop': {
         await client.close();

@@ -52,8 +52,11 @@ export type Notice =
   | { notice: 'ready' }
   | { notice: 'start'; i: number; at: number }
   | { notice: 'resumed'; i: number; at: number }
-  /** `firstStartAt`: when the first handler started (wall clock). */
-  | { notice: 'drained'; count: number; firstStartAt: number }
+  /**
+   * `firstStartAt`: when the first handler started (wall clock); `workerCpuMs`: the CPU time (user
+   * and system) the process spent from then until the last handler returned.
+   */
+  | { notice: 'drained'; count: number; firstStartAt: number; workerCpuMs: number }
   | { notice: 'fatal'; message: string };
 
 export type ToChild = { id: number; request: Request };

@@ -20,8 +20,10 @@ export interface RowSummary {
 export function summariseRow(row: Row): RowSummary {
   const a = summarise(row.values[0]);
   const b = summarise(row.values[1]);
-  // Throughputs: time per task of a over b, minus one; paired, that of each repetition's pair.
-  const overhead = (x: number, y: number) => (y / x - 1) * 100;
+  // The cost per task of a over b, minus one: from throughputs (higher is better) the time per
+  // task, from costs per task (lower is better) the values themselves; paired, that of each
+  // repetition's pair.
+  const overhead = (x: number, y: number) => (row.better === 'higher' ? y / x - 1 : x / y - 1) * 100;
   const pairs = (f: (x: number, y: number) => number) =>
     summarise(row.values[0].map((x, i) => f(x, row.values[1][i] ?? NaN)).filter(Number.isFinite)).median;
   const comparison =
@@ -61,6 +63,8 @@ export interface Ratios {
   limits_noop_ratio: number;
   /** Ours: no-op tasks/s with runs over three priorities over all at priority 0. */
   priority_noop_ratio: number;
+  /** Worker CPU per 3-step task, typed over untyped, minus one, in percent (paired). */
+  validation_cpu_pct: number;
   /** Postgres CPU per no-op task (ms), ours. */
   noop_pg_cpu_ms: number;
 }
@@ -87,6 +91,7 @@ export function computeRatios(rows: readonly RowSummary[]): Ratios {
     listidx_noop: find('listidx_noop')?.comparison ?? NaN,
     limits_noop_ratio: find('limits_noop')?.comparison ?? NaN,
     priority_noop_ratio: find('priority_noop')?.comparison ?? NaN,
+    validation_cpu_pct: find('validation_cpu')?.comparison ?? NaN,
     noop_pg_cpu_ms: find('noop_cpu')?.a.median ?? NaN,
   };
 }

@@ -42,6 +42,7 @@ const RATIO_KEYS = [
   'listidx_noop',
   'limits_noop_ratio',
   'priority_noop_ratio',
+  'validation_cpu_pct',
 ] as const;
 
 /** Read from /proc: `na` where the server is not a process of this machine (a container, say). */
@@ -87,6 +88,7 @@ describe('npm run bench', () => {
         'pick-up latency p50',
         'event wake latency p50',
         'validation overhead',
+        'worker CPU per 3-step task',
         'tracing on / off',
         'completed retained',
         'worker peak RSS',
