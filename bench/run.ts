@@ -15,6 +15,10 @@
  *
  * Server: ABSURD_BENCH_DATABASE_URL (any database on it; the role needs CREATEDB), otherwise the
  * embedded PostgreSQL (data under .absurd/bench-pgdata).
+ *
+ * The children import `absurd-kit` as users do, from its compiled `dist/`: `npm run bench` builds
+ * it first, so that the figures are those of the sources as they are (`tsx bench/run.ts` alone
+ * measures whatever was built last).
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
