@@ -10910,7 +10910,7 @@ select absurd.kit_limits_create_functions(q.queue_name)
   {
     version: 28,
     name: 'hot_task_rows',
-    checksum: 'c6db6d30029825add8e4562f6711d8c8fc8fc5af45a0396e35cb7b8d244bede0',
+    checksum: '65f7c1276f1afd69c470672a48711940937524f19053297f164d0eff67172eb1',
     sql: `-- absurd-kit engine, migration 000028: task rows updated in place. No index of t_<q> names a
 -- column that a claim or a completion changes, so PostgreSQL can make those updates of t_<q> HOT
 -- (heap-only: a new version of the row on the same page, and no new entry in any of its indexes).
@@ -10923,10 +10923,10 @@ select absurd.kit_limits_create_functions(q.queue_name)
 --
 -- 1. The cancellation sweep reads the runs. Each live run of a task that carries a cancellation
 --    policy holds the instant that policy ends the task, in the new column r_<q>.cancel_deadline
---    (absurd.kit_cancel_deadline of migration 000027, computed when the run is written), and
---    r_<q>_cdi indexes it over the live runs (pending, sleeping, running) that have one. r_<q> is
---    never updated in place anyway (its claim index names \`state\`), so the deadline costs no HOT
---    update there. Who writes it:
+--    (absurd.kit_cancel_deadline, computed when the run is written), and r_<q>_cdi indexes it over
+--    the live runs (pending, sleeping, running) that have one. r_<q> is never updated in place
+--    anyway (its claim index names \`state\`), so the deadline costs no HOT update there. Who writes
+--    it:
 --    - a spawn (spawn_task, kit_spawn_tasks): max_delay's deadline, or 'infinity' when the policy
 --      has none (max_duration alone: nothing ends the task before its first start);
 --    - the claim that starts the task for the first time (a run with a deadline and no started_at):
@@ -10958,6 +10958,30 @@ select absurd.kit_limits_create_functions(q.queue_name)
 -- deadline, otherwise as in migrations 000027 (the first three) and 000016. Every existing queue
 -- gets the column (filled for its live runs), its new indexes and new functions.
 
+-- kit_cancel_deadline(cancellation, enqueue_at, first_started_at): as in migration 000027 (the
+-- instant the task's policy ends it; '-infinity' for a value that is not a whole number of at most
+-- 12 digits), and now the deadline a live run of the task carries in r_<q>.cancel_deadline:
+-- 'infinity' for a task that has a policy but has not started and no max_delay (max_duration alone
+-- ends it only once started), where 000027 gave null; null without a policy, or once started
+-- without max_duration. Immutable. Replaced before the migration drops t_<q>_cpi, the index of
+-- 000027 keyed by it (it changes no key a claim's sweep could reach: null and 'infinity' are both
+-- beyond now).
+create or replace function absurd.kit_cancel_deadline(p_cancellation jsonb, p_enqueue_at timestamptz,
+                                                      p_first_started_at timestamptz) returns timestamptz
+language sql
+immutable
+parallel safe
+as $$
+  -- The policy that applies (max_delay before the first start, max_duration after) and its origin.
+  select case when p_cancellation is null then null
+              when p.seconds is null then case when p_first_started_at is null then 'infinity'::timestamptz end
+              when p.seconds ~ '^\\s*[-+]?[0-9]{1,12}\\s*$' then p.origin + p.seconds::bigint * interval '1 second'
+              else '-infinity'::timestamptz end
+    from (select case when p_first_started_at is null then p_cancellation ->> 'max_delay'
+                      else p_cancellation ->> 'max_duration' end as seconds,
+                 coalesce(p_first_started_at, p_enqueue_at) as origin) p
+$$;
+
 -- kit_ensure_cancel_index(q): makes the cancellation sweep's index that of migration 000028: adds
 -- r_<q>.cancel_deadline when missing and fills it for the live runs of tasks that have a policy
 -- (their deadline as the writers above would have written it), builds r_<q>_cdi (cancel_deadline)
@@ -10979,8 +11003,7 @@ begin
     execute format('alter table absurd.%I add column cancel_deadline timestamptz', v_r);
     execute format(
       'update absurd.%I r
-          set cancel_deadline = coalesce(absurd.kit_cancel_deadline(t.cancellation, t.enqueue_at, t.first_started_at),
-                                         case when t.first_started_at is null then ''infinity''::timestamptz end)
+          set cancel_deadline = absurd.kit_cancel_deadline(t.cancellation, t.enqueue_at, t.first_started_at)
          from absurd.%I t
         where t.task_id = r.task_id
           and t.cancellation is not null
@@ -11270,7 +11293,7 @@ begin
                and extract(epoch from v_now - t.first_started_at) >= (t.cancellation ->> 'max_duration')::bigint));
   end if;
   if cardinality(v_due) > 0 then
-    foreach v_id in array array(select distinct d.id from unnest(v_due) as d(id) order by d.id) loop
+    foreach v_id in array array(select d.id from unnest(v_due) as d(id) order by d.id) loop
       perform absurd.cancel_task(%2$L, v_id);
     end loop;
   end if;
@@ -11532,12 +11555,11 @@ declare
   v_run_id uuid := absurd.portable_uuidv7();
   v_now timestamptz := absurd.current_time();
 begin%6$s
-  -- The run carries its task's cancellation deadline (see the header of migration 000028):
-  -- max_delay's, or 'infinity' for a policy that only ends it once started.
+  -- The run carries its task's cancellation deadline (kit_cancel_deadline; the case spares the
+  -- call to a spawn without a policy).
   insert into absurd.%3$I (run_id, task_id, attempt, state, available_at, priority, cancel_deadline)
   values (v_run_id, v_task_id, 1, 'pending', v_now, p_priority,
-          case when p_cancellation is not null
-               then coalesce(absurd.kit_cancel_deadline(p_cancellation, v_now, null), 'infinity') end);
+          case when p_cancellation is not null then absurd.kit_cancel_deadline(p_cancellation, v_now, null) end);
 
   -- Wake-ups: only a spawn that created a task, and only while a worker of the queue is idle and
   -- listening; delivered when the spawning transaction commits. The wake lock comes first, held
@@ -12146,7 +12168,7 @@ begin
         insert into absurd.%2$I (run_id, task_id, attempt, state, available_at, priority, cancel_deadline)
         select t.last_attempt_run, t.task_id, 1, 'pending', $2, i.priority,
                case when i.o -> 'cancellation' is not null
-                    then coalesce(absurd.kit_cancel_deadline(i.o -> 'cancellation', $2, null), 'infinity') end
+                    then absurd.kit_cancel_deadline(i.o -> 'cancellation', $2, null) end
           from tasks t join input i on i.task_id = t.task_id
       )
       select array_agg(i.task_id order by i.ord), array_agg(i.run_id order by i.ord),
@@ -12303,8 +12325,7 @@ begin
       where t.task_id = $1',
     v_r, v_t)
     using v_task_id, v_new_run, v_next_attempt, v_new_state, v_next_available, v_priority,
-          case when v_cancellation is not null
-               then absurd.kit_cancel_deadline(v_cancellation, v_enqueue_at, v_first_started_at) end;
+          absurd.kit_cancel_deadline(v_cancellation, v_enqueue_at, v_first_started_at);
 end;
 $$;
 
@@ -12387,9 +12408,7 @@ begin
       where t.task_id = $1',
     'r_' || p_queue_name, 'r_' || p_queue_name, 't_' || p_queue_name)
     using p_task_id, v_run_id, v_attempt, v_now, v_requested, coalesce(v_priority, 0),
-          case when v_task.cancellation is not null
-               then coalesce(absurd.kit_cancel_deadline(v_task.cancellation, v_task.enqueue_at, v_task.first_started_at),
-                             case when v_task.first_started_at is null then 'infinity'::timestamptz end) end,
+          absurd.kit_cancel_deadline(v_task.cancellation, v_task.enqueue_at, v_task.first_started_at),
           v_task.last_attempt_run;
   return query select p_task_id, v_run_id, v_attempt, false;
 end;
