@@ -12,7 +12,9 @@ import { awkwardQueueNames, callsDuring, createQueue, expectPgError, one, queueN
 const db = useTestDatabase();
 const c = useSession(db, { outsideSchema: true, now: null });
 
-const ROUTERS = ['kit_route_claim_task', 'kit_route_complete', 'kit_route_kit_claim', 'kit_route_set_checkpoints', 'kit_route_spawn'];
+// spawn_task names each queue's _spawn itself since migration 000029; kit_route_spawn is what it
+// falls back on.
+const ROUTERS = ['kit_route_claim_task', 'kit_route_complete', 'kit_route_kit_claim', 'kit_route_set_checkpoints', 'kit_route_spawn', 'spawn_task'];
 
 /** Whether every router names queue `q`'s function. */
 async function routed(client: Queryable, queue: string): Promise<boolean[]> {
@@ -51,19 +53,20 @@ describe('the routers (migration 000025)', () => {
     const tag = queueName('');
     const queues = [...awkwardQueueNames(), `route ${tag}`, `Route ${tag}`, `route ${tag}x`, `é ${tag}`, `_${tag}`, `z${tag}`];
     for (const q of queues) await createQueue(c, q);
-    for (const q of queues) expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+    for (const q of queues) expect(await routed(c, q)).toEqual([true, true, true, true, true, true]);
 
     await c.query('begin');
     try {
       await c.query(`set local track_functions = 'all'`);
       const md5s = await c.query<{ q: string; md5: string }>('select q, md5(q) as md5 from unnest($1::text[]) as q', [queues]);
       const own = md5s.rows.flatMap((row) => ['spawn', 'claim_task', 'kit_claim', 'set_checkpoints', 'complete'].map((part) => `kit_q_${row.md5}_${part}`));
-      const calls = await callsDuring(c, ['kit_queue_statement', ...own], async () => {
+      const calls = await callsDuring(c, ['kit_queue_statement', 'kit_route_spawn', ...own], async () => {
         for (const q of queues) await everyPart(c, q);
       });
-      // No EXECUTE's lookup; each queue's spawn ran twice, its claim twice (once under
-      // kit_claim_task's _kit_claim), its other parts once.
+      // No EXECUTE's lookup, and spawn_task called each _spawn itself; each queue's spawn ran
+      // twice, its claim twice (once under kit_claim_task's _kit_claim), its other parts once.
       expect(calls.kit_queue_statement).toBe(0);
+      expect(calls.kit_route_spawn).toBe(0);
       for (const row of md5s.rows) {
         expect([
           calls[`kit_q_${row.md5}_spawn`],
@@ -85,13 +88,13 @@ describe('the routers (migration 000025)', () => {
   it('stop naming a queue whose functions are dropped, and name it again once its first call writes them', async () => {
     const q = await createQueue(c, queueName('route-again', 'quoted'));
     await c.query('select absurd.kit_drop_queue_functions($1)', [q]);
-    expect(await routed(c, q)).toEqual([false, false, false, false, false]);
+    expect(await routed(c, q)).toEqual([false, false, false, false, false, false]);
 
     await c.query('begin');
     try {
       await c.query(`set local track_functions = 'all'`);
       expect(await callsDuring(c, ['kit_queue_statement'], () => spawn(c, q))).toEqual({ kit_queue_statement: 1 });
-      expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+      expect(await routed(c, q)).toEqual([true, true, true, true, true, true]);
       const later = await callsDuring(c, ['kit_queue_statement'], async () => {
         await spawn(c, q);
         await c.query(`select * from absurd.claim_task($1, 'w', 30, 2)`, [q]);
@@ -108,12 +111,12 @@ describe('the routers (migration 000025)', () => {
     const q = await createQueue(c, queueName('route-drop', 'spaced'));
     await spawn(c, q);
     await c.query('select absurd.drop_queue($1)', [q]);
-    expect(await routed(c, q)).toEqual([false, false, false, false, false]);
+    expect(await routed(c, q)).toEqual([false, false, false, false, false, false]);
     await expectPgError(spawn(c, q), '42P01', `relation "absurd.t_${q}" does not exist`);
     await expectPgError(c.query(`select * from absurd.claim_task($1, 'w', 30, 1)`, [q]), '42P01');
 
     await createQueue(c, q);
-    expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+    expect(await routed(c, q)).toEqual([true, true, true, true, true, true]);
     await everyPart(c, q);
   });
 
@@ -128,9 +131,9 @@ describe('the routers (migration 000025)', () => {
       // The registry row of the dropped queue is still in this snapshot; its functions are gone.
       const q = await createQueue(c, queueName('route-rr-new'));
       await c.query('commit');
-      expect(await routed(c, q)).toEqual([true, true, true, true, true]);
-      expect(await routed(c, kept)).toEqual([true, true, true, true, true]);
-      expect(await routed(c, dropped)).toEqual([false, false, false, false, false]);
+      expect(await routed(c, q)).toEqual([true, true, true, true, true, true]);
+      expect(await routed(c, kept)).toEqual([true, true, true, true, true, true]);
+      expect(await routed(c, dropped)).toEqual([false, false, false, false, false, false]);
       await everyPart(c, q);
       await everyPart(c, kept);
       await expectPgError(spawn(c, dropped), '42P01');
@@ -158,8 +161,8 @@ describe('the routers (migration 000025)', () => {
       await first.end();
       await second.end();
     }
-    expect(await routed(c, a)).toEqual([true, true, true, true, true]);
-    expect(await routed(c, b)).toEqual([true, true, true, true, true]);
+    expect(await routed(c, a)).toEqual([true, true, true, true, true, true]);
+    expect(await routed(c, b)).toEqual([true, true, true, true, true, true]);
     await everyPart(c, a);
     await everyPart(c, b);
   });
@@ -177,10 +180,10 @@ describe('the routers (migration 000025)', () => {
     try {
       await c.query(`set absurd.kit_router_queues = 2`);
       await createQueue(c, fresh);
-      expect(await routed(c, busier)).toEqual([true, true, true, true, true]);
-      expect(await routed(c, busy)).toEqual([true, true, true, true, true]);
-      expect(await routed(c, idle)).toEqual([false, false, false, false, false]);
-      expect(await routed(c, fresh)).toEqual([false, false, false, false, false]);
+      expect(await routed(c, busier)).toEqual([true, true, true, true, true, true]);
+      expect(await routed(c, busy)).toEqual([true, true, true, true, true, true]);
+      expect(await routed(c, idle)).toEqual([false, false, false, false, false, false]);
+      expect(await routed(c, fresh)).toEqual([false, false, false, false, false, false]);
       await c.query('begin');
       try {
         await c.query(`set local track_functions = 'all'`);
@@ -195,7 +198,7 @@ describe('the routers (migration 000025)', () => {
       await c.query('reset absurd.kit_router_queues');
     }
     await c.query('select absurd.kit_write_queue_routers()');
-    for (const q of [idle, busy, busier, fresh]) expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+    for (const q of [idle, busy, busier, fresh]) expect(await routed(c, q)).toEqual([true, true, true, true, true, true]);
   });
 
   it('are rewritten for a role that may create and drop queues but owns no function of the schema', async () => {
@@ -210,10 +213,10 @@ describe('the routers (migration 000025)', () => {
         await c.query(`set local track_functions = 'all'`);
         await c.query(`set local role ${role}`);
         await createQueue(c, q);
-        expect(await routed(c, q)).toEqual([true, true, true, true, true]);
+        expect(await routed(c, q)).toEqual([true, true, true, true, true, true]);
         expect(await callsDuring(c, ['kit_queue_statement'], () => everyPart(c, q))).toEqual({ kit_queue_statement: 0 });
         await c.query('select absurd.drop_queue($1)', [q]);
-        expect(await routed(c, q)).toEqual([false, false, false, false, false]);
+        expect(await routed(c, q)).toEqual([false, false, false, false, false, false]);
         await expectPgError(spawn(c, q), '42P01');
       } finally {
         await c.query('rollback');
@@ -227,5 +230,25 @@ describe('the routers (migration 000025)', () => {
       await c.query(`drop owned by ${role}`);
       await c.query(`drop role ${role}`);
     }
+  });
+
+  it('keep the checks of the options, in the same order, with the same errors', async () => {
+    const q = await createQueue(c, queueName('route-checks'));
+    const bad: [unknown, string, string][] = [
+      [{ max_attempts: 0 }, 'P0001', 'max_attempts must be >= 1'],
+      [{ cancellation: { max_delay: 'soon' } }, 'P0001', 'cancellation.max_delay must be a whole number of seconds, got "soon"'],
+      [{ retry_strategy: { base_seconds: 'x' } }, 'P0001', 'retry_strategy.base_seconds must be a number, got "x"'],
+      // The priority first, then max_attempts.
+      [{ priority: 1.5, max_attempts: 0 }, 'AB003', 'priority must be an integer from -2147483648 to 2147483647, got 1.5'],
+    ];
+    for (const [options, code, message] of bad) {
+      await expectPgError(c.query(`select * from absurd.spawn_task($1, 'job', '{}', $2)`, [q, JSON.stringify(options)]), code, message);
+    }
+    await expectPgError(c.query(`select * from absurd.spawn_task($1, ' ', '{}')`, [q]), 'P0001', 'task_name must be provided');
+    // Null params and options, as spawn_task has always taken them.
+    const { rows } = await c.query<{ created: boolean; attempt: number }>(`select created, attempt from absurd.spawn_task($1, 'job', null, null)`, [q]);
+    expect(rows).toEqual([{ created: true, attempt: 1 }]);
+    const stored = await c.query<{ params: unknown }>(`select params from ${table('t', q)}`);
+    expect(stored.rows).toEqual([{ params: null }]);
   });
 });
