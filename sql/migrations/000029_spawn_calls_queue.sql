@@ -10,13 +10,33 @@
 --
 -- So kit_write_queue_routers now also writes spawn_task: the checks of its options as in migration
 -- 000022 (same order, same errors), then the queues the routers name, each a static call of its
--- _spawn whose one row becomes spawn_task's, chosen by the same comparisons on the queue's name
--- (kit_route_tree). A queue it does not name goes on to kit_route_spawn as before (which does not
+-- _spawn whose one row becomes spawn_task's, chosen by the same comparisons on the queue's name.
+-- Both bodies come from kit_route_body (new: the grouping of the queues into kit_route_tree's
+-- leaves, which the routers' writer did inline). A queue it does not name goes on to kit_route_spawn as before (which does not
 -- name it either, and EXECUTEs: the queue's functions written on first use, or 42P01 for a queue
 -- that does not exist). spawn_task keeps its arguments, defaults, result, errors and locks, and is
 -- rewritten whenever the routers are (create_queue, drop_queue, a queue's first call that writes
 -- its functions), by the role that ran the migrations; `create or replace` keeps its owner and
 -- grants. The writer changes nothing when spawn_task belongs to another role, as for a router.
+
+-- kit_route_body(names, part, leaf): the PL/pgSQL text that picks, among the queues `names` (in
+-- byte order, collate "C"), the one p_queue_name is and runs `leaf` for it: `leaf` is a format()
+-- string of the queue's name (%1$L) and its function `part` (%2$I). The queues are grouped in
+-- leaves of four, each keyed by its first name, for kit_route_tree. The routers' bodies and
+-- spawn_task's (kit_write_queue_routers) are made by it. Pure.
+create function absurd.kit_route_body(p_names text[], p_part text, p_leaf text) returns text
+language sql
+immutable
+as $$
+  select absurd.kit_route_tree(g.keys, g.leaves, 1, coalesce(cardinality(g.keys), 0), '  ')
+    from (select array_agg(l.first_name order by l.leaf) as keys, array_agg(l.body order by l.leaf) as leaves
+            from (select (n.ord - 1) / 4 as leaf,
+                         (array_agg(n.name order by n.ord))[1] as first_name,
+                         string_agg(format(p_leaf, n.name, absurd.kit_limits_function_name(n.name, p_part)),
+                                    '' order by n.ord) as body
+                    from unnest(p_names) with ordinality as n(name, ord)
+                   group by 1) l) g
+$$;
 
 -- kit_write_queue_routers(): as in migration 000025, and then spawn_task (see the header); returns
 -- false, and changes nothing, when spawn_task or a router belongs to another role. Locks: those of
@@ -31,8 +51,6 @@ declare
   v_parts text[] := array['claim_task', 'kit_claim', 'complete', 'set_checkpoints', 'spawn'];
   v_names text[];
   v_part record;
-  v_keys text[];
-  v_leaves text[];
   v_cap_text text := nullif(btrim(current_setting('absurd.kit_router_queues', true)), '');
   v_cap integer;
 begin
@@ -123,16 +141,6 @@ begin
          'p_task_name, p_params, p_headers, p_retry_strategy, p_max_attempts, p_cancellation, p_key, p_priority', 8)
       ) as p(part, params, result, args, arity)
   loop
-    -- The leaves: four queues each, in the names' order.
-    select array_agg(g.first_name order by g.leaf), array_agg(g.body order by g.leaf)
-      into v_keys, v_leaves
-      from (select (n.ord - 1) / 4 as leaf,
-                   (array_agg(n.name order by n.ord))[1] as first_name,
-                   string_agg(format(E'if p_queue_name = %L then\n  return query select * from absurd.%I(%s);\n  return;\nend if;\n',
-                                     n.name, absurd.kit_limits_function_name(n.name, v_part.part), v_part.args),
-                              '' order by n.ord) as body
-              from unnest(v_names) with ordinality as n(name, ord)
-             group by 1) g;
     execute format(
       $g$create or replace function absurd.%1$I(p_queue_name text, %2$s)
 returns table(%3$s)
@@ -146,7 +154,9 @@ end;
 $body$
 $g$,
       'kit_route_' || v_part.part, v_part.params, v_part.result,
-      absurd.kit_route_tree(v_keys, v_leaves, 1, coalesce(cardinality(v_keys), 0), '  '),
+      absurd.kit_route_body(v_names, v_part.part,
+                            format(E'if p_queue_name = %%1$L then\n  return query select * from absurd.%%2$I(%s);\n'
+                                   '  return;\nend if;\n', v_part.args)),
       (select string_agg('$' || i, ', ' order by i) from generate_series(1, v_part.arity) as i),
       v_part.part, v_part.args);
   end loop;
@@ -154,22 +164,6 @@ $g$,
   -- spawn_task itself, each routed queue's _spawn called in its body (see the header). The
   -- options are checked as in migration 000022, in the same order, with the same errors; a queue
   -- its body does not name goes on to kit_route_spawn, which names none either and EXECUTEs.
-  select array_agg(g.first_name order by g.leaf), array_agg(g.body order by g.leaf)
-    into v_keys, v_leaves
-    from (select (n.ord - 1) / 4 as leaf,
-                 (array_agg(n.name order by n.ord))[1] as first_name,
-                 string_agg(format(E'if p_queue_name = %L then\n'
-                                   '  select s.o_task_id, s.o_run_id, s.o_attempt, s.o_created\n'
-                                   '    into task_id, run_id, attempt, created\n'
-                                   '    from absurd.%I(p_task_name, v_params, v_headers, v_retry_strategy, v_max_attempts,\n'
-                                   '                   v_cancellation, v_key, v_priority) s;\n'
-                                   '  return next;\n'
-                                   '  return;\n'
-                                   'end if;\n',
-                                   n.name, absurd.kit_limits_function_name(n.name, 'spawn')),
-                            '' order by n.ord) as body
-            from unnest(v_names) with ordinality as n(name, ord)
-           group by 1) g;
   execute format(
     $g$create or replace function absurd.spawn_task(p_queue_name text, p_task_name text, p_params jsonb,
                                   p_options jsonb default '{}')
@@ -231,7 +225,15 @@ begin
 end;
 $body$
 $g$,
-    absurd.kit_route_tree(v_keys, v_leaves, 1, coalesce(cardinality(v_keys), 0), '  '));
+    absurd.kit_route_body(v_names, 'spawn',
+                          E'if p_queue_name = %1$L then\n'
+                          '  select s.o_task_id, s.o_run_id, s.o_attempt, s.o_created\n'
+                          '    into task_id, run_id, attempt, created\n'
+                          '    from absurd.%2$I(p_task_name, v_params, v_headers, v_retry_strategy, v_max_attempts,\n'
+                          '                   v_cancellation, v_key, v_priority) s;\n'
+                          '  return next;\n'
+                          '  return;\n'
+                          'end if;\n'));
   return true;
 end;
 $$;

@@ -211,7 +211,7 @@ describe('absurd migrate --adopt, on a database set up by Absurd', () => {
     expect(real).toMatchObject({ code: 0, stderr: '' });
     expect(real.stdout).toContain(`created index "r_${queue}_cai" on "r_${queue}" (queue "${queue}")\n`);
     expect(real.stdout.endsWith(
-      `adopted schema absurd: 38 function(s) replaced, 55 added, 5 index(es) on 1 queue(s); schema absurd is current (${migrationLabel(last)})
+      `adopted schema absurd: 38 function(s) replaced, 56 added, 5 index(es) on 1 queue(s); schema absurd is current (${migrationLabel(last)})
 `,
     )).toBe(true);
     expect(JSON.parse((await cli(['schema-version', '--json', '-d', url])).stdout)).toEqual({
