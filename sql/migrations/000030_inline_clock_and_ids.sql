@@ -27,6 +27,17 @@ as $$
               else clock_timestamp() end
 $$;
 
+-- current_time(): as in migration 000001 (the same values, a PL/pgSQL function as the contract
+-- has it), its rule now kit_now()'s alone. Takes no locks.
+create or replace function absurd.current_time() returns timestamptz
+language plpgsql
+volatile
+as $$
+begin
+  return absurd.kit_now();
+end;
+$$;
+
 -- kit_uuidv7(): absurd.portable_uuidv7() as one expression (see the header): that call itself
 -- before PostgreSQL 18, replaced below on 18 and later. Volatile; takes no locks.
 create function absurd.kit_uuidv7() returns uuid

@@ -12691,7 +12691,7 @@ select absurd.kit_write_queue_routers();
   {
     version: 30,
     name: 'inline_clock_and_ids',
-    checksum: 'fcd86e7152fe4c01f306b0b5083eea7d92ff2fd160456664e504feacd54af11c',
+    checksum: 'd685f45fc10a657cb34a1ba74456dadfe3cd34ca03f25aa26f818066811b2074',
     sql: `-- absurd-kit engine, migration 000030: the queue's functions read the clock and make ids inline.
 --
 -- absurd.current_time() and absurd.portable_uuidv7() are PL/pgSQL functions by the contract, so
@@ -12719,6 +12719,17 @@ as $$
   select case when btrim(coalesce(current_setting('absurd.fake_now', true), '')) <> ''
               then current_setting('absurd.fake_now', true)::timestamptz
               else clock_timestamp() end
+$$;
+
+-- current_time(): as in migration 000001 (the same values, a PL/pgSQL function as the contract
+-- has it), its rule now kit_now()'s alone. Takes no locks.
+create or replace function absurd.current_time() returns timestamptz
+language plpgsql
+volatile
+as $$
+begin
+  return absurd.kit_now();
+end;
 $$;
 
 -- kit_uuidv7(): absurd.portable_uuidv7() as one expression (see the header): that call itself
